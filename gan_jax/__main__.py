@@ -1,0 +1,3 @@
+from gan_jax.cli import run
+
+run()

@@ -1,0 +1,124 @@
+"""The `gan-jax` command: parse a verb's flags, then call one library function.
+
+  gan-jax train    [--config=configs/X.py[:arg]] [--workdir=DIR] [--config.KEY=VALUE ...]
+  gan-jax sample   --workdir=DIR [--num=N] [--out=PATH.png|.npz] [--label=K] [--seed=S] [--no-ema]
+
+`main(argv)` returns the exit code, so notebooks and tests can drive the CLI. Bad input ends with
+one sentence on stderr and exit code 2; a diverged run with exit code 1.
+"""
+import os
+import sys
+
+from absl import flags
+
+from gan_jax.errors import TrainingDiverged, UserError
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
+VERBS = ("train", "sample")
+USAGE = __doc__.split("\n\n")[1]
+
+
+def _config_path(spec):
+  """`configs/x.py[:arg]` as given, or a bare name like `gan_ring2d[:arg]` from configs/."""
+  path, _, arg = spec.partition(":")
+  if not os.path.exists(path) and os.path.exists(os.path.join(CONFIGS, path + ".py")):
+    path = os.path.join(CONFIGS, path + ".py")
+  if not os.path.exists(path):
+    raise UserError(f"Config file {path} does not exist: pass --config=configs/<variant>.py "
+                    f"(see {CONFIGS}).")
+  return path + (":" + arg if arg else "")
+
+
+def _parse_train(argv):
+  from ml_collections import config_flags
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "run directory (default runs/<config name>)", flag_values=fv)
+  flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
+  argv = list(argv)
+  for i, a in enumerate(argv):
+    if a.startswith("--config=") or a == "--config":
+      value = a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+      resolved = "--config=" + _config_path(value)
+      argv[i:i + (1 if "=" in a else 2)] = [resolved]
+      break
+  else:
+    argv.insert(0, "--config=" + DEFAULT_CONFIG)
+  config_flags.DEFINE_config_file("config", None, "config file", flag_values=fv,
+                                  sys_argv=["gan-jax"] + argv)
+  _parse(fv, argv)
+  config = fv.config
+  workdir = fv.workdir or os.path.join("runs", config.get("name") or "run")
+  return config, workdir, fv.progress
+
+
+def _parse_sample(argv):
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "run directory to sample from", flag_values=fv)
+  flags.DEFINE_integer("num", 64, "number of samples", flag_values=fv)
+  flags.DEFINE_string("out", "samples.png", "output: .png grid or .npz arrays", flag_values=fv)
+  flags.DEFINE_integer("label", None, "class to draw (conditional models)", flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "latent seed: same seed, same checkpoint -> same samples",
+                       flag_values=fv)
+  flags.DEFINE_bool("ema", True, "use the EMA generator weights when the run has them",
+                    flag_values=fv)
+  _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])
+  if not fv.workdir:
+    raise UserError("sample needs --workdir=DIR, the run to sample from.")
+  if fv.num < 1:
+    raise UserError(f"--num={fv.num} must be a positive number of samples.")
+  if not fv.out.endswith((".png", ".npz")):
+    raise UserError(f"--out={fv.out} must end in .png (a picture) or .npz (arrays).")
+  return fv
+
+
+def _parse(fv, argv):
+  try:
+    fv(["gan-jax"] + argv)
+  except flags.Error as e:
+    raise UserError(f"{_one_sentence(e)}; see `gan-jax --help`.") from None
+  except (KeyError, AttributeError) as e:  # an override names a key the config does not have
+    raise UserError(f"Unknown config key '{_one_sentence(e).strip(chr(34) + chr(39))}' in a "
+                    "--config.KEY=VALUE override: "
+                    "check its spelling against the config file.") from None
+  except (TypeError, ValueError) as e:  # raised while loading the config file
+    raise UserError(f"The config could not be loaded: {_one_sentence(e)}.") from None
+
+
+def _one_sentence(e):
+  text = str(e.args[0]) if isinstance(e, (KeyError, AttributeError)) and e.args else str(e)
+  return text.strip().replace("\n", " ").rstrip(".")
+
+
+def main(argv):
+  """Runs `gan-jax` with `argv` (without the program name); returns the exit code."""
+  if not argv or argv[0] in ("-h", "--help", "help"):
+    print(USAGE)
+    return 0 if argv else 2
+  verb, rest = argv[0], argv[1:]
+  try:
+    if verb not in VERBS:
+      raise UserError(f"Unknown verb {verb!r}: use one of {', '.join(VERBS)}.")
+    from gan_jax import parallel
+    parallel.maybe_initialize_distributed()
+    if verb == "train":
+      from gan_jax.train import train
+      config, workdir, progress = _parse_train(rest)
+      result = train(config, workdir, progress=progress)
+      print(f"{'stopped' if result.interrupted else 'finished'} at step {result.step}: {workdir}")
+    elif verb == "sample":
+      from gan_jax.sampling import sample
+      fv = _parse_sample(rest)
+      path = sample(fv.workdir, fv.num, fv.out, label=fv.label, seed=fv.seed, ema=fv.ema)
+      print(path)
+    return 0
+  except UserError as e:
+    print(f"gan-jax: error: {e}", file=sys.stderr)
+    return 2
+  except TrainingDiverged as e:
+    print(f"gan-jax: {e}", file=sys.stderr)
+    return 1
+
+
+def run():
+  sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,189 @@
+"""Configuration: the defaults every variant starts from, the `smoke` shrink, validation, JSON I/O.
+
+Variant files in `configs/` (big_vision / Flax-examples style) call `base_config()`, override what
+makes them that variant, and end with `apply_arg(config, arg)`.
+"""
+import json
+import math
+
+import ml_collections
+
+from gan_jax.errors import UserError
+
+def base_config():
+  c = ml_collections.ConfigDict()
+  c.name = ""  # set by each variant; names the default workdir runs/<name>
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict(dict(
+      source="digits",   # digits | stacked_digits | ring2d | grid2d (see README, Data)
+      resolution=32,     # images are brought to resolution x resolution x channels
+      channels=1,
+      data_dir="",
+  ))
+
+  c.model = ml_collections.ConfigDict(dict(
+      name="dcgan",
+      latent_dim=100,
+      g_width=64,        # channels of the last G block; doubles towards 4x4
+      d_width=64,
+      g_norm="batch",    # batch | none
+      d_norm="batch",    # batch | layer | none (no batch norm under a gradient penalty)
+      conditional=False,
+  ))
+
+  c.loss = ml_collections.ConfigDict(dict(
+      adversarial="non_saturating",  # non_saturating | minimax | least_squares | hinge | wasserstein
+      gp_weight=0.0,     # WGAN-GP gradient penalty on interpolates (Gulrajani et al. 2017)
+      r1_weight=0.0,     # R1 penalty on real data (Mescheder et al. 2018)
+      weight_clip=0.0,   # clip D weights to [-c, c] after each update (WGAN)
+  ))
+
+  def adam(lr):
+    return ml_collections.ConfigDict(dict(
+        optimizer="adam",  # adam | rmsprop | sgd
+        lr=lr,
+        schedule="constant",  # constant | cosine | linear (decay to 0 over train.steps)
+        warmup_steps=0,
+        b1=0.5,
+        b2=0.999,
+        grad_clip=0.0,     # clip by global norm; 0 = off
+    ))
+  c.optim = ml_collections.ConfigDict(dict(g=adam(2e-4), d=adam(2e-4)))
+
+  c.train = ml_collections.ConfigDict(dict(
+      steps=2000,
+      batch_size=64,
+      n_critic=1,            # D updates per G update, each on its own real batch
+      steps_per_call=1,      # K steps in one compiled call (lax.scan); same results as K calls
+      ema_decay=0.999,       # EMA of G weights for sampling; 0 = off
+      log_every=50,
+      sample_every=500,
+      checkpoint_every=500,
+      keep_checkpoints=2,
+      nan_policy="stop",     # stop | rollback (restore the last checkpoint, new RNG)
+      dtype="float32",
+  ))
+
+  c.parallel = ml_collections.ConfigDict(dict(strategy="jit"))  # jit | pmap
+
+  c.sample = ml_collections.ConfigDict(dict(num=64))  # size of the grid written during training
+  return c
+
+
+def mlp_model():
+  """MLP G and D for 2D points."""
+  return ml_collections.ConfigDict(dict(
+      name="mlp", latent_dim=2, hidden=128, depth=3, conditional=False))
+
+
+def apply_arg(c, arg):
+  """`smoke`: tiny sizes so a test trains a variant in seconds."""
+  if not arg:
+    return c
+  if arg != "smoke":
+    raise UserError(f"Unknown config arg {arg!r}: the only arg is 'smoke' (e.g. --config=configs/x.py:smoke).")
+  c.train.steps = 4
+  c.train.steps_per_call = 1
+  c.train.batch_size = 16
+  c.train.log_every = 2
+  c.train.sample_every = 4
+  c.train.checkpoint_every = 2
+  c.sample.num = 16
+  if c.model.name == "dcgan":
+    c.data.resolution = 16
+    c.model.latent_dim = 8
+    c.model.g_width = 8
+    c.model.d_width = 8
+  else:
+    c.model.hidden = 16
+    c.model.latent_dim = 2
+  return c
+
+
+CHOICES = {
+    "model.name": ("dcgan", "mlp"),
+    "loss.adversarial": ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein"),
+    "optim.g.optimizer": ("adam", "rmsprop", "sgd"),
+    "optim.d.optimizer": ("adam", "rmsprop", "sgd"),
+    "optim.g.schedule": ("constant", "cosine", "linear"),
+    "optim.d.schedule": ("constant", "cosine", "linear"),
+    "train.nan_policy": ("stop", "rollback"),
+    "train.dtype": ("float32", "bfloat16"),
+    "parallel.strategy": ("jit", "pmap"),
+}
+
+
+def lookup(config, dotted):
+  node = config
+  for key in dotted.split("."):
+    node = node[key]
+  return node
+
+
+def validate(config, num_devices=1):
+  """Raises UserError with one sentence for the first impossible setting."""
+  for key, choices in CHOICES.items():
+    value = lookup(config, key)
+    if value not in choices:
+      raise UserError(f"--config.{key}={value!r} is not supported: choose one of {', '.join(choices)}.")
+  for key in ("train.steps", "train.batch_size", "train.n_critic", "train.steps_per_call",
+              "train.log_every", "train.checkpoint_every", "train.sample_every"):
+    if lookup(config, key) < 1:
+      raise UserError(f"--config.{key} must be a positive integer, got {lookup(config, key)}.")
+  t = config.train
+  if t.batch_size % num_devices:
+    raise UserError(f"--config.train.batch_size={t.batch_size} does not divide over {num_devices} "
+                    f"devices: use a multiple of {num_devices}.")
+  for key in ("log_every", "checkpoint_every", "sample_every"):
+    if t[key] % t.steps_per_call:
+      raise UserError(f"--config.train.{key}={t[key]} must be a multiple of "
+                      f"train.steps_per_call={t.steps_per_call} (work is done K steps at a time).")
+  if not 0.0 <= t.ema_decay < 1.0:
+    raise UserError(f"--config.train.ema_decay={t.ema_decay} must be in [0, 1).")
+  if config.model.name == "dcgan":
+    r = config.data.resolution
+    if r < 8 or 2 ** int(round(math.log2(r))) != r:
+      raise UserError(f"--config.data.resolution={r} is not supported by the DCGAN: use a power "
+                      "of two >= 8.")
+    if config.loss.gp_weight > 0 and config.model.d_norm == "batch":
+      raise UserError("A gradient penalty needs a D without batch norm: set "
+                      "--config.model.d_norm=layer (or none).")
+
+
+# Keys that may change when a run resumes in an existing workdir: they do not change the model,
+# the data or what one step computes.
+RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.sample_every",
+                     "train.checkpoint_every", "train.keep_checkpoints", "train.steps_per_call",
+                     "train.nan_policy", "parallel.strategy", "sample.num", "data.data_dir")
+
+
+def flatten(config, prefix=""):
+  out = {}
+  for key, value in config.items():
+    if isinstance(value, (dict, ml_collections.ConfigDict)):
+      out.update(flatten(value, f"{prefix}{key}."))
+    else:
+      out[prefix + key] = value
+  return out
+
+
+def incompatible_keys(saved, config):
+  """Keys whose values differ between a workdir's saved config and `config`."""
+  a, b = flatten(saved), flatten(config.to_dict())
+  return sorted(k for k in set(a) | set(b)
+                if k not in RESUMABLE_CHANGES and _norm(a.get(k)) != _norm(b.get(k)))
+
+
+def _norm(value):
+  return list(value) if isinstance(value, tuple) else value
+
+
+def save_json(config, path):
+  with open(path, "w") as f:
+    json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+
+
+def load_json(path):
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))

@@ -1,0 +1,65 @@
+"""Adversarial losses as pure pairs: d_loss(real_logits, fake_logits), g_loss(fake_logits).
+
+Logits are raw D outputs of shape [B]. Each function returns (loss, aux) with aux a dict of
+scalars for logging.
+"""
+import jax
+import jax.numpy as jnp
+
+softplus = jax.nn.softplus
+
+
+def _mean(x):
+  return jnp.mean(x.astype(jnp.float32))
+
+
+# Goodfellow et al. 2014. D maximises log D(x) + log(1 - D(G(z))), i.e. minimises
+# softplus(-real) + softplus(fake) with D = sigmoid(logit).
+def bce_d_loss(real, fake):
+  return _mean(softplus(-real)) + _mean(softplus(fake)), {}
+
+
+def non_saturating_g_loss(fake):
+  return _mean(softplus(-fake)), {}        # -log D(G(z))
+
+
+def minimax_g_loss(fake):
+  return -_mean(softplus(fake)), {}        # log(1 - D(G(z)))
+
+
+# Mao et al. 2017 (LSGAN, a=0, b=c=1); the 1/2 matches the paper.
+def least_squares_d_loss(real, fake):
+  return 0.5 * _mean((real - 1.0) ** 2) + 0.5 * _mean(fake ** 2), {}
+
+
+def least_squares_g_loss(fake):
+  return 0.5 * _mean((fake - 1.0) ** 2), {}
+
+
+# Lim & Ye 2017; Miyato et al. 2018.
+def hinge_d_loss(real, fake):
+  return _mean(jax.nn.relu(1.0 - real)) + _mean(jax.nn.relu(1.0 + fake)), {}
+
+
+def wasserstein_g_loss(fake):
+  return -_mean(fake), {}
+
+
+# Arjovsky et al. 2017: the critic maximises E[D(x)] - E[D(G(z))].
+def wasserstein_d_loss(real, fake):
+  distance = _mean(real) - _mean(fake)
+  return -distance, {"wasserstein_estimate": distance}
+
+
+LOSSES = {
+    "non_saturating": (bce_d_loss, non_saturating_g_loss),
+    "minimax": (bce_d_loss, minimax_g_loss),
+    "least_squares": (least_squares_d_loss, least_squares_g_loss),
+    "hinge": (hinge_d_loss, wasserstein_g_loss),
+    "wasserstein": (wasserstein_d_loss, wasserstein_g_loss),
+}
+
+
+def get(name):
+  """(d_loss, g_loss) for a config's `loss.adversarial`."""
+  return LOSSES[name]

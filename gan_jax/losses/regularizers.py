@@ -1,0 +1,38 @@
+"""Regularizers of D, each a pure function the config turns on.
+
+`d_fn(x) -> logits[B]` is D applied with fixed parameters; these penalties differentiate it with
+respect to its input, per sample.
+"""
+import jax
+import jax.numpy as jnp
+
+
+def _input_grads(d_fn, x):
+  # Summing logits gives each sample's gradient w.r.t. its own input (samples are independent
+  # when D has no batch norm).
+  return jax.grad(lambda v: jnp.sum(d_fn(v).astype(jnp.float32)))(x)
+
+
+def _per_sample_sq_norm(g):
+  return jnp.sum(jnp.reshape(g.astype(jnp.float32), (g.shape[0], -1)) ** 2, axis=1)
+
+
+def gradient_penalty(d_fn, real, fake, eps):
+  """WGAN-GP (Gulrajani et al. 2017): E[(||grad D(x_hat)|| - 1)^2], x_hat = eps real + (1-eps) fake.
+
+  eps has shape [B]: one uniform draw per sample.
+  """
+  eps = jnp.reshape(eps, (-1,) + (1,) * (real.ndim - 1)).astype(real.dtype)
+  x_hat = eps * real + (1.0 - eps) * fake
+  norms = jnp.sqrt(_per_sample_sq_norm(_input_grads(d_fn, x_hat)) + 1e-12)
+  return jnp.mean((norms - 1.0) ** 2)
+
+
+def r1_penalty(d_fn, real):
+  """R1 (Mescheder et al. 2018): E[||grad D(x)||^2] on real data; the config's weight is gamma/2."""
+  return jnp.mean(_per_sample_sq_norm(_input_grads(d_fn, real)))
+
+
+def clip_weights(params, c):
+  """WGAN weight clipping: every D parameter into [-c, c]."""
+  return jax.tree.map(lambda p: jnp.clip(p, -c, c), params)

@@ -1,0 +1,285 @@
+"""A small classifier on scikit-learn's 8x8 handwritten digits, for offline digits metrics.
+
+It plays the role InceptionV3 plays for natural images, with no download: trained in seconds on
+CPU, deterministically, and cached as an `.npz` (never pickle). Metrics built on it:
+`digits_metrics` (class histogram, digits IS, digits FID, label accuracy for conditional models) and
+`stacked_digit_modes` (coverage of the 1000 modes of stacked digits, three digits as RGB channels).
+
+Images everywhere are float NHWC in [-1, 1], square, with a resolution that is a multiple of 8, and
+1 or 3 channels; they are averaged to gray and average-pooled to 8x8 before the network sees them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import traverse_util
+
+# Bump when the architecture, data split or training recipe changes: old caches are then ignored.
+CLASSIFIER_VERSION = "v1"
+NUM_CLASSES = 10
+_BATCH = 1000
+_SEED = 0
+_NUM_HELD_OUT = 360  # 20% of the 1797 images, stratified.
+
+
+def cache_dir() -> str:
+  return os.environ.get("GAN_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "gan_jax"))
+
+
+def cache_path() -> str:
+  return os.path.join(cache_dir(), f"digits_classifier_{CLASSIFIER_VERSION}.npz")
+
+
+@functools.lru_cache(maxsize=1)
+def _load_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+
+  d = load_digits()
+  images = (d.images.astype(np.float32) / 16.0 * 2.0 - 1.0)[..., None]  # [1797, 8, 8, 1]
+  return images, d.target.astype(np.int32)
+
+
+def digits_split() -> tuple[np.ndarray, np.ndarray]:
+  """Fixed, seeded, stratified (train_indices, held_out_indices) of sklearn's digits."""
+  from sklearn.model_selection import train_test_split  # pylint: disable=g-import-not-at-top
+
+  _, labels = _load_sklearn_digits()
+  idx = np.arange(len(labels))
+  train, test = train_test_split(idx, test_size=_NUM_HELD_OUT, random_state=_SEED, stratify=labels)
+  return np.sort(train), np.sort(test)
+
+
+def real_digits(resolution: int, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+  """All sklearn digits as float32 NHWC in [-1, 1], bilinearly resized, gray copied to channels."""
+  images, labels = _load_sklearn_digits()
+  if resolution != 8:
+    images = jax.image.resize(images, (images.shape[0], resolution, resolution, 1), "bilinear")
+  images = np.repeat(np.asarray(images, dtype=np.float32), channels, axis=-1)
+  return images, labels.copy()
+
+
+class _DigitsNet(nn.Module):
+  """Two 3x3 convs, a 2x2 average pool and two dense layers; returns (logits, features)."""
+
+  @nn.compact
+  def __call__(self, x):
+    x = nn.relu(nn.Conv(32, (3, 3))(x))
+    x = nn.relu(nn.Conv(64, (3, 3))(x))
+    x = nn.avg_pool(x, (2, 2), (2, 2))
+    x = x.reshape(x.shape[0], -1)
+    features = nn.relu(nn.Dense(128)(x))
+    return nn.Dense(NUM_CLASSES)(features), features
+
+
+def _to_8x8_gray(images) -> jnp.ndarray:
+  """[N, R, R, C] in [-1, 1] -> [N, 8, 8, 1] by channel mean and (R/8)x(R/8) average pooling."""
+  n, h, w, c = images.shape
+  x = jnp.mean(images, axis=-1, keepdims=True)
+  f = h // 8
+  return x.reshape(n, 8, f, 8, f, 1).mean(axis=(2, 4))
+
+
+@jax.jit
+def _forward(params, images):
+  return _DigitsNet().apply({"params": params}, _to_8x8_gray(images))
+
+
+def _check_images(images) -> np.ndarray:
+  images = np.asarray(images, dtype=np.float32)
+  if images.ndim != 4 or images.shape[1] != images.shape[2]:
+    raise ValueError(f"digits metrics want square NHWC images, got shape {images.shape}")
+  res, ch = images.shape[1], images.shape[3]
+  if res < 8 or res % 8 or ch not in (1, 3):
+    raise ValueError(f"digits metrics want a resolution that is a multiple of 8 and 1 or 3 "
+                     f"channels, got {res}x{res}x{ch}")
+  return images
+
+
+def _train(seed: int = _SEED, steps: int = 600, batch_size: int = 128) -> dict:
+  """Deterministic Adam training on the training split, with random 1-pixel shifts.
+
+  The shifts make the classifier tolerant of the small misalignments generated digits have.
+  """
+  images, labels = _load_sklearn_digits()
+  train_idx, _ = digits_split()
+  x_all, y_all = jnp.asarray(images[train_idx]), jnp.asarray(labels[train_idx])
+  model = _DigitsNet()
+  key = jax.random.PRNGKey(seed)
+  params = model.init(key, x_all[:1])["params"]
+  tx = optax.adamw(optax.cosine_decay_schedule(3e-3, steps), weight_decay=1e-4)
+  opt_state = tx.init(params)
+
+  def loss_fn(p, x, y):
+    logits, _ = model.apply({"params": p}, x)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+  def step(carry, i):
+    p, o = carry
+    k = jax.random.fold_in(key, i)
+    k_idx, k_shift = jax.random.split(k)
+    idx = jax.random.choice(k_idx, x_all.shape[0], (batch_size,), replace=False)
+    x, y = x_all[idx], y_all[idx]
+    # Shift by -1..1 pixels (pad with background = -1), one shift per batch keeps it cheap.
+    dy, dx = jax.random.randint(k_shift, (2,), -1, 2)
+    x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-1.0)
+    x = jax.lax.dynamic_slice(x, (0, 1 + dy, 1 + dx, 0), (batch_size, 8, 8, 1))
+    loss, grads = jax.value_and_grad(loss_fn)(p, x, y)
+    updates, o = tx.update(grads, o, p)
+    return (optax.apply_updates(p, updates), o), loss
+
+  (params, _), _ = jax.jit(lambda c: jax.lax.scan(step, c, jnp.arange(steps)))((params, opt_state))
+  return jax.tree_util.tree_map(np.asarray, params)
+
+
+def _save(params, path: str) -> None:
+  flat = {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(params).items()}
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  # Write to a temp file and rename, so a concurrent reader never sees a partial file.
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz.tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, **flat)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def _load(path: str) -> dict:
+  with np.load(path, allow_pickle=False) as z:
+    flat = {tuple(k.split("/")): z[k] for k in z.files}
+  return traverse_util.unflatten_dict(flat)
+
+
+class DigitsClassifier:
+  """The trained digits network plus the real-digit feature statistics for digits FID."""
+
+  def __init__(self, params):
+    self.params = jax.tree_util.tree_map(jnp.asarray, params)
+    self._real_stats = None
+
+  @classmethod
+  def load_or_train(cls) -> "DigitsClassifier":
+    path = cache_path()
+    if os.path.exists(path):
+      return cls(_load(path))
+    params = _train()
+    _save(params, path)
+    return cls(params)
+
+  def _apply(self, images) -> tuple[np.ndarray, np.ndarray]:
+    images = _check_images(images)
+    n = images.shape[0]
+    logits, feats = [], []
+    for start in range(0, n, _BATCH):
+      chunk = images[start:start + _BATCH]
+      m = chunk.shape[0]
+      if m < _BATCH and n > _BATCH:  # pad the tail so every batch reuses one compiled shape
+        chunk = np.concatenate([chunk, np.zeros((_BATCH - m,) + chunk.shape[1:], chunk.dtype)])
+      lg, ft = _forward(self.params, chunk)
+      logits.append(np.asarray(lg)[:m])
+      feats.append(np.asarray(ft)[:m])
+    if not logits:
+      return np.zeros((0, NUM_CLASSES), np.float32), np.zeros((0, 128), np.float32)
+    return np.concatenate(logits), np.concatenate(feats)
+
+  def logits(self, images) -> np.ndarray:
+    return self._apply(images)[0]
+
+  def features(self, images) -> np.ndarray:
+    """Penultimate-layer activations [N, 128], the feature space of digits FID."""
+    return self._apply(images)[1]
+
+  def predict(self, images) -> np.ndarray:
+    return self.logits(images).argmax(axis=-1).astype(np.int64)
+
+  def real_stats(self) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the features of all 1797 real digits (at 8x8), computed once."""
+    if self._real_stats is None:
+      images, _ = _load_sklearn_digits()
+      self._real_stats = feature_stats(self.features(images))
+    return self._real_stats
+
+
+def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  f = np.asarray(features, dtype=np.float64)
+  return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
+  """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), with the usual guards for singular S."""
+  import scipy.linalg  # pylint: disable=g-import-not-at-top
+
+  diff = mu1 - mu2
+  covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+  if not np.all(np.isfinite(covmean)):
+    # Near-singular product (e.g. few samples, dead ReLU features): regularize and retry.
+    offset = np.eye(sigma1.shape[0]) * eps
+    covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+  covmean = np.real(covmean)  # sqrtm may return tiny imaginary parts from round-off
+  fid = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+  return fid if np.isfinite(fid) else float("inf")
+
+
+def inception_score_from_logits(logits: np.ndarray) -> float:
+  """exp(E_x KL(p(y|x) || p(y))), single split."""
+  logits = np.asarray(logits, dtype=np.float64)
+  log_p = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+  p = np.exp(log_p)
+  log_py = np.log(np.maximum(p.mean(axis=0, keepdims=True), 1e-30))
+  return float(np.exp(np.mean(np.sum(p * (log_p - log_py), axis=1))))
+
+
+def digits_metrics(images, labels=None, classifier: DigitsClassifier | None = None) -> dict:
+  """Class coverage, digits IS and digits FID (vs all real digits) of generated digit images."""
+  clf = classifier or DigitsClassifier.load_or_train()
+  logits, feats = clf._apply(images)  # pylint: disable=protected-access
+  pred = logits.argmax(axis=-1)
+  hist = np.bincount(pred, minlength=NUM_CLASSES) / max(len(pred), 1)
+  mu, sigma = feature_stats(feats)
+  out = {
+      "class_histogram": [float(h) for h in hist],
+      "min_class_fraction": float(hist.min()),
+      "digits_is": inception_score_from_logits(logits),
+      "digits_fid": frechet_distance(mu, sigma, *clf.real_stats()),
+  }
+  if labels is not None:
+    labels = np.asarray(labels).reshape(-1)
+    correct = pred == labels
+    out["label_accuracy"] = float(correct.mean())
+    out["per_class_accuracy"] = [
+        float(correct[labels == c].mean()) if np.any(labels == c) else float("nan")
+        for c in range(NUM_CLASSES)
+    ]
+  return out
+
+
+def stacked_digit_modes(images, classifier: DigitsClassifier | None = None) -> dict:
+  """Mode coverage for stacked digits: each of 3 channels is a digit, mode = 100 d0 + 10 d1 + d2."""
+  modes = stacked_digit_ids(images, classifier)
+  counts = np.bincount(modes, minlength=1000)
+  q = counts[counts > 0] / max(len(modes), 1)
+  return {
+      "modes_captured": int((counts > 0).sum()),
+      "num_modes": 1000,
+      "reverse_kl": float(np.sum(q * np.log(q * 1000))) if len(modes) else float("inf"),
+  }
+
+
+def stacked_digit_ids(images, classifier: DigitsClassifier | None = None) -> np.ndarray:
+  """Mode id in [0, 1000) of each stacked-digits image: 100 d0 + 10 d1 + d2, channel by channel."""
+  images = _check_images(images)
+  if images.shape[-1] != 3:
+    raise ValueError(f"stacked digits have 3 channels, got {images.shape[-1]}")
+  clf = classifier or DigitsClassifier.load_or_train()
+  d = [clf.predict(images[..., c:c + 1]) for c in range(3)]
+  return 100 * d[0] + 10 * d[1] + d[2]

@@ -1,0 +1,102 @@
+"""What a run shows and writes: progress bar, metrics.jsonl, TensorBoard, PNG samples."""
+import json
+import math
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def image_grid(images, cols=None):
+  """float NHWC in [-1, 1] -> one uint8 picture, images in rows of `cols`, 1-pixel gaps."""
+  n, h, w, c = images.shape
+  cols = cols or int(math.ceil(math.sqrt(n)))
+  rows = int(math.ceil(n / cols))
+  grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 255, np.uint8)
+  pixels = np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  for i, img in enumerate(pixels):
+    r, q = divmod(i, cols)
+    grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = img
+  return grid[..., 0] if c == 1 else grid
+
+
+def scatter_plot(points, reference=None, size=512):
+  """2D samples (blue) over the real data (grey), on a square canvas scaled to fit both."""
+  both = points if reference is None else np.concatenate([points, reference])
+  both = both[np.isfinite(both).all(axis=1)]
+  lo, hi = (both.min(0), both.max(0)) if len(both) else (np.full(2, -1.0), np.full(2, 1.0))
+  center, half = (lo + hi) / 2, max(float(np.max(hi - lo)) / 2 * 1.1, 1e-3)
+  img = Image.new("RGB", (size, size), "white")
+  draw = ImageDraw.Draw(img)
+
+  def dots(pts, color, r):
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    uv = (pts - center) / half * (size / 2 - 4) + size / 2
+    for u, v in uv:
+      draw.ellipse([u - r, size - v - r, u + r, size - v + r], fill=color)
+  if reference is not None:
+    dots(reference, (190, 190, 190), 2)
+  dots(points, (30, 90, 200), 1.2)
+  return np.asarray(img)
+
+
+def save_samples(path, samples, reference=None):
+  """A PNG of samples: an image grid, or for 2D points a scatter plot."""
+  samples = np.asarray(samples)
+  picture = scatter_plot(samples, reference) if samples.ndim == 2 else image_grid(samples)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  Image.fromarray(picture).save(path)
+  return picture
+
+
+class Reporter:
+  """Writes one run's outputs; only process 0 writes."""
+
+  def __init__(self, workdir, start_step, total_steps, enabled=True, progress=True):
+    self.workdir, self.enabled = workdir, enabled
+    self.bar = self.tb = None
+    if not enabled:
+      return
+    from tensorboardX import SummaryWriter
+    self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+    if progress:
+      from tqdm import tqdm
+      self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
+                      desc=os.path.basename(os.path.normpath(workdir)))
+
+  def advance(self, steps):
+    if self.bar is not None:
+      self.bar.update(steps)
+
+  def log(self, step, metrics):
+    if not self.enabled:
+      return
+    record = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+    self.jsonl.write(json.dumps(record) + "\n")
+    self.jsonl.flush()
+    for k, v in record.items():
+      if k != "step":
+        self.tb.add_scalar(k, v, step)
+    if self.bar is not None:
+      self.bar.set_postfix({k: f"{record[k]:.3g}" for k in ("d_loss", "g_loss") if k in record})
+
+  def samples(self, step, samples, reference=None):
+    if not self.enabled:
+      return
+    picture = save_samples(os.path.join(self.workdir, "samples", f"step_{step:06d}.png"),
+                           samples, reference)
+    self.tb.add_image("samples", picture, step, dataformats="HW" if picture.ndim == 2 else "HWC")
+
+  def message(self, text):
+    if self.bar is not None:
+      self.bar.write(text)
+    elif self.enabled:
+      print(text)
+
+  def close(self):
+    if self.enabled:
+      if self.bar is not None:
+        self.bar.close()
+      self.jsonl.close()
+      self.tb.close()

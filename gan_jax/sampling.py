@@ -1,0 +1,32 @@
+"""`gan-jax sample`: draw from a trained run into a PNG grid or an .npz of arrays."""
+import os
+
+import numpy as np
+
+from gan_jax import experiment, reporting
+from gan_jax.errors import UserError
+
+
+def sample(workdir, num, out, label=None, seed=0, ema=True):
+  """Writes `num` samples of the latest checkpoint to `out` (.png or .npz); returns `out`."""
+  exp, ckpt = experiment.load(workdir)
+  try:
+    classes = exp.spec.num_classes if exp.config.model.conditional else 0
+    if label is not None and not classes:
+      raise UserError(f"--label needs a conditional model, and {workdir} trained an "
+                      "unconditional one: drop --label.")
+    if label is not None and not 0 <= label < classes:
+      raise UserError(f"--label={label} is out of range: this model has classes 0..{classes - 1}.")
+    state = experiment.restore_latest(exp, ckpt)
+  finally:
+    ckpt.close()
+  samples, labels = exp.generate(state, num, seed=seed, labels=label, ema=ema)
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  if out.endswith(".npz"):
+    arrays = {"samples": samples.astype(np.float32)}
+    if classes:
+      arrays["labels"] = labels
+    np.savez(out, **arrays)
+  else:
+    reporting.save_samples(out, samples)
+  return out

@@ -1,0 +1,160 @@
+"""The one host-side loop: init or restore, step, log, sample, checkpoint, stop cleanly.
+
+The loop does not know which GAN it runs: the config builds the models, losses and optimizers,
+and `step.make_train_step` turns them into one pure function.
+"""
+import dataclasses
+import os
+import signal
+
+import jax
+import numpy as np
+
+from gan_jax import config as config_lib, parallel, reporting, step as step_lib
+from gan_jax.checkpoint import Checkpointer
+from gan_jax.data import pipeline, sources
+from gan_jax.errors import TrainingDiverged, UserError
+from gan_jax.experiment import Experiment, save_spec
+
+MAX_ROLLBACKS = 3
+
+
+@dataclasses.dataclass
+class TrainResult:
+  step: int                 # steps done when the loop ended
+  state: object             # the final train state (one replicated copy)
+  metrics: dict             # the last logged metrics
+  interrupted: bool         # stopped early by SIGINT / SIGTERM (a checkpoint was saved)
+
+
+class _StopRequest:
+  """SIGINT / SIGTERM set a flag; the loop saves a checkpoint at the next step and returns."""
+
+  def __init__(self):
+    self.requested = False
+    self.previous = {}
+
+  def __enter__(self):
+    if jax.process_count() == 1:
+      try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+          self.previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not the main thread: leave signals alone
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    self.requested = True
+
+  def __exit__(self, *exc):
+    for sig, handler in self.previous.items():
+      signal.signal(sig, handler)
+
+
+def check_workdir(config, workdir):
+  """A workdir may only be resumed with a config that computes the same thing."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  differing = config_lib.incompatible_keys(config_lib.load_json(path).to_dict(), config)
+  if differing:
+    shown = ", ".join(differing[:4]) + (" ..." if len(differing) > 4 else "")
+    raise UserError(f"{workdir} holds a run of a different config (differs in {shown}): pass a new "
+                    "--workdir, or the config that run used to resume it.")
+
+
+def train(config, workdir, progress=True):
+  """Trains `config` in `workdir`, resuming from its latest checkpoint if there is one."""
+  config_lib.validate(config, jax.device_count())
+  check_workdir(config, workdir)
+  source = sources.build(config)
+  exp = Experiment.build(config, source.spec)
+  strategy = parallel.get(config.parallel.strategy)
+  g_model, d_model = exp.models_for(strategy.axis_name)
+  train_step = step_lib.make_train_step(config, g_model, d_model, exp.g_tx, exp.d_tx,
+                                        strategy.axis_name)
+  multi_step = step_lib.make_multi_step(train_step)
+  compiled = {}  # steps per call -> compiled function (the last call may be shorter)
+
+  main = jax.process_index() == 0
+  if main:
+    os.makedirs(workdir, exist_ok=True)
+    config_lib.save_json(config, os.path.join(workdir, "config.json"))
+    save_spec(source.spec, workdir)
+  t = config.train
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), t.keep_checkpoints)
+  data = pipeline.make_iterator(source, config, jax.process_index(), jax.process_count())
+  reference = _reference_points(source, config)
+
+  def restore_or_init():
+    if ckpt.latest_step() is None:
+      return exp.init_state(), 0
+    state, data_state = ckpt.restore(exp.abstract_state(strategy.replicated))
+    data.set_state(data_state)
+    return state, ckpt.latest_step()
+
+  state, step = restore_or_init()
+  last_good, rollbacks = (step if ckpt.latest_step() is not None else None), 0
+  dev_state = strategy.put_state(state)
+  reporter = reporting.Reporter(workdir, step, t.steps, enabled=main, progress=progress)
+  metrics, first_bad = {}, None
+
+  def save(step):
+    ckpt.save(step, strategy.host_state(dev_state), data.get_state())
+
+  try:
+    with _StopRequest() as stop:
+      while step < t.steps and not stop.requested:
+        k = min(t.steps_per_call, t.steps - step)
+        batch = jax.tree.map(lambda *xs: np.stack(xs), *[next(data) for _ in range(k)])
+        if k not in compiled:
+          compiled[k] = strategy.compile(multi_step)
+        dev_state, dev_metrics = compiled[k](dev_state, strategy.put_batch(batch))
+        step += k
+        reporter.advance(k)
+        first_bad = dev_metrics["nonfinite_step"] if first_bad is None else (
+            np.minimum(first_bad, dev_metrics["nonfinite_step"]))  # stays on device: no sync
+        due = lambda every: step % every == 0 or step == t.steps or stop.requested
+        if not any(due(e) for e in (t.log_every, t.sample_every, t.checkpoint_every)):
+          continue
+        bad = int(np.asarray(strategy.host_metrics({"b": first_bad})["b"]))
+        if bad != step_lib.NEVER:
+          if t.nan_policy == "rollback" and rollbacks < MAX_ROLLBACKS:
+            rollbacks += 1
+            reporter.message(f"Loss became non-finite at step {bad}; rolling back to step "
+                             f"{last_good or 0} with a new RNG ({rollbacks}/{MAX_ROLLBACKS}).")
+            state, step = restore_or_init()
+            state = state.replace(rng=jax.random.fold_in(state.rng, 1000 + rollbacks))
+            dev_state, first_bad = strategy.put_state(state), None
+            continue
+          where = (f"the checkpoint of step {last_good} is intact" if last_good is not None
+                   else "no checkpoint had been written yet")
+          raise TrainingDiverged(f"Training stopped: the loss became non-finite at step {bad}; "
+                                 f"{where} (lower the learning rates or try "
+                                 "--config.train.nan_policy=rollback).")
+        if due(t.log_every):
+          metrics = strategy.host_metrics(dev_metrics)
+          metrics.pop("nonfinite_step")
+          reporter.log(step, metrics)
+        if due(t.sample_every) and main:
+          host = strategy.host_state(dev_state)
+          samples, _ = exp.generate(host, config.sample.num, seed=config.seed + 1)
+          reporter.samples(step, samples, reference)
+        if due(t.checkpoint_every):
+          save(step)
+          last_good = step
+      if stop.requested:
+        reporter.message(f"Stopped at step {step}; checkpoint saved. Run the same command to resume.")
+    ckpt.wait()
+  finally:
+    ckpt.close()
+    reporter.close()
+  return TrainResult(step, strategy.host_state(dev_state), metrics, stop.requested)
+
+
+def _reference_points(source, config, num=2000):
+  """Real 2D points drawn under the samples in scatter plots; None for images."""
+  if len(source.spec.shape) != 1:
+    return None
+  rng = np.random.default_rng(config.seed)
+  return source.get(rng.choice(len(source), min(num, len(source)), replace=False))["x"]

@@ -1,0 +1,29 @@
+"""8 fake CPU devices (set before jax is imported) and a shared compilation cache for the suite."""
+import os
+import tempfile
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("GAN_JAX_CACHE", os.path.join(tempfile.gettempdir(), "gan_jax_test_cache"))
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+# Identical programs compiled by different tests (each CLI run builds its own step) hit this cache.
+jax.config.update("jax_compilation_cache_dir",
+                  os.path.join(os.environ["GAN_JAX_CACHE"], "xla"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def config_path(name, arg="smoke"):
+  return os.path.join(REPO, "configs", f"{name}.py") + (f":{arg}" if arg else "")
+
+
+def pytest_collection_modifyitems(config, items):
+  if jax.default_backend() != "gpu":
+    skip = pytest.mark.skip(reason="needs a GPU (jax.default_backend() is not 'gpu')")
+    for item in items:
+      if "gpu" in item.keywords:
+        item.add_marker(skip)
