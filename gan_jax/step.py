@@ -80,7 +80,7 @@ def make_train_step(config, g_model, d_model, g_tx, d_tx, axis_name=None):
     if reg.weight_clip > 0:
       params = regularizers.clip_weights(params, reg.weight_clip)
     metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
-               "d_grad_norm": optax.global_norm(grads), **aux}
+               "d_grad_norm": optax.tree.norm(grads), **aux}
     return NetState(params, cols, opt_state), metrics
 
   def train_step(state, batch):
@@ -122,7 +122,7 @@ def make_train_step(config, g_model, d_model, g_tx, d_tx, axis_name=None):
     g_ema = state.g_ema
     if g_ema is not None:
       g_ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, g_ema, g_params)
-    metrics.update(g_aux, g_loss=g_loss, g_grad_norm=optax.global_norm(g_grads))
+    metrics.update(g_aux, g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads))
     new_state = state.replace(step=state.step + 1, g=NetState(g_params, g_collections, g_opt_state),
                               d=d, g_ema=g_ema)
     return new_state, across_devices(metrics)
