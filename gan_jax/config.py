@@ -171,8 +171,11 @@ def flatten(config, prefix=""):
 def incompatible_keys(saved, config):
   """Keys whose values differ between a workdir's saved config and `config`."""
   a, b = flatten(saved), flatten(config.to_dict())
+  resumable = set(RESUMABLE_CHANGES)
+  if any(a.get(f"optim.{n}.schedule") != "constant" for n in ("g", "d")):
+    resumable.discard("train.steps")  # a decaying schedule is laid out over train.steps
   return sorted(k for k in set(a) | set(b)
-                if k not in RESUMABLE_CHANGES and _norm(a.get(k)) != _norm(b.get(k)))
+                if k not in resumable and _norm(a.get(k)) != _norm(b.get(k)))
 
 
 def _norm(value):

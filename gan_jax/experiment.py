@@ -15,7 +15,7 @@ import numpy as np
 from gan_jax import checkpoint, config as config_lib, models, optim
 from gan_jax.data.sources import DataSpec
 from gan_jax.errors import UserError
-from gan_jax.state import init_state
+from gan_jax.state import init_state, make_key
 
 
 @dataclasses.dataclass
@@ -48,7 +48,7 @@ class Experiment:
   def generate(self, state, num, seed=0, labels=None, ema=True, chunk=1000):
     """`num` samples from fixed latents of `seed` (numpy), with G in inference mode."""
     params = state.g_ema if ema and state.g_ema is not None else state.g.params
-    z = jax.random.normal(jax.random.PRNGKey(seed), (num, self.config.model.latent_dim))
+    z = jax.random.normal(make_key(seed), (num, self.config.model.latent_dim))
     if labels is None:
       labels = np.arange(num) % max(self.spec.num_classes, 1)
     labels = jnp.broadcast_to(jnp.asarray(labels, jnp.int32), (num,))

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from gan_jax.losses import adversarial, regularizers
-from gan_jax.state import NetState
+from gan_jax.state import NetState, as_key
 
 
 def to_model_input(x):
@@ -84,7 +84,7 @@ def make_train_step(config, g_model, d_model, g_tx, d_tx, axis_name=None):
     return NetState(params, cols, opt_state), metrics
 
   def train_step(state, batch):
-    rng = jax.random.fold_in(state.rng, state.step)
+    rng = jax.random.fold_in(as_key(state.rng), state.step)
     k_g, k_d = jax.random.split(rng)
     real = to_model_input(batch["x"])
     labels = batch["label"]  # unconditional models ignore them

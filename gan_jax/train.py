@@ -15,6 +15,7 @@ from gan_jax.checkpoint import Checkpointer
 from gan_jax.data import pipeline, sources
 from gan_jax.errors import TrainingDiverged, UserError
 from gan_jax.experiment import Experiment, save_spec
+from gan_jax.state import as_key
 
 MAX_ROLLBACKS = 3
 
@@ -124,7 +125,8 @@ def train(config, workdir, progress=True):
             reporter.message(f"Loss became non-finite at step {bad}; rolling back to step "
                              f"{last_good or 0} with a new RNG ({rollbacks}/{MAX_ROLLBACKS}).")
             state, step = restore_or_init()
-            state = state.replace(rng=jax.random.fold_in(state.rng, 1000 + rollbacks))
+            state = state.replace(rng=jax.random.key_data(
+                jax.random.fold_in(as_key(state.rng), 1000 + rollbacks)))
             dev_state, first_bad = strategy.put_state(state), None
             continue
           where = (f"the checkpoint of step {last_good} is intact" if last_good is not None

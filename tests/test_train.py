@@ -1,0 +1,159 @@
+"""The training loop end to end: outputs, exact resume, clean stops, divergence handling."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO, config_path
+from gan_jax import cli, experiment, step as step_lib
+from gan_jax.errors import TrainingDiverged
+from gan_jax.state import make_key
+
+
+def train(name, workdir, *flags, arg="smoke"):
+  return cli.main(["train", f"--config={config_path(name, arg)}", f"--workdir={workdir}",
+                   "--noprogress", *flags])
+
+
+def final_state(workdir):
+  exp, ckpt = experiment.load(str(workdir))
+  try:
+    return ckpt.latest_step(), experiment.restore_latest(exp, ckpt)
+  finally:
+    ckpt.close()
+
+
+def assert_bitwise_equal(a, b):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_train_writes_every_output(tmp_path):
+  assert train("dcgan_digits", tmp_path) == 0
+  config = json.loads((tmp_path / "config.json").read_text())
+  assert config["name"] == "dcgan_digits" and config["train"]["steps"] == 4
+  records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records] == [2, 4]
+  for key in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm", "d_real", "d_fake"):
+    assert all(np.isfinite(r[key]) for r in records), key
+  assert (tmp_path / "samples" / "step_000004.png").exists()
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "tensorboard"))
+
+
+def test_2d_run_draws_a_scatter_plot(tmp_path):
+  from PIL import Image
+  assert train("gan_ring2d", tmp_path) == 0
+  picture = Image.open(tmp_path / "samples" / "step_000004.png")
+  assert picture.mode == "RGB" and picture.size == (512, 512)
+
+
+def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path):
+  assert train("dcgan_digits", tmp_path / "whole", "--config.train.steps=6") == 0
+  assert train("dcgan_digits", tmp_path / "split", "--config.train.steps=2") == 0
+  assert train("dcgan_digits", tmp_path / "split", "--config.train.steps=6") == 0
+  (step_a, a), (step_b, b) = final_state(tmp_path / "whole"), final_state(tmp_path / "split")
+  assert step_a == step_b == 6 and int(a.step) == 6
+  assert_bitwise_equal(a, b)
+
+
+def _spawn(workdir, steps):
+  return subprocess.Popen(
+      [sys.executable, "-m", "gan_jax", "train", f"--config={config_path('gan_ring2d')}",
+       f"--workdir={workdir}", "--noprogress", f"--config.train.steps={steps}",
+       "--config.train.checkpoint_every=200", "--config.train.log_every=100"],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(workdir, proc, timeout=240):
+  deadline = time.time() + timeout
+  while time.time() < deadline and proc.poll() is None:
+    ckpts = workdir / "checkpoints"
+    if ckpts.exists() and any(d.isdigit() for d in os.listdir(ckpts)):
+      return
+    time.sleep(0.2)
+  raise AssertionError(f"no checkpoint appeared: {proc.communicate()}")
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_interrupted_run_resumes_exactly(tmp_path, how):
+  steps = 30000  # long enough that the signal lands mid-run
+  proc = _spawn(tmp_path / "cut", steps)
+  _wait_for_checkpoint(tmp_path / "cut", proc)
+  proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+  out, err = proc.communicate(timeout=120)
+  if how == "sigterm":
+    assert proc.returncode == 0, err
+    assert "checkpoint saved" in out + err
+  else:
+    assert proc.returncode == -signal.SIGKILL
+  cut_step, _ = final_state(tmp_path / "cut")
+  assert 0 < cut_step < steps
+  # Finish both runs at the same step; the interrupted one must match bit for bit.
+  end = cut_step + 200
+  assert train("gan_ring2d", tmp_path / "cut", f"--config.train.steps={end}",
+               "--config.train.checkpoint_every=200", "--config.train.log_every=100") == 0
+  assert train("gan_ring2d", tmp_path / "whole", f"--config.train.steps={end}",
+               "--config.train.checkpoint_every=200", "--config.train.log_every=100") == 0
+  (_, a), (_, b) = final_state(tmp_path / "cut"), final_state(tmp_path / "whole")
+  assert int(a.step) == end
+  assert_bitwise_equal(a, b)
+
+
+@pytest.fixture
+def diverge_at_step_5(monkeypatch):
+  """Make the step's outputs non-finite from step 5 on, unless the RNG was changed (rollback)."""
+  original = make_train_step = step_lib.make_train_step
+
+  def patched(config, *args, **kwargs):
+    inner = original(config, *args, **kwargs)
+    first_rng = jax.random.key_data(jax.random.split(make_key(config.seed), 3)[2])
+
+    def step(state, batch):
+      new_state, metrics = inner(state, batch)
+      poison = (state.step >= 4) & jnp.all(state.rng == first_rng)
+      nan_if = lambda x: jnp.where(poison, jnp.nan, x) if jnp.issubdtype(x.dtype, jnp.floating) else x
+      return jax.tree.map(nan_if, new_state), jax.tree.map(nan_if, metrics)
+    return step
+
+  monkeypatch.setattr(step_lib, "make_train_step", patched)
+  return make_train_step
+
+
+def test_nonfinite_loss_stops_with_checkpoint_intact(tmp_path, diverge_at_step_5, capsys):
+  flags = ("--config.train.steps=8", "--config.train.checkpoint_every=4",
+           "--config.train.log_every=2")
+  assert train("gan_ring2d", tmp_path, *flags) == 1
+  err = capsys.readouterr().err.strip()
+  assert "non-finite at step 5" in err and "checkpoint of step 4 is intact" in err
+  assert len(err.splitlines()) == 1
+  step, state = final_state(tmp_path)
+  assert step == 4
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.g.params))
+
+
+def test_nonfinite_loss_rolls_back_with_new_rng(tmp_path, diverge_at_step_5, capsys):
+  flags = ("--config.train.steps=8", "--config.train.checkpoint_every=4",
+           "--config.train.log_every=2", "--config.train.nan_policy=rollback")
+  assert train("gan_ring2d", tmp_path, *flags) == 0
+  assert "rolling back to step 4" in capsys.readouterr().out
+  step, state = final_state(tmp_path)
+  assert step == 8 and int(state.step) == 8
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state))
+
+
+def test_training_diverged_is_raised_by_the_library(tmp_path, diverge_at_step_5):
+  from gan_jax.config import load_json
+  from gan_jax.train import train as train_fn
+  assert train("gan_ring2d", tmp_path / "a", "--config.train.steps=2") == 0
+  config = load_json(tmp_path / "a" / "config.json")
+  config.train.steps = 6
+  with pytest.raises(TrainingDiverged, match="step 5"):
+    train_fn(config, str(tmp_path / "b"), progress=False)
