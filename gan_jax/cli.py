@@ -6,6 +6,7 @@
 `main(argv)` returns the exit code, so notebooks and tests can drive the CLI. Bad input ends with
 one sentence on stderr and exit code 2; a diverged run with exit code 1.
 """
+import ast
 import os
 import sys
 
@@ -74,20 +75,32 @@ def _parse_sample(argv):
 
 def _parse(fv, argv):
   try:
-    fv(["gan-jax"] + argv)
+    extra = fv(["gan-jax"] + argv)[1:]
   except flags.Error as e:
     raise UserError(f"{_one_sentence(e)}; see `gan-jax --help`.") from None
   except (KeyError, AttributeError) as e:  # an override names a key the config does not have
-    raise UserError(f"Unknown config key '{_one_sentence(e).strip(chr(34) + chr(39))}' in a "
-                    "--config.KEY=VALUE override: "
-                    "check its spelling against the config file.") from None
+    key, _, hint = _unquote(str(e.args[0] if e.args else e)).partition("\n")
+    hint = hint.strip() or "check its spelling against the config file."
+    raise UserError(f"Unknown config key '{key.strip(chr(34) + chr(39))}' in a --config.KEY=VALUE "
+                    f"override: {hint[0].lower() + hint[1:]}") from None
   except (TypeError, ValueError) as e:  # raised while loading the config file
     raise UserError(f"The config could not be loaded: {_one_sentence(e)}.") from None
+  if extra:
+    raise UserError(f"Unexpected argument {extra[0]!r}: flags take the form --name=value.")
+
+
+def _unquote(text):
+  """config_flags nests a KeyError's repr in its message; undo the quoting."""
+  while text[:1] in ("'", '"') and text[-1:] == text[:1]:
+    try:
+      text = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      break
+  return text
 
 
 def _one_sentence(e):
-  text = str(e.args[0]) if isinstance(e, (KeyError, AttributeError)) and e.args else str(e)
-  return text.strip().replace("\n", " ").rstrip(".")
+  return str(e).strip().replace("\n", " ").rstrip(".")
 
 
 def main(argv):
