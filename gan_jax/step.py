@@ -137,15 +137,20 @@ def make_multi_step(train_step):
   """K steps in one call: `batches` leaves have a leading axis K; lax.scan runs them in order.
 
   Returns the last step's metrics plus `nonfinite_step`: the first step (1-based count) whose
-  losses were not finite, or NEVER.
+  losses were not finite, or NEVER. K = 1 calls the step directly: XLA:CPU runs convolutions
+  inside a loop (scan's while) ~30x slower, so conv models should keep K = 1 on CPU; the
+  dispatch-bound models that want K > 1 (MLPs) have no convolutions.
   """
+  def checked_step(state, batch):
+    state, metrics = train_step(state, batch)
+    finite = jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"])
+    return state, (metrics, jnp.where(finite, NEVER, state.step))
+
   def multi_step(state, batches):
-    def body(state, batch):
-      state, metrics = train_step(state, batch)
-      finite = jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"])
-      return state, (metrics, jnp.where(finite, NEVER, state.step))
-    state, (metrics, bad) = jax.lax.scan(body, state, batches)
-    metrics = jax.tree.map(lambda m: m[-1], metrics)
-    metrics["nonfinite_step"] = jnp.min(bad)
-    return state, metrics
+    if jax.tree.leaves(batches)[0].shape[0] == 1:
+      state, (metrics, bad) = checked_step(state, jax.tree.map(lambda x: x[0], batches))
+    else:
+      state, (metrics, bad) = jax.lax.scan(checked_step, state, batches)
+      metrics, bad = jax.tree.map(lambda m: m[-1], metrics), jnp.min(bad)
+    return state, {**metrics, "nonfinite_step": bad}
   return multi_step
