@@ -121,7 +121,11 @@ def make_train_step(config, g_model, d_model, g_tx, d_tx, axis_name=None):
 
     g_ema = state.g_ema
     if g_ema is not None:
-      g_ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, g_ema, g_params)
+      # Warm-up (as TF's ExponentialMovingAverage with num_updates): early on the average would
+      # otherwise be mostly the random init.
+      t = state.step.astype(jnp.float32)
+      decay = jnp.minimum(ema_decay, (1.0 + t) / (10.0 + t))
+      g_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, g_ema, g_params)
     metrics.update(g_aux, g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads))
     new_state = state.replace(step=state.step + 1, g=NetState(g_params, g_collections, g_opt_state),
                               d=d, g_ema=g_ema)

@@ -9,18 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def ring_modes(num_modes: int = 8, radius: float = 1.0) -> np.ndarray:
-  """Centres of `num_modes` Gaussians on a circle; mode k at angle 2*pi*k/num_modes."""
-  angles = 2.0 * np.pi * np.arange(num_modes) / num_modes
-  return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
-
-
-def grid_modes(values=(-4, -2, 0, 2, 4)) -> np.ndarray:
-  """Centres of a square grid of Gaussians: all pairs (x, y) with x, y in `values`."""
-  v = np.asarray(values, dtype=np.float64)
-  xs, ys = np.meshgrid(v, v, indexing="ij")
-  return np.stack([xs.ravel(), ys.ravel()], axis=1)
+from gan_jax.data.embedded import grid_modes, ring_modes  # noqa: F401  (the datasets' modes)
 
 
 def mode_metrics(samples: np.ndarray, modes: np.ndarray, std: float) -> dict:
