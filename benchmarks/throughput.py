@@ -1,0 +1,124 @@
+"""Throughput of one config's compiled train step on synthetic data already on the device.
+
+  python benchmarks/throughput.py --config=configs/dcgan64.py [--batch_size=64] [--steps=20]
+      [--warmup=3] [--json=PATH] [--config.KEY=VALUE ...]
+
+Times `steps` calls of the jitted step (state donated, blocked until ready; input pipeline
+excluded) after `warmup` calls and prints one JSON object: img/s (median over calls), step time,
+compile time, parameter counts, XLA's flop count per step, MFU where the device's peak is known,
+and peak device memory where the backend reports it.
+"""
+import json
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from gan_jax import config as config_lib, parallel, step as step_lib
+from gan_jax.data.sources import DataSpec
+from gan_jax.experiment import Experiment
+
+config_flags.DEFINE_config_file("config", None, "config file", lock_config=True)
+flags.DEFINE_integer("batch_size", None, "global batch (default: the config's)")
+flags.DEFINE_integer("steps", 20, "timed calls")
+flags.DEFINE_integer("warmup", 3, "untimed calls after compiling")
+flags.DEFINE_string("json", None, "also write the result here")
+FLAGS = flags.FLAGS
+
+# Dense peak FLOP/s per device, for MFU: (device_kind prefix, dtype) -> flop/s.
+PEAK_FLOPS = {
+    ("NVIDIA H100", "bfloat16"): 989e12, ("NVIDIA H100", "float32"): 67e12,
+    ("NVIDIA H200", "bfloat16"): 989e12, ("NVIDIA H200", "float32"): 67e12,
+    ("NVIDIA A100", "bfloat16"): 312e12, ("NVIDIA A100", "float32"): 19.5e12,
+}
+
+
+def synthetic_batch(config, spec, rng):
+  """One call's batch [1, n_critic, B, ...]: uint8 images or float points, random labels."""
+  shape = (1, config.train.n_critic, config.train.batch_size) + tuple(spec.shape)
+  x = (rng.integers(0, 256, shape, dtype=np.uint8) if spec.dtype == "uint8"
+       else rng.standard_normal(shape).astype(np.float32))
+  labels = rng.integers(0, max(spec.num_classes, 1), shape[:3]).astype(np.int32)
+  return {"x": x, "label": labels}
+
+
+def data_spec(config):
+  d = config.data
+  if config.model.name == "mlp":
+    return DataSpec((2,), "float32", 8)
+  return DataSpec((d.resolution, d.resolution, d.channels), "uint8", 10)
+
+
+def measure(config, steps, warmup):
+  config_lib.validate(config, jax.device_count())
+  spec = data_spec(config)
+  exp = Experiment.build(config, spec)
+  strategy = parallel.get(config.parallel.strategy)
+  g, d = exp.models_for(strategy.axis_name)
+  fn = strategy.compile(step_lib.make_multi_step(
+      step_lib.make_train_step(config, g, d, exp.g_tx, exp.d_tx, strategy.axis_name)))
+  state = strategy.put_state(exp.init_state())
+  batch = strategy.put_batch(synthetic_batch(config, spec, np.random.default_rng(0)))
+
+  t0 = time.perf_counter()
+  compiled = fn.lower(state, batch).compile() if hasattr(fn, "lower") else None
+  compile_s = time.perf_counter() - t0
+  cost = compiled.cost_analysis() if compiled is not None else None
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float(cost.get("flops", 0.0)) if cost else 0.0
+  run = compiled or fn
+
+  for _ in range(warmup):
+    state, metrics = run(state, batch)
+  jax.block_until_ready(metrics)
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    state, metrics = run(state, batch)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t)
+
+  step_s = statistics.median(times)
+  device = jax.devices()[0]
+  host = strategy.host_state(state)
+  count = lambda tree: int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
+  result = {
+      "config": config.name, "backend": jax.default_backend(), "device_kind": device.device_kind,
+      "device_count": jax.device_count(), "batch_size": config.train.batch_size,
+      "n_critic": config.train.n_critic, "dtype": config.train.dtype,
+      "imgs_per_sec": config.train.batch_size / step_s,
+      "step_ms": {"median": 1e3 * step_s, "min": 1e3 * min(times), "max": 1e3 * max(times)},
+      "compile_s": compile_s, "g_params": count(host.g.params), "d_params": count(host.d.params),
+      "flops_per_step": flops,
+  }
+  peak = next((v for (kind, dt), v in PEAK_FLOPS.items()
+               if device.device_kind.startswith(kind) and dt == config.train.dtype), None)
+  if peak and flops:
+    result["mfu"] = flops / step_s / (peak * jax.device_count())
+  stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+  if stats and "peak_bytes_in_use" in stats:
+    result["peak_memory_bytes"] = int(stats["peak_bytes_in_use"])
+  return result
+
+
+def main(argv):
+  del argv
+  config = FLAGS.config
+  if FLAGS.batch_size:
+    config.train.batch_size = FLAGS.batch_size
+  config.train.steps_per_call = 1
+  result = measure(config, FLAGS.steps, FLAGS.warmup)
+  text = json.dumps(result, indent=2)
+  print(text)
+  if FLAGS.json:
+    with open(FLAGS.json, "w") as f:
+      f.write(text + "\n")
+
+
+if __name__ == "__main__":
+  app.run(main)
