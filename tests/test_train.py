@@ -64,11 +64,15 @@ def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path):
   assert_bitwise_equal(a, b)
 
 
+# Constant schedules: a decaying one is laid out over train.steps, which then may not change.
+RESUMABLE = ("--config.train.checkpoint_every=200", "--config.train.log_every=100",
+             "--config.optim.g.schedule=constant", "--config.optim.d.schedule=constant")
+
+
 def _spawn(workdir, steps):
   return subprocess.Popen(
       [sys.executable, "-m", "gan_jax", "train", f"--config={config_path('gan_ring2d')}",
-       f"--workdir={workdir}", "--noprogress", f"--config.train.steps={steps}",
-       "--config.train.checkpoint_every=200", "--config.train.log_every=100"],
+       f"--workdir={workdir}", "--noprogress", f"--config.train.steps={steps}", *RESUMABLE],
       cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -98,10 +102,8 @@ def test_interrupted_run_resumes_exactly(tmp_path, how):
   assert 0 < cut_step < steps
   # Finish both runs at the same step; the interrupted one must match bit for bit.
   end = cut_step + 200
-  assert train("gan_ring2d", tmp_path / "cut", f"--config.train.steps={end}",
-               "--config.train.checkpoint_every=200", "--config.train.log_every=100") == 0
-  assert train("gan_ring2d", tmp_path / "whole", f"--config.train.steps={end}",
-               "--config.train.checkpoint_every=200", "--config.train.log_every=100") == 0
+  assert train("gan_ring2d", tmp_path / "cut", f"--config.train.steps={end}", *RESUMABLE) == 0
+  assert train("gan_ring2d", tmp_path / "whole", f"--config.train.steps={end}", *RESUMABLE) == 0
   (_, a), (_, b) = final_state(tmp_path / "cut"), final_state(tmp_path / "whole")
   assert int(a.step) == end
   assert_bitwise_equal(a, b)
