@@ -77,6 +77,23 @@ def mlp_model():
       name="mlp", latent_dim=2, hidden=128, depth=3, conditional=False))
 
 
+def vanilla_gan_2d(c):
+  """The 2D mixtures' shared recipe: an MLP GAN with the non-saturating loss, Adam (2e-3, 0.5,
+  0.99) decayed linearly to 0, an R1 penalty (weight set per dataset) and no EMA of G, since
+  averaging an oscillating G lands between the modes."""
+  c.model = mlp_model()
+  c.loss.adversarial = "non_saturating"
+  for side in (c.optim.g, c.optim.d):
+    side.lr, side.b1, side.b2, side.schedule = 2e-3, 0.5, 0.99, "linear"
+  c.train.ema_decay = 0.0
+  c.train.steps_per_call = 50  # a step takes ~10 ms: amortize the dispatch
+  c.train.log_every = 100
+  c.train.sample_every = 1000
+  c.train.checkpoint_every = 1000
+  c.sample.num = 2000
+  return c
+
+
 def apply_arg(c, arg):
   """`smoke`: tiny sizes so a test trains a variant in seconds."""
   if not arg:

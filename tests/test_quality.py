@@ -1,0 +1,68 @@
+"""Shipped configs, trained with their defaults, reach the quality bars README quotes.
+
+Each trains for real; scores come from the offline metrics: PacGAN's mode metrics for the 2D
+mixtures (about a minute each, in the default run) and a classifier trained on the real digits
+for the digit models (several minutes each on 2 cores: marked slow, run with `-m slow`).
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, config_path
+from gan_jax import experiment
+from gan_jax.data import embedded
+from gan_jax.metrics import digits, modes2d
+
+def train_and_load(name, workdir, *flags):
+  # Train in a process with one CPU device: on the suite's 8 fake devices a small MLP step is
+  # ~4x slower (8 partitions of tiny matmuls plus collectives on 2 cores).
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  done = subprocess.run([sys.executable, "-m", "gan_jax", "train",
+                         f"--config={config_path(name, None)}", f"--workdir={workdir}",
+                         "--noprogress", *flags], env=env, cwd=REPO, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-2000:]
+  exp, ckpt = experiment.load(str(workdir))
+  try:
+    return exp, experiment.restore_latest(exp, ckpt)
+  finally:
+    ckpt.close()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ring_all_modes_high_quality(seed, tmp_path):
+  exp, state = train_and_load("gan_ring2d", tmp_path, f"--config.seed={seed}")
+  samples, _ = exp.generate(state, 2500, seed=100 + seed)
+  m = modes2d.mode_metrics(samples, embedded.ring_modes(), embedded.RING_STD)
+  assert m["modes_captured"] == 8 and m["high_quality"] >= 0.90, m
+
+
+def test_grid_modes_high_quality(tmp_path):
+  exp, state = train_and_load("gan_grid2d", tmp_path)
+  samples, _ = exp.generate(state, 2500, seed=100)
+  m = modes2d.mode_metrics(samples, embedded.grid_modes(), embedded.GRID_STD)
+  assert m["modes_captured"] >= 23 and m["high_quality"] >= 0.80, m
+
+
+@pytest.fixture(scope="module")
+def classifier():
+  return digits.DigitsClassifier.load_or_train()
+
+
+@pytest.mark.slow
+def test_dcgan_digits_covers_every_class(tmp_path, classifier):
+  exp, state = train_and_load("dcgan_digits", tmp_path)
+  samples, _ = exp.generate(state, 2000, seed=100)
+  m = digits.digits_metrics(samples, classifier=classifier)
+  assert m["min_class_fraction"] >= 0.04, m["class_histogram"]
+
+
+@pytest.mark.slow
+def test_cgan_digits_draws_the_asked_digit(tmp_path, classifier):
+  exp, state = train_and_load("cgan_digits", tmp_path)
+  labels = np.arange(2000) % 10
+  samples, _ = exp.generate(state, 2000, seed=100, labels=labels)
+  m = digits.digits_metrics(samples, labels=labels, classifier=classifier)
+  assert min(m["per_class_accuracy"]) >= 0.90, m["per_class_accuracy"]
