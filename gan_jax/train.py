@@ -8,6 +8,7 @@ import os
 import signal
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import config as config_lib, parallel, reporting, step as step_lib
@@ -114,7 +115,7 @@ def train(config, workdir, progress=True):
         step += k
         reporter.advance(k)
         first_bad = dev_metrics["nonfinite_step"] if first_bad is None else (
-            np.minimum(first_bad, dev_metrics["nonfinite_step"]))  # stays on device: no sync
+            jnp.minimum(first_bad, dev_metrics["nonfinite_step"]))  # stays on device: no sync
         due = lambda every: step % every == 0 or step == t.steps or stop.requested
         if not any(due(e) for e in (t.log_every, t.sample_every, t.checkpoint_every)):
           continue
