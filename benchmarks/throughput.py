@@ -6,7 +6,8 @@
 Times `steps` calls of the jitted step (state donated, blocked until ready; input pipeline
 excluded) after `warmup` calls and prints one JSON object: img/s (median over calls), step time,
 compile time, parameter counts, XLA's flop count per step, MFU where the device's peak is known,
-and peak device memory where the backend reports it.
+and peak device memory where the backend reports it. A call runs the config's
+`train.steps_per_call` steps; figures are per step.
 """
 import json
 import statistics
@@ -39,8 +40,9 @@ PEAK_FLOPS = {
 
 
 def synthetic_batch(config, spec, rng):
-  """One call's batch [1, n_critic, B, ...]: uint8 images or float points, random labels."""
-  shape = (1, config.train.n_critic, config.train.batch_size) + tuple(spec.shape)
+  """One call's batch [K, n_critic, B, ...]: uint8 images or float points, random labels."""
+  t = config.train
+  shape = (t.steps_per_call, t.n_critic, t.batch_size) + tuple(spec.shape)
   x = (rng.integers(0, 256, shape, dtype=np.uint8) if spec.dtype == "uint8"
        else rng.standard_normal(shape).astype(np.float32))
   labels = rng.integers(0, max(spec.num_classes, 1), shape[:3]).astype(np.int32)
@@ -83,7 +85,8 @@ def measure(config, steps, warmup):
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - t)
 
-  step_s = statistics.median(times)
+  k = config.train.steps_per_call
+  step_s = statistics.median(times) / k
   device = jax.devices()[0]
   host = strategy.host_state(state)
   count = lambda tree: int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
@@ -91,15 +94,16 @@ def measure(config, steps, warmup):
       "config": config.name, "backend": jax.default_backend(), "device_kind": device.device_kind,
       "device_count": jax.device_count(), "batch_size": config.train.batch_size,
       "n_critic": config.train.n_critic, "dtype": config.train.dtype,
-      "imgs_per_sec": config.train.batch_size / step_s,
-      "step_ms": {"median": 1e3 * step_s, "min": 1e3 * min(times), "max": 1e3 * max(times)},
+      "steps_per_call": k, "imgs_per_sec": config.train.batch_size / step_s,
+      "steps_per_sec": 1 / step_s,
+      "step_ms": {"median": 1e3 * step_s, "min": 1e3 * min(times) / k, "max": 1e3 * max(times) / k},
       "compile_s": compile_s, "g_params": count(host.g.params), "d_params": count(host.d.params),
-      "flops_per_step": flops,
+      "flops_per_step": flops / k,
   }
   peak = next((v for (kind, dt), v in PEAK_FLOPS.items()
                if device.device_kind.startswith(kind) and dt == config.train.dtype), None)
   if peak and flops:
-    result["mfu"] = flops / step_s / (peak * jax.device_count())
+    result["mfu"] = flops / k / step_s / (peak * jax.device_count())
   stats = device.memory_stats() if hasattr(device, "memory_stats") else None
   if stats and "peak_bytes_in_use" in stats:
     result["peak_memory_bytes"] = int(stats["peak_bytes_in_use"])
@@ -111,7 +115,6 @@ def main(argv):
   config = FLAGS.config
   if FLAGS.batch_size:
     config.train.batch_size = FLAGS.batch_size
-  config.train.steps_per_call = 1
   result = measure(config, FLAGS.steps, FLAGS.warmup)
   text = json.dumps(result, indent=2)
   print(text)

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import ConvTranspose4x4s2, dcgan_init, norm_layer
+from gan_jax.models.layers import Conv4x4s2, ConvTranspose4x4s2, dcgan_init, norm_layer
 
 
 class Generator(nn.Module):
@@ -57,8 +57,7 @@ class Discriminator(nn.Module):
     x = x.astype(self.dtype)
     ch = self.width
     for i in range(n_down):
-      x = nn.Conv(ch, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=False,
-                  kernel_init=dcgan_init, dtype=self.dtype)(x)
+      x = Conv4x4s2(ch, dtype=self.dtype)(x)
       if i:  # DCGAN: no normalization on D's first layer
         x = norm_layer(self.norm, train, self.axis_name, self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)

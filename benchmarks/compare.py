@@ -1,0 +1,85 @@
+"""Our compiled step against its PyTorch peer, alternating runs (A B A B ...) in one command.
+
+  python benchmarks/compare.py --config=configs/dcgan64.py [--rounds=3] [--batch_size=B]
+      [--steps=N] [--warmup=W] [--peer_args="--compile --device=cuda"] [--json=PATH]
+      [--config.KEY=VALUE ...]
+
+Each run is a fresh process (throughput.py for ours; benchmarks/peers/ for PyTorch, chosen by
+the config's model: dcgan -> torch_dcgan.py, mlp -> torch_mlp_gan.py) given the same batch, and
+the peer gets as many threads as this process may use. Alternating spreads a noisy machine's
+slow spells over both sides; each pair gives a ratio ours/peer of images (= steps) per second,
+and the median ratio is the figure to quote. Prints one JSON object.
+"""
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file("config", None, "config file", lock_config=True)
+flags.DEFINE_integer("rounds", 3, "pairs of runs")
+flags.DEFINE_integer("batch_size", None, "global batch (default: the config's)")
+flags.DEFINE_integer("steps", None, "timed calls per run (default: each script's)")
+flags.DEFINE_integer("warmup", None, "untimed calls per run (default: each script's)")
+flags.DEFINE_string("peer_args", "", "extra flags for the peer script")
+flags.DEFINE_string("json", None, "also write the result here")
+FLAGS = flags.FLAGS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def peer_command(config, batch_size):
+  """The PyTorch script doing the same work as `config`'s step, and its flags."""
+  threads = len(os.sched_getaffinity(0))
+  if config.model.name == "dcgan":
+    d, m = config.data, config.model
+    if (m.latent_dim, m.g_width, m.d_width, d.channels, m.conditional) != (100, 64, 64, 3, False):
+      raise app.UsageError("The DCGAN peer is pytorch/examples' net (nz 100, width 64, 3 channels, "
+                           "unconditional): compare configs/dcgan64.py.")
+    return [os.path.join(HERE, "peers", "torch_dcgan.py"), f"--resolution={d.resolution}",
+            f"--batch_size={batch_size}", f"--threads={threads}"]
+  if config.model.name == "mlp":
+    return [os.path.join(HERE, "peers", "torch_mlp_gan.py"), f"--batch_size={batch_size}",
+            f"--r1_weight={config.loss.r1_weight}", f"--threads={threads}"]
+  raise app.UsageError(f"No PyTorch peer for model {config.model.name!r}.")
+
+
+def run_json(cmd):
+  print("$", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
+  out = subprocess.run([sys.executable] + cmd, check=True, capture_output=True, text=True).stdout
+  return json.loads(out[out.index("{"):])
+
+
+def main(argv):
+  config = FLAGS.config
+  batch_size = FLAGS.batch_size or config.train.batch_size
+  timing = [f"--{k}={v}" for k, v in (("steps", FLAGS.steps), ("warmup", FLAGS.warmup)) if v]
+  # ours: the same config file and overrides this command was given
+  del argv
+  ours = [os.path.join(HERE, "throughput.py"), f"--batch_size={batch_size}"] + timing + [
+      a for a in sys.argv[1:] if a.startswith("--config")]
+  peer = peer_command(config, batch_size) + timing + shlex.split(FLAGS.peer_args)
+  pairs = []
+  for _ in range(FLAGS.rounds):
+    a, b = run_json(ours), run_json(peer)
+    pairs.append({"ours": a["imgs_per_sec"], "peer": b["imgs_per_sec"],
+                  "ratio": a["imgs_per_sec"] / b["imgs_per_sec"]})
+    print(json.dumps(pairs[-1]), file=sys.stderr, flush=True)
+  result = {
+      "config": config.name, "peer": os.path.basename(peer[0]), "batch_size": batch_size,
+      "rounds": FLAGS.rounds, "median_ratio": statistics.median(p["ratio"] for p in pairs),
+      "pairs": pairs, "ours": a, "peer_result": b,
+  }
+  text = json.dumps(result, indent=2)
+  print(text)
+  if FLAGS.json:
+    with open(FLAGS.json, "w") as f:
+      f.write(text + "\n")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,103 @@
+"""A PyTorch loop equivalent to configs/gan_ring2d.py's step, timed like throughput.py.
+
+  python benchmarks/peers/torch_mlp_gan.py [--batch_size=512] [--steps=200] [--warmup=20]
+      [--threads=N] [--r1_weight=0.05] [--json=PATH]
+
+Per iteration: D on real and on a fresh fake, non-saturating BCE-with-logits loss plus an R1
+penalty on real data (a double backward), D's Adam step; then G's loss through the updated D and
+G's Adam step. G and D: 3 hidden layers of 128 ReLU units, latent 2, Adam 2e-3 (0.5, 0.99) with
+a linear decay. This is the same work per step as ours; the loop issues it from Python one
+iteration at a time, the way a PyTorch user writes it.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def mlp(in_dim, out_dim, hidden=128, depth=3):
+  layers = []
+  for i in range(depth):
+    layers += [nn.Linear(in_dim if i == 0 else hidden, hidden), nn.ReLU()]
+  return nn.Sequential(*layers, nn.Linear(hidden, out_dim))
+
+
+def make_iteration(net_g, net_d, batch_size, latent_dim, r1_weight, total_steps):
+  opts = [torch.optim.Adam(n.parameters(), lr=2e-3, betas=(0.5, 0.99)) for n in (net_d, net_g)]
+  decay = lambda step: max(0.0, 1.0 - step / total_steps)
+  opt_d, opt_g = opts
+  sched = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in opts]
+
+  def iteration(real):
+    opt_d.zero_grad(set_to_none=True)
+    real = real.requires_grad_(r1_weight > 0)
+    real_logits = net_d(real).squeeze(1)
+    fake = net_g(torch.randn(batch_size, latent_dim)).detach()
+    d_loss = F.softplus(-real_logits).mean() + F.softplus(net_d(fake).squeeze(1)).mean()
+    if r1_weight > 0:
+      (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+      d_loss = d_loss + r1_weight * grad.pow(2).sum(1).mean()
+    d_loss.backward()
+    opt_d.step()
+    opt_g.zero_grad(set_to_none=True)
+    g_loss = F.softplus(-net_d(net_g(torch.randn(batch_size, latent_dim))).squeeze(1)).mean()
+    g_loss.backward()
+    opt_g.step()
+    for s in sched:
+      s.step()
+    return d_loss.detach(), g_loss.detach()
+  return iteration
+
+
+def measure(batch_size, steps, warmup, r1_weight=0.05, threads=None):
+  if threads:
+    torch.set_num_threads(threads)
+  torch.manual_seed(0)
+  latent_dim = 2
+  net_g, net_d = mlp(latent_dim, 2), mlp(2, 1)
+  iteration = make_iteration(net_g, net_d, batch_size, latent_dim, r1_weight, 10 * (steps + warmup))
+  real = torch.randn(batch_size, 2)
+  t0 = time.perf_counter()
+  iteration(real.clone())
+  first_s = time.perf_counter() - t0
+  for _ in range(warmup):
+    iteration(real.clone())
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    iteration(real.clone())
+    times.append(time.perf_counter() - t)
+  step_s = statistics.median(times)
+  count = lambda net: sum(p.numel() for p in net.parameters())
+  return {
+      "config": "torch_mlp_gan", "backend": "torch cpu", "device_kind": "cpu", "device_count": 1,
+      "threads": torch.get_num_threads(), "batch_size": batch_size, "n_critic": 1,
+      "dtype": "float32", "imgs_per_sec": batch_size / step_s, "steps_per_sec": 1 / step_s,
+      "step_ms": {"median": 1e3 * step_s, "min": 1e3 * min(times), "max": 1e3 * max(times)},
+      "compile_s": first_s, "g_params": count(net_g), "d_params": count(net_d),
+  }
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--batch_size", type=int, default=512)
+  p.add_argument("--steps", type=int, default=200)
+  p.add_argument("--warmup", type=int, default=20)
+  p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+  p.add_argument("--r1_weight", type=float, default=0.05)
+  p.add_argument("--json", default=None)
+  a = p.parse_args()
+  result = measure(a.batch_size, a.steps, a.warmup, a.r1_weight, a.threads)
+  text = json.dumps(result, indent=2)
+  print(text)
+  if a.json:
+    with open(a.json, "w") as f:
+      f.write(text + "\n")
+
+
+if __name__ == "__main__":
+  main()
