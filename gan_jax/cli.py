@@ -112,8 +112,9 @@ def main(argv):
   try:
     if verb not in VERBS:
       raise UserError(f"Unknown verb {verb!r}: use one of {', '.join(VERBS)}.")
-    from gan_jax import parallel
+    from gan_jax import cache, parallel
     parallel.maybe_initialize_distributed()
+    cache.enable_compilation_cache()
     if verb == "train":
       from gan_jax.train import train
       config, workdir, progress = _parse_train(rest)

@@ -1,9 +1,12 @@
-"""The sub-pixel transposed conv equals PyTorch's ConvTranspose2d(4, stride 2, padding 1)."""
+"""The sub-pixel transposed conv equals PyTorch's ConvTranspose2d(4, stride 2, padding 1); the
+stride-2 conv equals flax's; the matmul and native forms agree."""
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from gan_jax.models.layers import ConvTranspose4x4s2
+from gan_jax.models.layers import Conv4x4s2, ConvTranspose4x4s2
 
 
 def reference_conv_transpose(x, kernel):
@@ -47,3 +50,23 @@ def test_gradients_match_lax_conv_transpose():
   np.testing.assert_allclose(ours(x, kernel), textbook(x, kernel), rtol=1e-5)
   for a, b in zip(jax.grad(ours, (0, 1))(x, kernel), jax.grad(textbook, (0, 1))(x, kernel)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("impl", ["gemm", "conv"])
+def test_conv4x4s2_matches_flax_conv(impl):
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.normal(size=(2, 8, 6, 3)).astype(np.float32))
+  kernel = jnp.asarray(rng.normal(size=(4, 4, 3, 5)).astype(np.float32))
+  ours = lambda x, k: jnp.sum(jnp.sin(Conv4x4s2(5, impl=impl).apply({"params": {"kernel": k}}, x)))
+  flax_conv = nn.Conv(5, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=False)
+  stock = lambda x, k: jnp.sum(jnp.sin(flax_conv.apply({"params": {"kernel": k}}, x)))
+  np.testing.assert_allclose(ours(x, kernel), stock(x, kernel), rtol=1e-5)
+  for a, b in zip(jax.grad(ours, (0, 1))(x, kernel), jax.grad(stock, (0, 1))(x, kernel)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_transpose_impls_agree():
+  x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 3, 4, 6)).astype(np.float32))
+  variables = ConvTranspose4x4s2(5).init(jax.random.PRNGKey(0), x)
+  outs = [ConvTranspose4x4s2(5, impl=impl).apply(variables, x) for impl in ("gemm", "conv")]
+  np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)

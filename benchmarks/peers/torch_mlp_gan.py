@@ -3,9 +3,9 @@
   python benchmarks/peers/torch_mlp_gan.py [--batch_size=512] [--steps=200] [--warmup=20]
       [--threads=N] [--r1_weight=0.05] [--json=PATH]
 
-Per iteration: D on real and on a fresh fake, non-saturating BCE-with-logits loss plus an R1
-penalty on real data (a double backward), D's Adam step; then G's loss through the updated D and
-G's Adam step. G and D: 3 hidden layers of 128 ReLU units, latent 2, Adam 2e-3 (0.5, 0.99) with
+Per iteration: one G forward; D on real and on the detached fake, non-saturating loss plus an
+R1 penalty on real data (a double backward), D's Adam step; then G's loss on the same fake
+through the updated D and G's Adam step. G and D: 3 hidden layers of 128 ReLU units, latent 2, Adam 2e-3 (0.5, 0.99) with
 a linear decay. This is the same work per step as ours; the loop issues it from Python one
 iteration at a time, the way a PyTorch user writes it.
 """
@@ -36,15 +36,15 @@ def make_iteration(net_g, net_d, batch_size, latent_dim, r1_weight, total_steps)
     opt_d.zero_grad(set_to_none=True)
     real = real.requires_grad_(r1_weight > 0)
     real_logits = net_d(real).squeeze(1)
-    fake = net_g(torch.randn(batch_size, latent_dim)).detach()
-    d_loss = F.softplus(-real_logits).mean() + F.softplus(net_d(fake).squeeze(1)).mean()
+    fake = net_g(torch.randn(batch_size, latent_dim))  # one G forward serves both phases, as ours
+    d_loss = F.softplus(-real_logits).mean() + F.softplus(net_d(fake.detach()).squeeze(1)).mean()
     if r1_weight > 0:
       (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
       d_loss = d_loss + r1_weight * grad.pow(2).sum(1).mean()
     d_loss.backward()
     opt_d.step()
     opt_g.zero_grad(set_to_none=True)
-    g_loss = F.softplus(-net_d(net_g(torch.randn(batch_size, latent_dim))).squeeze(1)).mean()
+    g_loss = F.softplus(-net_d(fake).squeeze(1)).mean()
     g_loss.backward()
     opt_g.step()
     for s in sched:

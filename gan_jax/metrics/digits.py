@@ -23,16 +23,14 @@ import numpy as np
 import optax
 from flax import traverse_util
 
+from gan_jax.cache import cache_dir
+
 # Bump when the architecture, data split or training recipe changes: old caches are then ignored.
 CLASSIFIER_VERSION = "v2"
 NUM_CLASSES = 10
 _BATCH = 1000
 _SEED = 0
 _NUM_HELD_OUT = 360  # 20% of the 1797 images, stratified.
-
-
-def cache_dir() -> str:
-  return os.environ.get("GAN_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "gan_jax"))
 
 
 def cache_path() -> str:
