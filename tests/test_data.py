@@ -256,6 +256,29 @@ def test_unpaired_domains_shuffle_independently(tmp_path):
   assert steps[0]["y_label"].shape == (1, 2)
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("pair:{a}", "needs two domains: pair:A,B"),
+    ("unpaired:{a},{b},{a}", "needs two domains: unpaired:A,B"),
+    ("pair:{a},", "needs two domains"),
+    ("pair:{a},tfds:mnist", "pairs two folders by file name"),
+    ("pair:{a},{other}", "has a partner of the same relative name"),
+    ("unpaired:{a},{tmp}/missing", "missing does not exist"),
+])
+def test_two_domain_errors(tmp_path, text, expected):
+  a, b = numbered_folder(tmp_path / "A", 2), numbered_folder(tmp_path / "B", 3)
+  other = tmp_path / "other"
+  save(str(other / "x.png"), np.zeros((8, 8, 3), np.uint8))
+  with pytest.raises(UserError, match=re.escape(expected)):
+    sources.build(data_config(text.format(a=a, b=b, other=other, tmp=tmp_path)))
+
+
+def test_tfds_dataset_without_images_is_refused():
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=4):
+    with pytest.raises(UserError, match="'imdb_reviews' has no image feature"):
+      sources.build(data_config("tfds:imdb_reviews"))
+
+
 def test_unpaired_tfds_reads_the_cycle_gan_layout():
   import tensorflow_datasets as tfds
   with tfds.testing.mock_data(num_examples=6):
