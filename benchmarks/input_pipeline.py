@@ -12,10 +12,12 @@ steps' worth of batches after `warmup` and prints one JSON object. After the fir
 come from the OS page cache.
 """
 import atexit
+import contextlib
 import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -89,7 +91,8 @@ def write_tfds(data_dir, num_images, size=64, seed=0):
   """Prepares `synthetic_images` with num_images train examples in data_dir; returns its name."""
   builder = SyntheticImages(data_dir=data_dir, file_format="array_record")
   builder.num_images, builder.size, builder.seed = num_images, size, seed
-  builder.download_and_prepare()
+  with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the JSON result
+    builder.download_and_prepare()
   return builder.name
 
 

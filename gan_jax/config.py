@@ -184,8 +184,6 @@ ONE_DOMAIN_MODELS = ("dcgan", "mlp")
 def validate_data(config):
   d = config.data
   kind = sources.kind(d.source)
-  if kind is None:
-    raise UserError(f"Unknown data source {d.source!r}: use one of {sources.FORMS}.")
   if kind in sources.TWO_DOMAINS and config.model.name in ONE_DOMAIN_MODELS:
     raise UserError(f"--config.data.source={d.source} gives two image domains (x and y) for "
                     f"translation models, but the {config.model.name} model learns one: use "

@@ -342,8 +342,11 @@ def test_embedded_sources_keep_working():
   for name, modes in (("ring2d", 8), ("grid2d", 25)):
     source = sources.build(data_config(name))
     assert source.spec == sources.DataSpec((2,), "float32", modes)
-  assert [sources.kind(s) for s in ("digits", "folder:x", "tfds:m", "pair:a,b", "img:x", "x")] == [
-      "digits", "folder", "tfds", "pair", None, None]
+  assert [sources.kind(s) for s in ("digits", "folder:x", "tfds:m", "unpaired:a,b")] == [
+      "digits", "folder", "tfds", "unpaired"]
+  for unknown in ("img:x", "x", "digits:x", "folders"):
+    with pytest.raises(UserError, match="Unknown data source"):
+      sources.kind(unknown)
 
 
 # --- the benchmark --------------------------------------------------------------------------

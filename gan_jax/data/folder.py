@@ -1,7 +1,7 @@
 """A user's own images: a folder (classes = first-level subfolders), or two folders of pairs.
 
-The folder is scanned once, in sorted order, and every file's header is checked in parallel;
-unreadable files are left out and reported. Pixels are decoded lazily, in `get`, by the input
+The folder is scanned once, in sorted order, and every file is opened and verified in parallel
+(its header; for PNG also the chunk checksums); unreadable files are left out and reported. Pixels are decoded lazily, in `get`, by the input
 pipeline's worker threads (pillow releases the GIL while it decodes and resizes).
 """
 import concurrent.futures
@@ -9,14 +9,17 @@ import logging
 import os
 
 import numpy as np
+import tqdm
 from PIL import Image
 
 from gan_jax.data import images
+from gan_jax.data.pipeline import worker_count
 from gan_jax.data.spec import DataSpec
 from gan_jax.errors import UserError
 
 log = logging.getLogger("gan_jax.data")
 SHOWN = 3  # paths quoted when files are left out
+PROGRESS_FROM = 20000  # files: checking fewer takes a few seconds at most
 
 
 def find_images(root):
@@ -25,10 +28,15 @@ def find_images(root):
     what = "is not a folder" if os.path.exists(root) else "does not exist"
     raise UserError(f"Image folder {root} {what}: pass --config.data.source=folder:PATH with a "
                     "folder of images (one subfolder per class if they are labelled).")
-  found, others = [], 0
+  found, others, seen = [], 0, set()
   for directory, subdirs, files in os.walk(root, followlinks=True):
-    subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-    for name in sorted(files):
+    real = os.path.realpath(directory)
+    if real in seen:  # a symlink back up the tree
+      subdirs[:] = []
+      continue
+    seen.add(real)
+    subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+    for name in files:
       if name.startswith("."):
         continue
       if name.lower().endswith(images.EXTENSIONS):
@@ -56,8 +64,10 @@ def readable(path):
 def check_readable(root, relpaths, workers):
   """The readable subset of `relpaths`, in order; the rest are reported (count, first paths)."""
   paths = [os.path.join(root, p) for p in relpaths]
-  with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
-    ok = list(pool.map(readable, paths, chunksize=64))
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    checks = pool.map(readable, paths, chunksize=64)
+    ok = list(tqdm.tqdm(checks, total=len(paths), desc=f"checking {root}", unit="file",
+                        disable=len(paths) < PROGRESS_FROM))
   bad = [p for p, good in zip(relpaths, ok) if not good]
   if len(bad) == len(relpaths):
     raise UserError(f"None of the {len(bad)} image files in {root} could be read (e.g. "
@@ -100,7 +110,7 @@ class FolderSource:
       if loose:
         report_left_out(f"{len(loose)} images in {root} that are not in a class subfolder", loose)
         relpaths = [p for p in relpaths if class_of(p) is not None]
-    relpaths = check_readable(root, relpaths, workers(data_config))
+    relpaths = check_readable(root, relpaths, worker_count(data_config))
     return cls(root, relpaths, data_config.resolution, data_config.channels, data_config.resize)
 
   def __len__(self):
@@ -138,7 +148,7 @@ class PairedFolders:
       alone = sorted(own[s] for s in own.keys() - other.keys())
       if alone:
         report_left_out(f"{len(alone)} images in {root} without a partner", alone)
-    n = workers(data_config)
+    n = worker_count(data_config)
     ok = [set(check_readable(root, [own[s] for s in common], n))
           for root, own in zip((root_a, root_b), stems)]
     keep = [s for s in common if stems[0][s] in ok[0] and stems[1][s] in ok[1]]
@@ -179,6 +189,3 @@ def first_that_decodes(index, count, load, root):
   raise UserError(f"{MAX_SUBSTITUTES} images in a row from example {index} of {root} could not "
                   "be decoded: check that the folder has not changed since the run started.")
 
-
-def workers(data_config):
-  return data_config.workers or os.cpu_count() or 1

@@ -81,8 +81,12 @@ def _domain_key(domain, key):
   return "y" if key == "x" else "y_" + key
 
 
+def worker_count(data_config):
+  return data_config.workers or os.cpu_count() or 1
+
+
 def read_options(data_config):
-  threads = data_config.workers or os.cpu_count() or 1
+  threads = worker_count(data_config)
   return grain.ReadOptions(num_threads=threads,
                            prefetch_buffer_size=max(data_config.prefetch, threads))
 

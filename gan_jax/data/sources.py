@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from gan_jax.data import embedded
+from gan_jax.data import embedded, folder, tfds_source
 from gan_jax.data.spec import DataSpec
 from gan_jax.errors import UserError
 
@@ -77,11 +77,11 @@ FORMS = ", ".join(EMBEDDED + ("tfds:NAME[:SPLIT]", "folder:PATH", "pair:A,B", "u
 
 
 def kind(source):
-  """"folder" for "folder:PATH", "digits" for "digits", ...; None when it names no known kind."""
+  """"folder" for "folder:PATH", "digits" for "digits", ...; one clear error for anything else."""
   head, sep, _ = source.partition(":")
-  if not sep:
-    return source if source in EMBEDDED else None
-  return head if head in FILE_KINDS else None
+  if (head in FILE_KINDS) if sep else (head in EMBEDDED):
+    return head
+  raise UserError(f"Unknown data source {source!r}: use one of {FORMS}.")
 
 
 def build(config):
@@ -104,11 +104,9 @@ def build(config):
                   else (embedded.grid_modes(), embedded.GRID_STD))
     points, ids = embedded.mixture(modes, std, seed=config.seed)
     return ArraySource(points, ids, len(modes))
-  raise UserError(f"Unknown data source {name!r}: use one of {FORMS}.")
 
 
 def _build_images(d):
-  from gan_jax.data import folder
   if d.channels not in (1, 3):
     raise UserError(f"--config.data.channels={d.channels} is not supported for image files: use "
                     "1 (gray) or 3 (RGB).")
@@ -129,7 +127,6 @@ def _build_images(d):
 
 
 def _one_domain(text, d):
-  from gan_jax.data import folder, tfds_source
   if text.startswith("tfds:"):
     return tfds_source.TfdsSource(text.removeprefix("tfds:"), d)
   return folder.FolderSource.scan(_folder_path(text, d.source), d)
