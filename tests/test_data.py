@@ -136,16 +136,21 @@ def test_unreadable_files_are_left_out_and_reported(tmp_path, caplog):
 
 
 def test_a_file_that_fails_to_decode_is_replaced_by_the_next(tmp_path, caplog):
-  numbered_folder(tmp_path, 3)
+  numbered_folder(tmp_path, 3, classes="abc")
   jpeg = input_pipeline.synthetic_jpeg(np.random.default_rng(0), 64)
-  (tmp_path / "001.png").unlink()
-  (tmp_path / "001.jpg").write_bytes(jpeg[:len(jpeg) // 2])  # passes the header check only
+  (tmp_path / "b" / "001.png").unlink()
+  (tmp_path / "b" / "001.jpg").write_bytes(jpeg[:len(jpeg) // 2])  # passes the header check only
   source = sources.build(data_config(f"folder:{tmp_path}"))
-  assert source.relpaths == ["000.png", "001.jpg", "002.png"]
+  assert source.relpaths == ["a/000.png", "b/001.jpg", "c/002.png"]
   with caplog.at_level(logging.WARNING, "gan_jax.data"):
-    first = numbers(source.get(np.array([1, 0, 1]))["x"])
-  assert first == [2, 0, 2] and numbers(source.get(np.array([1]))["x"]) == [2]
+    batch = source.get(np.array([1, 0, 1]))
+  assert numbers(batch["x"]) == [2, 0, 2] and batch["label"].tolist() == [2, 0, 2]
+  assert numbers(source.get(np.array([1]))["x"]) == [2]
   assert caplog.text.count("Could not decode example 1") == 1
+  for i in (0, 2):  # now nothing decodes: one clear error, not an endless search
+    (tmp_path / "abc"[i] / f"00{i}.png").write_bytes(b"")
+  with pytest.raises(UserError, match="3 images in a row from example 0 .* could not be decoded"):
+    source.get(np.array([0]))
 
 
 # --- the pipeline: shuffling, flips, sharding, exact resume ---------------------------------

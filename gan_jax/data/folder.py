@@ -117,11 +117,8 @@ class FolderSource:
     return len(self.relpaths)
 
   def get(self, indices):
-    r, c, _ = self.fit
-    x = np.empty((len(indices), r, r, c), np.uint8)
-    for j, i in enumerate(indices):
-      x[j] = first_that_decodes(int(i), len(self), self.load, self.root)
-    return {"x": x, "label": self.labels[indices]}
+    used, pictures = decode_all(indices, len(self), self.load, self.root)
+    return {"x": np.stack(pictures), "label": self.labels[used]}
 
   def load(self, index):
     return images.load(os.path.join(self.root, self.relpaths[index]), *self.fit)
@@ -163,9 +160,9 @@ class PairedFolders:
     return len(self.a)
 
   def get(self, indices):
-    both = [first_that_decodes(int(i), len(self), self.load, self.a.root) for i in indices]
-    x, y = (np.stack(side) for side in zip(*both))
-    return {"x": x, "label": self.a.labels[indices], "y": y, "y_label": self.b.labels[indices]}
+    used, pairs = decode_all(indices, len(self), self.load, self.a.root)
+    x, y = (np.stack(side) for side in zip(*pairs))
+    return {"x": x, "label": self.a.labels[used], "y": y, "y_label": self.b.labels[used]}
 
   def load(self, index):
     return self.a.load(index), self.b.load(index)
@@ -175,17 +172,28 @@ MAX_SUBSTITUTES = 8
 _failed = set()  # (root, index) already reported
 
 
-def first_that_decodes(index, count, load, root):
-  """`load(index)`; if that file passed the header check but does not decode, the next index that
-  does (the same one every time, so a run and its resume see the same batches)."""
-  for k in range(min(count, MAX_SUBSTITUTES)):
+def decode_all(indices, count, load, root):
+  """(indices used, `load(i)` for each): a file that passed the header check but does not decode
+  is replaced by the next one that does, the same every time, so a run and its resume see the
+  same batches (and labels match the pictures)."""
+  used, values = [], []
+  for index in indices:
+    i, value = _first_that_decodes(int(index), count, load, root)
+    used.append(i)
+    values.append(value)
+  return np.array(used, np.int64), values
+
+
+def _first_that_decodes(index, count, load, root):
+  tries = min(count, MAX_SUBSTITUTES)
+  for k in range(tries):
     i = (index + k) % count
     try:
-      return load(i)
+      return i, load(i)
     except Exception:  # as in `readable`: any failure of pillow's
       if (root, i) not in _failed:
         _failed.add((root, i))
         log.warning("Could not decode example %d of %s; using the next one in its place.", i, root)
-  raise UserError(f"{MAX_SUBSTITUTES} images in a row from example {index} of {root} could not "
-                  "be decoded: check that the folder has not changed since the run started.")
+  raise UserError(f"{tries} images in a row from example {index} of {root} could not be "
+                  "decoded: check that the folder has not changed since the run started.")
 
