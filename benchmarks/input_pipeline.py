@@ -30,15 +30,21 @@ from gan_jax import config as config_lib
 from gan_jax.data import pipeline, sources
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-config_flags.DEFINE_config_file("config", os.path.join(REPO, "configs", "dcgan64.py"),
-                                "config whose data block and batch size are used")
-flags.DEFINE_enum("synthetic", "folder", ["folder", "tfds", "none"],
-                  "synthetic JPEGs to write and read; none: read the config's data.source")
-flags.DEFINE_integer("num_images", 2000, "synthetic images to write")
-flags.DEFINE_integer("image_size", 64, "side of the synthetic images")
-flags.DEFINE_integer("steps", 100, "timed steps")
-flags.DEFINE_integer("warmup", 10, "untimed steps first")
-flags.DEFINE_string("json", None, "also write the result here")
+
+
+def define_flags():
+  """Only when run as a script: tests import this module beside others that define --config."""
+  config_flags.DEFINE_config_file("config", os.path.join(REPO, "configs", "dcgan64.py"),
+                                  "config whose data block and batch size are used")
+  flags.DEFINE_enum("synthetic", "folder", ["folder", "tfds", "none"],
+                    "synthetic JPEGs to write and read; none: read the config's data.source")
+  flags.DEFINE_integer("num_images", 2000, "synthetic images to write")
+  flags.DEFINE_integer("image_size", 64, "side of the synthetic images")
+  flags.DEFINE_integer("steps", 100, "timed steps")
+  flags.DEFINE_integer("warmup", 10, "untimed steps first")
+  flags.DEFINE_string("json", None, "also write the result here")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -145,4 +151,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
