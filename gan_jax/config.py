@@ -8,6 +8,7 @@ import math
 
 import ml_collections
 
+from gan_jax.data import sources
 from gan_jax.errors import UserError
 
 def base_config():
@@ -16,10 +17,16 @@ def base_config():
   c.seed = 0
 
   c.data = ml_collections.ConfigDict(dict(
-      source="digits",   # digits | stacked_digits | ring2d | grid2d (see README, Data)
+      # digits | stacked_digits | ring2d | grid2d | tfds:NAME[:SPLIT] | folder:PATH | pair:A,B |
+      # unpaired:A,B (see README, Data)
+      source="digits",
       resolution=32,     # images are brought to resolution x resolution x channels
       channels=1,
-      data_dir="",
+      resize="center_crop",  # center_crop | pad | stretch: how other sizes reach the resolution
+      random_flip=False,     # mirror each image left-right with probability 1/2
+      data_dir="",       # TFDS data dir ("" = TFDS's default)
+      workers=0,         # threads decoding steps in parallel (0 = one per CPU core)
+      prefetch=4,        # steps decoded ahead of the train step
   ))
 
   c.model = ml_collections.ConfigDict(dict(
@@ -119,6 +126,7 @@ def apply_arg(c, arg):
 
 
 CHOICES = {
+    "data.resize": ("center_crop", "pad", "stretch"),
     "model.name": ("dcgan", "mlp"),
     "loss.adversarial": ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein"),
     "optim.g.optimizer": ("adam", "rmsprop", "sgd"),
@@ -148,6 +156,7 @@ def validate(config, num_devices=1):
               "train.log_every", "train.checkpoint_every", "train.sample_every"):
     if lookup(config, key) < 1:
       raise UserError(f"--config.{key} must be a positive integer, got {lookup(config, key)}.")
+  validate_data(config)
   t = config.train
   if t.batch_size % num_devices:
     raise UserError(f"--config.train.batch_size={t.batch_size} does not divide over {num_devices} "
@@ -168,11 +177,32 @@ def validate(config, num_devices=1):
                       "--config.model.d_norm=layer (or none).")
 
 
+# Models that train on one image domain; two-domain sources are for translation models.
+ONE_DOMAIN_MODELS = ("dcgan", "mlp")
+
+
+def validate_data(config):
+  d = config.data
+  kind = sources.kind(d.source)
+  if kind in sources.TWO_DOMAINS and config.model.name in ONE_DOMAIN_MODELS:
+    raise UserError(f"--config.data.source={d.source} gives two image domains (x and y) for "
+                    f"translation models, but the {config.model.name} model learns one: use "
+                    "folder:PATH or tfds:NAME instead.")
+  if d.random_flip and kind in ("ring2d", "grid2d"):
+    raise UserError(f"--config.data.random_flip mirrors images, and {d.source} holds 2D points: "
+                    "set it False.")
+  if d.workers < 0:
+    raise UserError(f"--config.data.workers={d.workers} must be >= 0 (0 = one per CPU core).")
+  if d.prefetch < 1:
+    raise UserError(f"--config.data.prefetch={d.prefetch} must be a positive number of steps.")
+
+
 # Keys that may change when a run resumes in an existing workdir: they do not change the model,
 # the data or what one step computes.
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.sample_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.steps_per_call",
-                     "train.nan_policy", "parallel.strategy", "sample.num", "data.data_dir")
+                     "train.nan_policy", "parallel.strategy", "sample.num", "data.data_dir",
+                     "data.workers", "data.prefetch")
 
 
 def flatten(config, prefix=""):

@@ -83,6 +83,7 @@ def train(config, workdir, progress=True):
     os.makedirs(workdir, exist_ok=True)
     config_lib.save_json(config, os.path.join(workdir, "config.json"))
     save_spec(source.spec, workdir)
+    sources.write_labels(source, workdir)
   t = config.train
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), t.keep_checkpoints)
   data = pipeline.make_iterator(source, config, jax.process_index(), jax.process_count())

@@ -2,21 +2,25 @@
 
 A source has `spec` (shape of one example, dtype, number of classes), `__len__` and
 `get(indices) -> {"x": array[B, ...], "label": int32[B]}`. Images are uint8 HWC; 2D points are
-float32 [2].
+float32 [2]. Sources of two image domains (for translation) add "y" and "y_label"; labelled image
+sources have `class_names` (label i is class_names[i]).
+
+`config.data.source` names one:
+  digits | stacked_digits | ring2d | grid2d      embedded, no download
+  tfds:NAME[:SPLIT]                              a prepared TFDS dataset (split: train)
+  folder:PATH                                    a folder of images, classes = subfolders
+  pair:A,B                                       two folders of aligned pairs (same names)
+  unpaired:A,B | unpaired:tfds:NAME              two domains, each a folder or tfds:NAME:SPLIT;
+                                                 tfds:NAME alone means its trainA and trainB
 """
-import dataclasses
+import json
+import os
 
 import numpy as np
 
-from gan_jax.data import embedded
+from gan_jax.data import embedded, folder, tfds_source
+from gan_jax.data.spec import DataSpec
 from gan_jax.errors import UserError
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSpec:
-  shape: tuple
-  dtype: str
-  num_classes: int
 
 
 class ArraySource:
@@ -54,13 +58,38 @@ class StackedDigitsSource:
     return {"x": np.moveaxis(x, 1, -1), "label": labels.astype(np.int32)}
 
 
+class Unpaired:
+  """Two independent image domains: each keeps its own length, shuffle and epochs (the pipeline
+  reads `domains` separately), so no image of A is tied to one of B."""
+
+  def __init__(self, a, b):
+    self.domains = (a, b)
+    self.spec, self.class_names = a.spec, getattr(a, "class_names", None)
+
+  def __len__(self):
+    return max(len(d) for d in self.domains)
+
+
 EMBEDDED = ("digits", "stacked_digits", "ring2d", "grid2d")
+FILE_KINDS = ("tfds", "folder", "pair", "unpaired")
+TWO_DOMAINS = ("pair", "unpaired")
+FORMS = ", ".join(EMBEDDED + ("tfds:NAME[:SPLIT]", "folder:PATH", "pair:A,B", "unpaired:A,B"))
+
+
+def kind(source):
+  """"folder" for "folder:PATH", "digits" for "digits", ...; one clear error for anything else."""
+  head, sep, _ = source.partition(":")
+  if (head in FILE_KINDS) if sep else (head in EMBEDDED):
+    return head
+  raise UserError(f"Unknown data source {source!r}: use one of {FORMS}.")
 
 
 def build(config):
   """The source named by `config.data.source`."""
   d = config.data
   name = d.source
+  if kind(name) in FILE_KINDS:
+    return _build_images(d)
   if name == "digits":
     images, labels = embedded.digits(d.resolution)
     if d.channels != 1:
@@ -75,4 +104,44 @@ def build(config):
                   else (embedded.grid_modes(), embedded.GRID_STD))
     points, ids = embedded.mixture(modes, std, seed=config.seed)
     return ArraySource(points, ids, len(modes))
-  raise UserError(f"Unknown data source {name!r}: choose one of {', '.join(EMBEDDED)}.")
+
+
+def _build_images(d):
+  if d.channels not in (1, 3):
+    raise UserError(f"--config.data.channels={d.channels} is not supported for image files: use "
+                    "1 (gray) or 3 (RGB).")
+  head, _, rest = d.source.partition(":")
+  if head in ("tfds", "folder"):
+    return _one_domain(d.source, d)
+  parts = rest.split(",")
+  if head == "unpaired" and len(parts) == 1 and parts[0].startswith("tfds:"):
+    parts = [f"{parts[0]}:trainA", f"{parts[0]}:trainB"]  # the cycle_gan layout
+  if len(parts) != 2 or not all(parts):
+    raise UserError(f"--config.data.source={d.source} needs two domains: {head}:A,B (folders"
+                    f"{'' if head == 'pair' else ' or tfds:NAME:SPLIT'}, no comma inside a path).")
+  if head == "unpaired":
+    return Unpaired(*(_one_domain(p, d) for p in parts))
+  if any(p.startswith("tfds:") for p in parts):
+    raise UserError("pair:A,B pairs two folders by file name; for TFDS datasets use unpaired:A,B.")
+  return folder.PairedFolders.scan(*(_folder_path(p, d.source) for p in parts), d)
+
+
+def _one_domain(text, d):
+  if text.startswith("tfds:"):
+    return tfds_source.TfdsSource(text.removeprefix("tfds:"), d)
+  return folder.FolderSource.scan(_folder_path(text, d.source), d)
+
+
+def _folder_path(text, source):
+  path = text.removeprefix("folder:")
+  if not path:
+    raise UserError(f"--config.data.source={source} names no folder: use folder:PATH.")
+  return os.path.expanduser(path)
+
+
+def write_labels(source, workdir):
+  """labels.json in the workdir: class name -> label, for sources with named classes."""
+  names = getattr(source, "class_names", None)
+  if names:
+    with open(os.path.join(workdir, "labels.json"), "w") as f:
+      json.dump({name: i for i, name in enumerate(names)}, f, indent=2)
