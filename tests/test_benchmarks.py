@@ -1,8 +1,13 @@
-"""benchmarks/throughput.py measures a real compiled step and reports consistent figures."""
+"""benchmarks/throughput.py measures a real compiled step and reports consistent figures;
+compare.py runs ours and the PyTorch peer and reports their ratio."""
+import json
 import os
+import subprocess
 import sys
 
-from conftest import REPO
+import pytest
+
+from conftest import REPO, config_path
 from test_step import load_config
 
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
@@ -19,3 +24,29 @@ def test_throughput_reports_a_consistent_measurement():
   assert (r["g_params"], r["d_params"]) == (2 * 16 + 16 + 2 * (16 * 16 + 16) + 16 * 2 + 2,
                                             2 * 16 + 16 + 2 * (16 * 16 + 16) + 16 + 1)
   assert r["flops_per_step"] > 0 and r["compile_s"] > 0
+
+
+def test_figures_are_per_step_with_several_steps_per_call():
+  one = throughput.measure(load_config("gan_ring2d", **{"train.batch_size": 64}), steps=2, warmup=0)
+  five = throughput.measure(load_config("gan_ring2d", **{
+      "train.batch_size": 64, "train.steps_per_call": 5, "train.log_every": 5,
+      "train.sample_every": 5, "train.checkpoint_every": 5}), steps=2, warmup=0)
+  assert five["steps_per_call"] == 5
+  assert five["flops_per_step"] == one["flops_per_step"] > 0
+  assert abs(five["steps_per_sec"] * five["step_ms"]["median"] / 1e3 - 1) < 1e-6
+
+
+def test_compare_runs_both_sides_and_reports_their_ratio(tmp_path):
+  pytest.importorskip("torch", reason="the PyTorch peer needs torch (pip install torch)")
+  out = tmp_path / "cmp.json"
+  done = subprocess.run(
+      [sys.executable, os.path.join(REPO, "benchmarks", "compare.py"),
+       f"--config={config_path('gan_ring2d')}", "--rounds=2", "--steps=2", "--warmup=1",
+       f"--json={out}"], cwd=REPO, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-2000:]
+  r = json.loads(out.read_text())
+  assert r["peer"] == "torch_mlp_gan.py" and len(r["pairs"]) == 2
+  for p in r["pairs"]:
+    assert p["ours"] > 0 and p["peer"] > 0 and abs(p["ratio"] - p["ours"] / p["peer"]) < 1e-9
+  assert min(p["ratio"] for p in r["pairs"]) <= r["median_ratio"] <= max(p["ratio"] for p in r["pairs"])
+  assert r["peer_result"]["batch_size"] == r["ours"]["batch_size"] == 16

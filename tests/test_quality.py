@@ -31,16 +31,20 @@ def train_and_load(name, workdir, *flags):
     ckpt.close()
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_ring_all_modes_high_quality(seed, tmp_path):
-  exp, state = train_and_load("gan_ring2d", tmp_path, f"--config.seed={seed}")
+# bfloat16 compute (float32 params, optimizer states and losses) must reach the same bars.
+@pytest.mark.parametrize("seed,dtype", [(0, "float32"), (1, "float32"), (2, "float32"),
+                                        (0, "bfloat16")])
+def test_ring_all_modes_high_quality(seed, dtype, tmp_path):
+  exp, state = train_and_load("gan_ring2d", tmp_path, f"--config.seed={seed}",
+                              f"--config.train.dtype={dtype}")
   samples, _ = exp.generate(state, 2500, seed=100 + seed)
   m = modes2d.mode_metrics(samples, embedded.ring_modes(), embedded.RING_STD)
   assert m["modes_captured"] == 8 and m["high_quality"] >= 0.90, m
 
 
-def test_grid_modes_high_quality(tmp_path):
-  exp, state = train_and_load("gan_grid2d", tmp_path)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_grid_modes_high_quality(dtype, tmp_path):
+  exp, state = train_and_load("gan_grid2d", tmp_path, f"--config.train.dtype={dtype}")
   samples, _ = exp.generate(state, 2500, seed=100)
   m = modes2d.mode_metrics(samples, embedded.grid_modes(), embedded.GRID_STD)
   assert m["modes_captured"] >= 23 and m["high_quality"] >= 0.80, m
@@ -52,16 +56,18 @@ def classifier():
 
 
 @pytest.mark.slow
-def test_dcgan_digits_covers_every_class(tmp_path, classifier):
-  exp, state = train_and_load("dcgan_digits", tmp_path)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_dcgan_digits_covers_every_class(dtype, tmp_path, classifier):
+  exp, state = train_and_load("dcgan_digits", tmp_path, f"--config.train.dtype={dtype}")
   samples, _ = exp.generate(state, 2000, seed=100)
   m = digits.digits_metrics(samples, classifier=classifier)
   assert m["min_class_fraction"] >= 0.04, m["class_histogram"]
 
 
 @pytest.mark.slow
-def test_cgan_digits_draws_the_asked_digit(tmp_path, classifier):
-  exp, state = train_and_load("cgan_digits", tmp_path)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_cgan_digits_draws_the_asked_digit(dtype, tmp_path, classifier):
+  exp, state = train_and_load("cgan_digits", tmp_path, f"--config.train.dtype={dtype}")
   labels = np.arange(2000) % 10
   samples, _ = exp.generate(state, 2000, seed=100, labels=labels)
   m = digits.digits_metrics(samples, labels=labels, classifier=classifier)
