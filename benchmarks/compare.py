@@ -20,6 +20,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+import timing
+
 config_flags.DEFINE_config_file("config", None, "config file", lock_config=True)
 flags.DEFINE_integer("rounds", 3, "pairs of runs")
 flags.DEFINE_integer("batch_size", None, "global batch (default: the config's)")
@@ -57,12 +59,12 @@ def run_json(cmd):
 def main(argv):
   config = FLAGS.config
   batch_size = FLAGS.batch_size or config.train.batch_size
-  timing = [f"--{k}={v}" for k, v in (("steps", FLAGS.steps), ("warmup", FLAGS.warmup)) if v]
+  run_flags = [f"--{k}={v}" for k, v in (("steps", FLAGS.steps), ("warmup", FLAGS.warmup)) if v]
   # ours: the same config file and overrides this command was given
   del argv
-  ours = [os.path.join(HERE, "throughput.py"), f"--batch_size={batch_size}"] + timing + [
+  ours = [os.path.join(HERE, "throughput.py"), f"--batch_size={batch_size}"] + run_flags + [
       a for a in sys.argv[1:] if a.startswith("--config")]
-  peer = peer_command(config, batch_size) + timing + shlex.split(FLAGS.peer_args)
+  peer = peer_command(config, batch_size) + run_flags + shlex.split(FLAGS.peer_args)
   pairs = []
   for _ in range(FLAGS.rounds):
     a, b = run_json(ours), run_json(peer)
@@ -74,11 +76,7 @@ def main(argv):
       "rounds": FLAGS.rounds, "median_ratio": statistics.median(p["ratio"] for p in pairs),
       "pairs": pairs, "ours": a, "peer_result": b,
   }
-  text = json.dumps(result, indent=2)
-  print(text)
-  if FLAGS.json:
-    with open(FLAGS.json, "w") as f:
-      f.write(text + "\n")
+  timing.emit(result, FLAGS.json)
 
 
 if __name__ == "__main__":

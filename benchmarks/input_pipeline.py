@@ -14,7 +14,6 @@ come from the OS page cache.
 import atexit
 import contextlib
 import io
-import json
 import os
 import shutil
 import sys
@@ -28,6 +27,8 @@ from ml_collections import config_flags
 
 from gan_jax import config as config_lib
 from gan_jax.data import pipeline, sources
+
+import timing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -143,11 +144,7 @@ def main(argv):
     config.data.source = "tfds:" + write_tfds(config.data.data_dir, FLAGS.num_images,
                                               FLAGS.image_size)
   result = measure(config, FLAGS.steps, FLAGS.warmup)
-  text = json.dumps(result, indent=2)
-  print(text)
-  if FLAGS.json:
-    with open(FLAGS.json, "w") as f:
-      f.write(text + "\n")
+  timing.emit(result, FLAGS.json)
 
 
 if __name__ == "__main__":

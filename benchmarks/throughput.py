@@ -9,13 +9,9 @@ compile time (the first call's time less a median call's), parameter counts, XLA
 and peak device memory where the backend reports it. A call runs the config's
 `train.steps_per_call` steps; figures are per step.
 """
-import json
 import statistics
-import sys
-import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
@@ -23,6 +19,8 @@ from ml_collections import config_flags
 from gan_jax import config as config_lib, parallel, step as step_lib
 from gan_jax.data.sources import DataSpec
 from gan_jax.experiment import Experiment
+
+import timing
 
 config_flags.DEFINE_config_file("config", None, "config file", lock_config=True)
 flags.DEFINE_integer("batch_size", None, "global batch (default: the config's)")
@@ -82,22 +80,14 @@ def measure(config, steps, warmup):
   state = strategy.put_state(exp.init_state())
   batch = strategy.put_batch(synthetic_batch(config, spec, np.random.default_rng(0)))
 
-  # The first call traces, compiles and runs once: what a user waits for before training starts.
-  t0 = time.perf_counter()
-  state, metrics = fn(state, batch)
-  jax.block_until_ready(metrics)
-  first_call_s = time.perf_counter() - t0
-  for _ in range(warmup):
+  def call():
+    nonlocal state
     state, metrics = fn(state, batch)
-  jax.block_until_ready(metrics)
-  times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    state, metrics = fn(state, batch)
-    jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - t)
-  flops = step_flops(fn, state, batch)
+    return metrics
 
+  # The first call traces, compiles and runs once: what a user waits for before training starts.
+  first_call_s, times = timing.time_calls(call, steps, warmup, jax.block_until_ready)
+  flops = step_flops(fn, state, batch)
   k = config.train.steps_per_call
   step_s = statistics.median(times) / k
   device = jax.devices()[0]
@@ -107,9 +97,7 @@ def measure(config, steps, warmup):
       "config": config.name, "backend": jax.default_backend(), "device_kind": device.device_kind,
       "device_count": jax.device_count(), "batch_size": config.train.batch_size,
       "n_critic": config.train.n_critic, "dtype": config.train.dtype,
-      "steps_per_call": k, "imgs_per_sec": config.train.batch_size / step_s,
-      "steps_per_sec": 1 / step_s,
-      "step_ms": {"median": 1e3 * step_s, "min": 1e3 * min(times) / k, "max": 1e3 * max(times) / k},
+      "steps_per_call": k, **timing.per_step(times, config.train.batch_size, k),
       "first_call_s": first_call_s, "compile_s": first_call_s - statistics.median(times), "g_params": count(host.g.params), "d_params": count(host.d.params),
       "flops_per_step": flops,
   }
@@ -132,11 +120,7 @@ def main(argv):
     jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   result = measure(config, FLAGS.steps, FLAGS.warmup)
-  text = json.dumps(result, indent=2)
-  print(text)
-  if FLAGS.json:
-    with open(FLAGS.json, "w") as f:
-      f.write(text + "\n")
+  timing.emit(result, FLAGS.json)
 
 
 if __name__ == "__main__":

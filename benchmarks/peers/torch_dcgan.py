@@ -10,13 +10,15 @@ logits-through-sigmoid, Adam 2e-4 (0.5, 0.999), nz 100, ngf = ndf = 64, N(0, 0.0
 data is one synthetic batch already on the device. Prints the same JSON keys as throughput.py.
 """
 import argparse
-import json
 import math
-import statistics
-import time
+import os
+import sys
 
 import torch
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import timing  # noqa: E402
 
 
 def generator(resolution, nz=100, ngf=64, nc=3):
@@ -94,29 +96,15 @@ def measure(batch_size, resolution, steps, warmup, device="cpu", dtype="float32"
   iteration = make_iteration(net_g, net_d, batch_size, nz, device, dtype)
   real = torch.rand(batch_size, 3, resolution, resolution, device=device) * 2 - 1
   noise = lambda: torch.randn(batch_size, nz, device=device)
-  sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-  t0 = time.perf_counter()
-  iteration(real, noise())  # the first call builds (and under --compile compiles) everything
-  sync()
-  first_s = time.perf_counter() - t0
-  for _ in range(warmup):
-    iteration(real, noise())
-  sync()
-  times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    iteration(real, noise())
-    sync()
-    times.append(time.perf_counter() - t)
-  step_s = statistics.median(times)
+  wait = (lambda out: torch.cuda.synchronize()) if device.type == "cuda" else (lambda out: out)
+  # The first call builds (and under --compile compiles) everything.
+  first_s, times = timing.time_calls(lambda: iteration(real, noise()), steps, warmup, wait)
   count = lambda net: sum(p.numel() for p in net.parameters())
   result = {
       "config": "torch_dcgan" + ("_compile" if compile else ""), "backend": "torch " + device.type,
       "device_kind": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
       "device_count": 1, "threads": torch.get_num_threads(), "batch_size": batch_size,
-      "n_critic": 1, "dtype": dtype, "imgs_per_sec": batch_size / step_s,
-      "step_ms": {"median": 1e3 * step_s, "min": 1e3 * min(times), "max": 1e3 * max(times)},
+      "n_critic": 1, "dtype": dtype, **timing.per_step(times, batch_size),
       "compile_s": first_s, "g_params": count(net_g), "d_params": count(net_d),
   }
   if device.type == "cuda":
@@ -138,11 +126,7 @@ def main():
   a = p.parse_args()
   result = measure(a.batch_size, a.resolution, a.steps, a.warmup, a.device, a.dtype, a.compile,
                    a.threads)
-  text = json.dumps(result, indent=2)
-  print(text)
-  if a.json:
-    with open(a.json, "w") as f:
-      f.write(text + "\n")
+  timing.emit(result, a.json)
 
 
 if __name__ == "__main__":

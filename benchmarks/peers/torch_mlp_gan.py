@@ -10,13 +10,15 @@ a linear decay. This is the same work per step as ours; the loop issues it from 
 iteration at a time, the way a PyTorch user writes it.
 """
 import argparse
-import json
-import statistics
-import time
+import os
+import sys
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import timing  # noqa: E402
 
 
 def mlp(in_dim, out_dim, hidden=128, depth=3):
@@ -61,23 +63,12 @@ def measure(batch_size, steps, warmup, r1_weight=0.05, threads=None):
   net_g, net_d = mlp(latent_dim, 2), mlp(2, 1)
   iteration = make_iteration(net_g, net_d, batch_size, latent_dim, r1_weight, 10 * (steps + warmup))
   real = torch.randn(batch_size, 2)
-  t0 = time.perf_counter()
-  iteration(real.clone())
-  first_s = time.perf_counter() - t0
-  for _ in range(warmup):
-    iteration(real.clone())
-  times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    iteration(real.clone())
-    times.append(time.perf_counter() - t)
-  step_s = statistics.median(times)
+  first_s, times = timing.time_calls(lambda: iteration(real.clone()), steps, warmup)
   count = lambda net: sum(p.numel() for p in net.parameters())
   return {
       "config": "torch_mlp_gan", "backend": "torch cpu", "device_kind": "cpu", "device_count": 1,
       "threads": torch.get_num_threads(), "batch_size": batch_size, "n_critic": 1,
-      "dtype": "float32", "imgs_per_sec": batch_size / step_s, "steps_per_sec": 1 / step_s,
-      "step_ms": {"median": 1e3 * step_s, "min": 1e3 * min(times), "max": 1e3 * max(times)},
+      "dtype": "float32", **timing.per_step(times, batch_size),
       "compile_s": first_s, "g_params": count(net_g), "d_params": count(net_d),
   }
 
@@ -92,11 +83,7 @@ def main():
   p.add_argument("--json", default=None)
   a = p.parse_args()
   result = measure(a.batch_size, a.steps, a.warmup, a.r1_weight, a.threads)
-  text = json.dumps(result, indent=2)
-  print(text)
-  if a.json:
-    with open(a.json, "w") as f:
-      f.write(text + "\n")
+  timing.emit(result, a.json)
 
 
 if __name__ == "__main__":
