@@ -1,0 +1,24 @@
+"""Where metrics keep what they compute once (the digits classifier, reference statistics)."""
+
+import os
+import tempfile
+
+import numpy as np
+
+
+def cache_dir() -> str:
+  return os.environ.get("GAN_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "gan_jax"))
+
+
+def save_npz(path: str, arrays: dict) -> None:
+  """np.savez to a temp file, then rename, so a concurrent reader never sees a partial file."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".npz.tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, **arrays)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
