@@ -118,8 +118,10 @@ def flax_variables(torch_module, prefix):
   return {collection: tree[collection][prefix] for collection in tree}
 
 
-@pytest.mark.parametrize("kernel,stride,padding", [
-    ((3, 3), (2, 2), (0, 0)), ((1, 7), (1, 1), (0, 3)), ((3, 1), (1, 1), (1, 0)), ((5, 5), (1, 1), (2, 2))])
+@pytest.mark.parametrize("kernel,stride,padding", [  # every shape the network uses
+    ((1, 1), (1, 1), (0, 0)), ((3, 3), (2, 2), (0, 0)), ((3, 3), (1, 1), (0, 0)),
+    ((3, 3), (1, 1), (1, 1)), ((5, 5), (1, 1), (2, 2)), ((1, 7), (1, 1), (0, 3)),
+    ((7, 1), (1, 1), (3, 0)), ((1, 3), (1, 1), (0, 1)), ((3, 1), (1, 1), (1, 0))])
 def test_basic_conv_equals_torch_conv_bn_relu(kernel, stride, padding):
   torch = import_torch()
   torch.manual_seed(0)
