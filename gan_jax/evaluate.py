@@ -54,7 +54,7 @@ def parse_metrics(text, source, spec_shape):
                       "2D points: use --metrics=modes.")
     if name == "modes" and source not in MODE_SOURCES:
       raise UserError(f"Metric 'modes' needs data with known modes ({', '.join(MODE_SOURCES)}), "
-                      f"and this run trained on {source}: use --metrics=fid or digits.")
+                      f"and this run trained on {source}: use --metrics={default_metrics(source)[0]}.")
     if name == "digits" and source != "digits":
       raise UserError(f"Metric 'digits' uses a classifier of the digits data, and this run trained "
                       f"on {source}: use --metrics={default_metrics(source)[0]}.")

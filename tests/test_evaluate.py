@@ -92,7 +92,6 @@ def test_inception_metrics_end_to_end(cgan_run, random_inception, capsys, tmp_pa
 
 def test_inception_score_uses_the_generated_samples_logits(cgan_run, monkeypatch, capsys):
   """IS needs 10 samples or more: checked with a stand-in for the network, which is slow on CPU."""
-  from gan_jax import evaluate as evaluate_lib
   from gan_jax.metrics import scores
   seen = []
 
@@ -114,7 +113,6 @@ def test_inception_score_uses_the_generated_samples_logits(cgan_run, monkeypatch
   assert samples.shape == (30, 16, 16, 1)
   expected = scores.inception_score(samples.reshape(30, -1)[:, :12] * 5.0, splits=10)
   assert (result["is"], result["is_std"]) == pytest.approx(expected)
-  assert not evaluate_lib.MIN_SAMPLES["is"] > 10
 
 
 class FakeExtractor:
