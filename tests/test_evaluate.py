@@ -1,6 +1,7 @@
 """`gan-jax evaluate`, evaluation during training, and the cached reference statistics."""
 import json
 import os
+import shutil
 
 import ml_collections
 import numpy as np
@@ -232,8 +233,9 @@ def test_bad_eval_config_stops_training_before_it_writes(flag, expected, tmp_pat
   assert not workdir.exists()
 
 
-def test_old_runs_without_an_eval_block_still_evaluate(tmp_path, capsys):
-  run = train(tmp_path, "gan_ring2d")
+def test_old_runs_without_an_eval_block_still_evaluate(ring_run, tmp_path, capsys):
+  run = tmp_path / "old"
+  shutil.copytree(ring_run, run)
   saved = config_lib.load_json(run / "config.json").to_dict()
   del saved["eval"]
   config_lib.save_json(ml_collections.ConfigDict(saved), run / "config.json")
