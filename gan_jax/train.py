@@ -122,9 +122,9 @@ def train(config, workdir, progress=True):
         due = lambda every: step % every == 0 or step == t.steps or stop.requested
         # Evaluation is slow: not on a stop request, and on a multiple of every_steps passed
         # inside this call's K steps.
-        eval_due = config.eval.every_steps > 0 and (
-            step == t.steps or step // config.eval.every_steps > (step - k) // config.eval.every_steps)
-        if not eval_due and not any(due(e) for e in (t.log_every, t.sample_every, t.checkpoint_every)):
+        every = config.eval.every_steps
+        eval_due = every > 0 and (step == t.steps or step // every > (step - k) // every)
+        if not (eval_due or any(due(e) for e in (t.log_every, t.sample_every, t.checkpoint_every))):
           continue
         bad = int(np.asarray(strategy.host_metrics({"b": first_bad})["b"]))
         if bad != step_lib.NEVER:
