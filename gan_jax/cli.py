@@ -2,6 +2,9 @@
 
   gan-jax train    [--config=configs/X.py[:arg]] [--workdir=DIR] [--config.KEY=VALUE ...]
   gan-jax sample   --workdir=DIR [--num=N] [--out=PATH.png|.npz] [--label=K] [--seed=S] [--no-ema]
+  gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits] [--num_samples=N]
+                   [--ema|--no-ema] [--inception_weights=PATH] [--num_reference=N] [--seed=S]
+  gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
 
 `main(argv)` returns the exit code, so notebooks and tests can drive the CLI. Bad input ends with
 one sentence on stderr and exit code 2; a diverged run with exit code 1.
@@ -16,7 +19,7 @@ from gan_jax.errors import TrainingDiverged, UserError
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
-VERBS = ("train", "sample")
+VERBS = ("train", "sample", "evaluate", "convert-inception")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -73,6 +76,29 @@ def _parse_sample(argv):
   return fv
 
 
+def _parse_evaluate(argv):
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "run directory to evaluate", flag_values=fv)
+  flags.DEFINE_string("metrics", None, "comma-separated metrics (default: the run's eval.metrics, "
+                      "else the data's default)", flag_values=fv)
+  flags.DEFINE_integer("num_samples", None, "generated samples to score", flag_values=fv)
+  flags.DEFINE_integer("num_reference", None, "real images behind Inception statistics",
+                       flag_values=fv)
+  flags.DEFINE_string("inception_weights", None, "converted InceptionV3 .npz", flag_values=fv)
+  flags.DEFINE_integer("seed", None, "latent seed of the scored samples", flag_values=fv)
+  flags.DEFINE_bool("ema", True, "score the EMA generator weights when the run has them",
+                    flag_values=fv)
+  # --config.eval.KEY=VALUE, as train takes it, means the same as --KEY=VALUE here.
+  argv = ["--" + a[len("--config.eval."):] if a.startswith("--config.eval.") else a for a in argv]
+  _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])
+  if not fv.workdir:
+    raise UserError("evaluate needs --workdir=DIR, the run to evaluate.")
+  for name in ("num_samples", "num_reference"):
+    if fv[name].value is not None and fv[name].value < 1:
+      raise UserError(f"--{name}={fv[name].value} must be a positive number.")
+  return fv
+
+
 def _parse(fv, argv):
   try:
     extra = fv(["gan-jax"] + argv)[1:]
@@ -125,6 +151,20 @@ def main(argv):
       fv = _parse_sample(rest)
       path = sample(fv.workdir, fv.num, fv.out, label=fv.label, seed=fv.seed, ema=fv.ema)
       print(path)
+    elif verb == "evaluate":
+      from gan_jax import evaluate
+      fv = _parse_evaluate(rest)
+      result = evaluate.evaluate(fv.workdir, metrics=fv.metrics, num_samples=fv.num_samples,
+                                 ema=fv.ema, inception_weights=fv.inception_weights,
+                                 num_reference=fv.num_reference, seed=fv.seed)
+      print(evaluate.to_json(result))
+    elif verb == "convert-inception":
+      from gan_jax.metrics import inception
+      if not 1 <= len(rest) <= 2 or any(a.startswith("-") for a in rest):
+        raise UserError("convert-inception takes the .pth path and optionally the output path: "
+                        f"gan-jax convert-inception {inception.TORCH_WEIGHTS} [OUT.npz].")
+      out = inception.convert(*rest)
+      print(f"{out} sha256={inception.file_sha256(out)}")
     return 0
   except UserError as e:
     print(f"gan-jax: error: {e}", file=sys.stderr)

@@ -75,6 +75,16 @@ def base_config():
   c.parallel = ml_collections.ConfigDict(dict(strategy="jit"))  # jit | pmap
 
   c.sample = ml_collections.ConfigDict(dict(num=64))  # size of the grid written during training
+
+  c.eval = ml_collections.ConfigDict(dict(  # `gan-jax evaluate` and evaluation during training
+      every_steps=0,         # evaluate during training every N steps and at the end; 0 = off
+      metrics="",            # comma-separated: fid,is,kid,pr,prdc,modes,digits; "" = the data's default
+      num_samples=10000,     # generated samples scored
+      num_reference=10000,   # real images behind the Inception statistics (cached per dataset)
+      inception_weights="",  # converted .npz; "" = $GAN_JAX_CACHE/inception_fid_2015-12-05.npz
+      seed=0,                # latent seed of the scored samples, the same at every evaluation
+      ema=True,              # score the EMA of G when the run keeps one
+  ))
   return c
 
 
@@ -165,6 +175,9 @@ def validate(config, num_devices=1):
     if t[key] % t.steps_per_call:
       raise UserError(f"--config.train.{key}={t[key]} must be a multiple of "
                       f"train.steps_per_call={t.steps_per_call} (work is done K steps at a time).")
+  for key in ("every_steps", "num_samples", "num_reference"):
+    if config.eval[key] < 0:
+      raise UserError(f"--config.eval.{key} must be >= 0, got {config.eval[key]}.")
   if not 0.0 <= t.ema_decay < 1.0:
     raise UserError(f"--config.train.ema_decay={t.ema_decay} must be in [0, 1).")
   if config.model.name == "dcgan":
@@ -202,7 +215,8 @@ def validate_data(config):
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.sample_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.steps_per_call",
                      "train.nan_policy", "parallel.strategy", "sample.num", "data.data_dir",
-                     "data.workers", "data.prefetch")
+                     "data.workers", "data.prefetch",
+                     *(f"eval.{k}" for k in base_config().eval))
 
 
 def flatten(config, prefix=""):

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import config as config_lib, parallel, reporting, step as step_lib
+from gan_jax import config as config_lib, evaluate, parallel, reporting, step as step_lib
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.data import pipeline, sources
 from gan_jax.errors import TrainingDiverged, UserError
@@ -79,6 +79,9 @@ def train(config, workdir, progress=True):
   compiled = {}  # steps per call -> compiled function (the last call may be shorter)
 
   main = jax.process_index() == 0
+  # Built before anything is written, so a bad metric or missing weights leave no workdir behind.
+  evaluator = (evaluate.Evaluator.from_config(config, source.spec)
+               if config.eval.every_steps > 0 and main else None)
   if main:
     os.makedirs(workdir, exist_ok=True)
     config_lib.save_json(config, os.path.join(workdir, "config.json"))
@@ -118,7 +121,11 @@ def train(config, workdir, progress=True):
         first_bad = dev_metrics["nonfinite_step"] if first_bad is None else (
             jnp.minimum(first_bad, dev_metrics["nonfinite_step"]))  # stays on device: no sync
         due = lambda every: step % every == 0 or step == t.steps or stop.requested
-        if not any(due(e) for e in (t.log_every, t.sample_every, t.checkpoint_every)):
+        # Evaluation is slow: not on a stop request, and on a multiple of every_steps passed
+        # inside this call's K steps.
+        every = config.eval.every_steps
+        eval_due = every > 0 and (step == t.steps or step // every > (step - k) // every)
+        if not (eval_due or any(due(e) for e in (t.log_every, t.sample_every, t.checkpoint_every))):
           continue
         bad = int(np.asarray(strategy.host_metrics({"b": first_bad})["b"]))
         if bad != step_lib.NEVER:
@@ -147,6 +154,9 @@ def train(config, workdir, progress=True):
         if due(t.checkpoint_every):
           save(step)
           last_good = step
+        if eval_due and evaluator is not None:
+          result = evaluator(exp, strategy.host_state(dev_state), ema=config.eval.ema)
+          reporter.log(step, {f"eval/{k}": v for k, v in evaluate.scalars(result).items()})
       if stop.requested:
         reporter.message(f"Stopped at step {step}; checkpoint saved. Run the same command to resume.")
     ckpt.wait()

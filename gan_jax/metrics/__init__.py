@@ -1,7 +1,12 @@
-"""Evaluation metrics: feature extractors, FID/IS-style scores and mode coverage.
+"""Evaluation metrics: feature extractors, streaming statistics and scores, each kept separate.
 
-Offline metrics (no downloaded weights):
-  - `gan_jax.metrics.modes2d`: PacGAN's mode metrics for the 2D ring/grid toys;
-  - `gan_jax.metrics.digits`: a small digits classifier for digits FID/IS, class coverage and
-    stacked-digits (1000-mode) coverage.
+  - `inception`: pytorch-fid's FID InceptionV3 in Flax, its weight conversion and a batched,
+    sharded feature extractor (needs the converted weights file);
+  - `stats`: mean and covariance of features streamed batch by batch;
+  - `scores`: FID, IS, KID, precision/recall, density/coverage from features or logits;
+  - `reference`: real-data statistics computed once per dataset and extractor, cached;
+  - `digits`: a small digits classifier for offline digits FID/IS, class coverage and
+    stacked-digits (1000-mode) coverage;
+  - `modes2d`: PacGAN's mode metrics for the 2D ring/grid toys.
+`gan_jax.evaluate` picks and runs them by name.
 """

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
-import warnings
 
 import flax.linen as nn
 import jax
@@ -23,7 +21,9 @@ import numpy as np
 import optax
 from flax import traverse_util
 
-from gan_jax.cache import cache_dir
+from gan_jax.metrics.cache import cache_dir, save_npz
+from gan_jax.metrics.scores import frechet_distance, inception_score
+from gan_jax.metrics.stats import feature_stats
 
 # Bump when the architecture, data split or training recipe changes: old caches are then ignored.
 CLASSIFIER_VERSION = "v2"
@@ -188,18 +188,7 @@ def _train(seed: int = _SEED, epochs: int = 30, batch_size: int = 128, lr: float
 
 
 def _save(params, path: str) -> None:
-  flat = {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(params).items()}
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  # Write to a temp file and rename, so a concurrent reader never sees a partial file.
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz.tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, **flat)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  save_npz(path, {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(params).items()})
 
 
 def _load(path: str) -> dict:
@@ -260,40 +249,6 @@ class DigitsClassifier:
     return self._real_stats[resolution]
 
 
-def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  f = np.asarray(features, dtype=np.float64)
-  return f.mean(axis=0), np.cov(f, rowvar=False)
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
-  """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), with the usual guards for singular S."""
-  import scipy.linalg  # pylint: disable=g-import-not-at-top
-
-  diff = mu1 - mu2
-  with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
-  if caught or not np.all(np.isfinite(covmean)):
-    # Singular product (few samples, dead ReLU features on bad samples): regularize and retry.
-    offset = np.eye(sigma1.shape[0]) * eps
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore")
-      covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-  covmean = np.real(covmean)  # sqrtm may return tiny imaginary parts from round-off
-  fid = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
-  # Identical statistics give round-off around 0 (e.g. -1e-11); FID itself is never negative.
-  return max(fid, 0.0) if np.isfinite(fid) else float("inf")
-
-
-def inception_score_from_logits(logits: np.ndarray) -> float:
-  """exp(E_x KL(p(y|x) || p(y))), single split."""
-  logits = np.asarray(logits, dtype=np.float64)
-  log_p = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
-  p = np.exp(log_p)
-  log_py = np.log(np.maximum(p.mean(axis=0, keepdims=True), 1e-30))
-  return float(np.exp(np.mean(np.sum(p * (log_p - log_py), axis=1))))
-
-
 def digits_metrics(images, labels=None, classifier: DigitsClassifier | None = None) -> dict:
   """Class coverage, digits IS and digits FID of generated digit images [N, R, R, 1 or 3].
 
@@ -310,7 +265,7 @@ def digits_metrics(images, labels=None, classifier: DigitsClassifier | None = No
   out = {
       "class_histogram": [float(h) for h in hist],
       "min_class_fraction": float(hist.min()),
-      "digits_is": inception_score_from_logits(logits),
+      "digits_is": inception_score(logits, splits=1)[0],
       "digits_fid": frechet_distance(mu, sigma, *clf.real_stats(images.shape[1])),
   }
   if labels is not None:

@@ -1,0 +1,204 @@
+"""Scoring a generator: `gan-jax evaluate` and the evaluations the train loop runs.
+
+Metrics, by name:
+  fid, is, kid, pr, prdc  InceptionV3 (pytorch-fid's FID network) features and logits: FID, IS over
+                          10 splits, KID, precision/recall (k=3), density/coverage (k=5); images.
+  modes                   mode coverage: PacGAN's metrics on ring2d/grid2d, the 1000 modes of
+                          stacked_digits.
+  digits                  the offline digits classifier: digits FID, IS, class histogram (and label
+                          accuracy for conditional models); the digits data only.
+With no metrics named, the data's default: modes for ring2d/grid2d/stacked_digits, digits for
+digits, fid for other images.
+"""
+import json
+import math
+import os
+
+import numpy as np
+
+from gan_jax import config as config_lib, experiment
+from gan_jax.data import embedded, sources
+from gan_jax.errors import UserError
+
+INCEPTION_METRICS = ("fid", "is", "kid", "pr", "prdc")
+METRICS = INCEPTION_METRICS + ("modes", "digits")
+MODE_SOURCES = ("ring2d", "grid2d", "stacked_digits")
+# The fewest samples each metric is defined for: IS has 10 splits, PR and PRDC need k + 1 points.
+MIN_SAMPLES = {"fid": 2, "is": 10, "kid": 2, "pr": 4, "prdc": 6, "modes": 1, "digits": 2}
+_CHUNK = 500  # samples generated (and scored by Inception) at a time
+
+
+def settings(config):
+  """The run's `eval` block, filled in with today's defaults (older runs saved none)."""
+  block = config_lib.base_config().eval
+  if "eval" in config:
+    block.update(config.eval)
+  return block
+
+
+def default_metrics(source):
+  if source in MODE_SOURCES:
+    return ["modes"]
+  return ["digits"] if source == "digits" else ["fid"]
+
+
+def parse_metrics(text, source, spec_shape):
+  """`fid,kid` -> ["fid", "kid"], checked against the data; "" -> the data's default."""
+  names = [m.strip() for m in str(text or "").split(",") if m.strip()]
+  names = list(dict.fromkeys(names)) or default_metrics(source)
+  for name in names:
+    if name not in METRICS:
+      raise UserError(f"Unknown metric {name!r}: choose from {', '.join(METRICS)}.")
+    if name in INCEPTION_METRICS and len(spec_shape) != 3:
+      raise UserError(f"Metric {name!r} scores images through InceptionV3, and {source} holds "
+                      "2D points: use --metrics=modes.")
+    if name == "modes" and source not in MODE_SOURCES:
+      raise UserError(f"Metric 'modes' needs data with known modes ({', '.join(MODE_SOURCES)}), "
+                      f"and this run trained on {source}: use --metrics={default_metrics(source)[0]}.")
+    if name == "digits" and source != "digits":
+      raise UserError(f"Metric 'digits' uses a classifier of the digits data, and this run trained "
+                      f"on {source}: use --metrics={default_metrics(source)[0]}.")
+  return names
+
+
+class Evaluator:
+  """Scores a train state with a fixed list of metrics; loads classifiers and statistics once."""
+
+  def __init__(self, config, spec, metrics="", num_samples=10000, num_reference=10000,
+               inception_weights="", seed=0):
+    self.config, self.spec = config, spec
+    self.source_name = config.data.source
+    self.metrics = parse_metrics(metrics, self.source_name, spec.shape)
+    self.num_samples, self.num_reference, self.seed = int(num_samples), int(num_reference), seed
+    fewest = max(MIN_SAMPLES[m] for m in self.metrics)
+    if self.num_samples < fewest:
+      raise UserError(f"num_samples={self.num_samples} is too few for metrics "
+                      f"{','.join(self.metrics)}: use at least {fewest}.")
+    self.extractor = self.reference = None
+    if any(m in INCEPTION_METRICS for m in self.metrics):
+      if self.num_reference < 6:
+        raise UserError(f"num_reference={self.num_reference} is too few real images for Inception "
+                        "metrics: use at least 6 (10000 or more for comparable FIDs).")
+      from gan_jax.metrics import inception  # pylint: disable=g-import-not-at-top
+      path = inception_weights or inception.default_weights_path()
+      self.extractor = inception.InceptionExtractor(path)
+
+  @classmethod
+  def from_config(cls, config, spec, **overrides):
+    """An evaluator from the config's `eval` block, any of its keys overridden."""
+    e = settings(config)
+    kwargs = dict(metrics=e.metrics, num_samples=e.num_samples, num_reference=e.num_reference,
+                  inception_weights=e.inception_weights, seed=e.seed)
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    return cls(config, spec, **kwargs)
+
+  def _reference(self):
+    if self.reference is None:
+      from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
+      self.reference = reference.reference_stats(self.config, sources.build(self.config),
+                                                 self.extractor, self.num_reference)
+    return self.reference
+
+  def _samples(self, exp, state, ema):
+    """Yields (samples, labels) chunks: latents of chunk i come from seed (seed, i)."""
+    classes = self.spec.num_classes if self.config.model.conditional else 0
+    for i, start in enumerate(range(0, self.num_samples, _CHUNK)):
+      n = min(_CHUNK, self.num_samples - start)
+      labels = np.arange(start, start + n) % classes if classes else None
+      samples, _ = exp.generate(state, n, seed=self.seed * 100003 + i, labels=labels, ema=ema)
+      yield samples, labels
+
+  def __call__(self, exp, state, ema=True):
+    """{"step", "ema", "num_samples", "metrics", <scores>} of `state`'s generator."""
+    from gan_jax.metrics.stats import FeatureStats  # pylint: disable=g-import-not-at-top
+    keep_samples = any(m in ("modes", "digits") for m in self.metrics)
+    kept, kept_labels, pools, logits, stats = [], [], [], [], FeatureStats()
+    for samples, labels in self._samples(exp, state, ema):
+      if keep_samples:
+        kept.append(samples)
+        kept_labels.append(labels)
+      if self.extractor is not None:
+        pool, logit = self.extractor(samples)
+        stats.update(pool)
+        pools.append(pool)
+        logits.append(logit)
+    out = {"step": int(np.asarray(state.step)),
+           "ema": bool(ema and state.g_ema is not None),
+           "num_samples": self.num_samples, "metrics": list(self.metrics)}
+    if self.extractor is not None:
+      out.update(self._inception_scores(stats, np.concatenate(pools), np.concatenate(logits)))
+    if keep_samples:
+      samples = np.concatenate(kept)
+      labels = None if kept_labels[0] is None else np.concatenate(kept_labels)
+      if "modes" in self.metrics:
+        out.update(self._modes(samples))
+      if "digits" in self.metrics:
+        from gan_jax.metrics import digits  # pylint: disable=g-import-not-at-top
+        out.update(digits.digits_metrics(samples, labels=labels))
+    return out
+
+  def _inception_scores(self, stats, pool, logits):
+    from gan_jax.metrics import scores  # pylint: disable=g-import-not-at-top
+    out = {}
+    ref = self._reference() if set(self.metrics) - {"is"} else None
+    if "fid" in self.metrics:
+      out["fid"] = scores.frechet_distance(*stats.result(), ref["mean"], ref["cov"])
+    if "is" in self.metrics:
+      out["is"], out["is_std"] = scores.inception_score(logits, splits=10)
+    if "kid" in self.metrics:
+      out["kid"], out["kid_std"] = scores.kernel_inception_distance(ref["features"], pool)
+    if "pr" in self.metrics:
+      out.update(scores.precision_recall(ref["features"], pool, k=3))
+    if "prdc" in self.metrics:
+      out.update(scores.density_coverage(ref["features"], pool, k=5))
+    return out
+
+  def _modes(self, samples):
+    if self.source_name == "stacked_digits":
+      from gan_jax.metrics import digits  # pylint: disable=g-import-not-at-top
+      return digits.stacked_digit_modes(samples)
+    from gan_jax.metrics import modes2d  # pylint: disable=g-import-not-at-top
+    modes, std = ((embedded.ring_modes(), embedded.RING_STD) if self.source_name == "ring2d"
+                  else (embedded.grid_modes(), embedded.GRID_STD))
+    return modes2d.mode_metrics(samples, modes, std)
+
+
+def scalars(result):
+  """The numeric scores of a result, for metrics.jsonl and TensorBoard."""
+  return {k: float(v) for k, v in result.items()
+          if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+          and k not in ("step", "num_samples")}
+
+
+def to_json(result):
+  """One JSON line; a score that is not finite (no high-quality sample: infinite KL) is null."""
+  def clean(v):
+    if isinstance(v, (list, tuple)):
+      return [clean(x) for x in v]
+    if isinstance(v, (float, np.floating)):
+      return float(v) if math.isfinite(v) else None
+    if isinstance(v, np.integer):
+      return int(v)
+    return v
+  return json.dumps({k: clean(v) for k, v in result.items()})
+
+
+def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weights=None,
+             num_reference=None, seed=None):
+  """Scores the latest checkpoint of `workdir`; appends the result to DIR/eval.jsonl; returns it.
+
+  Unset arguments come from the run's `eval` config block.
+  """
+  exp, ckpt = experiment.load(workdir)
+  try:
+    evaluator = Evaluator.from_config(
+        exp.config, exp.spec, metrics=metrics, num_samples=num_samples,
+        inception_weights=inception_weights, num_reference=num_reference, seed=seed)
+    state = experiment.restore_latest(exp, ckpt)
+  finally:
+    ckpt.close()
+  result = evaluator(exp, state, ema=ema)
+  with open(os.path.join(workdir, "eval.jsonl"), "a") as f:
+    f.write(to_json(result) + "\n")
+  return result
+
