@@ -23,6 +23,7 @@ class Generator(nn.Module):
   num_classes: int = 0
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"  # see layers._use_gemm
 
   @nn.compact
   def __call__(self, z, labels=None, train=True):
@@ -35,10 +36,10 @@ class Generator(nn.Module):
     x = x.reshape(x.shape[0], 4, 4, ch)
     for i in range(n_up):
       if i:
-        x = ConvTranspose4x4s2(ch, dtype=self.dtype)(x)
+        x = ConvTranspose4x4s2(ch, dtype=self.dtype, impl=self.conv_impl)(x)
       x = nn.relu(norm_layer(self.norm, train, self.axis_name, self.dtype)(x))
       ch //= 2
-    x = ConvTranspose4x4s2(self.channels, dtype=self.dtype)(x)
+    x = ConvTranspose4x4s2(self.channels, dtype=self.dtype, impl=self.conv_impl)(x)
     return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -50,6 +51,7 @@ class Discriminator(nn.Module):
   num_classes: int = 0
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x, labels=None, train=True):
@@ -57,7 +59,7 @@ class Discriminator(nn.Module):
     x = x.astype(self.dtype)
     ch = self.width
     for i in range(n_down):
-      x = Conv4x4s2(ch, dtype=self.dtype)(x)
+      x = Conv4x4s2(ch, dtype=self.dtype, impl=self.conv_impl)(x)
       if i:  # DCGAN: no normalization on D's first layer
         x = norm_layer(self.norm, train, self.axis_name, self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
