@@ -18,7 +18,7 @@ from gan_jax.metrics import inception
 
 def import_torch():
   return pytest.importorskip("torch", reason="the conversion tests need PyTorch "
-                             "(pip install 'gan-jax[convert]'); CI installs only .[test]")
+                             "(pip install 'gan-jax[convert]'); .ci/run installs the CPU wheel")
 
 
 def import_pytorch_fid():
