@@ -1,11 +1,9 @@
-"""Where metrics keep what they compute once (the digits classifier, reference statistics)."""
+"""Writing what metrics compute once (the digits classifier, reference statistics) into the cache."""
 
 import os
 import tempfile
 
 import numpy as np
-
-from gan_jax.cache import cache_dir  # noqa: F401  (metrics read it from here)
 
 
 def save_npz(path: str, arrays: dict) -> None:

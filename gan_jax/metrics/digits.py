@@ -21,7 +21,8 @@ import numpy as np
 import optax
 from flax import traverse_util
 
-from gan_jax.metrics.cache import cache_dir, save_npz
+from gan_jax.cache import cache_dir
+from gan_jax.metrics.cache import save_npz
 from gan_jax.metrics.scores import frechet_distance, inception_score
 from gan_jax.metrics.stats import feature_stats
 

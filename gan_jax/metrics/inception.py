@@ -28,7 +28,8 @@ from flax import traverse_util
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gan_jax.errors import UserError
-from gan_jax.metrics.cache import cache_dir, save_npz
+from gan_jax.cache import cache_dir
+from gan_jax.metrics.cache import save_npz
 
 NAME = "inception_v3_fid"
 INPUT_SIZE = 299

@@ -14,7 +14,8 @@ import os
 
 import numpy as np
 
-from gan_jax.metrics.cache import cache_dir, save_npz
+from gan_jax.cache import cache_dir
+from gan_jax.metrics.cache import save_npz
 from gan_jax.metrics.stats import FeatureStats
 
 _CHUNK = 256  # real images read and extracted at a time
