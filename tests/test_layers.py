@@ -1,5 +1,5 @@
-"""The sub-pixel transposed conv equals PyTorch's ConvTranspose2d(4, stride 2, padding 1); the
-stride-2 conv equals flax's; the matmul and native forms agree."""
+"""The 4x4 transposed conv equals PyTorch's ConvTranspose2d(4, stride 2, padding 1) and the
+stride-2 conv equals flax's, in values, gradients and gradients of gradients, however they run."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -21,52 +21,98 @@ def reference_conv_transpose(x, kernel):
   return out[:, 1:-1, 1:-1]
 
 
-def test_forward_matches_definition():
-  x = np.random.default_rng(0).normal(size=(2, 3, 5, 4)).astype(np.float32)
-  layer = ConvTranspose4x4s2(6)
+# The three ways the 4x4 layers run: native XLA convs, and on CPU (cpu_conv) matmuls via im2col
+# or via Winograd, which normally depends on the channel count and is forced here.
+IMPLS = ["conv", "im2col", "winograd"]
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request, monkeypatch):
+  monkeypatch.setattr("gan_jax.models.cpu_conv.WINOGRAD_MIN_CHANNELS",
+                      1 if request.param == "winograd" else 10**9)
+  return "conv" if request.param == "conv" else "gemm"
+
+
+def textbook_conv_transpose(x, kernel):
+  """lax.conv_transpose with a spatially flipped kernel: the textbook transposed conv."""
+  return jax.lax.conv_transpose(x, kernel[::-1, ::-1], (2, 2), ((2, 2), (2, 2)),
+                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def stock_conv(x, kernel):
+  flax_conv = nn.Conv(kernel.shape[-1], (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                      use_bias=False)
+  return flax_conv.apply({"params": {"kernel": kernel}}, x)
+
+
+def ours_conv_transpose(impl):
+  return lambda x, k: ConvTranspose4x4s2(k.shape[-1], impl=impl).apply({"params": {"kernel": k}}, x)
+
+
+def ours_conv(impl):
+  return lambda x, k: Conv4x4s2(k.shape[-1], impl=impl).apply({"params": {"kernel": k}}, x)
+
+
+def random(shape, seed):
+  return jnp.asarray(np.random.default_rng(seed).normal(size=shape).astype(np.float32))
+
+
+# Even sizes take Winograd's 2 x 2 tiles; the odd ones fall back to im2col (or native).
+@pytest.mark.parametrize("shape", [(2, 4, 6, 3), (2, 3, 5, 4)])
+def test_conv_transpose_forward_matches_definition(impl, shape):
+  x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+  layer = ConvTranspose4x4s2(6, impl=impl)
   variables = layer.init(jax.random.PRNGKey(0), x)
   got = layer.apply(variables, x)
   want = reference_conv_transpose(x, np.asarray(variables["params"]["kernel"], np.float64))
-  assert got.shape == (2, 6, 10, 6)
+  assert got.shape == (shape[0], 2 * shape[1], 2 * shape[2], 6)
   np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-def test_gradients_match_lax_conv_transpose():
-  # lax.conv_transpose with a spatially flipped kernel is the textbook transposed conv; the
-  # sub-pixel layer must give the same values and the same gradients.
-  rng = np.random.default_rng(1)
-  x = jnp.asarray(rng.normal(size=(2, 4, 4, 3)).astype(np.float32))
-  kernel = jnp.asarray(rng.normal(size=(4, 4, 3, 5)).astype(np.float32))
-  layer = ConvTranspose4x4s2(5)
-
-  def ours(x, kernel):
-    return jnp.sum(jnp.sin(layer.apply({"params": {"kernel": kernel}}, x)))
-
-  def textbook(x, kernel):
-    y = jax.lax.conv_transpose(x, kernel[::-1, ::-1], (2, 2), ((2, 2), (2, 2)),
-                               dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return jnp.sum(jnp.sin(y))
-
+@pytest.mark.parametrize("shape", [(2, 4, 6, 3), (2, 3, 5, 4)])
+def test_conv_transpose_gradients_match_lax(impl, shape):
+  x, kernel = random(shape, 1), random((4, 4, shape[-1], 5), 2)
+  ours = lambda x, k: jnp.sum(jnp.sin(ours_conv_transpose(impl)(x, k)))
+  textbook = lambda x, k: jnp.sum(jnp.sin(textbook_conv_transpose(x, k)))
   np.testing.assert_allclose(ours(x, kernel), textbook(x, kernel), rtol=1e-5)
   for a, b in zip(jax.grad(ours, (0, 1))(x, kernel), jax.grad(textbook, (0, 1))(x, kernel)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("impl", ["gemm", "conv"])
-def test_conv4x4s2_matches_flax_conv(impl):
-  rng = np.random.default_rng(2)
-  x = jnp.asarray(rng.normal(size=(2, 8, 6, 3)).astype(np.float32))
-  kernel = jnp.asarray(rng.normal(size=(4, 4, 3, 5)).astype(np.float32))
-  ours = lambda x, k: jnp.sum(jnp.sin(Conv4x4s2(5, impl=impl).apply({"params": {"kernel": k}}, x)))
-  flax_conv = nn.Conv(5, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=False)
-  stock = lambda x, k: jnp.sum(jnp.sin(flax_conv.apply({"params": {"kernel": k}}, x)))
+@pytest.mark.parametrize("shape", [(2, 8, 12, 3), (2, 8, 6, 3), (2, 7, 6, 3)])
+def test_conv4x4s2_matches_flax_conv(impl, shape):
+  x, kernel = random(shape, 3), random((4, 4, shape[-1], 5), 4)
+  ours = lambda x, k: jnp.sum(jnp.sin(ours_conv(impl)(x, k)))
+  stock = lambda x, k: jnp.sum(jnp.sin(stock_conv(x, k)))
   np.testing.assert_allclose(ours(x, kernel), stock(x, kernel), rtol=1e-5)
   for a, b in zip(jax.grad(ours, (0, 1))(x, kernel), jax.grad(stock, (0, 1))(x, kernel)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_conv_transpose_impls_agree():
-  x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 3, 4, 6)).astype(np.float32))
-  variables = ConvTranspose4x4s2(5).init(jax.random.PRNGKey(0), x)
-  outs = [ConvTranspose4x4s2(5, impl=impl).apply(variables, x) for impl in ("gemm", "conv")]
-  np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize("layer", ["conv", "conv_transpose"])
+def test_second_order_gradients_match(impl, layer):
+  # The gradient penalty and R1 differentiate D's input gradient once more: the custom VJPs'
+  # backward passes must themselves differentiate correctly.
+  ours, stock = ((ours_conv(impl), stock_conv) if layer == "conv" else
+                 (ours_conv_transpose(impl), textbook_conv_transpose))
+  x, kernel = random((2, 4, 8, 3), 5), random((4, 4, 3, 4), 6)
+
+  def penalty(f):
+    def of_kernel(k):
+      grad_x = jax.grad(lambda x: jnp.sum(jnp.sin(f(x, k))))(x)
+      return jnp.sum(grad_x ** 2)
+    return of_kernel
+
+  np.testing.assert_allclose(penalty(ours)(kernel), penalty(stock)(kernel), rtol=1e-5)
+  got, want = jax.grad(penalty(ours))(kernel), jax.grad(penalty(stock))(kernel)
+  # Entries range over 1e-3..1e2: float32 rounding measured against the largest.
+  np.testing.assert_allclose(got, want, atol=1e-5 * np.max(np.abs(want)))
+
+
+def test_winograd_is_chosen_for_wide_layers():
+  from gan_jax.models import cpu_conv
+  wide, narrow = jnp.zeros((4, 4, 64, 64)), jnp.zeros((4, 4, 64, 3))
+  assert cpu_conv._engine(wide, (1, 4, 4)) is cpu_conv._Winograd
+  assert cpu_conv._engine(narrow, (1, 4, 4)) is cpu_conv._Im2col
+  assert cpu_conv._engine(wide, (1, 3, 4)) is cpu_conv._Im2col  # no 2 x 2 tiling
+  assert cpu_conv._engine(wide.astype(jnp.bfloat16), (1, 4, 4)) is cpu_conv._Im2col

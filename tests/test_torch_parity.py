@@ -52,9 +52,13 @@ def torch_to_ours(net_g, net_d):
   return g, d
 
 
-@pytest.mark.parametrize("impl", ["gemm", "conv"])
+# The three ways our 4x4 convs run: native XLA convs, and on CPU matmuls via im2col or via
+# Winograd (normally chosen by channel count; forced here for every layer).
+@pytest.mark.parametrize("impl", ["im2col", "winograd", "conv"])
 def test_dcgan_step_matches_pytorch_examples(impl, monkeypatch):
-  monkeypatch.setattr("gan_jax.models.layers._use_gemm", lambda _: impl == "gemm")
+  monkeypatch.setattr("gan_jax.models.layers._use_gemm", lambda _: impl != "conv")
+  monkeypatch.setattr("gan_jax.models.cpu_conv.WINOGRAD_MIN_CHANNELS",
+                      1 if impl == "winograd" else 10**9)
   peer = load_peer()
   torch.manual_seed(0)
   net_g = peer.generator(RES, NZ, WIDTH)
