@@ -50,3 +50,20 @@ def test_compare_runs_both_sides_and_reports_their_ratio(tmp_path):
     assert p["ours"] > 0 and p["peer"] > 0 and abs(p["ratio"] - p["ours"] / p["peer"]) < 1e-9
   assert min(p["ratio"] for p in r["pairs"]) <= r["median_ratio"] <= max(p["ratio"] for p in r["pairs"])
   assert r["peer_result"]["batch_size"] == r["ours"]["batch_size"] == 16
+
+
+def test_conv_layers_times_every_layer_in_every_form(tmp_path):
+  out = tmp_path / "layers.json"
+  done = subprocess.run(
+      [sys.executable, os.path.join(REPO, "benchmarks", "conv_layers.py"), "--resolution=16",
+       "--width=32", "--batch_size=2", "--steps=1", f"--json={out}"],
+      cwd=REPO, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-2000:]
+  r = json.loads(out.read_text())
+  # 16x16: D 16 -> 8 -> 4, G 4 -> 8 -> 16; G1 and D0 have 3 channels on one side.
+  assert list(r["layers"]) == ["D0", "D1", "G0", "G1"]
+  assert r["layers"]["D1"]["input"] == [8, 8, 32] and r["layers"]["D1"]["out_channels"] == 64
+  assert [r["layers"][k]["auto"] for k in ("D0", "D1", "G0", "G1")] == [
+      "im2col", "winograd", "winograd", "im2col"]
+  for layer in r["layers"].values():
+    assert set(layer["ms"]) == {"conv", "im2col", "winograd"} and min(layer["ms"].values()) > 0
