@@ -17,11 +17,8 @@ def build(config, data_spec, axis_name=None):
     if len(data_spec.shape) != 3:
       raise UserError(f"The DCGAN needs image data, but {config.data.source!r} gives examples of "
                       f"shape {data_spec.shape}: use --config.model.name=mlp or an image source.")
-    # Under pmap (axis_name set) the convolutions stay native: XLA:CPU (jaxlib 0.10.2) crashes
-    # running their matmul form in a pmapped WGAN-GP critic loop (tests/test_step.py).
     kw = dict(resolution=config.data.resolution, channels=config.data.channels,
-              num_classes=num_classes, axis_name=axis_name, dtype=dtype,
-              conv_impl="conv" if axis_name else "auto")
+              num_classes=num_classes, axis_name=axis_name, dtype=dtype)
     return (dcgan.Generator(width=m.g_width, norm=m.g_norm, **kw),
             dcgan.Discriminator(width=m.d_width, norm=m.d_norm, **kw))
   if m.name == "mlp":
