@@ -15,7 +15,6 @@ contiguous arrays:
   slices XLA:CPU runs slowly). The transposed conv is the conv's input gradient, so the same
   three maps give it, its input gradient and its weight gradient.
 """
-import functools
 
 import jax
 import jax.numpy as jnp
