@@ -7,9 +7,9 @@ contiguous arrays:
 - Space-to-depth turns the padded input [B, 2H+2, 2W+2, C] into [B, H+1, W+1, 4C]; the 4x4 /
   stride-2 conv is then a 2x2 / stride-1 conv over 4C channels (same sums, no strides).
 - That 2x2 conv runs either as im2col (4 contiguous slices) + one matmul, or, for wide layers,
-  as Winograd's F(2x2, 2x2) (Lavin & Gray 2016): each 2x2 output tile takes 9 matmuls over the
-  channels instead of 16 multiply-adds per output pixel, 56% of the arithmetic. Its transforms
-  use only +-1, so rounding stays at float32's level.
+  as Winograd's F(2x2, 2x2) (Lavin & Gray 2016): a 2x2 tile of outputs takes 9 products over
+  the channels instead of 16 (4 pixels x 4 taps), 56% of the arithmetic. Its transforms use
+  only +-1, so rounding stays at float32's level.
 - Each layer has a custom VJP built from three maps, the forward, the input gradient and the
   weight gradient, each written directly rather than left to autodiff (whose adjoints of strided
   slices XLA:CPU runs slowly). The transposed conv is the conv's input gradient, so the same
