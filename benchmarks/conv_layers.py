@@ -60,11 +60,10 @@ def main(argv):
     kernel = jnp.asarray(rng.normal(size=(4, 4, cin, cout)) * 0.02, jnp.float32)
     ms = {form: time_layer(module, x, kernel, form, FLAGS.steps) for form in FLAGS.forms}
     cpu_conv.WINOGRAD_MIN_CHANNELS = default_threshold
-    if module is Conv4x4s2:
-      engine = cpu_conv._engine(kernel, (FLAGS.batch_size, side // 2, side // 2))
-    else:
-      engine = cpu_conv._engine(jnp.swapaxes(kernel, 2, 3), x.shape)
-    auto = ("winograd" if engine is cpu_conv._Winograd else "im2col") if _use_gemm("auto") else "conv"
+    # The transposed conv is the input gradient of a conv whose output has x's shape.
+    auto = (cpu_conv.form(kernel, (FLAGS.batch_size, side // 2, side // 2))
+            if module is Conv4x4s2 else cpu_conv.form(jnp.swapaxes(kernel, 2, 3), x.shape))
+    auto = auto if _use_gemm("auto") else "conv"
     layers[name] = {"input": [side, side, cin], "out_channels": cout, "auto": auto,
                     "ms": ms}
   totals = {form: sum(v["ms"][form] for v in layers.values()) for form in FLAGS.forms}

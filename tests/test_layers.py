@@ -112,7 +112,7 @@ def test_second_order_gradients_match(impl, layer):
 def test_winograd_is_chosen_for_wide_layers():
   from gan_jax.models import cpu_conv
   wide, narrow = jnp.zeros((4, 4, 64, 64)), jnp.zeros((4, 4, 64, 3))
-  assert cpu_conv._engine(wide, (1, 4, 4)) is cpu_conv._Winograd
-  assert cpu_conv._engine(narrow, (1, 4, 4)) is cpu_conv._Im2col
-  assert cpu_conv._engine(wide, (1, 3, 4)) is cpu_conv._Im2col  # no 2 x 2 tiling
-  assert cpu_conv._engine(wide.astype(jnp.bfloat16), (1, 4, 4)) is cpu_conv._Im2col
+  assert cpu_conv.form(wide, (1, 4, 4)) == "winograd"
+  assert cpu_conv.form(narrow, (1, 4, 4)) == "im2col"
+  assert cpu_conv.form(wide, (1, 3, 4)) == "im2col"  # no 2 x 2 tiling
+  assert cpu_conv.form(wide.astype(jnp.bfloat16), (1, 4, 4)) == "im2col"

@@ -185,14 +185,18 @@ class _Winograd:
     return _kernel_transform_adjoint(du)
 
 
-def _engine(kernel, out_shape):
-  """Winograd for wide float32 layers whose output tiles into 2 x 2 blocks; im2col otherwise
-  (bfloat16 would lose precision in the transforms' sums)."""
+def form(kernel, out_shape):
+  """"winograd" for wide float32 layers whose output [B, H, W] tiles into 2 x 2 blocks, else
+  "im2col" (bfloat16 would lose precision in the transforms' sums)."""
   c, o = kernel.shape[2:]
   h, w = out_shape[1:3]
   winograd = (min(c, o) >= WINOGRAD_MIN_CHANNELS and kernel.dtype == jnp.float32
               and h % 2 == 0 and w % 2 == 0)
-  return _Winograd if winograd else _Im2col
+  return "winograd" if winograd else "im2col"
+
+
+def _engine(kernel, out_shape):
+  return {"winograd": _Winograd, "im2col": _Im2col}[form(kernel, out_shape)]
 
 
 @jax.custom_vjp
