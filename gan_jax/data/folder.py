@@ -28,6 +28,18 @@ def find_images(root):
     what = "is not a folder" if os.path.exists(root) else "does not exist"
     raise UserError(f"Image folder {root} {what}: pass --config.data.source=folder:PATH with a "
                     "folder of images (one subfolder per class if they are labelled).")
+  found, others = walk_images(root)
+  if not found:
+    kinds = ", ".join(e[1:] for e in images.EXTENSIONS)
+    content = f"holds no {kinds} files (only {others} others)" if others else "is empty"
+    raise UserError(f"Image folder {root} {content}: put images in it, one subfolder per class "
+                    "if they are labelled.")
+  return found
+
+
+def walk_images(root):
+  """(sorted relpaths of the image files under the folder `root`, count of other files); hidden
+  entries skipped, symlinks followed once. No errors of its own: callers word their own."""
   found, others, seen = [], 0, set()
   for directory, subdirs, files in os.walk(root, followlinks=True):
     real = os.path.realpath(directory)
@@ -43,12 +55,7 @@ def find_images(root):
         found.append(os.path.relpath(os.path.join(directory, name), root))
       else:
         others += 1
-  if not found:
-    kinds = ", ".join(e[1:] for e in images.EXTENSIONS)
-    content = f"holds no {kinds} files (only {others} others)" if others else "is empty"
-    raise UserError(f"Image folder {root} {content}: put images in it, one subfolder per class "
-                    "if they are labelled.")
-  return sorted(found)
+  return sorted(found), others
 
 
 def readable(path):
