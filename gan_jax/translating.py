@@ -1,0 +1,223 @@
+"""The file side of `gan-jax translate`: images in, one translated PNG per image out.
+
+`translate_images` knows nothing of models: it is given `fn`, a jitted image -> image function
+(float32 NHWC in [-1, 1] both ways). It scans and checks every input before writing anything:
+
+- Input: one file (any format pillow reads), or a folder searched recursively like a training
+  folder (hidden entries skipped, extensions from `images.EXTENSIONS`).
+- Output: `out_dir/<relative sub-folders>/<stem>.png`, at the input's own size. An `out_dir`
+  inside the input folder is fine: the folder is scanned first and files under `out_dir` are left
+  out (so a rerun does not translate the last run's outputs). Refused before writing: an output
+  that would overwrite an input (e.g. `out_dir` = the input folder), and two inputs that map to one
+  output (`x.jpg` and `x.png` side by side).
+- Channels: converted like the training data (`images._to_channels`: palette expanded, alpha over
+  white, 16-bit gray scaled). A colour file for a 1-channel model, or a gray one for a 3-channel
+  model, is refused for all files at once. Gray = modes 1, L, LA, I*, F, and palettes (P, PA)
+  whose every entry has R = G = B; everything else (RGB, RGBA, CMYK, colour palettes...) is colour.
+- Unreadable files are left out and reported (count, first paths); none readable is an error.
+- EXIF orientation is applied, so an output is oriented as viewers show its input (the PNG
+  written carries no EXIF to rotate it back).
+"""
+import concurrent.futures
+import dataclasses
+import os
+
+import numpy as np
+import tqdm
+from PIL import Image, ImageOps
+
+from gan_jax.data import folder, images
+from gan_jax.errors import UserError
+
+WORKERS = 8  # threads opening headers: pillow's header reads are mostly I/O
+GRAY_MODES = ("1", "L", "LA", "La", "F")  # plus every "I..." mode (16/32-bit gray)
+
+
+@dataclasses.dataclass
+class Report:
+  """What a `translate_images` call did: output paths written, input relpaths skipped."""
+  written: list
+  skipped: list
+
+
+def translate_images(input_path, out_dir, fn, channels, multiple, progress=True):
+  """Translates the image `input_path` (or every image in the folder) into PNGs in `out_dir`.
+
+  `fn` maps float32 [1, H, W, channels] in [-1, 1] to float32 [1, H, W, 1 or 3] in [-1, 1], with
+  H and W multiples of `multiple`: each image is padded up to them and the result cropped back.
+  Returns a `Report`; raises `UserError` (nothing written) on input the user can fix.
+  """
+  if channels not in (1, 3):
+    raise ValueError(f"channels must be 1 or 3, not {channels!r}")
+  root, relpaths = _find_inputs(input_path, out_dir)
+  outputs = [os.path.join(out_dir, os.path.splitext(p)[0] + ".png") for p in relpaths]
+  _check_outputs(root, relpaths, outputs, out_dir)
+  with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+    colours = list(pool.map(_is_colour, [os.path.join(root, p) for p in relpaths]))
+  skipped = [p for p, c in zip(relpaths, colours) if c is None]
+  if len(skipped) == len(relpaths):
+    _none_readable(input_path, skipped, "read")
+  _check_channels(root, relpaths, colours, channels)
+
+  written = []
+  todo = [(p, o) for p, o, c in zip(relpaths, outputs, colours) if c is not None]
+  for relpath, out in tqdm.tqdm(todo, desc="translating", unit="image", disable=not progress):
+    try:
+      with Image.open(os.path.join(root, relpath)) as image:
+        pixels = np.asarray(images._to_channels(ImageOps.exif_transpose(image), channels))
+    except Exception:  # passed the header check but does not decode (e.g. a truncated JPEG)
+      skipped.append(relpath)
+      continue
+    result = translate_array(pixels.reshape(*pixels.shape[:2], channels), fn, multiple)
+    _save_png(out, result)
+    written.append(out)
+  if not written:
+    _none_readable(input_path, skipped, "decoded")
+  if skipped:
+    skipped.sort()
+    folder.report_left_out(f"{len(skipped)} of {len(relpaths)} image files in {input_path} that "
+                           "pillow cannot read", skipped)
+  return Report(written, skipped)
+
+
+def translate_array(pixels, fn, multiple):
+  """uint8 [H, W, C] -> uint8 [H, W, C'] through `fn`, padded to multiples of `multiple`."""
+  h, w = pixels.shape[:2]
+  x = pixels.astype(np.float32) / 127.5 - 1.0
+  padded, (top, left) = pad_to_multiple(x, multiple)
+  y = np.asarray(fn(padded[None]), dtype=np.float32)
+  if y.ndim != 4 or y.shape[:3] != (1,) + padded.shape[:2] or y.shape[3] not in (1, 3):
+    raise ValueError(f"fn turned an image of shape {(1,) + padded.shape} into {y.shape}: it must "
+                     "keep the batch, height and width, and give 1 or 3 channels")
+  y = y[0, top:top + h, left:left + w]
+  return np.clip(np.round((y + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def pad_to_multiple(x, multiple):
+  """(x [H, W, C] padded up to multiples of `multiple`, (top, left) offsets of x in it).
+
+  The pad is split evenly between the two sides, so the picture stays centered and neither border
+  gets all the padding. Reflect padding continues the picture's texture, which a generator
+  translates into something plausible that we then crop away; zeros or a constant would be a hard
+  edge that convolutions carry a few pixels into the picture. Reflection cannot fill a pad as long
+  as the picture (it would need mirrored copies of mirrors), so a small side is edge-padded.
+  """
+  pads = []
+  for n in x.shape[:2]:
+    total = -n % multiple
+    pads.append((total // 2, total - total // 2))
+  for axis, (before, after) in enumerate(pads):
+    if before or after:
+      mode = "reflect" if max(before, after) < x.shape[axis] else "edge"
+      width = [(0, 0)] * x.ndim
+      width[axis] = (before, after)
+      x = np.pad(x, width, mode=mode)
+  return x, (pads[0][0], pads[1][0])
+
+
+def _none_readable(input_path, relpaths, what):
+  if not os.path.isdir(input_path):
+    raise UserError(f"{input_path} could not be {what}: check that it is a valid png, jpg, webp "
+                    "or bmp image.")
+  raise UserError(f"None of the {len(relpaths)} image files in {input_path} could be {what} "
+                  f"(e.g. {relpaths[0]}): check that they are valid png, jpg, webp or bmp images.")
+
+
+def _find_inputs(input_path, out_dir):
+  """(root, sorted relpaths of the inputs under it); a single file is its own folder's only one."""
+  if not os.path.exists(input_path):
+    raise UserError(f"Input {input_path} does not exist: pass --input=IMAGE or --input=FOLDER of "
+                    "images.")
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise UserError(f"Output {out_dir} is a file: pass --out=FOLDER, a folder for the PNGs.")
+  if not os.path.isdir(input_path):
+    return os.path.dirname(input_path) or ".", [os.path.basename(input_path)]
+  if os.path.realpath(out_dir) == os.path.realpath(input_path):
+    raise UserError(f"--out={out_dir} is the input folder itself: pass another folder, so the "
+                    "translations do not overwrite or mix with the inputs.")
+  relpaths, others = folder.walk_images(input_path)
+  # An out_dir inside the input folder holds earlier outputs, not inputs.
+  inside = os.path.realpath(out_dir) + os.sep
+  ours = [p for p in relpaths if os.path.realpath(os.path.join(input_path, p)).startswith(inside)]
+  if ours:
+    relpaths = sorted(set(relpaths) - set(ours))
+  if not relpaths:
+    kinds = ", ".join(e[1:] for e in images.EXTENSIONS)
+    content = f"holds no {kinds} files (only {others} others)" if others else "is empty"
+    if ours:
+      content = f"holds no images outside the output folder {out_dir}"
+    raise UserError(f"Input folder {input_path} {content}: pass --input=IMAGE or a folder of "
+                    "images to translate.")
+  return input_path, relpaths
+
+
+def _check_outputs(root, relpaths, outputs, out_dir):
+  """Refuses, before anything is written, outputs that would overwrite inputs or each other."""
+  sources = {}
+  for relpath, out in zip(relpaths, outputs):
+    if out in sources:
+      raise UserError(f"{os.path.join(root, sources[out])} and {os.path.join(root, relpath)} would "
+                      f"both be written to {out}: rename one of them.")
+    sources[out] = relpath
+  inputs = {os.path.realpath(os.path.join(root, p)) for p in relpaths}
+  for relpath, out in zip(relpaths, outputs):
+    if os.path.realpath(out) in inputs:
+      raise UserError(f"Translating {os.path.join(root, relpath)} would overwrite the input "
+                      f"{out}: pass another --out folder than {out_dir}.")
+
+
+def _is_colour(path):
+  """True for a colour image, False for a gray one, None when pillow cannot read the file.
+
+  Opens the header only (plus pillow's cheap `verify`, which for PNG checks the chunk checksums).
+  """
+  try:
+    with Image.open(path) as image:
+      mode, palette = image.mode, image.palette  # as read from the header: nothing decoded
+      image.verify()
+  except Exception:  # pillow raises many types for bad files; any of them means "skip it"
+    return None
+  if mode in GRAY_MODES or mode.startswith("I"):
+    return False
+  if mode in ("P", "PA") and palette is not None:
+    return not _gray_palette(palette)
+  return True
+
+
+def _gray_palette(palette):
+  """Whether every entry of a palette as the file stores it (`getpalette` would decode the
+  pixels) has R = G = B; its layout is the raw mode, e.g. RGB for PNG, BGRX for BMP."""
+  layout = palette.rawmode or palette.mode
+  if "R" not in layout:
+    return True  # an L palette
+  data = np.frombuffer(bytes(palette.palette), np.uint8)
+  entries = data[:len(data) // len(layout) * len(layout)].reshape(-1, len(layout))
+  r, g, b = (entries[:, layout.index(c)] for c in "RGB")
+  return bool(np.all((r == g) & (g == b)))
+
+
+def _check_channels(root, relpaths, colours, channels):
+  """Refuses colour files for a gray model and gray files for a colour one, all named at once."""
+  want_colour = channels == 3
+  wrong = [p for p, c in zip(relpaths, colours) if c is not None and c != want_colour]
+  if not wrong:
+    return
+  first = os.path.join(root, wrong[0])
+  count = f"{first}" + (f" and {len(wrong) - 1} other files" if len(wrong) > 1 else "")
+  if want_colour:
+    raise UserError(f"{count} {'are' if len(wrong) > 1 else 'is'} grayscale but this model "
+                    "translates colour (3-channel) images: give it colour images, or convert "
+                    "them to RGB first if a gray picture is what you mean to translate.")
+  raise UserError(f"{count} {'are' if len(wrong) > 1 else 'is'} in colour but this model "
+                  "translates grayscale (1-channel) images: give it grayscale images, or convert "
+                  "them to gray (mode L) first.")
+
+
+def _save_png(path, pixels):
+  """uint8 [H, W, 1 or 3] -> an L or RGB PNG, written whole (via a temporary file) or not at all."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)  # L or RGB
+  # Hidden, and not an image extension: a leftover of an interrupted run is never an input.
+  partial = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".partial")
+  picture.save(partial, format="PNG")
+  os.replace(partial, path)
