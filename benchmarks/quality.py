@@ -31,12 +31,12 @@ FLAGS = flags.FLAGS
 def score(exp, state, num, seed):
   source = exp.config.data.source
   if source in ("ring2d", "grid2d"):
-    samples, _ = exp.generate(state, num, seed=seed)
+    samples, _ = exp.game.generate(state, num, seed=seed)
     modes, std = ((embedded.ring_modes(), embedded.RING_STD) if source == "ring2d"
                   else (embedded.grid_modes(), embedded.GRID_STD))
     return modes2d.mode_metrics(samples, modes, std)
   labels = np.arange(num) % 10 if exp.config.model.conditional else None
-  samples, _ = exp.generate(state, num, seed=seed, labels=labels)
+  samples, _ = exp.game.generate(state, num, seed=seed, labels=labels)
   m = digits.digits_metrics(samples, labels=labels)
   out = {k: m[k] for k in ("min_class_fraction", "digits_fid", "digits_is")}
   if labels is not None:

@@ -74,9 +74,7 @@ def measure(config, steps, warmup):
   spec = data_spec(config)
   exp = Experiment.build(config, spec)
   strategy = parallel.get(config.parallel.strategy)
-  g, d = exp.models_for(strategy.axis_name)
-  fn = strategy.compile(step_lib.make_multi_step(
-      step_lib.make_train_step(config, g, d, exp.g_tx, exp.d_tx, strategy.axis_name)))
+  fn = strategy.compile(step_lib.make_multi_step(exp.game_for(strategy.axis_name).train_step))
   state = strategy.put_state(exp.init_state())
   batch = strategy.put_batch(synthetic_batch(config, spec, np.random.default_rng(0)))
 

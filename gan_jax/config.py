@@ -4,7 +4,6 @@ Variant files in `configs/` (big_vision / Flax-examples style) call `base_config
 makes them that variant, and end with `apply_arg(config, arg)`.
 """
 import json
-import math
 
 import ml_collections
 
@@ -15,6 +14,7 @@ def base_config():
   c = ml_collections.ConfigDict()
   c.name = ""  # set by each variant; names the default workdir runs/<name>
   c.seed = 0
+  c.game = "noise"  # noise | paired | cycle: what is trained and what inference means (games/)
 
   c.data = ml_collections.ConfigDict(dict(
       # digits | stacked_digits | ring2d | grid2d | tfds:NAME[:SPLIT] | folder:PATH | pair:A,B |
@@ -52,6 +52,7 @@ def base_config():
         lr=lr,
         schedule="constant",  # constant | cosine | linear (decay to 0 over train.steps)
         warmup_steps=0,
+        hold_fraction=0.0,  # cosine | linear: share of the steps at the full rate before decaying
         b1=0.5,
         b2=0.999,
         grad_clip=0.0,     # clip by global norm; 0 = off
@@ -111,6 +112,34 @@ def vanilla_gan_2d(c):
   return c
 
 
+def translation(c, game):
+  """The translation games' shared recipe (pix2pix, CycleGAN): an image-to-image G and a PatchGAN
+  D, Adam 2e-4 (0.5, 0.999) held for the first half and then decayed linearly to 0 (the
+  references' n_epochs / n_epochs_decay, in steps), batch 1, no EMA of G."""
+  c.game = game
+  c.model = ml_collections.ConfigDict(dict(
+      name="unet_256",    # unet_<R> (R = 2 ** downsamplings: unet_256, unet_128) | resnet_<N>blocks
+      g_width=64,         # channels of G's first layer
+      d_width=64,
+      d_layers=3,         # PatchGAN: 3 = 70x70 patches, 1 = 16x16, 0 = 1x1 (PixelGAN)
+      norm="batch",       # batch | instance, in G and D
+      dropout=0.5,        # U-Net: in the innermost decoder blocks, the noise source
+      upsample="transpose",  # ResNet G: transpose (transposed convs) | resize (nearest + conv)
+  ))
+  c.loss.adversarial = "non_saturating"  # or least_squares
+  c.loss.l1_weight = 100.0        # paired: |G(x) - y|
+  c.loss.cycle_weight = 10.0      # cycle: per direction
+  c.loss.identity_weight = 0.5    # cycle: times cycle_weight, |G_ab(b) - b| and |G_ba(a) - a|
+  c.train.history_pool = 50       # cycle: earlier fakes D sees per domain (0 = off)
+  c.train.batch_size = 1
+  c.train.ema_decay = 0.0
+  for side in (c.optim.g, c.optim.d):
+    side.lr, side.b1, side.b2, side.schedule = 2e-4, 0.5, 0.999, "linear"
+    side.hold_fraction = 0.5
+  c.sample.num = 8
+  return c
+
+
 def apply_arg(c, arg):
   """`smoke`: tiny sizes so a test trains a variant in seconds."""
   if not arg:
@@ -129,15 +158,25 @@ def apply_arg(c, arg):
     c.model.latent_dim = 8
     c.model.g_width = 8
     c.model.d_width = 8
-  else:
+  elif c.model.name == "mlp":
     c.model.hidden = 16
     c.model.latent_dim = 2
+  else:  # a translator
+    c.data.resolution = 16
+    c.data.load_size = 0
+    c.model.g_width = 4
+    c.model.d_width = 4
+    c.train.batch_size = 2
+    if c.model.name.startswith("unet_"):
+      c.model.name = "unet_16"
+    else:
+      c.model.name = "resnet_1blocks"
+      c.train.history_pool = 3
   return c
 
 
 CHOICES = {
     "data.resize": ("center_crop", "pad", "stretch"),
-    "model.name": ("dcgan", "mlp"),
     "loss.adversarial": ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein"),
     "optim.g.optimizer": ("adam", "rmsprop", "sgd"),
     "optim.d.optimizer": ("adam", "rmsprop", "sgd"),
@@ -158,6 +197,8 @@ def lookup(config, dotted):
 
 def validate(config, num_devices=1):
   """Raises UserError with one sentence for the first impossible setting."""
+  from gan_jax import games  # pylint: disable=g-import-not-at-top  (games import this module's users)
+  game = games.get(config.game)
   for key, choices in CHOICES.items():
     value = lookup(config, key)
     if value not in choices:
@@ -178,29 +219,18 @@ def validate(config, num_devices=1):
   for key in ("every_steps", "num_samples", "num_reference"):
     if config.eval[key] < 0:
       raise UserError(f"--config.eval.{key} must be >= 0, got {config.eval[key]}.")
+  for side in ("g", "d"):
+    if not 0.0 <= config.optim[side].get("hold_fraction", 0.0) < 1.0:
+      raise UserError(f"--config.optim.{side}.hold_fraction must be in [0, 1): the share of the "
+                      "steps before the learning rate starts to decay.")
   if not 0.0 <= t.ema_decay < 1.0:
     raise UserError(f"--config.train.ema_decay={t.ema_decay} must be in [0, 1).")
-  if config.model.name == "dcgan":
-    r = config.data.resolution
-    if r < 8 or 2 ** int(round(math.log2(r))) != r:
-      raise UserError(f"--config.data.resolution={r} is not supported by the DCGAN: use a power "
-                      "of two >= 8.")
-    if config.loss.gp_weight > 0 and config.model.d_norm == "batch":
-      raise UserError("A gradient penalty needs a D without batch norm: set "
-                      "--config.model.d_norm=layer (or none).")
-
-
-# Models that train on one image domain; two-domain sources are for translation models.
-ONE_DOMAIN_MODELS = ("dcgan", "mlp")
+  game.validate(config)
 
 
 def validate_data(config):
   d = config.data
   kind = sources.kind(d.source)
-  if kind in sources.TWO_DOMAINS and config.model.name in ONE_DOMAIN_MODELS:
-    raise UserError(f"--config.data.source={d.source} gives two image domains (x and y) for "
-                    f"translation models, but the {config.model.name} model learns one: use "
-                    "folder:PATH or tfds:NAME instead.")
   if d.random_flip and kind in ("ring2d", "grid2d"):
     raise UserError(f"--config.data.random_flip mirrors images, and {d.source} holds 2D points: "
                     "set it False.")
@@ -230,8 +260,11 @@ def flatten(config, prefix=""):
 
 
 def incompatible_keys(saved, config):
-  """Keys whose values differ between a workdir's saved config and `config`."""
+  """Keys whose values differ between a workdir's saved config and `config`. A key newer than the
+  saved config counts as unchanged while it holds its default (which is what that run did)."""
   a, b = flatten(saved), flatten(config.to_dict())
+  defaults = flatten(base_config().to_dict())
+  a.update({k: defaults[k] for k in b.keys() - a.keys() if k in defaults})
   resumable = set(RESUMABLE_CHANGES)
   if any(a.get(f"optim.{n}.schedule") != "constant" for n in ("g", "d")):
     resumable.discard("train.steps")  # a decaying schedule is laid out over train.steps

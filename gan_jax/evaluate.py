@@ -105,7 +105,7 @@ class Evaluator:
     for i, start in enumerate(range(0, self.num_samples, _CHUNK)):
       n = min(_CHUNK, self.num_samples - start)
       labels = np.arange(start, start + n) % classes if classes else None
-      samples, _ = exp.generate(state, n, seed=self.seed * 100003 + i, labels=labels, ema=ema)
+      samples, _ = exp.game.generate(state, n, seed=self.seed * 100003 + i, labels=labels, ema=ema)
       yield samples, labels
 
   def __call__(self, exp, state, ema=True):

@@ -1,65 +1,40 @@
-"""Everything a config builds before training or sampling: data spec, models, optimizers, state.
+"""Everything a config builds before training or inference: data spec, game (models,
+optimizers), state.
 
-`train`, `sample` and `evaluate` share this, so a workdir's checkpoint is always read back with
-the same model it was written with.
+`train`, `sample`, `translate` and `evaluate` share this, so a workdir's checkpoint is always read
+back with the same game and models it was written with.
 """
 import dataclasses
-import functools
 import json
 import os
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
-from gan_jax import checkpoint, config as config_lib, models, optim
+from gan_jax import checkpoint, config as config_lib, games
 from gan_jax.data.sources import DataSpec
 from gan_jax.errors import UserError
-from gan_jax.state import init_state, make_key
 
 
 @dataclasses.dataclass
 class Experiment:
   config: object
   spec: DataSpec
-  g_model: object      # without a pmap axis name: for init and sampling
-  d_model: object
-  g_tx: object
-  d_tx: object
+  game: object      # built without a pmap axis name: for init, sampling, translation
 
   @classmethod
   def build(cls, config, spec):
-    g_model, d_model = models.build(config, spec)
-    t = config.train
-    return cls(config, spec, g_model, d_model,
-               optim.build(config.optim.g, t.steps), optim.build(config.optim.d, t.steps * t.n_critic))
+    return cls(config, spec, games.build(config, spec))
 
-  def models_for(self, axis_name):
-    return models.build(self.config, self.spec, axis_name)
+  def game_for(self, axis_name):
+    """The game with its models built for a pmap axis (None: jit over a mesh)."""
+    return games.build(self.config, self.spec, axis_name)
 
   def init_state(self):
     # One compiled init: eagerly, every initializer would be compiled on its own.
-    return jax.jit(lambda: init_state(self.config, self.spec, self.g_model, self.d_model,
-                                      self.g_tx, self.d_tx))()
+    return jax.jit(self.game.init)()
 
   def abstract_state(self, sharding):
-    return checkpoint.abstract_like(jax.eval_shape(self.init_state), sharding)
-
-  def generate(self, state, num, seed=0, labels=None, ema=True, chunk=1000):
-    """`num` samples from fixed latents of `seed` (numpy), with G in inference mode."""
-    params = state.g_ema if ema and state.g_ema is not None else state.g.params
-    z = jax.random.normal(make_key(seed), (num, self.config.model.latent_dim))
-    if labels is None:
-      labels = np.arange(num) % max(self.spec.num_classes, 1)
-    labels = jnp.broadcast_to(jnp.asarray(labels, jnp.int32), (num,))
-    out = [_generate(self.g_model, params, state.g.collections, z[i:i + chunk], labels[i:i + chunk])
-           for i in range(0, num, chunk)]
-    return np.concatenate([np.asarray(o) for o in out]), np.asarray(labels)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _generate(g_model, params, collections, z, labels):
-  return g_model.apply({"params": params, **collections}, z, labels, train=False)
+    return checkpoint.abstract_like(jax.eval_shape(self.game.init), sharding)
 
 
 def save_spec(spec, workdir):

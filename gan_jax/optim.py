@@ -3,16 +3,23 @@ import optax
 
 
 def schedule(c, total_steps):
+  """Warm-up over warmup_steps, hold at lr for hold_fraction of the steps, then decay over the
+  rest."""
+  hold = int(round(c.get("hold_fraction", 0.0) * total_steps))
+  decay_steps = max(total_steps - c.warmup_steps - hold, 1)
   if c.schedule == "constant":
     main = optax.constant_schedule(c.lr)
   elif c.schedule == "cosine":
-    main = optax.cosine_decay_schedule(c.lr, max(total_steps - c.warmup_steps, 1))
+    main = optax.cosine_decay_schedule(c.lr, decay_steps)
   else:  # linear decay to zero
-    main = optax.linear_schedule(c.lr, 0.0, max(total_steps - c.warmup_steps, 1))
-  if not c.warmup_steps:
-    return main
-  warmup = optax.linear_schedule(0.0, c.lr, c.warmup_steps)
-  return optax.join_schedules([warmup, main], [c.warmup_steps])
+    main = optax.linear_schedule(c.lr, 0.0, decay_steps)
+  parts, starts = [main], []
+  if hold and c.schedule != "constant":
+    parts, starts = [optax.constant_schedule(c.lr), main], [hold]
+  if c.warmup_steps:
+    parts = [optax.linear_schedule(0.0, c.lr, c.warmup_steps)] + parts
+    starts = [c.warmup_steps] + [c.warmup_steps + s for s in starts]
+  return parts[0] if len(parts) == 1 else optax.join_schedules(parts, starts)
 
 
 def build(c, total_steps):

@@ -40,10 +40,13 @@ def scatter_plot(points, reference=None, size=512):
   return np.asarray(img)
 
 
-def save_samples(path, samples, reference=None):
-  """A PNG of samples: an image grid, or for 2D points a scatter plot."""
+def sample_picture(samples, reference=None):
+  """Samples as a picture: an image grid, or for 2D points a scatter plot."""
   samples = np.asarray(samples)
-  picture = scatter_plot(samples, reference) if samples.ndim == 2 else image_grid(samples)
+  return scatter_plot(samples, reference) if samples.ndim == 2 else image_grid(samples)
+
+
+def save_picture(path, picture):
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   Image.fromarray(picture).save(path)
   return picture
@@ -81,11 +84,11 @@ class Reporter:
     if self.bar is not None:
       self.bar.set_postfix({k: f"{record[k]:.3g}" for k in ("d_loss", "g_loss") if k in record})
 
-  def samples(self, step, samples, reference=None):
+  def samples(self, step, picture):
+    """The sample grid of `step` (a picture: see `sample_picture`), as PNG and in TensorBoard."""
     if not self.enabled:
       return
-    picture = save_samples(os.path.join(self.workdir, "samples", f"step_{step:06d}.png"),
-                           samples, reference)
+    save_picture(os.path.join(self.workdir, "samples", f"step_{step:06d}.png"), picture)
     self.tb.add_image("samples", picture, step, dataformats="HW" if picture.ndim == 2 else "HWC")
 
   def message(self, text):

@@ -11,6 +11,10 @@ def sample(workdir, num, out, label=None, seed=0, ema=True):
   """Writes `num` samples of the latest checkpoint to `out` (.png or .npz); returns `out`."""
   exp, ckpt = experiment.load(workdir)
   try:
+    if not exp.game.can_generate:
+      raise UserError(f"{workdir} holds a {exp.config.game} run, which maps images to images "
+                      f"rather than drawing from noise: use `gan-jax translate --workdir={workdir} "
+                      "--input=IMAGES --out=FOLDER`.")
     classes = exp.spec.num_classes if exp.config.model.conditional else 0
     if label is not None and not classes:
       raise UserError(f"--label needs a conditional model, and {workdir} trained an "
@@ -20,7 +24,7 @@ def sample(workdir, num, out, label=None, seed=0, ema=True):
     state = experiment.restore_latest(exp, ckpt)
   finally:
     ckpt.close()
-  samples, labels = exp.generate(state, num, seed=seed, labels=label, ema=ema)
+  samples, labels = exp.game.generate(state, num, seed=seed, labels=label, ema=ema)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   if out.endswith(".npz"):
     arrays = {"samples": samples.astype(np.float32)}
@@ -28,5 +32,5 @@ def sample(workdir, num, out, label=None, seed=0, ema=True):
       arrays["labels"] = labels
     np.savez(out, **arrays)
   else:
-    reporting.save_samples(out, samples)
+    reporting.save_picture(out, reporting.sample_picture(samples))
   return out

@@ -1,7 +1,8 @@
 """The one host-side loop: init or restore, step, log, sample, checkpoint, stop cleanly.
 
-The loop does not know which GAN it runs: the config builds the models, losses and optimizers,
-and `step.make_train_step` turns them into one pure function.
+The loop does not know which GAN it runs: the config picks a game (`gan_jax/games`), which
+builds its models, losses and optimizers into one pure train step and says what its sample
+grids show.
 """
 import dataclasses
 import os
@@ -72,10 +73,7 @@ def train(config, workdir, progress=True):
   source = sources.build(config)
   exp = Experiment.build(config, source.spec)
   strategy = parallel.get(config.parallel.strategy)
-  g_model, d_model = exp.models_for(strategy.axis_name)
-  train_step = step_lib.make_train_step(config, g_model, d_model, exp.g_tx, exp.d_tx,
-                                        strategy.axis_name)
-  multi_step = step_lib.make_multi_step(train_step)
+  multi_step = step_lib.make_multi_step(exp.game_for(strategy.axis_name).train_step)
   compiled = {}  # steps per call -> compiled function (the last call may be shorter)
 
   main = jax.process_index() == 0
@@ -90,7 +88,7 @@ def train(config, workdir, progress=True):
   t = config.train
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), t.keep_checkpoints)
   data = pipeline.make_iterator(source, config, jax.process_index(), jax.process_count())
-  reference = _reference_points(source, config)
+  preview_inputs = exp.game.preview_inputs(source, sources.build(config, split="test"))
 
   def restore_or_init():
     if ckpt.latest_step() is None:
@@ -148,9 +146,7 @@ def train(config, workdir, progress=True):
           metrics.pop("nonfinite_step")
           reporter.log(step, metrics)
         if due(t.sample_every) and main:
-          host = strategy.host_state(dev_state)
-          samples, _ = exp.generate(host, config.sample.num, seed=config.seed + 1)
-          reporter.samples(step, samples, reference)
+          reporter.samples(step, exp.game.preview(strategy.host_state(dev_state), preview_inputs))
         if due(t.checkpoint_every):
           save(step)
           last_good = step
@@ -165,10 +161,3 @@ def train(config, workdir, progress=True):
     reporter.close()
   return TrainResult(step, strategy.host_state(dev_state), metrics, stop.requested)
 
-
-def _reference_points(source, config, num=2000):
-  """Real 2D points drawn under the samples in scatter plots; None for images."""
-  if len(source.spec.shape) != 1:
-    return None
-  rng = np.random.default_rng(config.seed)
-  return source.get(rng.choice(len(source), min(num, len(source)), replace=False))["x"]

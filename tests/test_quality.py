@@ -37,7 +37,7 @@ def train_and_load(name, workdir, *flags):
 def test_ring_all_modes_high_quality(seed, dtype, tmp_path):
   exp, state = train_and_load("gan_ring2d", tmp_path, f"--config.seed={seed}",
                               f"--config.train.dtype={dtype}")
-  samples, _ = exp.generate(state, 2500, seed=100 + seed)
+  samples, _ = exp.game.generate(state, 2500, seed=100 + seed)
   m = modes2d.mode_metrics(samples, embedded.ring_modes(), embedded.RING_STD)
   assert m["modes_captured"] == 8 and m["high_quality"] >= 0.90, m
 
@@ -45,7 +45,7 @@ def test_ring_all_modes_high_quality(seed, dtype, tmp_path):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_grid_modes_high_quality(dtype, tmp_path):
   exp, state = train_and_load("gan_grid2d", tmp_path, f"--config.train.dtype={dtype}")
-  samples, _ = exp.generate(state, 2500, seed=100)
+  samples, _ = exp.game.generate(state, 2500, seed=100)
   m = modes2d.mode_metrics(samples, embedded.grid_modes(), embedded.GRID_STD)
   assert m["modes_captured"] >= 23 and m["high_quality"] >= 0.80, m
 
@@ -59,7 +59,7 @@ def classifier():
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_dcgan_digits_covers_every_class(dtype, tmp_path, classifier):
   exp, state = train_and_load("dcgan_digits", tmp_path, f"--config.train.dtype={dtype}")
-  samples, _ = exp.generate(state, 2000, seed=100)
+  samples, _ = exp.game.generate(state, 2000, seed=100)
   m = digits.digits_metrics(samples, classifier=classifier)
   assert m["min_class_fraction"] >= 0.04, m["class_histogram"]
 
@@ -69,6 +69,6 @@ def test_dcgan_digits_covers_every_class(dtype, tmp_path, classifier):
 def test_cgan_digits_draws_the_asked_digit(dtype, tmp_path, classifier):
   exp, state = train_and_load("cgan_digits", tmp_path, f"--config.train.dtype={dtype}")
   labels = np.arange(2000) % 10
-  samples, _ = exp.generate(state, 2000, seed=100, labels=labels)
+  samples, _ = exp.game.generate(state, 2000, seed=100, labels=labels)
   m = digits.digits_metrics(samples, labels=labels, classifier=classifier)
   assert min(m["per_class_accuracy"]) >= 0.90, m["per_class_accuracy"]

@@ -37,15 +37,12 @@ def run(config, strategy_name, steps=2, k=1):
   exp = Experiment.build(config, source.spec)
   data = batches(config, source, steps)
   if strategy_name == "single":
-    multi = jax.jit(step_lib.make_multi_step(
-        step_lib.make_train_step(config, exp.g_model, exp.d_model, exp.g_tx, exp.d_tx)))
+    multi = jax.jit(step_lib.make_multi_step(exp.game.train_step))
     state = jax.device_put(exp.init_state(), jax.devices()[0])
     put, host = (lambda b: jax.device_put(b, jax.devices()[0])), (lambda s: s)
   else:
     strategy = parallel.get(strategy_name)
-    g, d = exp.models_for(strategy.axis_name)
-    multi = strategy.compile(step_lib.make_multi_step(
-        step_lib.make_train_step(config, g, d, exp.g_tx, exp.d_tx, strategy.axis_name)))
+    multi = strategy.compile(step_lib.make_multi_step(exp.game_for(strategy.axis_name).train_step))
     state = strategy.put_state(exp.init_state())
     put, host = strategy.put_batch, strategy.host_state
   for i in range(0, steps, k):

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from gan_jax import step as step_lib
 from gan_jax.data.sources import DataSpec
 from gan_jax.experiment import Experiment
 from gan_jax.state import as_key
@@ -75,13 +74,13 @@ def test_dcgan_step_matches_pytorch_examples(impl, monkeypatch):
   assert jax.tree.structure(g_params) == jax.tree.structure(state.g.params)
   assert jax.tree.structure(d_params) == jax.tree.structure(state.d.params)
   state = state.replace(g=state.g.replace(params=g_params), d=state.d.replace(params=d_params))
-  step = jax.jit(step_lib.make_train_step(config, exp.g_model, exp.d_model, exp.g_tx, exp.d_tx))
+  step = jax.jit(exp.game.train_step)
   iteration = peer.make_iteration(net_g, net_d, BATCH, NZ, torch.device("cpu"))
 
   rng = np.random.default_rng(0)
   for _ in range(2):
     images = rng.integers(0, 256, (1, BATCH, RES, RES, 3), dtype=np.uint8)
-    # the latents our step draws from its state (see step.latents)
+    # the latents our step draws from its state (see games/noise.py, latents)
     k_g, _ = jax.random.split(jax.random.fold_in(as_key(state.rng), state.step))
     z = np.array(jax.random.normal(k_g, (BATCH, NZ)))
     state, metrics = step(state, {"x": images, "label": np.zeros((1, BATCH), np.int32)})

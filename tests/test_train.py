@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO, config_path
-from gan_jax import cli, experiment, step as step_lib
+from gan_jax import cli, experiment
 from gan_jax.errors import TrainingDiverged
+from gan_jax.games.noise import NoiseGame
 from gan_jax.state import make_key
 
 
@@ -112,21 +113,16 @@ def test_interrupted_run_resumes_exactly(tmp_path, how):
 @pytest.fixture
 def diverge_at_step_5(monkeypatch):
   """Make the step's outputs non-finite from step 5 on, unless the RNG was changed (rollback)."""
-  original = make_train_step = step_lib.make_train_step
+  original = NoiseGame.train_step
 
-  def patched(config, *args, **kwargs):
-    inner = original(config, *args, **kwargs)
-    first_rng = jax.random.key_data(jax.random.split(make_key(config.seed), 3)[2])
+  def patched(self, state, batch):
+    first_rng = jax.random.key_data(jax.random.split(make_key(self.config.seed), 3)[2])
+    new_state, metrics = original(self, state, batch)
+    poison = (state.step >= 4) & jnp.all(state.rng == first_rng)
+    nan_if = lambda x: jnp.where(poison, jnp.nan, x) if jnp.issubdtype(x.dtype, jnp.floating) else x
+    return jax.tree.map(nan_if, new_state), jax.tree.map(nan_if, metrics)
 
-    def step(state, batch):
-      new_state, metrics = inner(state, batch)
-      poison = (state.step >= 4) & jnp.all(state.rng == first_rng)
-      nan_if = lambda x: jnp.where(poison, jnp.nan, x) if jnp.issubdtype(x.dtype, jnp.floating) else x
-      return jax.tree.map(nan_if, new_state), jax.tree.map(nan_if, metrics)
-    return step
-
-  monkeypatch.setattr(step_lib, "make_train_step", patched)
-  return make_train_step
+  monkeypatch.setattr(NoiseGame, "train_step", patched)
 
 
 def test_nonfinite_loss_stops_with_checkpoint_intact(tmp_path, diverge_at_step_5, capsys):

@@ -73,6 +73,7 @@ class Unpaired:
 EMBEDDED = ("digits", "stacked_digits", "ring2d", "grid2d")
 FILE_KINDS = ("tfds", "folder", "pair", "unpaired")
 TWO_DOMAINS = ("pair", "unpaired")
+PAIRED_KINDS = ("pair",)  # two domains aligned example by example
 FORMS = ", ".join(EMBEDDED + ("tfds:NAME[:SPLIT]", "folder:PATH", "pair:A,B", "unpaired:A,B"))
 
 
@@ -84,8 +85,10 @@ def kind(source):
   raise UserError(f"Unknown data source {source!r}: use one of {FORMS}.")
 
 
-def build(config):
-  """The source named by `config.data.source`."""
+def build(config, split="train"):
+  """The source named by `config.data.source`; split="test": its held-out part, or None."""
+  if split != "train":
+    return None
   d = config.data
   name = d.source
   if kind(name) in FILE_KINDS:

@@ -1,0 +1,27 @@
+"""Games: what a family trains and what inference means, one module each.
+
+A game is built from (config, data spec, pmap axis name or None) and offers
+  validate(config)               one clear UserError for settings it cannot play (a staticmethod)
+  init() -> GANState             the fresh state of config.seed (jit it: one compiled init)
+  train_step(state, batch)       pure (state, metrics); the strategies, `steps_per_call` scan and
+                                 non-finite check of `step.make_multi_step` wrap it unchanged
+  preview_inputs(source, held_out), preview(state, inputs) -> picture
+                                 what the sample grids written during training show
+  can_generate, generate(...)    draws from noise (`gan-jax sample`, `evaluate`)
+  directions, translate(...)     maps images to images (`gan-jax translate`, `evaluate`)
+`config.game` picks one; nothing outside the game modules branches on its name.
+"""
+from gan_jax.errors import UserError
+from gan_jax.games import noise
+
+GAMES = {"noise": noise.NoiseGame}
+
+
+def get(name):
+  if name not in GAMES:
+    raise UserError(f"--config.game={name!r} is not a game: choose one of {', '.join(GAMES)}.")
+  return GAMES[name]
+
+
+def build(config, spec, axis_name=None):
+  return get(config.get("game", "noise"))(config, spec, axis_name)

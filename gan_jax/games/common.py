@@ -1,0 +1,121 @@
+"""What every game's step repeats, written once.
+
+- `Devices`: the pmap axis, or none under jit: averages over it, this device's rows of a draw made
+  for the global batch (so pmap reproduces jit), the global batch gathered.
+- `apply`: a train-mode forward that threads Flax's other collections (batch statistics).
+- `Devices.update`: grads -> mean over the devices -> optax update -> new NetState.
+- `ema`: the EMA of G's parameters, with TF's warm-up.
+- `init_net`, `init_side`: parameters, other collections and optax state of one network, or of
+  several networks on one side of a game.
+- `infer`: a network in inference mode, jitted; `in_chunks` runs it over a large batch.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gan_jax.state import NetState
+
+
+def to_model_input(x):
+  """uint8 images -> float32 in [-1, 1]; done on the device so the host ships 4x fewer bytes."""
+  if x.dtype == jnp.uint8:
+    return x.astype(jnp.float32) / 127.5 - 1.0
+  return x.astype(jnp.float32)
+
+
+class Devices:
+  """The data-parallel axis a step runs over: `axis_name` under pmap, None under jit (where the
+  global mean is implied by the global batch)."""
+
+  def __init__(self, axis_name=None):
+    self.axis_name = axis_name
+
+  def mean(self, tree):
+    return jax.lax.pmean(tree, self.axis_name) if self.axis_name else tree
+
+  def count(self):
+    return jax.lax.axis_size(self.axis_name) if self.axis_name else 1
+
+  def global_size(self, local_size):
+    return local_size * self.count()
+
+  def local(self, x):
+    """This device's rows of a draw made for the global batch (identity under jit)."""
+    if self.axis_name is None:
+      return x
+    n = x.shape[0] // self.count()
+    return jax.lax.dynamic_slice_in_dim(x, jax.lax.axis_index(self.axis_name) * n, n)
+
+  def gather(self, x):
+    """The global batch of per-device rows `x` (identity under jit)."""
+    if self.axis_name is None:
+      return x
+    return jax.lax.all_gather(x, self.axis_name, tiled=True)
+
+  def update(self, net, grads, tx, collections):
+    """One optax step of `net` on grads averaged over the devices; returns (net, those grads)."""
+    grads = self.mean(grads)
+    updates, opt_state = tx.update(grads, net.opt_state, net.params)
+    return NetState(optax.apply_updates(net.params, updates), collections, opt_state), grads
+
+
+def apply(model, params, collections, *inputs, rngs=None, train=True):
+  """Train-mode forward; returns (output, updated collections)."""
+  variables = {"params": params, **collections}
+  if not collections:
+    return model.apply(variables, *inputs, train=train, rngs=rngs), collections
+  return model.apply(variables, *inputs, train=train, rngs=rngs, mutable=list(collections))
+
+
+def ema(g_ema, params, step, decay):
+  """EMA of G's params. Warm-up (as TF's ExponentialMovingAverage with num_updates): early on the
+  average would otherwise be mostly the random init."""
+  if g_ema is None:
+    return None
+  t = step.astype(jnp.float32)
+  decay = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+  return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, g_ema, params)
+
+
+def split_variables(variables):
+  variables = dict(variables)
+  return variables.pop("params"), variables
+
+
+def init_net(model, key, tx, *inputs):
+  """A NetState for `model`, initialised in train mode on `inputs`."""
+  # A dropout stream too, for networks that drop out in train mode (pix2pix's U-Net).
+  params, collections = split_variables(
+      model.init({"params": key, "dropout": key}, *inputs, train=True))
+  return NetState(params, collections, tx.init(params))
+
+
+def init_side(tx, **nets):
+  """One side of a game with several networks (CycleGAN's two Gs): name=(model, key, inputs)
+  -> a NetState whose params and collections are dicts by name, under one optax state."""
+  params, collections = {}, {}
+  for name, (model, key, inputs) in nets.items():
+    variables = model.init({"params": key, "dropout": key}, *inputs, train=True)
+    params[name], collections[name] = split_variables(variables)
+  return NetState(params, collections, tx.init(params))
+
+
+def copy_params(params, enabled):
+  """The EMA's starting point: a copy (no aliasing: the state is donated), or None when off."""
+  return jax.tree.map(jnp.copy, params) if enabled else None
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def infer(model, params, collections, *inputs):
+  """`model` in inference mode (running batch statistics, no dropout)."""
+  return model.apply({"params": params, **collections}, *inputs, train=False)
+
+
+def in_chunks(fn, *inputs, chunk):
+  """fn over `inputs` (arrays of one length) `chunk` rows at a time, as one numpy array."""
+  n = len(inputs[0])
+  return np.concatenate([np.asarray(fn(*(x[i:i + chunk] for x in inputs)))
+                         for i in range(0, n, chunk)])

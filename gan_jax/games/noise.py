@@ -1,0 +1,168 @@
+"""The noise game: G(z, label) -> sample, one D judges it (DCGAN, cGAN, WGAN(-GP), the 2D MLP GANs).
+
+`batch["x"]` holds `n_critic` micro-batches of real data, [n_critic, B, ...] (uint8 images or
+float points), and `batch["label"]` their labels. One step:
+  1. D phase: n_critic D updates, each on its own real micro-batch and fresh fakes;
+  2. G phase: one G update through the freshly updated D;
+  3. EMA of G's params.
+G's forward pass for the G phase is computed once, with `jax.vjp`, and its (detached) output also
+feeds the last D update: per step that is one G forward, and D forwards on real, on fake and on
+fake again with the updated D, as in the pytorch/examples DCGAN loop.
+
+Inference draws samples from fixed latents of a seed (and labels, for conditional models).
+"""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gan_jax import models, optim, reporting
+from gan_jax.data import sources
+from gan_jax.errors import UserError
+from gan_jax.games.common import (Devices, apply, copy_params, ema, in_chunks, infer, init_net,
+                                  to_model_input)
+from gan_jax.losses import adversarial, regularizers
+from gan_jax.state import GANState, as_key, make_key
+
+MODELS = ("dcgan", "mlp")
+
+
+class NoiseGame:
+  can_generate = True   # `gan-jax sample` draws from it
+  directions = ()       # nothing to translate
+
+  def __init__(self, config, spec, axis_name=None):
+    self.config, self.spec = config, spec
+    self.g_model, self.d_model = models.build(config, spec, axis_name)
+    t = config.train
+    self.g_tx = optim.build(config.optim.g, t.steps)
+    self.d_tx = optim.build(config.optim.d, t.steps * t.n_critic)
+    self.devices = Devices(axis_name)
+
+  @staticmethod
+  def validate(config):
+    if config.model.name not in MODELS:
+      raise UserError(f"--config.model.name={config.model.name!r} is not a model of the noise "
+                      f"game: choose one of {', '.join(MODELS)}.")
+    if sources.kind(config.data.source) in sources.TWO_DOMAINS:
+      raise UserError(f"--config.data.source={config.data.source} gives two image domains (x "
+                      f"and y) for translation games, but the {config.model.name} model learns "
+                      "one: use folder:PATH or tfds:NAME instead.")
+    if config.model.name == "dcgan":
+      r = config.data.resolution
+      if r < 8 or 2 ** int(round(math.log2(r))) != r:
+        raise UserError(f"--config.data.resolution={r} is not supported by the DCGAN: use a "
+                        "power of two >= 8.")
+      if config.loss.gp_weight > 0 and config.model.d_norm == "batch":
+        raise UserError("A gradient penalty needs a D without batch norm: set "
+                        "--config.model.d_norm=layer (or none).")
+
+  def init(self):
+    """Fresh state from config.seed."""
+    k_g, k_d, rng = jax.random.split(make_key(self.config.seed), 3)
+    z = jnp.zeros((2, self.config.model.latent_dim), jnp.float32)
+    x = jnp.zeros((2,) + tuple(self.spec.shape), jnp.float32)
+    labels = jnp.zeros((2,), jnp.int32)
+    g = init_net(self.g_model, k_g, self.g_tx, z, labels)
+    return GANState(step=jnp.zeros((), jnp.int32), g=g,
+                    d=init_net(self.d_model, k_d, self.d_tx, x, labels),
+                    g_ema=copy_params(g.params, self.config.train.ema_decay > 0),
+                    rng=jax.random.key_data(rng), extras={})
+
+  def train_step(self, state, batch):
+    config, dev = self.config, self.devices
+    g_model, d_model, reg = self.g_model, self.d_model, config.loss
+    d_loss_fn, g_loss_fn = adversarial.get(reg.adversarial)
+    latent_dim, n_critic = config.model.latent_dim, config.train.n_critic
+
+    def latents(key, local_batch):
+      return dev.local(jax.random.normal(key, (dev.global_size(local_batch), latent_dim)))
+
+    def d_update(d, real, labels, fake, key):
+      def loss_fn(params):
+        real_logits, cols = apply(d_model, params, d.collections, real, labels)
+        fake_logits, cols = apply(d_model, params, cols, fake, labels)
+        loss, aux = d_loss_fn(real_logits, fake_logits)
+        d_fn = lambda x: apply(d_model, params, cols, x, labels)[0]
+        if reg.gp_weight > 0:
+          eps = dev.local(jax.random.uniform(key, (dev.global_size(real.shape[0]),)))
+          aux["gradient_penalty"] = regularizers.gradient_penalty(d_fn, real, fake, eps)
+          loss = loss + reg.gp_weight * aux["gradient_penalty"]
+        if reg.r1_weight > 0:
+          aux["r1_penalty"] = regularizers.r1_penalty(d_fn, real)
+          loss = loss + reg.r1_weight * aux["r1_penalty"]
+        return loss, (aux, cols, real_logits, fake_logits)
+
+      (loss, (aux, cols, real_logits, fake_logits)), grads = (
+          jax.value_and_grad(loss_fn, has_aux=True)(d.params))
+      d, grads = dev.update(d, grads, self.d_tx, cols)
+      if reg.weight_clip > 0:
+        d = d.replace(params=regularizers.clip_weights(d.params, reg.weight_clip))
+      metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
+                 "d_grad_norm": optax.tree.norm(grads), **aux}
+      return d, metrics
+
+    rng = jax.random.fold_in(as_key(state.rng), state.step)
+    k_g, k_d = jax.random.split(rng)
+    real = to_model_input(batch["x"])
+    labels = batch["label"]  # unconditional models ignore them
+    local_batch = real.shape[1]
+
+    # G forward for the G phase, once; its detached output also serves the last D update.
+    z = latents(k_g, local_batch)
+    g_fwd = lambda params: apply(g_model, params, state.g.collections, z, labels[-1])
+    fake, g_vjp, g_collections = jax.vjp(g_fwd, state.g.params, has_aux=True)
+
+    d = state.d
+    d_keys = jax.random.split(k_d, n_critic)
+    if n_critic > 1:
+      def critic_update(d, xs):
+        real_i, labels_i, key = xs
+        k_z, k_reg = jax.random.split(key)
+        fake_i, _ = apply(g_model, state.g.params, state.g.collections,
+                          latents(k_z, local_batch), labels_i)
+        return d_update(d, real_i, labels_i, jax.lax.stop_gradient(fake_i), k_reg)
+      d, _ = jax.lax.scan(critic_update, d, (real[:-1], labels[:-1], d_keys[:-1]))
+    d, metrics = d_update(d, real[-1], labels[-1], jax.lax.stop_gradient(fake), d_keys[-1])
+
+    # G phase: gradient of G's loss w.r.t. the fakes through the updated D, then back through G.
+    def g_loss_of_fake(fake):
+      logits, d_cols = apply(d_model, d.params, d.collections, fake, labels[-1])
+      loss, aux = g_loss_fn(logits)
+      return loss, (aux, d_cols)
+    (g_loss, (g_aux, d_cols)), d_fake = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
+    d = d.replace(collections=d_cols)  # D's batch statistics also see this pass, as in PyTorch
+    (g_grads,) = g_vjp(d_fake)
+    g, g_grads = dev.update(state.g, g_grads, self.g_tx, g_collections)
+
+    metrics.update(g_aux, g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads))
+    new_state = state.replace(step=state.step + 1, g=g, d=d,
+                              g_ema=ema(state.g_ema, g.params, state.step, config.train.ema_decay))
+    return new_state, dev.mean(metrics)
+
+  # --- inference ---------------------------------------------------------------------------
+
+  def generate(self, state, num, seed=0, labels=None, ema=True, chunk=1000):
+    """`num` samples from fixed latents of `seed` (numpy), with G in inference mode."""
+    params = state.g_ema if ema and state.g_ema is not None else state.g.params
+    z = jax.random.normal(make_key(seed), (num, self.config.model.latent_dim))
+    if labels is None:
+      labels = np.arange(num) % max(self.spec.num_classes, 1)
+    labels = jnp.broadcast_to(jnp.asarray(labels, jnp.int32), (num,))
+    draw = lambda z, labels: infer(self.g_model, params, state.g.collections, z, labels)
+    return in_chunks(draw, z, labels, chunk=chunk), np.asarray(labels)
+
+  def preview_inputs(self, source, held_out=None):
+    """What each preview needs from the data: real 2D points drawn under the samples."""
+    if len(self.spec.shape) != 1:
+      return None
+    rng = np.random.default_rng(self.config.seed)
+    return source.get(rng.choice(len(source), min(2000, len(source)), replace=False))["x"]
+
+  def preview(self, state, reference):
+    """The picture of a sample grid: images from fixed latents, or 2D points over the data."""
+    samples, _ = self.generate(state, self.config.sample.num, seed=self.config.seed + 1)
+    return reporting.sample_picture(samples, reference)
+
