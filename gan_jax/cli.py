@@ -4,6 +4,8 @@
   gan-jax sample   --workdir=DIR [--num=N] [--out=PATH.png|.npz] [--label=K] [--seed=S] [--no-ema]
   gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits] [--num_samples=N]
                    [--ema|--no-ema] [--inception_weights=PATH] [--num_reference=N] [--seed=S]
+  gan-jax translate --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--direction=AtoB|BtoA]
+                   [--ema|--no-ema] [--noprogress]
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
 
 `main(argv)` returns the exit code, so notebooks and tests can drive the CLI. Bad input ends with
@@ -19,7 +21,7 @@ from gan_jax.errors import TrainingDiverged, UserError
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
-VERBS = ("train", "sample", "evaluate", "convert-inception")
+VERBS = ("train", "sample", "evaluate", "translate", "convert-inception")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -99,6 +101,26 @@ def _parse_evaluate(argv):
   return fv
 
 
+def _parse_translate(argv):
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "the translation run to apply", flag_values=fv)
+  flags.DEFINE_string("input", None, "an image, or a folder of images (searched recursively)",
+                      flag_values=fv)
+  flags.DEFINE_string("out", None, "folder for the PNGs (sub-folders and names kept)",
+                      flag_values=fv)
+  flags.DEFINE_string("direction", None, "AtoB or BtoA (two-way runs; default AtoB)",
+                      flag_values=fv)
+  flags.DEFINE_bool("ema", True, "use the EMA generator weights when the run has them",
+                    flag_values=fv)
+  flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
+  _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])
+  for name, what in (("workdir", "the run to apply"), ("input", "an image or a folder of images"),
+                     ("out", "the folder to write PNGs to")):
+    if not fv[name].value:
+      raise UserError(f"translate needs --{name}=..., {what}.")
+  return fv
+
+
 def _parse(fv, argv):
   try:
     extra = fv(["gan-jax"] + argv)[1:]
@@ -158,6 +180,13 @@ def main(argv):
                                  ema=fv.ema, inception_weights=fv.inception_weights,
                                  num_reference=fv.num_reference, seed=fv.seed)
       print(evaluate.to_json(result))
+    elif verb == "translate":
+      from gan_jax.translating import translate
+      fv = _parse_translate(rest)
+      report = translate(fv.workdir, fv.input, fv.out, direction=fv.direction, ema=fv.ema,
+                         progress=fv.progress)
+      print(f"wrote {len(report.written)} images to {fv.out}"
+            + (f"; skipped {len(report.skipped)} unreadable" if report.skipped else ""))
     elif verb == "convert-inception":
       from gan_jax.metrics import inception
       if not 1 <= len(rest) <= 2 or any(a.startswith("-") for a in rest):

@@ -1,6 +1,7 @@
-"""The file side of `gan-jax translate`: images in, one translated PNG per image out.
+"""`gan-jax translate`: a trained translator applied to a user's images, one PNG per image out.
 
-`translate_images` knows nothing of models: it is given `fn`, a jitted image -> image function
+`translate` loads a run and asks its game for the image -> image function; `translate_images`,
+the file side, knows nothing of models: it is given `fn`, a jitted image -> image function
 (float32 NHWC in [-1, 1] both ways). It scans and checks every input before writing anything:
 
 - Input: one file (any format pillow reads), or a folder searched recursively like a training
@@ -31,6 +32,27 @@ from gan_jax.errors import UserError
 
 WORKERS = 8  # threads opening headers: pillow's header reads are mostly I/O
 GRAY_MODES = ("1", "L", "LA", "La", "F")  # plus every "I..." mode (16/32-bit gray)
+
+
+def translate(workdir, input_path, out_dir, direction=None, ema=True, progress=True):
+  """Translates `input_path` (an image or a folder) with the latest checkpoint of `workdir`."""
+  from gan_jax import experiment  # pylint: disable=g-import-not-at-top  (jax is slow to import)
+  exp, ckpt = experiment.load(workdir)
+  try:
+    game, name = exp.game, exp.config.get("game", "noise")
+    if not game.directions:
+      raise UserError(f"{workdir} holds a {name} run, which draws from noise rather than "
+                      f"translating images: use `gan-jax sample --workdir={workdir}`.")
+    direction = direction or game.directions[0]
+    if direction not in game.directions:
+      choices = " or ".join(f"--direction={d}" for d in game.directions)
+      raise UserError(f"--direction={direction} is not a direction of this {name} run: use "
+                      f"{choices}.")
+    state = experiment.restore_latest(exp, ckpt)
+  finally:
+    ckpt.close()
+  fn = lambda x: game.translate(state, x, direction, ema=ema)
+  return translate_images(input_path, out_dir, fn, exp.spec.shape[-1], game.multiple, progress)
 
 
 @dataclasses.dataclass

@@ -12,9 +12,9 @@ A game is built from (config, data spec, pmap axis name or None) and offers
 `config.game` picks one; nothing outside the game modules branches on its name.
 """
 from gan_jax.errors import UserError
-from gan_jax.games import noise
+from gan_jax.games import cycle, noise, paired
 
-GAMES = {"noise": noise.NoiseGame}
+GAMES = {"noise": noise.NoiseGame, "paired": paired.PairedGame, "cycle": cycle.CycleGame}
 
 
 def get(name):

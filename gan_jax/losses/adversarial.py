@@ -63,3 +63,20 @@ LOSSES = {
 def get(name):
   """(d_loss, g_loss) for a config's `loss.adversarial`."""
   return LOSSES[name]
+
+
+# pix2pix's and CycleGAN's GANLoss (Isola et al. 2017; Zhu et al. 2017): each logit (one per
+# patch) is pushed towards a target, "real" or "fake"; D's loss is the mean of its real and fake
+# terms (halved, "to slow down D"), G's is the real term on its fakes.
+TARGET_TERMS = {
+    "non_saturating": (lambda x: softplus(-x), softplus),            # BCE with logits
+    "least_squares": (lambda x: (x - 1.0) ** 2, lambda x: x ** 2),    # MSE to 1 and to 0
+}
+
+
+def get_targets(name):
+  """(d_loss(real, fake), g_loss(fake)) in the target form, for the translation games."""
+  is_real, is_fake = TARGET_TERMS[name]
+  d_loss = lambda real, fake: (0.5 * (_mean(is_real(real)) + _mean(is_fake(fake))), {})
+  g_loss = lambda fake: (_mean(is_real(fake)), {})
+  return d_loss, g_loss

@@ -28,3 +28,18 @@ def build(config, data_spec, axis_name=None):
     kw = dict(hidden=m.hidden, depth=m.depth, num_classes=num_classes, dtype=dtype)
     return mlp.Generator(out_dim=data_spec.shape[0], **kw), mlp.Discriminator(**kw)
   raise UserError(f"Unknown model {m.name!r}: choose dcgan or mlp.")
+
+
+def translation_multiple(config):
+  """What H and W of a translator's input must be multiples of: 2 ** downsamplings."""
+  name = config.model.name
+  return int(name.split("_")[1]) if name.startswith("unet_") else 4
+
+
+def validate_translation(config):
+  """One UserError for a translator setting that cannot be built."""
+  name, r = config.model.name, config.data.resolution
+  if name.startswith("unet_") and r % translation_multiple(config):
+    raise UserError(f"--config.model.name={name} halves its input {name.split('_')[1]} times' "
+                    f"worth, so --config.data.resolution={r} must be a multiple of "
+                    f"{translation_multiple(config)}: pick unet_{r} or another resolution.")
