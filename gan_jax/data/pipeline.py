@@ -80,13 +80,14 @@ class StepBatches:
         out[key] = np.where(flip[:, None, None, None], x[:, :, ::-1], x)
     return out
 
-
   def _jitter(self, step, domain, part):
     """pix2pix's random jitter: each image enlarged to load_size x load_size (bicubic, pillow, on
     uint8) and cropped back to its size at a random offset drawn per global position from (seed,
     step, domain), so resume and any process count see the same crops. All images of one domain's
     example share the crop: both sides of a pair stay aligned. The two domains of an unpaired
-    source draw their own crops, as the reference (CycleGAN) crops each image independently."""
+    source draw their own crops, as the reference (CycleGAN) crops each image independently.
+    Pillow costs ~20 us an image at 32 -> 36 (~3 ms for 64 gray pairs, 6 ms RGB), in the
+    pipeline's worker threads."""
     draws = np.random.default_rng([self.seed, step, JITTER_STREAM, domain]).random(
         (self.n_critic * self.batch_size, 2))
     draws = draws.reshape(self.n_critic, -1, 2)[:, self.local].reshape(-1, 2)
@@ -94,7 +95,7 @@ class StepBatches:
     for key, x in part.items():
       if x.ndim != 4 or x.shape[1] >= self.load_size:  # labels, 2D points; nothing to enlarge
         continue
-      n, h, w, c = x.shape
+      h, w = x.shape[1:3]
       tops = np.floor(draws[:, 0] * (self.load_size - h + 1)).astype(int)
       lefts = np.floor(draws[:, 1] * (self.load_size - w + 1)).astype(int)
       out[key] = np.stack([_enlarge(image, self.load_size)[t:t + h, l:l + w]
