@@ -17,13 +17,14 @@ def base_config():
   c.game = "noise"  # noise | paired | cycle: what is trained and what inference means (games/)
 
   c.data = ml_collections.ConfigDict(dict(
-      # digits | stacked_digits | ring2d | grid2d | tfds:NAME[:SPLIT] | folder:PATH | pair:A,B |
-      # unpaired:A,B (see README, Data)
+      # digits | stacked_digits | ring2d | grid2d | digit_edges | digit_styles | tfds:NAME[:SPLIT] |
+      # folder:PATH | pair:A,B | unpaired:A,B (see README, Data)
       source="digits",
       resolution=32,     # images are brought to resolution x resolution x channels
       channels=1,
       resize="center_crop",  # center_crop | pad | stretch: how other sizes reach the resolution
       random_flip=False,     # mirror each image left-right with probability 1/2
+      load_size=0,       # random jitter (pix2pix): resize to load_size, random-crop back; 0 = off
       data_dir="",       # TFDS data dir ("" = TFDS's default)
       workers=0,         # threads decoding steps in parallel (0 = one per CPU core)
       prefetch=4,        # steps decoded ahead of the train step
@@ -234,6 +235,12 @@ def validate_data(config):
   if d.random_flip and kind in ("ring2d", "grid2d"):
     raise UserError(f"--config.data.random_flip mirrors images, and {d.source} holds 2D points: "
                     "set it False.")
+  if d.load_size and kind in ("ring2d", "grid2d"):
+    raise UserError(f"--config.data.load_size crops images, and {d.source} holds 2D points: set "
+                    "it 0.")
+  if d.load_size and d.load_size < d.resolution:
+    raise UserError(f"--config.data.load_size={d.load_size} must be 0 (off) or at least "
+                    f"data.resolution={d.resolution}: images are enlarged to it, then cropped.")
   if d.workers < 0:
     raise UserError(f"--config.data.workers={d.workers} must be >= 0 (0 = one per CPU core).")
   if d.prefetch < 1:

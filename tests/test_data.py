@@ -354,6 +354,151 @@ def test_embedded_sources_keep_working():
       sources.kind(unknown)
 
 
+# --- embedded translation tasks ------------------------------------------------------------
+
+def test_digit_edges_pairs_train_digits_with_their_edges():
+  from gan_jax.data import embedded
+  from gan_jax.metrics.digits import digits_split
+  train, test = digits_split()
+  digits, labels = embedded.digits(32)
+  source = sources.build(data_config("digit_edges", resolution=32, channels=1))
+  assert len(source) == len(train) and source.spec == sources.DataSpec((32, 32, 1), "uint8", 10)
+  batch = pipeline.StepBatches(source, 8, 1, 0)[0]
+  assert sorted(batch) == ["label", "x", "y", "y_label"]
+  np.testing.assert_array_equal(source.y, digits[train])  # only the train digits
+  np.testing.assert_array_equal(source.x, embedded.digit_edges(digits[train]))
+  np.testing.assert_array_equal(batch["label"], batch["y_label"])
+  edges = source.x
+  assert set(np.unique(edges)) == {0, 255}
+  near = (source.y > 0)  # every edge pixel lies on or just beside a stroke
+  assert (edges[~near] == 0).mean() > 0.99 and 0.05 < (edges > 0).mean() < 0.3
+  held_out = sources.build(data_config("digit_edges", resolution=32, channels=3), split="test")
+  b = held_out.get(np.arange(len(held_out)))
+  assert len(held_out) == 360 and b["x"].shape == (360, 32, 32, 3)
+  np.testing.assert_array_equal(b["y"][..., :1], digits[test])
+  np.testing.assert_array_equal(b["x"][..., 2:], embedded.digit_edges(digits[test]))
+  np.testing.assert_array_equal(b["label"], labels[test])
+
+
+def test_digit_styles_reads_disjoint_halves_and_holds_out_aligned_pairs():
+  from gan_jax.data import embedded
+  from gan_jax.metrics.digits import digits_split
+  train, test = digits_split()
+  digits, labels = embedded.digits(16)
+  source = sources.build(data_config("digit_styles", resolution=16, channels=1))
+  a, b = sources.style_halves(train, labels[train])
+  assert not set(a) & set(b) and sorted(np.concatenate([a, b])) == sorted(train)
+  assert np.abs(np.bincount(labels[a]) - np.bincount(labels[b])).max() <= 1  # halves per class
+  dom_a, dom_b = source.domains
+  np.testing.assert_array_equal(dom_a.x, digits[a])
+  np.testing.assert_array_equal(dom_b.x, embedded.digit_style_b(digits[b]))  # one rendering
+  steps = pipeline.StepBatches(source, 4, 1, 0)
+  assert sorted(steps[0]) == ["label", "x", "y", "y_label"]
+  assert steps[0]["x"].shape == steps[0]["y"].shape == (1, 4, 16, 16, 1)
+  assert dom_b.x[:, :, 0].mean() > 128 > dom_a.x[:, :, 0].mean()  # B: light paper at the border
+  held_out = sources.build(data_config("digit_styles", resolution=16, channels=3), split="test")
+  pair = held_out.get(np.arange(360))
+  np.testing.assert_array_equal(pair["x"][..., :1], digits[test])
+  np.testing.assert_array_equal(pair["y"][..., 1:2], embedded.digit_style_b(digits[test]))
+  np.testing.assert_array_equal(pair["y_label"], labels[test])
+
+
+def test_split_and_two_domain_validation():
+  assert sources.build(data_config("digits"), split="test") is None
+  assert sources.build(data_config("folder:/nowhere"), split="test") is None
+  with pytest.raises(ValueError, match="split"):
+    sources.build(data_config("digit_edges"), split="val")
+  assert [sources.kind(s) for s in ("digit_edges", "digit_styles")] == list(sources.TRANSLATION)
+  assert set(sources.TRANSLATION) <= set(sources.TWO_DOMAINS)
+  for name in sources.TRANSLATION:
+    with pytest.raises(UserError, match="the dcgan model learns one"):
+      config_lib.validate_data(data_config(name))
+  with pytest.raises(UserError, match="is gray"):
+    sources.build(data_config("digit_styles", channels=2))
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (dict(load_size=30), "at least data.resolution=32"),
+    (dict(load_size=-1), "must be 0 (off)"),
+    (dict(source="ring2d", load_size=36), "holds 2D points"),
+])
+def test_load_size_validation(settings, expected):
+  config = data_config(**{"source": "folder:x", "resolution": 32, **settings})
+  with pytest.raises(UserError, match=re.escape(expected)):
+    config_lib.validate_data(config)
+  config_lib.validate_data(data_config("folder:x", resolution=32, load_size=32))
+
+
+def random_pairs(count=12, size=8, seed=0):
+  """Pairs of unrelated random images, so a crop can be located in either."""
+  rng = np.random.default_rng(seed)
+  x, y = rng.integers(0, 256, (2, count, size, size, 3), dtype=np.uint8)
+  return sources.PairedArrays(x, y, np.arange(count, dtype=np.int32), count)
+
+
+def crop_offset(out, image, load_size):
+  """The (top, left) at which `out` is a window of `image` enlarged to load_size."""
+  big = pipeline._enlarge(image, load_size)
+  r = out.shape[0]
+  found = [(t, l) for t in range(load_size - r + 1) for l in range(load_size - r + 1)
+           if np.array_equal(big[t:t + r, l:l + r], out)]
+  assert len(found) == 1
+  return found[0]
+
+
+def test_jitter_crops_both_images_of_a_pair_alike():
+  source = random_pairs()
+  steps = pipeline.StepBatches(source, 12, 1, 0, load_size=12)
+  batch = steps[0]
+  ids = batch["label"][0]
+  offsets = []
+  for i, k in enumerate(ids):
+    at = crop_offset(batch["x"][0, i], source.x[k], 12)
+    assert crop_offset(batch["y"][0, i], source.y[k], 12) == at
+    offsets.append(at)
+  assert len(set(offsets)) > 3  # each example its own crop
+  again = pipeline.StepBatches(source, 12, 1, 0, load_size=12)
+  assert_same_batches([again[0], again[1]], [batch, steps[1]])  # a function of (seed, step)
+  other = pipeline.StepBatches(source, 12, 1, 1, load_size=12)[0]
+  assert not np.array_equal(other["x"], batch["x"])
+  plain = pipeline.StepBatches(source, 12, 1, 0)[0]
+  np.testing.assert_array_equal(plain["label"], batch["label"])  # the shuffle is untouched
+
+
+def test_jitter_crops_unpaired_domains_independently():
+  image = np.random.default_rng(0).integers(0, 256, (1, 8, 8, 1), dtype=np.uint8)
+  same = sources.ArraySource(np.repeat(image, 16, axis=0), np.zeros(16, np.int32), 1)
+  batch = pipeline.StepBatches(sources.Unpaired(same, same), 16, 1, 0, load_size=12)[0]
+  x, y = batch["x"][0], batch["y"][0]
+  offsets = [(crop_offset(a, image[0], 12), crop_offset(b, image[0], 12)) for a, b in zip(x, y)]
+  assert sum(a != b for a, b in offsets) > 8
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_jittered_process_slices_concatenate_to_the_global_batch(flip):
+  source = random_pairs()
+  steps = lambda index, count: pipeline.StepBatches(source, 8, 2, 3, index, count, flip, 11)
+  single = steps(0, 1)
+  halves = (steps(0, 2), steps(1, 2))
+  for step in range(3):
+    joined = {k: np.concatenate([h[step][k] for h in halves], axis=1) for k in single[step]}
+    assert_same_batches([joined], [single[step]])
+    assert halves[0][step]["y"].shape == (2, 4, 8, 8, 3)
+
+
+def test_jitter_through_the_config_and_a_resume():
+  config = data_config("digit_edges", resolution=16, channels=1, batch_size=4, n_critic=2,
+                       load_size=19, random_flip=True)
+  source = sources.build(config)
+  whole = take(pipeline.make_iterator(source, config), 5)
+  assert whole[0]["x"].shape == (2, 4, 16, 16, 1)
+  cut = pipeline.make_iterator(source, config)
+  take(cut, 2)
+  resumed = pipeline.make_iterator(source, config)
+  resumed.set_state(json.loads(json.dumps(cut.get_state())))
+  assert_same_batches(take(resumed, 3), whole[2:])
+
+
 # --- the benchmark --------------------------------------------------------------------------
 
 def test_input_pipeline_benchmark_reports_a_consistent_measurement(tmp_path):

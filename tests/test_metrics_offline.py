@@ -204,3 +204,35 @@ def test_cache_round_trip(clf, cache, monkeypatch):
   again = digits.DigitsClassifier.load_or_train()
   x, _ = digits.real_digits(8)
   np.testing.assert_array_equal(again.logits(x), clf.logits(x))
+
+
+# A classifier of domain B of the digit_styles translation task
+
+@pytest.fixture(scope="module")
+def style_clf(cache):
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setenv("GAN_JAX_CACHE", cache)
+    path = digits.cache_path("digit_styles_b")
+    assert path != digits.cache_path() and not os.path.exists(path)
+    clf = digits.DigitsClassifier.load_or_train(style="digit_styles_b")
+    assert os.path.exists(path)
+    return clf
+
+
+def test_style_classifier_reads_domain_b_held_out(style_clf):
+  from gan_jax.data import embedded
+  _, test_idx = digits.digits_split()
+  for resolution, bar in ((32, 0.95), (64, 0.95), (16, 0.93)):
+    x, labels = digits.style_digits("digit_styles_b", resolution)
+    acc = float(np.mean(style_clf.predict(x[test_idx]) == labels[test_idx]))
+    assert acc >= bar, (resolution, acc)
+  # The very rendering the digit_styles source uses, brought to [-1, 1].
+  drawn = embedded.digit_style_b(embedded.digits(32)[0][:4]).astype(np.float32) / 127.5 - 1
+  np.testing.assert_array_equal(digits.style_digits("digit_styles_b", 32, channels=3)[0][:4],
+                                np.repeat(drawn, 3, axis=-1))
+  real, _ = digits.real_digits(32)
+  assert np.mean(style_clf.predict(real[test_idx]) == labels[test_idx]) < 0.5  # a style apart
+  m = digits.digits_metrics(x[test_idx], labels[test_idx], classifier=style_clf)
+  assert m["label_accuracy"] >= 0.93 and m["digits_fid"] < 5.0  # its FID: against domain B
+  with pytest.raises(ValueError, match="unknown digits style"):
+    digits.cache_path("cursive")

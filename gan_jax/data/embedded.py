@@ -1,4 +1,5 @@
-"""Datasets that ship with the package (no download): real digits and the 2D mode benchmarks."""
+"""Datasets that ship with the package (no download): real digits and the 2D mode benchmarks, and
+the renderings behind the offline translation tasks (digit edges, domain B's digit style)."""
 import functools
 
 import numpy as np
@@ -36,3 +37,71 @@ def digits(resolution):
                                          "bilinear", antialias=False))
   images = np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)
   return images[..., None], d.target.astype(np.int32)
+
+
+# --- offline image-translation tasks built from the digits -------------------------------------
+
+def _morph(images, radius, reduce):
+  """Gray dilation (reduce=np.maximum) or erosion (np.minimum) of uint8 [N, R, R, C] by a disk of
+  `radius` pixels; the border reads as background (0)."""
+  r = radius
+  padded = np.pad(images, ((0, 0), (r, r), (r, r), (0, 0)))
+  h, w = images.shape[1:3]
+  out = None
+  for dy in range(-r, r + 1):
+    for dx in range(-r, r + 1):
+      if dy * dy + dx * dx > r * r + r:  # a disk (r=1: the 3x3 square)
+        continue
+      shifted = padded[:, r + dy:r + dy + h, r + dx:r + dx + w]
+      out = shifted if out is None else reduce(out, shifted)
+  return out
+
+
+def _scale(resolution):
+  """Stroke-sized lengths in pixels: one 8x8 digit pixel is resolution / 8 of them."""
+  return max(1, resolution // 32)
+
+
+def digit_edges(images):
+  """Edge maps ("sketches") of uint8 digits [N, R, R, C]: the morphological gradient (dilation
+  minus erosion) of the digit thresholded at half intensity, white on black.
+
+  An outline rather than a one-pixel skeleton: at 32x32 the gradient draws a closed line about
+  two pixels wide round every stroke, which reads clearly and keeps the loops of 0, 6, 8 and 9
+  open, where a skeleton of the blurry upsampled strokes breaks into spurs. Below 32 pixels the
+  strokes are too thin for that and the edge is the inner rim alone (mask minus its erosion). Like edges2shoes, the
+  edges give the shape and leave the stroke's fill and shading for the model to paint.
+  """
+  mask = (images >= 128).astype(np.uint8) * 255
+  if images.shape[1] < 32:  # strokes two or three pixels wide: only their inner rim
+    return mask - _morph(mask, 1, np.minimum)
+  r = _scale(images.shape[1])
+  return _morph(mask, r, np.maximum) - _morph(mask, r, np.minimum)
+
+
+STYLE_INK, STYLE_PAPER, STYLE_TEXTURE = 24, 208, 40
+
+
+def digit_style_b(images):
+  """Digits [N, R, R, C] uint8 redrawn in domain B's style: strokes thickened (gray dilation by
+  R/32 pixels, at least one), boldened and inverted to dark ink on light paper that carries fixed
+  diagonal stripes.
+
+  The stripes' period is R/8 pixels, so each 8x8-pooled cell holds whole periods and the pooling
+  that the digits classifier does averages them to flat paper: what it sees is a thick, inverted
+  digit. The one rendering of domain B: the digit_styles source and the classifier trained on
+  domain B (`metrics.digits`, style "digit_styles_b") both call it.
+  """
+  n, h, w, c = images.shape
+  period = max(1, h // 8)
+  rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
+  stripes = ((rows + cols) % period < period / 2).astype(np.float32)  # [R, R]
+  paper = STYLE_PAPER + STYLE_TEXTURE * (stripes - 0.5)
+  # Gray levels scaled by 1.5 (clipped): the faint rims of the upsampled strokes ink solidly too.
+  ink = np.minimum(_morph(images, _scale(h), np.maximum).astype(np.float32) * (1.5 / 255.0), 1.0)
+  out = paper[None, :, :, None] * (1.0 - ink) + STYLE_INK * ink
+  return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+# Named renderings of the digits as a second domain, for `metrics.digits` classifiers of a style.
+STYLES = {"digit_styles_b": digit_style_b}

@@ -11,8 +11,10 @@ import os
 
 import grain
 import numpy as np
+from PIL import Image
 
 FLIP_STREAM = 1  # random flips draw from their own stream, apart from the shuffles
+JITTER_STREAM = 2  # and so do the random crops of the jitter
 
 
 class StepBatches:
@@ -20,11 +22,14 @@ class StepBatches:
 
   A source with two independent `domains` (unpaired translation data) is read as two sources,
   each with its own shuffle: domain B's keys come back as "y" and "y_label".
+
+  `load_size` > 0 turns on pix2pix's random jitter (`_jitter`) before the flips.
   """
 
   def __init__(self, source, batch_size, n_critic, seed, process_index=0, process_count=1,
-               random_flip=False):
+               random_flip=False, load_size=0):
     self.source, self.seed, self.random_flip = source, seed, random_flip
+    self.load_size = load_size
     self.batch_size, self.n_critic = batch_size, n_critic
     local = batch_size // process_count
     self.local = slice(process_index * local, (process_index + 1) * local)
@@ -53,6 +58,8 @@ class StepBatches:
     batch = {}
     for domain, source in enumerate(domains):
       part = source.get(self._indices(positions, len(source), domain))
+      if self.load_size:
+        part = self._jitter(step, domain, part)
       batch.update({_domain_key(domain, k): v for k, v in part.items()})
     if self.random_flip:
       batch = self._flip(step, batch)
@@ -72,6 +79,36 @@ class StepBatches:
       if x.ndim == 4:  # [B, H, W, C] images; labels and 2D points are left alone
         out[key] = np.where(flip[:, None, None, None], x[:, :, ::-1], x)
     return out
+
+  def _jitter(self, step, domain, part):
+    """pix2pix's random jitter: each image enlarged to load_size x load_size (bicubic, pillow, on
+    uint8) and cropped back to its size at a random offset drawn per global position from (seed,
+    step, domain), so resume and any process count see the same crops. All images of one domain's
+    example share the crop: both sides of a pair stay aligned. The two domains of an unpaired
+    source draw their own crops, as the reference (CycleGAN) crops each image independently.
+    Pillow costs ~20 us an image at 32 -> 36 (~3 ms for 64 gray pairs, 6 ms RGB), in the
+    pipeline's worker threads."""
+    draws = np.random.default_rng([self.seed, step, JITTER_STREAM, domain]).random(
+        (self.n_critic * self.batch_size, 2))
+    draws = draws.reshape(self.n_critic, -1, 2)[:, self.local].reshape(-1, 2)
+    out = dict(part)
+    for key, x in part.items():
+      if x.ndim != 4 or x.shape[1] >= self.load_size:  # labels, 2D points; nothing to enlarge
+        continue
+      h, w = x.shape[1:3]
+      tops = np.floor(draws[:, 0] * (self.load_size - h + 1)).astype(int)
+      lefts = np.floor(draws[:, 1] * (self.load_size - w + 1)).astype(int)
+      out[key] = np.stack([_enlarge(image, self.load_size)[t:t + h, l:l + w]
+                           for image, t, l in zip(x, tops, lefts)])
+    return out
+
+
+def _enlarge(image, size):
+  """uint8 [H, W, C] -> [size, size, C], bicubic as pix2pix's loader does (C = 1 or 3)."""
+  c = image.shape[-1]
+  picture = Image.fromarray(image[..., 0] if c == 1 else image)
+  big = np.asarray(picture.resize((size, size), Image.Resampling.BICUBIC))
+  return big.reshape(size, size, c)
 
 
 def _domain_key(domain, key):
@@ -95,6 +132,6 @@ def make_iterator(source, config, process_index=0, process_count=1):
   """A grain iterator over train steps; `get_state()`/`set_state()` go into checkpoints."""
   t = config.train
   steps = StepBatches(source, t.batch_size, t.n_critic, config.seed, process_index, process_count,
-                      random_flip=config.data.random_flip)
+                      random_flip=config.data.random_flip, load_size=config.data.load_size)
   ds = grain.MapDataset.range(1 << 40).map(steps.__getitem__)
   return iter(ds.to_iter_dataset(read_options(config.data)))

@@ -7,11 +7,18 @@ sources have `class_names` (label i is class_names[i]).
 
 `config.data.source` names one:
   digits | stacked_digits | ring2d | grid2d      embedded, no download
+  digit_edges                                    embedded pairs: x = a digit's edge map, y = the digit
+  digit_styles                                   embedded, unpaired: A = the digits, B = other digits
+                                                 redrawn (thick dark ink on striped paper)
   tfds:NAME[:SPLIT]                              a prepared TFDS dataset (split: train)
   folder:PATH                                    a folder of images, classes = subfolders
   pair:A,B                                       two folders of aligned pairs (same names)
   unpaired:A,B | unpaired:tfds:NAME              two domains, each a folder or tfds:NAME:SPLIT;
                                                  tfds:NAME alone means its trainA and trainB
+
+The two embedded translation tasks train on the train part of `metrics.digits.digits_split()`
+only; `build(config, split="test")` gives their 360 held-out digits as aligned pairs for
+evaluation and sample grids (None for every other source, which has no held-out part).
 """
 import json
 import os
@@ -35,6 +42,21 @@ class ArraySource:
 
   def get(self, indices):
     return {"x": self.x[indices], "label": self.labels[indices]}
+
+
+class PairedArrays:
+  """Aligned pairs held in memory: example i is (x[i], y[i]), both of class labels[i]."""
+
+  def __init__(self, x, y, labels, num_classes):
+    self.x, self.y, self.labels = x, y, labels
+    self.spec = DataSpec(tuple(x.shape[1:]), str(x.dtype), num_classes)
+
+  def __len__(self):
+    return len(self.x)
+
+  def get(self, indices):
+    labels = self.labels[indices]
+    return {"x": self.x[indices], "label": labels, "y": self.y[indices], "y_label": labels}
 
 
 class StackedDigitsSource:
@@ -70,10 +92,13 @@ class Unpaired:
     return max(len(d) for d in self.domains)
 
 
-EMBEDDED = ("digits", "stacked_digits", "ring2d", "grid2d")
+TRANSLATION = ("digit_edges", "digit_styles")  # embedded two-domain tasks, with a held-out split
+EMBEDDED = ("digits", "stacked_digits", "ring2d", "grid2d") + TRANSLATION
 FILE_KINDS = ("tfds", "folder", "pair", "unpaired")
-TWO_DOMAINS = ("pair", "unpaired")
-PAIRED_KINDS = ("pair",)  # two domains aligned example by example
+TWO_DOMAINS = ("pair", "unpaired") + TRANSLATION
+PAIRED_KINDS = ("pair", "digit_edges")  # two domains aligned example by example
+SPLITS = ("train", "test")
+HALVES_SEED = 0  # digit_styles: which train digits are domain A's and which B's
 FORMS = ", ".join(EMBEDDED + ("tfds:NAME[:SPLIT]", "folder:PATH", "pair:A,B", "unpaired:A,B"))
 
 
@@ -86,11 +111,16 @@ def kind(source):
 
 
 def build(config, split="train"):
-  """The source named by `config.data.source`; split="test": its held-out part, or None."""
-  if split != "train":
-    return None
+  """The source named by `config.data.source`; split="test" gives the held-out pairs of an
+  embedded translation task (digit_edges, digit_styles) and None for any other source."""
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
   d = config.data
   name = d.source
+  if split == "test":
+    return _digit_translation(d, split) if kind(name) in TRANSLATION else None
+  if name in TRANSLATION:
+    return _digit_translation(d, split)
   if kind(name) in FILE_KINDS:
     return _build_images(d)
   if name == "digits":
@@ -107,6 +137,44 @@ def build(config, split="train"):
                   else (embedded.grid_modes(), embedded.GRID_STD))
     points, ids = embedded.mixture(modes, std, seed=config.seed)
     return ArraySource(points, ids, len(modes))
+
+
+def _digit_translation(d, split):
+  """digit_edges / digit_styles from the train (or held-out) digits of `digits_split()`.
+
+  digit_edges pairs each digit (y) with its edge map (x). digit_styles trains on two disjoint
+  halves of the train digits, split per class: A reads one half as it is, B the other half in
+  `embedded.digit_style_b`, so no digit of B is a redrawn digit of A. Its held-out split renders
+  the SAME held-out digits both ways (x = A, y = B, aligned by index), for A->B->A checks.
+  """
+  from gan_jax.metrics.digits import digits_split  # the classifier's split, kept apart from it
+  if d.channels not in (1, 3):
+    raise UserError(f"{d.source} is gray (1 channel), or gray copied to 3: set "
+                    f"--config.data.channels to 1 or 3, not {d.channels}.")
+  images, labels = embedded.digits(d.resolution)
+  train, test = digits_split()
+  repeat = lambda x: np.repeat(x, d.channels, axis=-1) if d.channels != 1 else x
+  if d.source == "digit_edges":
+    idx = train if split == "train" else test
+    return PairedArrays(repeat(embedded.digit_edges(images[idx])), repeat(images[idx]),
+                        labels[idx], 10)
+  if split == "test":
+    return PairedArrays(repeat(images[test]), repeat(embedded.digit_style_b(images[test])),
+                        labels[test], 10)
+  a, b = style_halves(train, labels[train])
+  return Unpaired(ArraySource(repeat(images[a]), labels[a], 10),
+                  ArraySource(repeat(embedded.digit_style_b(images[b])), labels[b], 10))
+
+
+def style_halves(indices, labels, seed=HALVES_SEED):
+  """Two disjoint, sorted halves of `indices`, each class split in two by a seeded shuffle."""
+  rng = np.random.default_rng(seed)
+  a, b = [], []
+  for c in np.unique(labels):
+    mine = rng.permutation(indices[labels == c])
+    a.append(mine[:len(mine) // 2])
+    b.append(mine[len(mine) // 2:])
+  return np.sort(np.concatenate(a)), np.sort(np.concatenate(b))
 
 
 def _build_images(d):

@@ -49,7 +49,7 @@ class NoiseGame:
     if sources.kind(config.data.source) in sources.TWO_DOMAINS:
       raise UserError(f"--config.data.source={config.data.source} gives two image domains (x "
                       f"and y) for translation games, but the {config.model.name} model learns "
-                      "one: use folder:PATH or tfds:NAME instead.")
+                      "one: use digits, folder:PATH or tfds:NAME instead.")
     if config.model.name == "dcgan":
       r = config.data.resolution
       if r < 8 or 2 ** int(round(math.log2(r))) != r:

@@ -7,6 +7,11 @@ CPU, deterministically, and cached as an `.npz` (never pickle). Metrics built on
 
 Images everywhere are float NHWC in [-1, 1], square, with a resolution that is a multiple of 8, and
 1 or 3 channels; they are averaged to gray and average-pooled to 8x8 before the network sees them.
+
+A classifier can also be trained on a style, a rendering of the digits as a second domain
+(`gan_jax.data.embedded.STYLES`, e.g. "digit_styles_b", domain B of the digit_styles translation
+task): `DigitsClassifier.load_or_train(style=...)` learns to read digits drawn that way, from the
+same train split and the same rendering function the data source uses, cached in its own file.
 """
 
 from __future__ import annotations
@@ -22,20 +27,36 @@ import optax
 from flax import traverse_util
 
 from gan_jax.cache import cache_dir
+from gan_jax.data import embedded
 from gan_jax.metrics.cache import save_npz
 from gan_jax.metrics.scores import frechet_distance, inception_score
 from gan_jax.metrics.stats import feature_stats
 
 # Bump when the architecture, data split or training recipe changes: old caches are then ignored.
 CLASSIFIER_VERSION = "v2"
+# Bump when a style's rendering (gan_jax.data.embedded.STYLES) or its training variants change.
+STYLE_VERSION = "s1"
+STYLE_RESOLUTIONS = (16, 32, 64)  # a style is drawn at these sizes, then pooled to 8x8 to train
+# Thick strokes close small loops at 8x8: twice the epochs lift held-out accuracy on
+# digit_styles_b at 32x32 from 95.3% to 97.5% (16x16: 93.6% -> 95.3%).
+STYLE_EPOCHS = 60
 NUM_CLASSES = 10
 _BATCH = 1000
 _SEED = 0
 _NUM_HELD_OUT = 360  # 20% of the 1797 images, stratified.
 
 
-def cache_path() -> str:
-  return os.path.join(cache_dir(), f"digits_classifier_{CLASSIFIER_VERSION}.npz")
+def cache_path(style: str | None = None) -> str:
+  if style is None:
+    return os.path.join(cache_dir(), f"digits_classifier_{CLASSIFIER_VERSION}.npz")
+  _check_style(style)
+  return os.path.join(cache_dir(),
+                      f"digits_classifier_{CLASSIFIER_VERSION}_{style}_{STYLE_VERSION}.npz")
+
+
+def _check_style(style: str) -> None:
+  if style not in embedded.STYLES:
+    raise ValueError(f"unknown digits style {style!r}: choose one of {', '.join(embedded.STYLES)}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,6 +85,15 @@ def real_digits(resolution: int, channels: int = 1) -> tuple[np.ndarray, np.ndar
     images = jax.image.resize(images, (images.shape[0], resolution, resolution, 1), "bilinear")
   images = np.repeat(np.asarray(images, dtype=np.float32), channels, axis=-1)
   return images, labels.copy()
+
+
+def style_digits(style: str, resolution: int, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+  """All sklearn digits drawn in `style` at `resolution` (the data source's own rendering of
+  `embedded.digits`), as float32 NHWC in [-1, 1], gray copied to channels; and their labels."""
+  _check_style(style)
+  images, labels = embedded.digits(resolution)
+  drawn = embedded.STYLES[style](images).astype(np.float32) / 127.5 - 1.0
+  return np.repeat(drawn, channels, axis=-1), labels.copy()
 
 
 class _DigitsNet(nn.Module):
@@ -109,11 +139,15 @@ def _check_images(images) -> np.ndarray:
   return images
 
 
-def _shifted(images: np.ndarray, rng: np.random.RandomState, max_shift: int) -> np.ndarray:
-  """Each image moved by its own random (dy, dx) in [-max_shift, max_shift], background filled."""
+def _shifted(images: np.ndarray, rng: np.random.RandomState, max_shift: int,
+             pad_mode: str = "constant") -> np.ndarray:
+  """Each image moved by its own random (dy, dx) in [-max_shift, max_shift], background filled:
+  black (-1) for "constant", the border pixels repeated for "edge" (a light style's paper)."""
   n = images.shape[0]
   m = max_shift
-  padded = np.pad(images, ((0, 0), (m, m), (m, m), (0, 0)), constant_values=-1.0)
+  pad = ((0, 0), (m, m), (m, m), (0, 0))
+  padded = (np.pad(images, pad, constant_values=-1.0) if pad_mode == "constant"
+            else np.pad(images, pad, mode=pad_mode))
   dy, dx = rng.randint(-m, m + 1, size=(2, n))
   rows = (np.arange(8)[None, :] + m + dy[:, None])[:, :, None]  # [n, 8, 1]
   cols = (np.arange(8)[None, :] + m + dx[:, None])[:, None, :]  # [n, 1, 8]
@@ -146,8 +180,11 @@ def _init_params(model: nn.Module, rng: np.random.RandomState) -> dict:
 
 
 def _train(seed: int = _SEED, epochs: int = 30, batch_size: int = 128, lr: float = 3e-3,
-           max_shift: int = 1, resample_factors=(2, 4, 8)) -> dict:
+           max_shift: int = 1, resample_factors=(2, 4, 8), style: str | None = None) -> dict:
   """Deterministic minibatch AdamW on the training split, with random per-image shifts.
+
+  With a `style`, the training digits are those drawn by the style at STYLE_RESOLUTIONS and
+  pooled to 8x8 (as the metric will see a generator's outputs), instead of the 8x8 originals.
 
   The shifts make the classifier tolerant of the small misalignments generated digits have. The
   host loop is deliberate: XLA:CPU runs convolutions inside lax.scan far slower than one jitted step
@@ -159,7 +196,11 @@ def _train(seed: int = _SEED, epochs: int = 30, batch_size: int = 128, lr: float
   n = x_all.shape[0]
   # Variants of each training digit as the metric will see it after a generator trained at 16, 32
   # or 64 pixels: bilinear upsampling then average pooling back to 8x8 blurs strokes slightly.
-  variants = np.stack([x_all] + [_resample_round_trip(x_all, f) for f in resample_factors])
+  if style is None:
+    variants = np.stack([x_all] + [_resample_round_trip(x_all, f) for f in resample_factors])
+  else:
+    variants = np.stack([_to_8x8_gray(style_digits(style, r)[0][train_idx])
+                         for r in STYLE_RESOLUTIONS])
   steps_per_epoch = n // batch_size
   rng = np.random.RandomState(seed)
   model = _DigitsNet()
@@ -180,7 +221,8 @@ def _train(seed: int = _SEED, epochs: int = 30, batch_size: int = 128, lr: float
   for _ in range(epochs):
     perm = rng.permutation(n)
     x_ep = variants[rng.randint(len(variants), size=n), perm]
-    x_ep = _shifted(x_ep, rng, max_shift) if max_shift else x_ep
+    x_ep = _shifted(x_ep, rng, max_shift, "constant" if style is None else "edge") if max_shift \
+        else x_ep
     y_ep = y_all[perm]
     for b in range(steps_per_epoch):  # drop the ragged tail: one compiled shape
       sl = slice(b * batch_size, (b + 1) * batch_size)
@@ -199,20 +241,25 @@ def _load(path: str) -> dict:
 
 
 class DigitsClassifier:
-  """The trained digits network plus the real-digit feature statistics for digits FID."""
+  """The trained digits network plus the real-digit feature statistics for digits FID.
 
-  def __init__(self, params):
+  `style` None reads real digits; a style name (see `style_digits`) reads digits drawn that way,
+  and its FID statistics are those of all digits drawn in that style.
+  """
+
+  def __init__(self, params, style: str | None = None):
     self.params = jax.tree_util.tree_map(jnp.asarray, params)
+    self.style = style
     self._real_stats = {}
 
   @classmethod
-  def load_or_train(cls) -> "DigitsClassifier":
-    path = cache_path()
+  def load_or_train(cls, style: str | None = None) -> "DigitsClassifier":
+    path = cache_path(style)
     if os.path.exists(path):
-      return cls(_load(path))
-    params = _train()
+      return cls(_load(path), style)
+    params = _train() if style is None else _train(style=style, epochs=STYLE_EPOCHS)
     _save(params, path)
-    return cls(params)
+    return cls(params, style)
 
   def _apply(self, images) -> tuple[np.ndarray, np.ndarray]:
     """(logits [N, 10], features [N, 128]) in batches of 1000, the tail padded to one shape."""
@@ -245,7 +292,8 @@ class DigitsClassifier:
     a generator that reproduced the upsampled training digits exactly should score ~0.
     """
     if resolution not in self._real_stats:
-      images, _ = real_digits(resolution)
+      images, _ = (real_digits(resolution) if self.style is None
+                   else style_digits(self.style, resolution))
       self._real_stats[resolution] = feature_stats(self.features(images))
     return self._real_stats[resolution]
 
