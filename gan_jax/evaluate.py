@@ -6,9 +6,15 @@ Metrics, by name:
   modes                   mode coverage: PacGAN's metrics on ring2d/grid2d, the 1000 modes of
                           stacked_digits.
   digits                  the offline digits classifier: digits FID, IS, class histogram (and label
-                          accuracy for conditional models); the digits data only.
+                          accuracy for conditional models); the digits data only. For translators
+                          of digit_edges / digit_styles: how often the output reads as its input's
+                          digit, by a classifier of the target domain's drawing.
+  l1, psnr, ssim          translators: outputs against their targets (data with aligned pairs).
 With no metrics named, the data's default: modes for ring2d/grid2d/stacked_digits, digits for
-digits, fid for other images.
+digits, fid for other images; translators: digits + l1/psnr/ssim for the digit tasks, l1/psnr/ssim
+for pairs, fid otherwise. Translators are scored on the data's held-out part where it has one
+(the digit tasks' 360 held-out digits), else on the training data, in every direction they have
+(keys prefixed "AtoB/" and "BtoA/" for two-way runs, which also get the cycle's L1 "cycle_l1").
 """
 import json
 import math
@@ -21,10 +27,15 @@ from gan_jax.data import embedded, sources
 from gan_jax.errors import UserError
 
 INCEPTION_METRICS = ("fid", "is", "kid", "pr", "prdc")
-METRICS = INCEPTION_METRICS + ("modes", "digits")
+PAIR_METRICS = ("l1", "psnr", "ssim")
+METRICS = INCEPTION_METRICS + ("modes", "digits") + PAIR_METRICS
 MODE_SOURCES = ("ring2d", "grid2d", "stacked_digits")
+# Translation data whose outputs a digits classifier can read: the style of domains A and B.
+DIGIT_DOMAINS = {"digit_edges": (None, None), "digit_styles": (None, "digit_styles_b")}
+ALIGNED_KINDS = sources.PAIRED_KINDS + ("digit_styles",)  # held-out digit_styles pairs A and B
 # The fewest samples each metric is defined for: IS has 10 splits, PR and PRDC need k + 1 points.
-MIN_SAMPLES = {"fid": 2, "is": 10, "kid": 2, "pr": 4, "prdc": 6, "modes": 1, "digits": 2}
+MIN_SAMPLES = {"fid": 2, "is": 10, "kid": 2, "pr": 4, "prdc": 6, "modes": 1, "digits": 2,
+               "l1": 1, "psnr": 1, "ssim": 1}
 _CHUNK = 500  # samples generated (and scored by Inception) at a time
 
 
@@ -39,6 +50,10 @@ def settings(config):
 def default_metrics(source):
   if source in MODE_SOURCES:
     return ["modes"]
+  if source in DIGIT_DOMAINS:
+    return ["digits"] + (list(PAIR_METRICS) if source == "digit_edges" else [])
+  if sources.kind(source) in ALIGNED_KINDS:
+    return list(PAIR_METRICS)
   return ["digits"] if source == "digits" else ["fid"]
 
 
@@ -55,9 +70,12 @@ def parse_metrics(text, source, spec_shape):
     if name == "modes" and source not in MODE_SOURCES:
       raise UserError(f"Metric 'modes' needs data with known modes ({', '.join(MODE_SOURCES)}), "
                       f"and this run trained on {source}: use --metrics={default_metrics(source)[0]}.")
-    if name == "digits" and source != "digits":
+    if name == "digits" and source != "digits" and source not in DIGIT_DOMAINS:
       raise UserError(f"Metric 'digits' uses a classifier of the digits data, and this run trained "
                       f"on {source}: use --metrics={default_metrics(source)[0]}.")
+    if name in PAIR_METRICS and sources.kind(source) not in ALIGNED_KINDS:
+      raise UserError(f"Metric {name!r} compares outputs with their targets, and {source} has no "
+                      f"aligned pairs: use --metrics={default_metrics(source)[0]}.")
   return names
 
 
@@ -110,6 +128,8 @@ class Evaluator:
 
   def __call__(self, exp, state, ema=True):
     """{"step", "ema", "num_samples", "metrics", <scores>} of `state`'s generator."""
+    if not exp.game.can_generate:
+      return self._translation(exp, state, ema)
     from gan_jax.metrics.stats import FeatureStats  # pylint: disable=g-import-not-at-top
     keep_samples = any(m in ("modes", "digits") for m in self.metrics)
     kept, kept_labels, pools, logits, stats = [], [], [], [], FeatureStats()
@@ -137,10 +157,66 @@ class Evaluator:
         out.update(digits.digits_metrics(samples, labels=labels))
     return out
 
-  def _inception_scores(self, stats, pool, logits):
+  def _translation(self, exp, state, ema):
+    """Scores a translator on held-out data (else the training data), every direction."""
+    from gan_jax.metrics import pairs, stats as stats_lib  # pylint: disable=g-import-not-at-top
+    game, name = exp.game, self.source_name
+    data, split = sources.build(self.config, split="test"), "test"
+    if data is None:
+      data, split = sources.build(self.config), "train"
+    views = _domains(data)
+    out = {"step": int(np.asarray(state.step)), "ema": bool(ema and state.g_ema is not None),
+           "split": split, "metrics": list(self.metrics)}
+    for direction in game.directions:
+      src, dst = (0, 1) if direction == "AtoB" else (1, 0)
+      num = out["num_samples"] = min(self.num_samples, len(views[src]))
+      prefix = f"{direction}/" if len(game.directions) > 1 else ""
+      back = next((d for d in game.directions if d != direction), None)
+      classifier = None
+      if "digits" in self.metrics:
+        from gan_jax.metrics import digits  # pylint: disable=g-import-not-at-top
+        classifier = digits.DigitsClassifier.load_or_train(style=DIGIT_DOMAINS[name][dst])
+      per_image, hits, cycle, stats, pools, logits = {}, [], [], stats_lib.FeatureStats(), [], []
+      for start in range(0, num, _CHUNK):
+        idx = np.arange(start, min(start + _CHUNK, num))
+        batch = views[src].get(idx)
+        x, labels = _to_float(batch["x"]), batch["label"]
+        outputs = game.translate(state, x, direction, ema=ema)
+        if set(PAIR_METRICS) & set(self.metrics):
+          target = _to_float(views[dst].get(idx)["x"])
+          for metric in PAIR_METRICS:
+            per_image.setdefault(metric, []).append(
+                getattr(pairs, metric)(outputs, target, per_image=True))
+        if classifier is not None:
+          hits.append(classifier.predict(outputs) == labels)
+        if back:
+          cycle.append(pairs.l1(game.translate(state, outputs, back, ema=ema), x, per_image=True))
+        if self.extractor is not None:
+          pool, logit = self.extractor(outputs)
+          stats.update(pool)
+          pools.append(pool)
+          logits.append(logit)
+      scores = {m: float(np.concatenate(v).mean()) for m, v in per_image.items()
+                if m in self.metrics}
+      if hits:
+        scores["digit_accuracy"] = float(np.concatenate(hits).mean())
+      if back:
+        scores["cycle_l1"] = float(np.concatenate(cycle).mean())
+      if self.extractor is not None:
+        from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
+        domain = self.config.copy_and_resolve_references()
+        domain.data.split = f"{split}_{'AB'[dst]}"  # the reference cache is keyed by domain too
+        ref = reference.reference_stats(domain, views[dst], self.extractor, self.num_reference)
+        scores.update(self._inception_scores(stats, np.concatenate(pools), np.concatenate(logits),
+                                             ref))
+      out.update({prefix + k: v for k, v in scores.items()})
+    return out
+
+  def _inception_scores(self, stats, pool, logits, ref=None):
     from gan_jax.metrics import scores  # pylint: disable=g-import-not-at-top
     out = {}
-    ref = self._reference() if set(self.metrics) - {"is"} else None
+    if ref is None and set(self.metrics) - {"is"}:
+      ref = self._reference()
     if "fid" in self.metrics:
       out["fid"] = scores.frechet_distance(*stats.result(), ref["mean"], ref["cov"])
     if "is" in self.metrics:
@@ -161,6 +237,30 @@ class Evaluator:
     modes, std = ((embedded.ring_modes(), embedded.RING_STD) if self.source_name == "ring2d"
                   else (embedded.grid_modes(), embedded.GRID_STD))
     return modes2d.mode_metrics(samples, modes, std)
+
+
+class _Domain:
+  """One domain of aligned two-domain data, read as a one-domain source ({"x", "label"})."""
+
+  def __init__(self, data, key):
+    self.data, self.key = data, key
+
+  def __len__(self):
+    return len(self.data)
+
+  def get(self, indices):
+    batch = self.data.get(indices)
+    label = "label" if self.key == "x" else "y_label"
+    return {"x": batch[self.key], "label": batch[label]}
+
+
+def _domains(data):
+  """(domain A, domain B) of translation data as sources: aligned pairs or independent domains."""
+  return getattr(data, "domains", None) or (_Domain(data, "x"), _Domain(data, "y"))
+
+
+def _to_float(images):
+  return np.asarray(images, np.float32) / 127.5 - 1.0
 
 
 def scalars(result):
