@@ -1,8 +1,13 @@
 """Model registry: config -> (Generator, Discriminator) Linen modules."""
+import math
+
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
 from gan_jax.models import dcgan, mlp
+from gan_jax.models.patchgan import PatchGAN
+from gan_jax.models.resnet_gen import ResnetGenerator
+from gan_jax.models.unet import UNet
 
 
 def build(config, data_spec, axis_name=None):
@@ -28,3 +33,42 @@ def build(config, data_spec, axis_name=None):
     kw = dict(hidden=m.hidden, depth=m.depth, num_classes=num_classes, dtype=dtype)
     return mlp.Generator(out_dim=data_spec.shape[0], **kw), mlp.Discriminator(**kw)
   raise UserError(f"Unknown model {m.name!r}: choose dcgan or mlp.")
+
+
+def _translation_generator(name):
+  """"unet_<R>" -> (UNet, num_downs log2(R)); "resnet_<N>blocks" -> (ResnetGenerator, N);
+  None if the name is neither."""
+  kind, _, size = name.partition("_")
+  if kind == "unet" and size.isdigit() and int(size) >= 8 and int(size) & (int(size) - 1) == 0:
+    return UNet, int(math.log2(int(size)))
+  if kind == "resnet" and size.endswith("blocks") and size[:-len("blocks")].isdigit():
+    return ResnetGenerator, int(size[:-len("blocks")])
+  return None
+
+
+def build_translation(config, in_channels, out_channels, axis_name=None):
+  """G (in_channels -> out_channels images) and the PatchGAN D for an image-to-image model:
+  `config.model.name` is unet_<R> (pix2pix; R a power of two >= 8, the image side it reduces to
+  1x1: unet_256, unet_128) or resnet_<N>blocks (CycleGAN: resnet_9blocks, resnet_6blocks). D's
+  input channels are whatever it is given (pix2pix stacks input and output). `in_channels` is
+  implied by the data G is applied to; it is named here for the callers' symmetry."""
+  del in_channels  # Linen infers input widths on init
+  m = config.model
+  dtype = jnp.bfloat16 if config.train.dtype == "bfloat16" else jnp.float32
+  kind = _translation_generator(m.name)
+  if kind is None:
+    raise UserError(f"Unknown translation model {m.name!r}: choose unet_256, unet_128 (any "
+                    f"unet_<R>, R a power of two >= 8), resnet_9blocks or resnet_6blocks (any "
+                    f"resnet_<N>blocks).")
+  if m.norm not in ("batch", "instance"):
+    raise UserError(f"Unknown --config.model.norm={m.norm!r}: choose batch or instance.")
+  kw = dict(norm=m.norm, axis_name=axis_name, dtype=dtype)
+  module, depth = kind
+  if module is UNet:
+    g = UNet(out_channels, num_downs=depth, width=m.g_width, dropout=m.dropout, **kw)
+  else:
+    if m.upsample not in ("transpose", "resize"):
+      raise UserError(f"Unknown --config.model.upsample={m.upsample!r}: choose transpose or "
+                      f"resize.")
+    g = ResnetGenerator(out_channels, n_blocks=depth, width=m.g_width, upsample=m.upsample, **kw)
+  return g, PatchGAN(width=m.d_width, n_layers=m.d_layers, **kw)
