@@ -1,8 +1,13 @@
 """Model registry: config -> (Generator, Discriminator) Linen modules."""
+import math
+
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
 from gan_jax.models import dcgan, mlp
+from gan_jax.models.patchgan import PatchGAN
+from gan_jax.models.resnet_gen import ResnetGenerator
+from gan_jax.models.unet import UNet
 
 
 def build(config, data_spec, axis_name=None):
@@ -30,16 +35,56 @@ def build(config, data_spec, axis_name=None):
   raise UserError(f"Unknown model {m.name!r}: choose dcgan or mlp.")
 
 
+def _translation_generator(name):
+  """"unet_<R>" -> (UNet, num_downs log2(R)); "resnet_<N>blocks" -> (ResnetGenerator, N);
+  None if the name is neither."""
+  kind, _, size = name.partition("_")
+  if kind == "unet" and size.isdigit() and int(size) >= 8 and int(size) & (int(size) - 1) == 0:
+    return UNet, int(math.log2(int(size)))
+  if kind == "resnet" and size.endswith("blocks") and size[:-len("blocks")].isdigit():
+    return ResnetGenerator, int(size[:-len("blocks")])
+  return None
+
+
+def build_translation(config, in_channels, out_channels, axis_name=None):
+  """G (in_channels -> out_channels images) and the PatchGAN D for an image-to-image model:
+  `config.model.name` is unet_<R> (pix2pix; R a power of two >= 8, the image side it reduces to
+  1x1: unet_256, unet_128) or resnet_<N>blocks (CycleGAN: resnet_9blocks, resnet_6blocks). D's
+  input channels are whatever it is given (pix2pix stacks input and output). `in_channels` is
+  implied by the data G is applied to; it is named here for the callers' symmetry."""
+  del in_channels  # Linen infers input widths on init
+  validate_translation(config)
+  m = config.model
+  dtype = jnp.bfloat16 if config.train.dtype == "bfloat16" else jnp.float32
+  kw = dict(norm=m.norm, axis_name=axis_name, dtype=dtype)
+  module, depth = _translation_generator(m.name)
+  if module is UNet:
+    g = UNet(out_channels, num_downs=depth, width=m.g_width, dropout=m.dropout, **kw)
+  else:
+    g = ResnetGenerator(out_channels, n_blocks=depth, width=m.g_width, upsample=m.upsample, **kw)
+  return g, PatchGAN(width=m.d_width, n_layers=m.d_layers, **kw)
+
+
 def translation_multiple(config):
-  """What H and W of a translator's input must be multiples of: 2 ** downsamplings."""
-  name = config.model.name
-  return int(name.split("_")[1]) if name.startswith("unet_") else 4
+  """What H and W of a translator's input must be multiples of: 2 ** downsamplings for a U-Net,
+  4 (two stride-2 convs) for a ResNet generator."""
+  module, depth = _translation_generator(config.model.name) or (None, 0)
+  return 2 ** depth if module is UNet else 4
 
 
 def validate_translation(config):
   """One UserError for a translator setting that cannot be built."""
-  name, r = config.model.name, config.data.resolution
-  if name.startswith("unet_") and r % translation_multiple(config):
-    raise UserError(f"--config.model.name={name} halves its input {name.split('_')[1]} times' "
-                    f"worth, so --config.data.resolution={r} must be a multiple of "
-                    f"{translation_multiple(config)}: pick unet_{r} or another resolution.")
+  m, r = config.model, config.data.resolution
+  if _translation_generator(m.name) is None:
+    raise UserError(f"Unknown translation model {m.name!r}: choose unet_256, unet_128 (any "
+                    "unet_<R>, R a power of two >= 8), resnet_9blocks or resnet_6blocks (any "
+                    "resnet_<N>blocks).")
+  if m.norm not in ("batch", "instance"):
+    raise UserError(f"Unknown --config.model.norm={m.norm!r}: choose batch or instance.")
+  if m.upsample not in ("transpose", "resize"):
+    raise UserError(f"Unknown --config.model.upsample={m.upsample!r}: choose transpose or resize.")
+  multiple = translation_multiple(config)
+  if r % multiple:
+    raise UserError(f"--config.model.name={m.name} needs images whose sides are a multiple of "
+                    f"{multiple}, and --config.data.resolution={r} is not: use a resolution that "
+                    "is, or a smaller net.")

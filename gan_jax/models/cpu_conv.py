@@ -245,3 +245,45 @@ def _conv_transpose_bwd(res, dout):
 
 
 conv_transpose4x4s2.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
+
+
+# --- Stride-1 VALID convs of any kernel size (the translation nets' 3x3, 4x4 and 7x7) ---------
+# Two matmul forms; each materializes one array k*k times wider than one side of the layer, so
+# the form whose wide array is the narrower wins:
+# - im2col: the k*k windows of x side by side ([.., k*k*C]) times the kernel as [k*k*C, O].
+# - col2im: x times the kernel as [C, k*k*O] first, then the k*k shifted O-channel slices summed:
+#   for layers that narrow to few channels (the 7x7 conv to RGB).
+# Stride-1 slices' adjoints are plain pads, which XLA:CPU runs fast, so autodiff gives both
+# gradients as matmuls too.
+
+def _windows(x, k):
+  h, w = x.shape[1] - k + 1, x.shape[2] - k + 1
+  return [(i, j, x[:, i:i + h, j:j + w]) for i in range(k) for j in range(k)]
+
+
+def _conv_s1_im2col(x, kernel):
+  k, _, c, o = kernel.shape
+  patches = jnp.concatenate([v for _, _, v in _windows(x, k)], -1)
+  return patches @ kernel.reshape(k * k * c, o)
+
+
+def _conv_s1_col2im(x, kernel):
+  k, _, c, o = kernel.shape
+  z = x @ jnp.transpose(kernel, (2, 0, 1, 3)).reshape(c, k * k * o)
+  h, w = x.shape[1] - k + 1, x.shape[2] - k + 1
+  return sum(z[:, i:i + h, j:j + w, (i * k + j) * o:(i * k + j + 1) * o]
+             for i in range(k) for j in range(k))
+
+
+def conv_s1_form(x, kernel):
+  """"im2col" or "col2im" for a stride-1 VALID conv of x [B, H, W, C] by kernel [k, k, C, O]:
+  the form with the narrower wide array (see above)."""
+  c, o = kernel.shape[2:]
+  return "im2col" if c <= o else "col2im"
+
+
+def conv_s1(x, kernel):
+  """x [B, H, W, C], kernel [k, k, C, O] -> [B, H - k + 1, W - k + 1, O]: VALID, stride 1."""
+  if conv_s1_form(x, kernel) == "im2col":
+    return _conv_s1_im2col(x, kernel)
+  return _conv_s1_col2im(x, kernel)

@@ -1,4 +1,5 @@
-"""Layers shared by the model families."""
+"""Layers shared by the model families: DCGAN's 4x4 convs, the translation nets' 3x3, 7x7 and
+stride-1 convs, and the normalizations by config name."""
 from typing import Any
 
 import flax.linen as nn
@@ -28,13 +29,28 @@ def _conv_valid(x, kernel, stride):
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+def _add_bias(module, out, use_bias):
+  if not use_bias:
+    return out
+  bias = module.param("bias", nn.initializers.zeros, (out.shape[-1],), jnp.float32)
+  return out + bias.astype(out.dtype)
+
+
+def conv4x4s2(x, kernel, impl):
+  """The 4x4 / stride-2 / pad-1 conv of `Conv4x4s2` as a function, so other layers reuse it."""
+  if _use_gemm(impl) and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
+    return cpu_conv.conv4x4s2(x, kernel)
+  return _conv_valid(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), kernel, 2)
+
+
 class Conv4x4s2(nn.Module):
-  """nn.Conv(features, (4, 4), strides 2, padding 1, no bias): H x W -> H/2 x W/2.
+  """nn.Conv(features, (4, 4), strides 2, padding 1): H x W -> H/2 x W/2.
 
   Natively it pads explicitly, then convolves VALID: XLA's weight gradient of a conv with
   built-in padding was measured ~9x slower on CPU than on a pre-padded input.
   """
   features: int
+  use_bias: bool = False
   kernel_init: Any = dcgan_init
   dtype: Any = jnp.float32
   impl: str = "auto"  # auto | gemm | conv
@@ -43,9 +59,24 @@ class Conv4x4s2(nn.Module):
   def __call__(self, x):
     kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features), jnp.float32)
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    if _use_gemm(self.impl) and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
-      return cpu_conv.conv4x4s2(x, kernel)
-    return _conv_valid(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), kernel, 2)
+    return _add_bias(self, conv4x4s2(x, kernel, self.impl), self.use_bias)
+
+
+def conv_transpose4x4s2(x, kernel, impl):
+  """The transposed conv of `ConvTranspose4x4s2` as a function, so other layers reuse it."""
+  if _use_gemm(impl):
+    return cpu_conv.conv_transpose4x4s2(x, kernel)
+  b, h, w, cin = x.shape
+  features = kernel.shape[-1]
+  taps = _PHASE_TAPS.T  # [d, a]
+  # k[dh, dw, ah, aw, cin, out] = kernel[taps[dh, ah], taps[dw, aw], cin, out]
+  k = kernel[taps[:, None, :, None], taps[None, :, None, :]]
+  k = jnp.transpose(k, (0, 1, 4, 2, 3, 5)).reshape(2, 2, cin, 4 * features)
+  y = _conv_valid(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), k, 1)
+  y = y.reshape(b, h + 1, w + 1, 2, 2, features)
+  # Phase (a, c) of output pixel (m, n) sits at y[m + a, n + c, a, c].
+  rows = [jnp.stack([y[:, a:a + h, c:c + w, a, c] for c in (0, 1)], axis=3) for a in (0, 1)]
+  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, features)  # [b, h, a, w, c]
 
 
 class ConvTranspose4x4s2(nn.Module):
@@ -65,34 +96,107 @@ class ConvTranspose4x4s2(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    b, h, w, cin = x.shape
-    kernel = self.param("kernel", self.kernel_init, (4, 4, cin, self.features), jnp.float32)
+    kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features), jnp.float32)
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    if _use_gemm(self.impl):
-      out = cpu_conv.conv_transpose4x4s2(x, kernel)
+    return _add_bias(self, conv_transpose4x4s2(x, kernel, self.impl), self.use_bias)
+
+
+# A 3x3 kernel with a zero 4th tap on each axis: in both stride-2 layers below, tap 3 is the only
+# difference from the 4x4 layers, so the 3x3 ones reuse their fast forms.
+def _as_4x4(kernel):
+  return jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
+
+
+class Conv3x3s2(nn.Module):
+  """PyTorch's Conv2d(kernel 3, stride 2, padding 1) on even sizes: H x W -> H/2 x W/2.
+
+  Output row i reads input rows 2i - 1 .. 2i + 1, which are taps 0..2 of the 4x4 / stride-2 /
+  pad-1 window (rows 2i - 1 .. 2i + 2).
+  """
+  features: int
+  use_bias: bool = False
+  kernel_init: Any = dcgan_init
+  dtype: Any = jnp.float32
+  impl: str = "auto"  # auto | gemm | conv
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features), jnp.float32)
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    if _use_gemm(self.impl) and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
+      out = cpu_conv.conv4x4s2(x, _as_4x4(kernel))
     else:
-      taps = _PHASE_TAPS.T  # [d, a]
-      # k[dh, dw, ah, aw, cin, out] = kernel[taps[dh, ah], taps[dw, aw], cin, out]
-      k = kernel[taps[:, None, :, None], taps[None, :, None, :]]
-      k = jnp.transpose(k, (0, 1, 4, 2, 3, 5)).reshape(2, 2, cin, 4 * self.features)
-      y = _conv_valid(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), k, 1)
-      y = y.reshape(b, h + 1, w + 1, 2, 2, self.features)
-      # Phase (a, c) of output pixel (m, n) sits at y[m + a, n + c, a, c].
-      rows = [jnp.stack([y[:, a:a + h, c:c + w, a, c] for c in (0, 1)], axis=3) for a in (0, 1)]
-      out = jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, self.features)  # [b, h, a, w, c]
-    if self.use_bias:
-      out = out + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-    return out
+      out = _conv_valid(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), kernel, 2)
+    return _add_bias(self, out, self.use_bias)
 
 
-def norm_layer(kind, train, axis_name=None, dtype=jnp.float32):
+class ConvTranspose3x3s2(nn.Module):
+  """PyTorch's ConvTranspose2d(kernel 3, stride 2, padding 1, output_padding 1): exactly 2x.
+
+  Kernel [3, 3, in, out] with PyTorch's meaning; output row 2i - 1 + k gets input row i times
+  tap k, as in the 4x4 layer with tap 3 zero, so it runs as `ConvTranspose4x4s2` does.
+  """
+  features: int
+  use_bias: bool = False
+  kernel_init: Any = dcgan_init
+  dtype: Any = jnp.float32
+  impl: str = "auto"  # auto | gemm | conv
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features), jnp.float32)
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    return _add_bias(self, conv_transpose4x4s2(x, _as_4x4(kernel), self.impl), self.use_bias)
+
+
+class ConvS1(nn.Module):
+  """A stride-1 k x k conv after explicit padding (zeros or reflect): PyTorch's Conv2d(k,
+  padding=p) or ReflectionPad2d(p) + Conv2d(k). Padding first keeps XLA's weight gradient on
+  its fast VALID path; on CPU the conv runs as matmuls (`cpu_conv.conv_s1`)."""
+  features: int
+  kernel_size: int
+  padding: int = 0
+  pad_mode: str = "zeros"  # zeros | reflect
+  use_bias: bool = False
+  kernel_init: Any = dcgan_init
+  dtype: Any = jnp.float32
+  impl: str = "auto"  # auto | gemm | conv
+
+  @nn.compact
+  def __call__(self, x):
+    k = self.kernel_size
+    kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    p = self.padding
+    if p:
+      mode = {"zeros": "constant", "reflect": "reflect"}[self.pad_mode]
+      x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode)
+    if _use_gemm(self.impl) and cpu_conv.conv_s1_form(x, kernel) != "conv":
+      out = cpu_conv.conv_s1(x, kernel)
+    else:
+      out = _conv_valid(x, kernel, 1)
+    return _add_bias(self, out, self.use_bias)
+
+
+def instance_norm(x, epsilon=1e-5):
+  """PyTorch's InstanceNorm2d(affine=False): each image's channels to zero mean, unit variance
+  over H x W (biased variance), statistics in float32; no parameters, no running averages."""
+  x32 = x.astype(jnp.float32)
+  mean = jnp.mean(x32, axis=(1, 2), keepdims=True)
+  var = jnp.mean(jnp.square(x32 - mean), axis=(1, 2), keepdims=True)
+  return ((x32 - mean) * jax.lax.rsqrt(var + epsilon)).astype(x.dtype)
+
+
+def norm_layer(kind, train, axis_name=None, dtype=jnp.float32, name=None):
   """A normalization by config name; `axis_name` makes batch norm use the global batch under pmap."""
   if kind == "batch":
     return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                         scale_init=lambda k, s, d: 1.0 + 0.02 * jax.random.normal(k, s, d),
-                        axis_name=axis_name, dtype=dtype)
+                        axis_name=axis_name, dtype=dtype, name=name)
+  if kind == "instance":
+    return instance_norm
   if kind == "layer":
-    return nn.LayerNorm(epsilon=1e-5, dtype=dtype)
+    return nn.LayerNorm(epsilon=1e-5, dtype=dtype, name=name)
   if kind == "none":
     return lambda x: x
   raise ValueError(f"unknown norm {kind!r}")
