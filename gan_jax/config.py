@@ -167,7 +167,7 @@ def apply_arg(c, arg):
     c.data.load_size = 0
     c.model.g_width = 4
     c.model.d_width = 4
-    c.train.batch_size = 2
+    c.train.batch_size = 8
     if c.model.name.startswith("unet_"):
       c.model.name = "unet_16"
     else:

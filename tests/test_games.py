@@ -1,0 +1,156 @@
+"""The translation games: one step under jit, pmap and one device agree; K steps per call = K
+calls; the history pool; resume is bitwise; `translate` end to end; their bad inputs."""
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import config_path
+from gan_jax import cli
+from gan_jax.games.cycle import query_pool
+from test_cli import assert_one_clear_error
+from test_step import assert_trees_close, load_config, run
+from test_train import assert_bitwise_equal, final_state, train
+
+GAMES = ("pix2pix_digits", "cyclegan_digits")
+
+
+# Instance norm cancels the bias of the conv before it: that bias's gradient is rounding noise,
+# which Adam scales up to steps of +-lr whose signs differ between strategies. SGD keeps it noise.
+SGD = {"optim.g.optimizer": "sgd", "optim.d.optimizer": "sgd", "optim.g.lr": 1e-3, "optim.d.lr": 1e-3}
+
+
+@pytest.mark.parametrize("name", GAMES)
+def test_jit_and_pmap_match_single_device(name):
+  config = load_config(name, **{"train.batch_size": 8}, **(SGD if "cycle" in name else {}))
+  single, _ = run(config, "single")
+  for strategy in ("jit", "pmap"):
+    config.parallel.strategy = strategy
+    got, metrics = run(config, strategy)
+    assert int(got.step) == 2 and np.isfinite(metrics["g_loss"]).all()
+    # Gradients (in the optimizer states) reach ~10 here: float32 sums in another order differ
+    # by ~1e-5 of that.
+    assert_trees_close(got.g, single.g, rtol=2e-4, atol=1e-4)
+    assert_trees_close(got.d, single.d, rtol=2e-4, atol=1e-4)
+    assert_trees_close(got.extras, single.extras, rtol=2e-4, atol=2e-5)  # the pools' fakes
+
+
+@pytest.mark.parametrize("name", GAMES)
+def test_steps_per_call_equals_separate_calls(name):
+  config = load_config(name)
+  one_by_one, _ = run(config, "single", steps=3, k=1)
+  scanned, _ = run(config, "single", steps=3, k=3)
+  assert_trees_close(scanned, one_by_one, rtol=1e-5, atol=1e-6)
+
+
+def test_history_pool_fills_then_swaps_half_the_time():
+  pool, fill = jnp.zeros((4, 1)), jnp.zeros((), jnp.int32)
+  images = jnp.arange(1.0, 5.0)[:, None]
+  shown, pool, fill = query_pool(pool, fill, images, jax.random.key(0))
+  np.testing.assert_array_equal(shown, images)     # filling: each fake is stored and shown
+  np.testing.assert_array_equal(pool, images)
+  assert int(fill) == 4
+  new = jnp.arange(100.0, 600.0)[:, None]         # full: a stored fake comes back half the time
+  shown, after, fill = query_pool(pool, fill, new, jax.random.key(1))
+  swapped = np.asarray(shown[:, 0] != new[:, 0])
+  assert int(fill) == 4 and 0.4 < swapped.mean() < 0.6
+  # every image shown is either the new fake or one the pool held
+  assert set(np.asarray(shown[swapped, 0]).tolist()) <= set(range(1, 5)) | set(range(100, 600))
+  assert set(np.asarray(after[:, 0]).tolist()) <= set(range(1, 5)) | set(range(100, 600))
+
+
+@pytest.mark.parametrize("name", GAMES)
+def test_resume_is_bitwise_equal_to_uninterrupted(name, tmp_path):
+  constant = ("--config.optim.g.schedule=constant", "--config.optim.d.schedule=constant")
+  assert train(name, tmp_path / "whole", "--config.train.steps=6", *constant) == 0
+  assert train(name, tmp_path / "split", "--config.train.steps=2", *constant) == 0
+  assert train(name, tmp_path / "split", "--config.train.steps=6", *constant) == 0
+  (step_a, a), (step_b, b) = final_state(tmp_path / "whole"), final_state(tmp_path / "split")
+  assert step_a == step_b == 6
+  assert_bitwise_equal(a, b)
+  picture = Image.open(tmp_path / "whole" / "samples" / "step_000006.png")
+  rows = 8 * (2 if name.startswith("cycle") else 1)  # pix2pix: x | G(x) | y; cycle: both ways
+  assert picture.size == (3 * 17 + 1, rows * 17 + 1)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """A trained smoke run of each translation game and of the noise game."""
+  root = tmp_path_factory.mktemp("runs")
+  for name in GAMES + ("dcgan_digits",):
+    assert train(name, root / name) == 0
+  return root
+
+
+def _images(folder, sizes, mode="L"):
+  for i, (h, w) in enumerate(sizes):
+    path = folder / ("sub" if i % 2 else "") / f"img{i}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(i).integers(0, 256, (h, w), np.uint8)).convert(mode).save(path)
+
+
+@pytest.mark.parametrize("name,direction", [("pix2pix_digits", None), ("cyclegan_digits", "BtoA")])
+def test_translate_a_folder_with_a_corrupted_file(runs, tmp_path, name, direction, capsys):
+  _images(tmp_path / "in", [(16, 16), (37, 21), (40, 64)])
+  (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+  flags = [f"--workdir={runs / name}", f"--input={tmp_path / 'in'}", f"--out={tmp_path / 'out'}",
+           "--noprogress"] + ([f"--direction={direction}"] if direction else [])
+  assert cli.main(["translate", *flags]) == 0
+  assert "wrote 3 images" in capsys.readouterr().out
+  for rel, size in (("img0.png", (16, 16)), ("sub/img1.png", (21, 37)), ("img2.png", (64, 40))):
+    out = Image.open(tmp_path / "out" / rel)
+    assert out.size == size and out.mode == "L"
+
+
+def test_translate_outputs_equal_the_generator_on_the_image(runs, tmp_path):
+  from gan_jax import experiment
+  _images(tmp_path / "in", [(16, 16)])
+  assert cli.main(["translate", f"--workdir={runs / 'pix2pix_digits'}",
+                   f"--input={tmp_path / 'in'}", f"--out={tmp_path / 'out'}", "--noprogress"]) == 0
+  exp, ckpt = experiment.load(str(runs / "pix2pix_digits"))
+  state = experiment.restore_latest(exp, ckpt)
+  ckpt.close()
+  x = np.asarray(Image.open(tmp_path / "in" / "img0.png"), np.float32)[None, ..., None] / 127.5 - 1
+  want = np.clip(np.round((exp.game.translate(state, x)[0, ..., 0] + 1) * 127.5), 0, 255)
+  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "img0.png")), want)
+
+
+def _bad(runs, tmp):
+  return {
+      "sample a translator": (["sample", f"--workdir={runs / 'pix2pix_digits'}"], "gan-jax translate"),
+      "translate a noise run": (["translate", f"--workdir={runs / 'dcgan_digits'}",
+                                 f"--input={tmp}", f"--out={tmp}/o"], "gan-jax sample"),
+      "no such direction": (["translate", f"--workdir={runs / 'pix2pix_digits'}", f"--input={tmp}",
+                             f"--out={tmp}/o", "--direction=BtoA"], "--direction=AtoB"),
+      "unknown direction": (["translate", f"--workdir={runs / 'cyclegan_digits'}", f"--input={tmp}",
+                             f"--out={tmp}/o", "--direction=sideways"], "--direction=BtoA"),
+      "colour image, gray model": (["translate", f"--workdir={runs / 'cyclegan_digits'}",
+                                    f"--input={tmp}/rgb", f"--out={tmp}/o"], "rgb"),
+      "missing --input": (["translate", f"--workdir={runs / 'cyclegan_digits'}", f"--out={tmp}/o"],
+                          "--input"),
+  }
+
+
+@pytest.mark.parametrize("case", sorted(_bad(Path("r"), "t")))
+def test_bad_translation_input_is_one_sentence(runs, tmp_path, capsys, case):
+  _images(tmp_path, [(16, 16)])
+  _images(tmp_path / "rgb", [(16, 16)], mode="RGB")
+  argv, expected = _bad(runs, tmp_path)[case]
+  assert cli.main(argv) == 2
+  assert_one_clear_error(capsys, expected)
+  assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("--config.data.source=digits", "aligned pairs"),
+    ("--config.loss.adversarial=hinge", "loss.adversarial"),
+    ("--config.model.name=unet_64", "multiple of 64"),
+    ("--config.model.name=vgg", "unet_256"),
+])
+def test_bad_translation_config_is_one_sentence(tmp_path, capsys, override, expected):
+  assert train("pix2pix_digits", tmp_path / "w", override) == 2
+  assert_one_clear_error(capsys, expected)
+  assert not (tmp_path / "w").exists()
