@@ -1,4 +1,4 @@
-"""Throughput of one config's compiled train step on synthetic data already on the device.
+"""Throughput of one config's compiled train step (any game) on synthetic data on the device.
 
   python benchmarks/throughput.py --config=configs/dcgan64.py [--batch_size=64] [--steps=20]
       [--warmup=3] [--json=PATH] [--compilation_cache=DIR] [--config.KEY=VALUE ...]
@@ -17,6 +17,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from gan_jax import config as config_lib, parallel, step as step_lib
+from gan_jax.data import sources
 from gan_jax.data.sources import DataSpec
 from gan_jax.experiment import Experiment
 
@@ -41,13 +42,18 @@ PEAK_FLOPS = {
 
 
 def synthetic_batch(config, spec, rng):
-  """One call's batch [K, n_critic, B, ...]: uint8 images or float points, random labels."""
+  """One call's batch [K, n_critic, B, ...]: uint8 images or float points, random labels; for
+  two-domain data (the translation games) a second domain as "y" and "y_label"."""
   t = config.train
   shape = (t.steps_per_call, t.n_critic, t.batch_size) + tuple(spec.shape)
-  x = (rng.integers(0, 256, shape, dtype=np.uint8) if spec.dtype == "uint8"
-       else rng.standard_normal(shape).astype(np.float32))
-  labels = rng.integers(0, max(spec.num_classes, 1), shape[:3]).astype(np.int32)
-  return {"x": x, "label": labels}
+  domains = ("x", "y") if sources.kind(config.data.source) in sources.TWO_DOMAINS else ("x",)
+  batch = {}
+  for key in domains:
+    batch[key] = (rng.integers(0, 256, shape, dtype=np.uint8) if spec.dtype == "uint8"
+                  else rng.standard_normal(shape).astype(np.float32))
+    batch["label" if key == "x" else "y_label"] = (
+        rng.integers(0, max(spec.num_classes, 1), shape[:3]).astype(np.int32))
+  return batch
 
 
 def data_spec(config):

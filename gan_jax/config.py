@@ -128,6 +128,7 @@ def translation(c, game):
       upsample="transpose",  # ResNet G: transpose (transposed convs) | resize (nearest + conv)
   ))
   c.loss.adversarial = "non_saturating"  # or least_squares
+  c.loss.adversarial_weight = 1.0  # G's GAN term (0: the L1-only baseline of the pix2pix paper)
   c.loss.l1_weight = 100.0        # paired: |G(x) - y|
   c.loss.cycle_weight = 10.0      # cycle: per direction
   c.loss.identity_weight = 0.5    # cycle: times cycle_weight, |G_ab(b) - b| and |G_ba(a) - a|

@@ -20,6 +20,12 @@ def image_grid(images, cols=None):
   return grid[..., 0] if c == 1 else grid
 
 
+def triplet_grid(first, second, third, per_row=2):
+  """Image triplets (e.g. input | output | target) side by side, `per_row` triplets a row."""
+  triplets = np.stack([np.asarray(first), np.asarray(second), np.asarray(third)], 1)
+  return image_grid(triplets.reshape((-1,) + triplets.shape[2:]), cols=3 * per_row)
+
+
 def scatter_plot(points, reference=None, size=512):
   """2D samples (blue) over the real data (grey), on a square canvas scaled to fit both."""
   both = points if reference is None else np.concatenate([points, reference])

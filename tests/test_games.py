@@ -72,8 +72,9 @@ def test_resume_is_bitwise_equal_to_uninterrupted(name, tmp_path):
   assert step_a == step_b == 6
   assert_bitwise_equal(a, b)
   picture = Image.open(tmp_path / "whole" / "samples" / "step_000006.png")
-  rows = 8 * (2 if name.startswith("cycle") else 1)  # pix2pix: x | G(x) | y; cycle: both ways
-  assert picture.size == (3 * 17 + 1, rows * 17 + 1)
+  # pix2pix: x | G(x) | y, two pairs a row; cycle: A | A->B | A->B->A beside the same from B
+  rows = 8 if name.startswith("cycle") else 4
+  assert picture.size == (6 * 17 + 1, rows * 17 + 1)
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +155,16 @@ def test_bad_translation_config_is_one_sentence(tmp_path, capsys, override, expe
   assert train("pix2pix_digits", tmp_path / "w", override) == 2
   assert_one_clear_error(capsys, expected)
   assert not (tmp_path / "w").exists()
+
+
+def test_evaluate_scores_translators_on_held_out_digits(runs):
+  from gan_jax import evaluate
+  paired = evaluate.evaluate(str(runs / "pix2pix_digits"))
+  assert paired["split"] == "test" and paired["num_samples"] == 360
+  assert 0 <= paired["l1"] <= 2 and 0 < paired["ssim"] <= 1 and paired["psnr"] > 0
+  assert 0 <= paired["digit_accuracy"] <= 1
+  cycle = evaluate.evaluate(str(runs / "cyclegan_digits"), metrics="digits,l1")
+  for direction in ("AtoB", "BtoA"):
+    assert 0 <= cycle[f"{direction}/digit_accuracy"] <= 1
+    assert 0 <= cycle[f"{direction}/cycle_l1"] <= 2 and 0 <= cycle[f"{direction}/l1"] <= 2
+  assert (runs / "cyclegan_digits" / "eval.jsonl").exists()

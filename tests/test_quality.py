@@ -2,7 +2,8 @@
 
 Each trains for real; scores come from the offline metrics: PacGAN's mode metrics for the 2D
 mixtures (about a minute each, in the default run) and a classifier trained on the real digits
-for the digit models (several minutes each on 2 cores: marked slow, run with `-m slow`).
+for the digit models, including the translators on the digit tasks (several minutes each on 2
+cores: marked slow, run with `-m slow`).
 """
 import os
 import subprocess
@@ -72,3 +73,26 @@ def test_cgan_digits_draws_the_asked_digit(dtype, tmp_path, classifier):
   samples, _ = exp.game.generate(state, 2000, seed=100, labels=labels)
   m = digits.digits_metrics(samples, labels=labels, classifier=classifier)
   assert min(m["per_class_accuracy"]) >= 0.90, m["per_class_accuracy"]
+
+
+def evaluate_run(workdir):
+  from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
+  return evaluate.evaluate(str(workdir))
+
+
+@pytest.mark.slow
+def test_pix2pix_digits_draws_the_sketched_digit(tmp_path):
+  # Held-out edge maps -> digits, read by the real-digits classifier.
+  train_and_load("pix2pix_digits", tmp_path)
+  result = evaluate_run(tmp_path)
+  assert result["split"] == "test" and result["num_samples"] == 360
+  assert result["digit_accuracy"] >= 0.95, result
+
+
+@pytest.mark.slow
+def test_cyclegan_digits_keeps_the_digit_both_ways(tmp_path):
+  # A -> B read by a classifier of B's drawing, B -> A by the real-digits one; held-out digits.
+  train_and_load("cyclegan_digits", tmp_path)
+  result = evaluate_run(tmp_path)
+  assert result["AtoB/digit_accuracy"] >= 0.90, result
+  assert result["BtoA/digit_accuracy"] >= 0.90, result

@@ -2,7 +2,8 @@
 
 The G side holds G_ab (A -> B) and G_ba, the D side D_a and D_b (each judges its own domain), all
 under one optax state per side. One step on {"x": images of A, "y": images of B}:
-  1. G phase, through the current Ds: fool D_b with G_ab(a) and D_a with G_ba(b), plus
+  1. G phase, through the current Ds: fool D_b with G_ab(a) and D_a with G_ba(b) (weighted by
+     `loss.adversarial_weight`), plus
      `loss.cycle_weight` * (|G_ba(G_ab(a)) - a| + |G_ab(G_ba(b)) - b|), plus
      `loss.identity_weight` * cycle_weight * (|G_ab(b) - b| + |G_ba(a) - a|);
   2. D phase: reals against fakes drawn from a history pool of `train.history_pool` earlier fakes
@@ -107,7 +108,8 @@ class CycleGame:
       identity = (jnp.mean(jnp.abs(G("ab", b) - b)) + jnp.mean(jnp.abs(G("ba", a) - a))
                   if reg.identity_weight > 0 else jnp.zeros(()))
       adv = g_loss_fn(D("b", fake_b))[0] + g_loss_fn(D("a", fake_a))[0]
-      loss = adv + reg.cycle_weight * (cycle + reg.identity_weight * identity)
+      loss = (reg.adversarial_weight * adv
+              + reg.cycle_weight * (cycle + reg.identity_weight * identity))
       return loss, ({"g_adversarial": adv, "cycle": cycle, "identity": identity},
                     g_cols, d_cols, fake_a, fake_b)
 
@@ -157,10 +159,12 @@ class CycleGame:
     return {"a": to_model_input(a), "b": to_model_input(b)}
 
   def preview(self, state, inputs):
-    """Rows of A | A->B | A->B->A, then B | B->A | B->A->B."""
-    rows = []
+    """Rows of A | A->B | A->B->A beside B | B->A | B->A->B."""
+    triplets = []
     for x, there, back in ((inputs["a"], "AtoB", "BtoA"), (inputs["b"], "BtoA", "AtoB")):
+      x = np.asarray(x)
       out = self.translate(state, x, there)
-      rows.append(np.stack([np.asarray(x), out, self.translate(state, out, back)], 1))
-    rows = np.concatenate(rows)
-    return reporting.image_grid(rows.reshape((-1,) + rows.shape[2:]), cols=3)
+      triplets.append((x, out, self.translate(state, out, back)))
+    n = min(len(triplets[0][0]), len(triplets[1][0]))
+    return reporting.triplet_grid(*(np.stack([a[:n], b[:n]], 1).reshape((-1,) + a.shape[1:])
+                                    for a, b in zip(*triplets)))

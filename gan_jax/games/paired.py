@@ -4,7 +4,8 @@ G maps an input x to y_hat; a conditional D judges (input, output) pairs, x and 
 channels, one logit per patch. One step on a batch of aligned pairs {"x": inputs, "y": targets}:
   1. G forward once (dropout is its noise), kept with `jax.vjp` for the G phase;
   2. D phase: real pairs (x, y) against fake pairs (x, sg(y_hat)), the loss halved;
-  3. G phase: fool the updated D on (x, y_hat), plus `loss.l1_weight` * |y_hat - y|.
+  3. G phase: fool the updated D on (x, y_hat) (weighted by `loss.adversarial_weight`; 0 gives
+     the paper's L1-only baseline), plus `loss.l1_weight` * |y_hat - y|.
 Inference translates images: `translate(state, images)`.
 """
 import jax
@@ -93,7 +94,7 @@ class PairedGame:
       logits, cols = apply(self.d_model, d.params, d.collections, pair(fake))
       adv, _ = g_loss_fn(logits)
       l1 = jnp.mean(jnp.abs(fake - y))
-      return adv + reg.l1_weight * l1, (adv, l1, cols)
+      return reg.adversarial_weight * adv + reg.l1_weight * l1, (adv, l1, cols)
     (g_value, (adv, l1, d_cols)), d_fake = jax.value_and_grad(g_loss, has_aux=True)(fake)
     d = d.replace(collections=d_cols)  # D's batch statistics also see this pass, as in PyTorch
     (g_grads,) = g_vjp(d_fake)
@@ -122,7 +123,6 @@ class PairedGame:
     return {k: to_model_input(batch[k]) for k in ("x", "y")}
 
   def preview(self, state, inputs):
-    """Rows of input | output | target."""
-    out = self.translate(state, inputs["x"])
-    rows = np.stack([inputs["x"], out, inputs["y"]], 1)
-    return reporting.image_grid(rows.reshape((-1,) + rows.shape[2:]), cols=3)
+    """input | output | target, two examples a row."""
+    x = np.asarray(inputs["x"])
+    return reporting.triplet_grid(x, self.translate(state, x), inputs["y"])
