@@ -5,7 +5,8 @@
       [--config.KEY=VALUE ...]
 
 Each run is a fresh process (throughput.py for ours; benchmarks/peers/ for PyTorch, chosen by
-the config's model: dcgan -> torch_dcgan.py, mlp -> torch_mlp_gan.py) given the same batch, and
+the config's model: dcgan -> torch_dcgan.py, mlp -> torch_mlp_gan.py, unet_<R> -> torch_pix2pix.py,
+resnet_<N>blocks -> torch_cyclegan.py) given the same batch, and
 the peer gets as many threads as this process may use. Alternating spreads a noisy machine's
 slow spells over both sides; each pair gives a ratio ours/peer of images (= steps) per second,
 and the median ratio is the figure to quote. Prints one JSON object.
@@ -47,6 +48,25 @@ def peer_command(config, batch_size):
   if config.model.name == "mlp":
     return [os.path.join(HERE, "peers", "torch_mlp_gan.py"), f"--batch_size={batch_size}",
             f"--r1_weight={config.loss.r1_weight}", f"--threads={threads}"]
+  name, r = config.model.name, config.data.resolution
+  if name.startswith(("unet_", "resnet_")):
+    m = config.model
+    if (m.g_width, m.d_width, m.d_layers, config.data.channels) != (64, 64, 3, 3):
+      raise app.UsageError("The translation peers are the references' nets (width 64, the 70x70 "
+                           "PatchGAN, 3 channels): compare configs/pix2pix_facades.py or "
+                           "configs/cyclegan_horse2zebra.py.")
+    common = [f"--resolution={r}", f"--batch_size={batch_size}", f"--threads={threads}"]
+    if m.norm != ("batch" if name.startswith("unet_") else "instance"):
+      raise app.UsageError("The peers use the references' norms: batch for pix2pix, instance for "
+                           "CycleGAN.")
+    if name.startswith("unet_"):
+      if name != f"unet_{r}":
+        raise app.UsageError(f"The pix2pix peer's U-Net reduces its input to 1x1: at resolution "
+                             f"{r} compare --config.model.name=unet_{r}.")
+      gan_mode = "lsgan" if config.loss.adversarial == "least_squares" else "vanilla"
+      return [os.path.join(HERE, "peers", "torch_pix2pix.py"), f"--gan_mode={gan_mode}"] + common
+    blocks = name[len("resnet_"):-len("blocks")]
+    return [os.path.join(HERE, "peers", "torch_cyclegan.py"), f"--n_blocks={blocks}"] + common
   raise app.UsageError(f"No PyTorch peer for model {config.model.name!r}.")
 
 
