@@ -148,7 +148,10 @@ def check_forward(ours, theirs, names, x_nhwc, train, atol=2e-5):
   np.testing.assert_allclose(got, want, atol=atol)
 
 
-@pytest.mark.parametrize("norm,train", [("batch", True), ("batch", False), ("instance", True)])
+# Every case with the CPU forms; native convs (the same layers but for the conv calls) once.
+@pytest.mark.parametrize("impl,norm,train", [
+    ("gemm", "batch", True), ("gemm", "batch", False), ("gemm", "instance", True),
+    ("conv", "batch", True)])
 def test_unet_matches_torch(impl, norm, train):
   # 64x64: 6 downs, so one decoder block has dropout (off in eval; rate 0 in the train case)
   torch.manual_seed(0)
@@ -158,7 +161,9 @@ def test_unet_matches_torch(impl, norm, train):
   check_forward(ours, theirs, unet_names(6), random((2, 64, 64, 3), 0), train)
 
 
-@pytest.mark.parametrize("norm,train", [("instance", True), ("batch", True), ("batch", False)])
+@pytest.mark.parametrize("impl,norm,train", [
+    ("gemm", "instance", True), ("gemm", "batch", True), ("gemm", "batch", False),
+    ("conv", "instance", True)])
 def test_resnet_generator_matches_torch(impl, norm, train):
   torch.manual_seed(0)
   ours = ResnetGenerator(3, n_blocks=2, width=8, norm=norm, conv_impl=impl)
@@ -208,36 +213,58 @@ def test_resnet_generator_gradients_match_torch(impl):
               random((2, 16, 16, 3), 3), atol=1e-4)
 
 
-def test_unet_and_patchgan_gradients_match_torch(impl):
+def test_unet_gradients_match_torch():
   torch.manual_seed(0)
-  grads_match(UNet(3, num_downs=5, width=8, conv_impl=impl), pix2pix.UNet(3, 3, 5, ngf=8),
-              unet_names(5), random((2, 32, 32, 3), 4), atol=1e-4)
+  grads_match(UNet(3, num_downs=5, width=8), pix2pix.UNet(3, 3, 5, ngf=8), unet_names(5),
+              random((2, 32, 32, 3), 4), atol=1e-4)
+
+
+def test_patchgan_gradients_match_torch(impl):
+  torch.manual_seed(0)
   grads_match(PatchGAN(width=8, conv_impl=impl), pix2pix.patchgan(6, 8), patchgan_names(3),
               random((2, 32, 32, 6), 5), atol=1e-4)
 
 
 # --- the new layers on their own, odd sizes included ------------------------------------------
 
-@pytest.mark.parametrize("layer", ["conv3x3s2", "conv_transpose3x3s2", "reflect7", "zeros4"])
-@pytest.mark.parametrize("shape", [(2, 8, 6, 3), (1, 7, 9, 4)])
-def test_new_layers_match_torch(impl, layer, shape):
+# Each stride-1 form of `cpu_conv.conv_s1` forced, and native; the stride-2 layers' CPU form and
+# native.
+# Each stride-1 form of `cpu_conv.conv_s1` forced, and native; the stride-2 layers' CPU form and
+# native, on even sizes and on odd ones (where the CPU form falls back to native).
+ODD, EVEN = (1, 7, 9, 4), (2, 8, 6, 3)
+
+
+@pytest.mark.parametrize("layer,form,shape", [
+    *[(layer, form, ODD) for layer in ("reflect7", "zeros4", "conv1x1")
+      for form in ("padded", "im2col", "col2im", "conv")],
+    *[(layer, form, shape) for layer in ("conv3x3s2", "conv_transpose3x3s2")
+      for form in ("gemm", "conv") for shape in (EVEN, ODD)]])
+def test_new_layers_match_torch(layer, form, shape, monkeypatch):
+  impl = "conv" if form == "conv" else "gemm"
+  if form in ("padded", "im2col", "col2im"):
+    monkeypatch.setattr("gan_jax.models.cpu_conv.conv_s1_form", lambda x, k: form)
   cin, cout = shape[-1], 5
   if layer == "conv3x3s2":
-    ours, theirs, k = Conv3x3s2(cout, use_bias=True, impl=impl), torch.nn.Conv2d(cin, cout, 3, 2, 1), 3
+    ours, k = Conv3x3s2(cout, use_bias=True, impl=impl), 3
+    theirs = torch.nn.Conv2d(cin, cout, 3, 2, 1)
   elif layer == "conv_transpose3x3s2":
     ours, k = ConvTranspose3x3s2(cout, use_bias=True, impl=impl), 3
     theirs = torch.nn.ConvTranspose2d(cin, cout, 3, 2, 1, output_padding=1)
   elif layer == "reflect7":
     ours, k = ConvS1(cout, 7, padding=3, pad_mode="reflect", use_bias=True, impl=impl), 7
     theirs = torch.nn.Sequential(torch.nn.ReflectionPad2d(3), torch.nn.Conv2d(cin, cout, 7))
+  elif layer == "conv1x1":
+    ours, theirs, k = ConvS1(cout, 1, use_bias=True, impl=impl), torch.nn.Conv2d(cin, cout, 1), 1
   else:
-    ours, theirs, k = ConvS1(cout, 4, padding=1, use_bias=True, impl=impl), torch.nn.Conv2d(cin, cout, 4, 1, 1), 4
+    ours, k = ConvS1(cout, 4, padding=1, use_bias=True, impl=impl), 4
+    theirs = torch.nn.Conv2d(cin, cout, 4, 1, 1)
   conv = [m for m in theirs.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][0]
   torch.nn.init.normal_(conv.bias)
   order = (2, 3, 0, 1) if isinstance(conv, torch.nn.ConvTranspose2d) else (2, 3, 1, 0)
   params = {"kernel": t2j(conv.weight.permute(*order)), "bias": t2j(conv.bias)}
   x = random(shape, 6)
-  out = theirs(j2t(x).permute(0, 3, 1, 2).requires_grad_()).permute(0, 2, 3, 1)
+  x_torch = j2t(x).requires_grad_()
+  out = theirs(x_torch.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
   w = random(out.shape, 7)
   (out * j2t(w)).sum().backward()
 
@@ -250,6 +277,7 @@ def test_new_layers_match_torch(impl, layer, shape):
   np.testing.assert_allclose(got, out.detach().numpy(), atol=1e-5)
   np.testing.assert_allclose(g_params["kernel"], t2j(conv.weight.grad.permute(*order)), atol=1e-4)
   np.testing.assert_allclose(g_params["bias"], t2j(conv.bias.grad), atol=1e-4)
+  np.testing.assert_allclose(g_x, t2j(x_torch.grad), atol=1e-4)
   assert k == conv.kernel_size[0]
 
 

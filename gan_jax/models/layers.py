@@ -152,7 +152,8 @@ class ConvTranspose3x3s2(nn.Module):
 class ConvS1(nn.Module):
   """A stride-1 k x k conv after explicit padding (zeros or reflect): PyTorch's Conv2d(k,
   padding=p) or ReflectionPad2d(p) + Conv2d(k). Padding first keeps XLA's weight gradient on
-  its fast VALID path; on CPU the conv runs as matmuls (`cpu_conv.conv_s1`)."""
+  its fast VALID path; on CPU the conv runs in the form `cpu_conv.conv_s1_form` measured fastest
+  for its shape (XLA's conv on its fast path, or matmuls)."""
   features: int
   kernel_size: int
   padding: int = 0
@@ -171,7 +172,7 @@ class ConvS1(nn.Module):
     if p:
       mode = {"zeros": "constant", "reflect": "reflect"}[self.pad_mode]
       x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode)
-    if _use_gemm(self.impl) and cpu_conv.conv_s1_form(x, kernel) != "conv":
+    if _use_gemm(self.impl):
       out = cpu_conv.conv_s1(x, kernel)
     else:
       out = _conv_valid(x, kernel, 1)
