@@ -75,7 +75,7 @@ class PairedGame:
     x, y = to_model_input(batch["x"][-1]), to_model_input(batch["y"][-1])
     pair = lambda out: jnp.concatenate([x, out], -1)
     key = jax.random.fold_in(as_key(state.rng), state.step)
-    # Dropout masks for the global batch, this device's rows (so pmap reproduces jit).
+    # G's dropout key: layers.Dropout draws masks for the global batch (pmap reproduces jit).
     rngs = {"dropout": key}
 
     g_fwd = lambda p: apply(self.g_model, p, state.g.collections, x, rngs=rngs)

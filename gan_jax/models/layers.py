@@ -201,3 +201,25 @@ def norm_layer(kind, train, axis_name=None, dtype=jnp.float32, name=None):
   if kind == "none":
     return lambda x: x
   raise ValueError(f"unknown norm {kind!r}")
+
+
+class Dropout(nn.Module):
+  """nn.Dropout (the same mask under jit) whose mask is drawn for the global batch and sliced to
+  this device's rows under pmap, so pmap reproduces jit: with one key per step, every device
+  would otherwise drop the same units of its own examples."""
+  rate: float
+  axis_name: Any = None
+
+  @nn.compact
+  def __call__(self, x, deterministic):
+    if deterministic or self.rate == 0:
+      return x
+    key, keep_prob = self.make_rng("dropout"), 1.0 - self.rate
+    if self.axis_name is None:
+      keep = jax.random.bernoulli(key, keep_prob, x.shape)
+    else:
+      n = x.shape[0]
+      global_shape = (n * jax.lax.axis_size(self.axis_name),) + x.shape[1:]
+      keep = jax.random.bernoulli(key, keep_prob, global_shape)
+      keep = jax.lax.dynamic_slice_in_dim(keep, jax.lax.axis_index(self.axis_name) * n, n)
+    return jax.lax.select(keep, x / keep_prob, jnp.zeros_like(x))

@@ -12,7 +12,7 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_jax.models.layers import Conv4x4s2, ConvTranspose4x4s2, norm_layer
+from gan_jax.models.layers import Conv4x4s2, ConvTranspose4x4s2, Dropout, norm_layer
 
 
 class UNet(nn.Module):
@@ -53,4 +53,4 @@ class UNet(nn.Module):
       x = ConvTranspose4x4s2(widths[i - 1], use_bias=use_bias, name=f"up{i}", **conv)(x)
       x = norm(f"up{i}_norm")(x)
       if self.dropout and 4 <= i < n - 1:
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = Dropout(self.dropout, self.axis_name)(x, deterministic=not train)
