@@ -1,5 +1,6 @@
 """The translation games: one step under jit, pmap and one device agree; K steps per call = K
 calls; the history pool; resume is bitwise; `translate` end to end; their bad inputs."""
+import os
 from pathlib import Path
 
 import jax
@@ -12,6 +13,7 @@ from conftest import config_path
 from gan_jax import cli
 from gan_jax.games.cycle import query_pool
 from test_cli import assert_one_clear_error
+from test_evaluate import random_inception  # noqa: F401  (a fixture)
 from test_step import assert_trees_close, load_config, run
 from test_train import assert_bitwise_equal, final_state, train
 
@@ -178,3 +180,15 @@ def test_evaluate_scores_translators_on_held_out_digits(runs):
     assert 0 <= cycle[f"{direction}/digit_accuracy"] <= 1
     assert 0 <= cycle[f"{direction}/cycle_l1"] <= 2 and 0 <= cycle[f"{direction}/l1"] <= 2
   assert (runs / "cyclegan_digits" / "eval.jsonl").exists()
+
+
+def test_inception_scores_of_a_translator_against_each_target_domain(runs, tmp_path, monkeypatch,
+                                                                      random_inception):
+  from gan_jax import evaluate
+  monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
+  result = evaluate.evaluate(str(runs / "cyclegan_digits"), metrics="fid,kid", num_samples=8,
+                             num_reference=8, inception_weights=random_inception)
+  for key in ("AtoB/fid", "BtoA/fid", "AtoB/kid", "BtoA/kid"):
+    assert np.isfinite(result[key]) and result[key] != 0, key
+  cached = sorted(os.listdir(tmp_path / "reference"))  # one reference per target domain
+  assert len(cached) == 2 and "test_A" in cached[0] and "test_B" in cached[1], cached
