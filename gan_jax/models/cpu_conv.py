@@ -187,13 +187,22 @@ class _Winograd:
     return _kernel_transform_adjoint(du)
 
 
+# Winograd's transformed kernel is 9/4 the size of im2col's. Once it outgrows the caches
+# (these many entries: 4 MB of float32) and the layer has few pixels to reuse it on, reading it
+# costs more than the products saved: the U-Net's inner 512-channel layers at batch 1 ran
+# 1.4-4x slower under Winograd (benchmarks/translation_layers.py notes the numbers).
+WINOGRAD_CACHE_ENTRIES = 2 ** 20
+
+
 def form(kernel, out_shape):
-  """"winograd" for wide float32 layers whose output [B, H, W] tiles into 2 x 2 blocks, else
-  "im2col" (bfloat16 would lose precision in the transforms' sums)."""
+  """"winograd" for wide float32 layers whose output [B, H, W] tiles into 2 x 2 blocks, unless
+  the kernel is large and the output has fewer than max(C, O) / 2 pixels; else "im2col"
+  (bfloat16 would lose precision in the transforms' sums)."""
   c, o = kernel.shape[2:]
-  h, w = out_shape[1:3]
+  b, h, w = out_shape[:3]
+  weight_bound = 16 * c * o >= WINOGRAD_CACHE_ENTRIES and 2 * b * h * w < max(c, o)
   winograd = (min(c, o) >= WINOGRAD_MIN_CHANNELS and kernel.dtype == jnp.float32
-              and h % 2 == 0 and w % 2 == 0)
+              and h % 2 == 0 and w % 2 == 0 and not weight_bound)
   return "winograd" if winograd else "im2col"
 
 
