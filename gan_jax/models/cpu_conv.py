@@ -14,6 +14,9 @@ contiguous arrays:
   weight gradient, each written directly rather than left to autodiff (whose adjoints of strided
   slices XLA:CPU runs slowly). The transposed conv is the conv's input gradient, so the same
   three maps give it, its input gradient and its weight gradient.
+
+The translation nets' stride-1 convs (3x3, 4x4, 7x7) get their own forms at the end: XLA's
+conv steered onto its fast CPU path, or im2col / col2im matmuls, chosen per shape.
 """
 
 from functools import partial
@@ -269,14 +272,10 @@ conv_transpose4x4s2.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
 # Stride-1 slices' adjoints are plain pads, which XLA:CPU runs fast, so autodiff gives both
 # gradients as matmuls too.
 
-def _windows(x, k):
-  h, w = x.shape[1] - k + 1, x.shape[2] - k + 1
-  return [(i, j, x[:, i:i + h, j:j + w]) for i in range(k) for j in range(k)]
-
-
 def _conv_s1_im2col(x, kernel):
   k, _, c, o = kernel.shape
-  patches = jnp.concatenate([v for _, _, v in _windows(x, k)], -1)
+  h, w = x.shape[1] - k + 1, x.shape[2] - k + 1
+  patches = jnp.concatenate([x[:, i:i + h, j:j + w] for i in range(k) for j in range(k)], -1)
   return patches @ kernel.reshape(k * k * c, o)
 
 
