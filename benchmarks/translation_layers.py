@@ -3,14 +3,14 @@
   python benchmarks/translation_layers.py [--resolution=64] [--width=64] [--batch_size=1]
       [--steps=5] [--json=PATH]
 
-Times jit(value_and_grad(sum(layer(x, k)^2), (x, k))) for the ResNet generator's 7x7 and 3x3
-reflect-padded convs, its 3x3 stride-2 conv and transposed conv, and the PatchGAN's 4x4
-stride-1 convs, at the shapes those nets give an image of side `resolution` (the U-Net's 4x4
-stride-2 layers are DCGAN's: benchmarks/conv_layers.py). `conv` is XLA's native convolution on
-a pre-padded input (what GPUs and TPUs run); `gemm` the CPU matmul form (`cpu_conv`: the 4x4
-forms for the stride-2 layers, `conv_s1` for the stride-1 ones, whose variants `padded` (XLA's conv
-with built-in padding, cropped) and `im2col` or `col2im` are also timed forced). `auto` names what the layer picks on this backend. Prints one
-JSON object (ms, median).
+Times jit(value_and_grad(sum(layer(x, k)^2), (x, k))) at the shapes the nets give an image of
+side `resolution`: the ResNet generator's 7x7 and 3x3 reflect-padded convs, 3x3 stride-2 conv
+and transposed conv; the PatchGAN's 4x4 stride-1 convs; the U-Net's 4x4 stride-2 convs and
+transposed convs. Forms: `conv` is XLA's native convolution on a pre-padded input (what GPUs
+and TPUs run); `gemm` the CPU form (`cpu_conv`); for the stride-1 convs also `padded` (XLA's
+conv with built-in padding, cropped) and the matmul `im2col` or `col2im`, forced; for the 4x4
+layers `im2col` and `winograd`, forced. `auto` names what the layer picks on this backend.
+Prints one JSON object (ms, median).
 """
 import statistics
 
@@ -20,7 +20,8 @@ import numpy as np
 from absl import app, flags
 
 from gan_jax.models import cpu_conv
-from gan_jax.models.layers import Conv3x3s2, ConvS1, ConvTranspose3x3s2, _use_gemm
+from gan_jax.models.layers import (Conv3x3s2, Conv4x4s2, ConvS1, ConvTranspose3x3s2,
+                                   ConvTranspose4x4s2, _use_gemm)
 
 import timing
 
@@ -49,11 +50,39 @@ def translation_layers(r, w):
   ]
 
 
+def unet_layers(r, w):
+  """The U-Net's 4x4 stride-2 convs and transposed convs (unet_<r>): at batch 1 its inner
+  layers hold large kernels over few pixels, unlike DCGAN's."""
+  n = r.bit_length() - 1
+  widths = [w * min(2 ** i, 8) for i in range(n)]
+  down = lambda o, impl: Conv4x4s2(o, impl=impl)
+  up = lambda o, impl: ConvTranspose4x4s2(o, impl=impl)
+  layers = []
+  for i in range(n):
+    layers.append((f"unet_down{i}", down, r >> i, widths[i - 1] if i else 3, widths[i]))
+    layers.append((f"unet_up{i}", up, r >> (i + 1), widths[i] * (1 if i == n - 1 else 2),
+                   widths[i - 1] if i else 3))
+  return layers
+
+
+def form_4x4(name, x, cin, cout):
+  """The form the 4x4 layer picks (the transposed conv is the input gradient of a conv whose
+  output has x's shape)."""
+  if "down" in name:
+    b, h, w = x.shape[:3]
+    return cpu_conv.form(jnp.zeros((4, 4, cin, cout)), (b, h // 2, w // 2))
+  return cpu_conv.form(jnp.zeros((4, 4, cout, cin)), x.shape)
+
+
 def time_layer(factory, x, cout, form, steps):
   impl = "conv" if form == "conv" else "gemm"
   real_form = cpu_conv.conv_s1_form
+  real_thresholds = cpu_conv.WINOGRAD_MIN_CHANNELS, cpu_conv.WINOGRAD_CACHE_ENTRIES
   if form in ("padded", "im2col", "col2im"):
     cpu_conv.conv_s1_form = lambda x, k: form
+  if form in ("winograd", "im2col"):  # the 4x4 layers' forms, forced
+    cpu_conv.WINOGRAD_MIN_CHANNELS = 1 if form == "winograd" else 10**9
+    cpu_conv.WINOGRAD_CACHE_ENTRIES = 10**18
   try:
     layer = factory(cout, impl)
     params = layer.init(jax.random.PRNGKey(0), x)["params"]
@@ -62,31 +91,37 @@ def time_layer(factory, x, cout, form, steps):
     _, times = timing.time_calls(lambda: fn(x, params), steps, 1, jax.block_until_ready)
   finally:
     cpu_conv.conv_s1_form = real_form
+    cpu_conv.WINOGRAD_MIN_CHANNELS, cpu_conv.WINOGRAD_CACHE_ENTRIES = real_thresholds
   return 1000 * statistics.median(times)
 
 
 def main(argv):
   del argv
   rng = np.random.default_rng(0)
-  layers = {}
-  for name, factory, side, cin, cout in translation_layers(FLAGS.resolution, FLAGS.width):
+  results = {}
+  layers = translation_layers(FLAGS.resolution, FLAGS.width)
+  layers += unet_layers(FLAGS.resolution, FLAGS.width)
+  for name, factory, side, cin, cout in layers:
     x = jnp.asarray(rng.normal(size=(FLAGS.batch_size, side, side, cin)), jnp.float32)
-    stride1 = "3x3s2" not in name and "3x3t2" not in name
+    unet = name.startswith("unet")
+    stride1 = not unet and "3x3s2" not in name and "3x3t2" not in name
     # Of the two matmul forms only the one with the narrower wide array (k*k times the smaller
     # side): the other was measured 3-1000x slower.
     matmul = "im2col" if cin <= cout else "col2im"
-    forms = ["conv", "gemm"] + (["padded", matmul] if stride1 else [])
+    forms = (["conv", "im2col", "winograd"] if unet else
+             ["conv", "gemm"] + (["padded", matmul] if stride1 else []))
     ms = {form: time_layer(factory, x, cout, form, FLAGS.steps) for form in forms}
     auto = "gemm" if _use_gemm("auto") else "conv"
-    if auto == "gemm" and stride1:
-      k = jnp.zeros((1, 1, cin, cout))
-      auto = cpu_conv.conv_s1_form(x, k)
-    layers[name] = {"input": [side, side, cin], "out_channels": cout, "auto": auto, "ms": ms}
-  totals = {form: sum(v["ms"].get(form, v["ms"]["gemm"]) for v in layers.values())
-            for form in ("conv", "gemm")}
-  totals["auto"] = sum(v["ms"].get(v["auto"], float("nan")) for v in layers.values())
+    if auto == "gemm" and unet:
+      auto = form_4x4(name, x, cin, cout)
+    elif auto == "gemm" and stride1:
+      size = int(name.split("_")[-1][0])  # ..._7x7, ..._4x4s1
+      auto = cpu_conv.conv_s1_form(x, jnp.zeros((size, size, cin, cout)))
+    results[name] = {"input": [side, side, cin], "out_channels": cout, "auto": auto, "ms": ms}
+  totals = {"conv": sum(v["ms"]["conv"] for v in results.values()),
+            "auto": sum(v["ms"].get(v["auto"], float("nan")) for v in results.values())}
   timing.emit({"backend": jax.default_backend(), "batch_size": FLAGS.batch_size,
-               "resolution": FLAGS.resolution, "width": FLAGS.width, "layers": layers,
+               "resolution": FLAGS.resolution, "width": FLAGS.width, "layers": results,
                "total_ms": totals}, FLAGS.json)
 
 

@@ -258,7 +258,8 @@ def test_new_layers_match_torch(layer, form, shape, monkeypatch):
   else:
     ours, k = ConvS1(cout, 4, padding=1, use_bias=True, impl=impl), 4
     theirs = torch.nn.Conv2d(cin, cout, 4, 1, 1)
-  conv = [m for m in theirs.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][0]
+  conv_types = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+  conv = [m for m in theirs.modules() if isinstance(m, conv_types)][0]
   torch.nn.init.normal_(conv.bias)
   order = (2, 3, 0, 1) if isinstance(conv, torch.nn.ConvTranspose2d) else (2, 3, 1, 0)
   params = {"kernel": t2j(conv.weight.permute(*order)), "bias": t2j(conv.bias)}

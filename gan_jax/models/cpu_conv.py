@@ -14,6 +14,9 @@ contiguous arrays:
   weight gradient, each written directly rather than left to autodiff (whose adjoints of strided
   slices XLA:CPU runs slowly). The transposed conv is the conv's input gradient, so the same
   three maps give it, its input gradient and its weight gradient.
+
+The translation nets' stride-1 convs (3x3, 4x4, 7x7) get their own forms at the end: XLA's
+conv steered onto its fast CPU path, or im2col / col2im matmuls, chosen per shape.
 """
 
 from functools import partial
@@ -187,13 +190,22 @@ class _Winograd:
     return _kernel_transform_adjoint(du)
 
 
+# Winograd's transformed kernel is 9/4 the size of im2col's. Once it outgrows the caches
+# (these many entries: 4 MB of float32) and the layer has few pixels to reuse it on, reading it
+# costs more than the products saved: the U-Net's inner 512-channel layers at batch 1 ran
+# 1.4-4x slower under Winograd (benchmarks/translation_layers.py notes the numbers).
+WINOGRAD_CACHE_ENTRIES = 2 ** 20
+
+
 def form(kernel, out_shape):
-  """"winograd" for wide float32 layers whose output [B, H, W] tiles into 2 x 2 blocks, else
-  "im2col" (bfloat16 would lose precision in the transforms' sums)."""
+  """"winograd" for wide float32 layers whose output [B, H, W] tiles into 2 x 2 blocks, unless
+  the kernel is large and the output has fewer than max(C, O) / 2 pixels; else "im2col"
+  (bfloat16 would lose precision in the transforms' sums)."""
   c, o = kernel.shape[2:]
-  h, w = out_shape[1:3]
+  b, h, w = out_shape[:3]
+  weight_bound = 16 * c * o >= WINOGRAD_CACHE_ENTRIES and 2 * b * h * w < max(c, o)
   winograd = (min(c, o) >= WINOGRAD_MIN_CHANNELS and kernel.dtype == jnp.float32
-              and h % 2 == 0 and w % 2 == 0)
+              and h % 2 == 0 and w % 2 == 0 and not weight_bound)
   return "winograd" if winograd else "im2col"
 
 
@@ -260,14 +272,10 @@ conv_transpose4x4s2.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
 # Stride-1 slices' adjoints are plain pads, which XLA:CPU runs fast, so autodiff gives both
 # gradients as matmuls too.
 
-def _windows(x, k):
-  h, w = x.shape[1] - k + 1, x.shape[2] - k + 1
-  return [(i, j, x[:, i:i + h, j:j + w]) for i in range(k) for j in range(k)]
-
-
 def _conv_s1_im2col(x, kernel):
   k, _, c, o = kernel.shape
-  patches = jnp.concatenate([v for _, _, v in _windows(x, k)], -1)
+  h, w = x.shape[1] - k + 1, x.shape[2] - k + 1
+  patches = jnp.concatenate([x[:, i:i + h, j:j + w] for i in range(k) for j in range(k)], -1)
   return patches @ kernel.reshape(k * k * c, o)
 
 
