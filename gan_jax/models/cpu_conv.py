@@ -318,15 +318,17 @@ conv_valid_padded.defvjp(_conv_valid_padded_fwd, _conv_valid_padded_bwd)
 def conv_s1_form(x, kernel):
   """"padded" (`conv_valid_padded`), "im2col" or "col2im" for a stride-1 VALID conv of
   x [B, H, W, C] by kernel [k, k, C, O] on XLA:CPU. Measured (benchmarks/translation_layers.py,
-  value and both gradients, batch 1 at 256): "padded" beats the matmul forms on the 3x3 and
-  7x7 convs (1.4x on the ResNet blocks, 16x on the 7x7 to RGB, whose col2im sums 49 thin
-  slices) and ties on the PatchGAN's 4x4 widening conv; a 1x1 conv, or one to a single
-  channel (the PatchGAN's last), is a plain matmul or a few cheap slices: 4x faster so."""
-  del x
+  value and both gradients): at batch 1 "padded" beats im2col on the 3x3 ResNet blocks (1.9x,
+  64x64x256 at 256) and ties on the 7x7 from RGB and the PatchGAN's 4x4; at batch 16 im2col
+  wins (1.3x on the blocks at 32x32, 1.7x on the 4x4). Narrowing convs (the 7x7 to RGB) stay
+  "padded": col2im sums k*k thin slices, 16x slower. A 1x1 conv, or one to a single channel
+  (the PatchGAN's last), is a plain matmul or a few cheap slices: 4x faster so."""
   k, _, c, o = kernel.shape
   if k == 1 or o == 1:
     return "im2col" if c <= o else "col2im"
-  return "padded"
+  if c > o or x.shape[0] == 1:
+    return "padded"
+  return "im2col"
 
 
 def conv_s1(x, kernel, form=None):
