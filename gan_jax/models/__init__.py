@@ -53,8 +53,8 @@ def build_translation(config, in_channels, out_channels, axis_name=None):
   input channels are whatever it is given (pix2pix stacks input and output). `in_channels` is
   implied by the data G is applied to; it is named here for the callers' symmetry."""
   del in_channels  # Linen infers input widths on init
-  validate_translation(config)
   m = config.model
+  _check_translator(m)
   dtype = jnp.bfloat16 if config.train.dtype == "bfloat16" else jnp.float32
   kw = dict(norm=m.norm, axis_name=axis_name, dtype=dtype)
   module, depth = _translation_generator(m.name)
@@ -73,8 +73,17 @@ def translation_multiple(config):
 
 
 def validate_translation(config):
-  """One UserError for a translator setting that cannot be built."""
+  """One UserError for a translator setting that cannot be built or cannot take the data."""
   m, r = config.model, config.data.resolution
+  _check_translator(m)
+  multiple = translation_multiple(config)
+  if r % multiple:
+    raise UserError(f"--config.model.name={m.name} needs images whose sides are a multiple of "
+                    f"{multiple}, and --config.data.resolution={r} is not: use a resolution that "
+                    "is, or a smaller net.")
+
+
+def _check_translator(m):
   if _translation_generator(m.name) is None:
     raise UserError(f"Unknown translation model {m.name!r}: choose unet_256, unet_128 (any "
                     "unet_<R>, R a power of two >= 8), resnet_9blocks or resnet_6blocks (any "
@@ -83,8 +92,3 @@ def validate_translation(config):
     raise UserError(f"Unknown --config.model.norm={m.norm!r}: choose batch or instance.")
   if m.upsample not in ("transpose", "resize"):
     raise UserError(f"Unknown --config.model.upsample={m.upsample!r}: choose transpose or resize.")
-  multiple = translation_multiple(config)
-  if r % multiple:
-    raise UserError(f"--config.model.name={m.name} needs images whose sides are a multiple of "
-                    f"{multiple}, and --config.data.resolution={r} is not: use a resolution that "
-                    "is, or a smaller net.")

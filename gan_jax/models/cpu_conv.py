@@ -321,10 +321,12 @@ def conv_s1_form(x, kernel):
   value and both gradients): at batch 1 "padded" beats im2col on the 3x3 ResNet blocks (1.9x,
   64x64x256 at 256) and ties on the 7x7 from RGB and the PatchGAN's 4x4; at batch 16 im2col
   wins (1.3x on the blocks at 32x32, 1.7x on the 4x4). Narrowing convs (the 7x7 to RGB) stay
-  "padded": col2im sums k*k thin slices, 16x slower. A 1x1 conv, or one to a single channel
-  (the PatchGAN's last), is a plain matmul or a few cheap slices: 4x faster so."""
+  "padded": col2im sums k*k thin slices, 16x slower. A 1x1 conv, or a 4x4 one to a single
+  channel (the PatchGAN's last), is a plain matmul or a few cheap slices: 1.5-2x faster so; a
+  7x7 to one channel (a gray image) is not: its 49 slices' gradients took 67 ms against 2.4 ms
+  "padded" (batch 8 at 32x32 from 16 channels), 416 against 33 (batch 1 at 256 from 64)."""
   k, _, c, o = kernel.shape
-  if k == 1 or o == 1:
+  if k == 1 or (o == 1 and k <= 4):
     return "im2col" if c <= o else "col2im"
   if c > o or x.shape[0] == 1:
     return "padded"
