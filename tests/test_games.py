@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import config_path
 from gan_jax import cli
 from gan_jax.games.cycle import query_pool
 from test_cli import assert_one_clear_error

@@ -16,10 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gan_jax import models, optim, reporting
-from gan_jax.games.common import (Devices, apply, copy_params, ema, in_chunks, infer, init_side,
-                                  to_model_input)
-from gan_jax.games.paired import PREVIEW_ROWS, validate_translation
+from gan_jax import reporting
+from gan_jax.games.common import apply, copy_params, ema, in_chunks, infer, init_side, to_model_input
+from gan_jax.games.paired import PREVIEW_ROWS, Translator, validate_translation
 from gan_jax.losses import adversarial
 from gan_jax.state import GANState, as_key, make_key
 
@@ -58,18 +57,8 @@ def _two_domains(data, rows):
   return tuple(d.get(np.arange(min(rows, len(d))))["x"] for d in domains)
 
 
-class CycleGame:
-  can_generate = False
+class CycleGame(Translator):
   directions = tuple(NETS)
-
-  def __init__(self, config, spec, axis_name=None):
-    self.config, self.spec = config, spec
-    channels = spec.shape[-1]
-    self.g_model, self.d_model = models.build_translation(config, channels, channels, axis_name)
-    self.g_tx = optim.build(config.optim.g, config.train.steps)
-    self.d_tx = optim.build(config.optim.d, config.train.steps)
-    self.multiple = models.translation_multiple(config)
-    self.devices = Devices(axis_name)
 
   @staticmethod
   def validate(config):

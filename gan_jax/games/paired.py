@@ -43,9 +43,10 @@ def validate_translation(config, game_name, needs_pairs):
   models.validate_translation(config)
 
 
-class PairedGame:
+class Translator:
+  """What the translation games share: an image-to-image G and a PatchGAN D from the config (one
+  module each, applied with each network's own parameters), one optax transform per side."""
   can_generate = False
-  directions = ("AtoB",)
 
   def __init__(self, config, spec, axis_name=None):
     self.config, self.spec = config, spec
@@ -53,8 +54,12 @@ class PairedGame:
     self.g_model, self.d_model = models.build_translation(config, channels, channels, axis_name)
     self.g_tx = optim.build(config.optim.g, config.train.steps)
     self.d_tx = optim.build(config.optim.d, config.train.steps)
-    self.multiple = models.translation_multiple(config)
+    self.multiple = models.translation_multiple(config)  # of H and W that G can take
     self.devices = Devices(axis_name)
+
+
+class PairedGame(Translator):
+  directions = ("AtoB",)
 
   @staticmethod
   def validate(config):
