@@ -165,9 +165,10 @@ def apply_arg(c, arg):
     c.model.latent_dim = 2
   else:  # a translator
     c.data.resolution = 16
-    c.data.load_size = 0
+    c.data.load_size = 18 if c.data.load_size else 0  # jitter stays on where the config has it
     c.model.g_width = 4
     c.model.d_width = 4
+    c.model.d_layers = min(c.model.d_layers, 2)  # a 16x16 image has no 70x70 patches
     c.train.batch_size = 8
     if c.model.name.startswith("unet_"):
       c.model.name = "unet_16"

@@ -13,6 +13,7 @@ from conftest import REPO
 from gan_jax import config as config_lib
 from gan_jax.data import folder, images, pipeline, sources, tfds_source
 from gan_jax.errors import UserError
+from gan_jax.games.noise import NoiseGame
 
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 import input_pipeline  # noqa: E402
@@ -412,7 +413,7 @@ def test_split_and_two_domain_validation():
   assert set(sources.TRANSLATION) <= set(sources.TWO_DOMAINS)
   for name in sources.TRANSLATION:
     with pytest.raises(UserError, match="the dcgan model learns one"):
-      config_lib.validate_data(data_config(name))
+      NoiseGame.validate(data_config(name))
   with pytest.raises(UserError, match="is gray"):
     sources.build(data_config("digit_styles", channels=2))
 

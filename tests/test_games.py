@@ -13,48 +13,66 @@ from gan_jax import cli
 from gan_jax.games.cycle import query_pool
 from test_cli import assert_one_clear_error
 from test_evaluate import random_inception  # noqa: F401  (a fixture)
-from test_step import assert_trees_close, load_config, run
+from test_step import load_config, run
 from test_train import assert_bitwise_equal, final_state, train
 
 GAMES = ("pix2pix_digits", "cyclegan_digits")
+
+
+def assert_close_to_scale(a, b, rel):
+  """Each array of `a` equals `b`'s to `rel` of that array's largest value (or 1e-5): float32 sums
+  taken in another order (other devices, other fusions) differ by a few 1e-6 of the scale, and
+  by more in entries that instance norm's cancellations leave as pure noise."""
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    np.testing.assert_allclose(x, y, rtol=0, atol=rel * np.abs(y).max() + 1e-5)
 
 
 # Some gradients are rounding noise (instance norm cancels the bias of the conv before it; the
 # U-Net's deepest layers see 1x1 and 2x2 maps): Adam scales noise up to steps of +-lr whose signs
 # differ between strategies. SGD keeps it noise.
 SGD = {"optim.g.optimizer": "sgd", "optim.d.optimizer": "sgd", "optim.g.lr": 1e-3, "optim.d.lr": 1e-3}
-
-
+# The cycle game at 16 channels (at 4 some die, and instance norm divides their rounding noise by
+# sqrt(eps)); its pool of 3 fills and then swaps within the first step's 16 fakes.
+CYCLE = {**SGD, "model.g_width": 16, "model.d_width": 16, "train.batch_size": 16}
 # unet_64 (6 downsamplings) drops out in its innermost decoder block: masks drawn for the
 # global batch and sliced per device.
-STEP_CASES = {"pix2pix": ("pix2pix_digits", {}),
-              "pix2pix_dropout": ("pix2pix_digits", {"data.resolution": 64, "model.name": "unet_64",
-                                                     **SGD}),
-              "cyclegan": ("cyclegan_digits", SGD)}
+STEP_CASES = {  # name, overrides, steps, how close G's side comes to one device's (of its scale)
+    "pix2pix": ("pix2pix_digits", {}, 2, 2e-4),
+    "pix2pix_dropout": ("pix2pix_digits", {"data.resolution": 64, "model.name": "unet_64", **SGD},
+                        2, 2e-4),
+    # Two Gs through two Ds: sums over 8 devices instead of one move G's gradients by ~0.2%
+    # (jit and pmap, both over 8 devices, agree to 1e-6).
+    "cyclegan": ("cyclegan_digits", CYCLE, 1, 5e-3),
+}
 
 
 @pytest.mark.parametrize("case", sorted(STEP_CASES))
 def test_jit_and_pmap_match_single_device(case):
-  name, overrides = STEP_CASES[case]
-  config = load_config(name, **{"train.batch_size": 8}, **overrides)
-  single, _ = run(config, "single")
+  name, overrides, steps, g_rel = STEP_CASES[case]
+  config = load_config(name, **{"train.batch_size": 8, **overrides})
+  single, _ = run(config, "single", steps=steps)
+  states = {}
   for strategy in ("jit", "pmap"):
     config.parallel.strategy = strategy
-    got, metrics = run(config, strategy)
-    assert int(got.step) == 2 and np.isfinite(metrics["g_loss"]).all()
-    # Gradients (in the optimizer states) reach ~10 here: float32 sums in another order differ
-    # by ~1e-5 of that.
-    assert_trees_close(got.g, single.g, rtol=2e-4, atol=1e-4)
-    assert_trees_close(got.d, single.d, rtol=2e-4, atol=1e-4)
-    assert_trees_close(got.extras, single.extras, rtol=2e-4, atol=2e-5)  # the pools' fakes
+    got, metrics = states[strategy] = run(config, strategy, steps=steps)
+    assert int(got.step) == steps and np.isfinite(metrics["g_loss"]).all()
+    assert_close_to_scale(got.g, single.g, g_rel)
+    assert_close_to_scale(got.d, single.d, 2e-4)
+    assert_close_to_scale(got.extras, single.extras, 2e-4)  # the pools' fakes
+  assert_close_to_scale(states["jit"][0], states["pmap"][0], 2e-4)
 
 
 @pytest.mark.parametrize("name", GAMES)
 def test_steps_per_call_equals_separate_calls(name):
-  config = load_config(name)
-  one_by_one, _ = run(config, "single", steps=3, k=1)
-  scanned, _ = run(config, "single", steps=3, k=3)
-  assert_trees_close(scanned, one_by_one, rtol=1e-5, atol=1e-6)
+  cycle = "cycle" in name  # a scan over 2 steps moves its G's gradients by ~0.1% (see above)
+  config = load_config(name, **(CYCLE if cycle else {}))
+  steps = 2 if cycle else 3
+  one_by_one, _ = run(config, "single", steps=steps, k=1)
+  scanned, _ = run(config, "single", steps=steps, k=steps)
+  assert_close_to_scale(scanned.g, one_by_one.g, 5e-3 if cycle else 5e-5)
+  assert_close_to_scale(scanned.d, one_by_one.d, 5e-5)
+  assert_close_to_scale(scanned.extras, one_by_one.extras, 5e-5)
 
 
 def test_history_pool_fills_then_swaps_half_the_time():
@@ -161,6 +179,7 @@ def test_bad_translation_input_is_one_sentence(runs, tmp_path, capsys, case):
     ("--config.loss.adversarial=hinge", "loss.adversarial"),
     ("--config.model.name=unet_64", "multiple of 64"),
     ("--config.model.name=vgg", "unet_256"),
+    ("--config.model.d_layers=3", "d_layers <= 2"),
 ])
 def test_bad_translation_config_is_one_sentence(tmp_path, capsys, override, expected):
   assert train("pix2pix_digits", tmp_path / "w", override) == 2

@@ -160,13 +160,34 @@ def test_training_diverged_is_raised_by_the_library(tmp_path, diverge_at_step_5)
 CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "configs")) if f.endswith(".py"))
 
 
+def _stand_in_data(name, tmp_path):
+  """For configs whose data is a download: (context, flags) training them on data of the same
+  kind made here (TFDS's mock data; two folders of random pictures paired by name)."""
+  import contextlib
+  import tensorflow_datasets as tfds
+  from PIL import Image
+  if name == "cyclegan_horse2zebra":
+    return tfds.testing.mock_data(num_examples=12), ()
+  if name == "pix2pix_facades":
+    for side in ("labels", "photos"):
+      for i in range(6):
+        pixels = np.random.default_rng(i).integers(0, 256, (20 + i, 24, 3), np.uint8)
+        (tmp_path / side).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(tmp_path / side / f"{i:04d}.png")
+    return contextlib.nullcontext(), (f"--config.data.source=pair:{tmp_path}/labels,{tmp_path}/photos",)
+  return contextlib.nullcontext(), ()
+
+
 @pytest.mark.parametrize("name", [c for c in CONFIGS if c not in ("dcgan_digits", "gan_ring2d")])
 def test_every_config_trains_by_its_file_alone(name, tmp_path):
   # dcgan_digits and gan_ring2d are trained by the tests above.
-  assert train(name, tmp_path) == 0
+  context, flags = _stand_in_data(name, tmp_path / "data")
+  with context:
+    assert train(name, tmp_path / "run", *flags) == 0
+  tmp_path = tmp_path / "run"
   records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert records and all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in records)
   _, state = final_state(tmp_path)
-  clip = json.loads((tmp_path / "config.json").read_text())["loss"]["weight_clip"]
+  clip = json.loads((tmp_path / "config.json").read_text())["loss"].get("weight_clip")
   if clip:
     assert max(float(np.abs(x).max()) for x in jax.tree.leaves(state.d.params)) <= clip

@@ -81,6 +81,12 @@ def validate_translation(config):
     raise UserError(f"--config.model.name={m.name} needs images whose sides are a multiple of "
                     f"{multiple}, and --config.data.resolution={r} is not: use a resolution that "
                     "is, or a smaller net.")
+  # The PatchGAN halves its input d_layers times, then two 4x4 convs take a pixel each.
+  if m.d_layers and r // 2 ** m.d_layers < 3:
+    raise UserError(f"--config.model.d_layers={m.d_layers} gives the PatchGAN no output at "
+                    f"--config.data.resolution={r}: use d_layers <= "
+                    f"{max(int(math.log2(r / 3)), 0)} or images of at least "
+                    f"{3 * 2 ** m.d_layers} pixels.")
 
 
 def _check_translator(m):
