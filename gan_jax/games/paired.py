@@ -22,7 +22,7 @@ from gan_jax.losses import adversarial
 from gan_jax.state import GANState, as_key, make_key
 
 LOSSES = tuple(adversarial.TARGET_TERMS)
-PREVIEW_ROWS = 8  # input | output | target rows in a sample grid
+PREVIEW_ROWS = 8  # fixed examples (per domain) in a sample grid
 
 
 def validate_translation(config, game_name, needs_pairs):
