@@ -7,7 +7,7 @@ instance norm, PatchGANs with 2 layers, least-squares loss, cycle weight 10, a h
 G_ab to leave B's drawings as they are while inverting A's, and with the reference's 0.5 all 8
 runs tried (2 seeds; 1 or 3 blocks, a U-Net, resize upsampling, batch norm) settled on mappings
 that keep the cycle but swap digits (0 <-> 1, 6 <-> 9, ...; outputs correlate best with the
-input turned 180 degrees): 3-6% of held-out digits kept. Without it: README, Results.
+input turned 180 degrees): 2.5-5.6% of held-out digits kept. Without it: README, Results.
 """
 from gan_jax import config as common
 
