@@ -85,11 +85,15 @@ def split_variables(variables):
   return variables.pop("params"), variables
 
 
+def _init_variables(model, key, inputs):
+  """(params, other collections) of `model` initialised in train mode on `inputs`; with a
+  dropout stream too, for networks that drop out in train mode (pix2pix's U-Net)."""
+  return split_variables(model.init({"params": key, "dropout": key}, *inputs, train=True))
+
+
 def init_net(model, key, tx, *inputs):
   """A NetState for `model`, initialised in train mode on `inputs`."""
-  # A dropout stream too, for networks that drop out in train mode (pix2pix's U-Net).
-  params, collections = split_variables(
-      model.init({"params": key, "dropout": key}, *inputs, train=True))
+  params, collections = _init_variables(model, key, inputs)
   return NetState(params, collections, tx.init(params))
 
 
@@ -98,8 +102,7 @@ def init_side(tx, **nets):
   -> a NetState whose params and collections are dicts by name, under one optax state."""
   params, collections = {}, {}
   for name, (model, key, inputs) in nets.items():
-    variables = model.init({"params": key, "dropout": key}, *inputs, train=True)
-    params[name], collections[name] = split_variables(variables)
+    params[name], collections[name] = _init_variables(model, key, inputs)
   return NetState(params, collections, tx.init(params))
 
 
