@@ -11,8 +11,8 @@ from gan_jax.data import pipeline, sources
 from gan_jax.experiment import Experiment
 
 
-def load_config(name, **overrides):
-  path, _, arg = config_path(name).partition(":")
+def load_config(name, arg="smoke", **overrides):
+  path, _, arg = config_path(name, arg).partition(":")
   spec = importlib.util.spec_from_file_location("cfg", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

@@ -1,5 +1,6 @@
 """Layers shared by the model families: DCGAN's 4x4 convs, the translation nets' 3x3, 7x7 and
 stride-1 convs, and the normalizations by config name."""
+import contextlib
 from typing import Any
 
 import flax.linen as nn
@@ -16,12 +17,32 @@ dcgan_init = nn.initializers.normal(0.02)
 _PHASE_TAPS = jnp.array([[3, 1], [2, 0]])  # [a, d]
 
 
+_target = []  # the backend `lowering_for` traces for, innermost last
+
+
+@contextlib.contextmanager
+def lowering_for(platform):
+  """Trace the models as they would run on `platform` ("cpu", "cuda", "rocm", "gpu" or "tpu"),
+  not on this process's default backend: for `jax.export` to another backend, whose layers
+  take their own paths (`_use_gemm`)."""
+  _target.append("gpu" if platform in ("cuda", "rocm") else platform)
+  try:
+    yield
+  finally:
+    _target.pop()
+
+
+def target_backend():
+  """The backend the models are traced for: `lowering_for`'s, else JAX's default."""
+  return _target[-1] if _target else jax.default_backend()
+
+
 def _use_gemm(impl):
   """XLA:CPU runs convolutions' gradients several times slower than the same sums written as
   matrix products (`cpu_conv`); GPUs and TPUs have fast native convolutions."""
   if impl not in ("auto", "gemm", "conv"):
     raise ValueError(f"unknown conv impl {impl!r}")
-  return impl == "gemm" or (impl == "auto" and jax.default_backend() == "cpu")
+  return impl == "gemm" or (impl == "auto" and target_backend() == "cpu")
 
 
 def _conv_valid(x, kernel, stride):
