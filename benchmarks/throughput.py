@@ -33,14 +33,6 @@ flags.DEFINE_string("compilation_cache", None,
                     "the same fresh directory to time a cold and a cached compile")
 FLAGS = flags.FLAGS
 
-# Dense peak FLOP/s per device, for MFU: (device_kind prefix, dtype) -> flop/s.
-PEAK_FLOPS = {
-    ("NVIDIA H100", "bfloat16"): 989e12, ("NVIDIA H100", "float32"): 67e12,
-    ("NVIDIA H200", "bfloat16"): 989e12, ("NVIDIA H200", "float32"): 67e12,
-    ("NVIDIA A100", "bfloat16"): 312e12, ("NVIDIA A100", "float32"): 19.5e12,
-}
-
-
 def synthetic_batch(config, spec, rng):
   """One call's batch [K, n_critic, B, ...]: uint8 images or float points, random labels; for
   two-domain data (the translation games) a second domain as "y" and "y_label"."""
@@ -102,11 +94,10 @@ def measure(config, steps, warmup):
       "device_count": jax.device_count(), "batch_size": config.train.batch_size,
       "n_critic": config.train.n_critic, "dtype": config.train.dtype,
       "steps_per_call": k, **timing.per_step(times, config.train.batch_size, k),
-      "first_call_s": first_call_s, "compile_s": first_call_s - statistics.median(times), "g_params": count(host.g.params), "d_params": count(host.d.params),
-      "flops_per_step": flops,
+      **timing.first_call(first_call_s, times), "g_params": count(host.g.params),
+      "d_params": count(host.d.params), "flops_per_step": flops,
   }
-  peak = next((v for (kind, dt), v in PEAK_FLOPS.items()
-               if device.device_kind.startswith(kind) and dt == config.train.dtype), None)
+  peak = timing.peak_flops(device.device_kind, config.train.dtype)
   if peak and flops:
     result["mfu"] = flops / step_s / (peak * jax.device_count())
   stats = device.memory_stats() if hasattr(device, "memory_stats") else None

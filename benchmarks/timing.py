@@ -3,6 +3,23 @@ import json
 import statistics
 import time
 
+# Dense peak FLOP/s of one device, for MFU: (device_kind prefix, dtype) -> flop/s. NVIDIA's
+# datasheets (SXM parts; float32 is the non-tensor-core peak, though XLA may run float32 convs
+# and matmuls as TF32 on tensor cores) and Google Cloud's TPU pages (bfloat16).
+PEAK_FLOPS = {
+    ("NVIDIA H100", "bfloat16"): 989e12, ("NVIDIA H100", "float32"): 67e12,
+    ("NVIDIA H200", "bfloat16"): 989e12, ("NVIDIA H200", "float32"): 67e12,
+    ("NVIDIA A100", "bfloat16"): 312e12, ("NVIDIA A100", "float32"): 19.5e12,
+    ("TPU v4", "bfloat16"): 275e12, ("TPU v5 lite", "bfloat16"): 197e12,
+    ("TPU v5p", "bfloat16"): 459e12, ("TPU v6 lite", "bfloat16"): 918e12,
+}
+
+
+def peak_flops(device_kind, dtype):
+  """The device's peak for `dtype`, or None where it is not in the table (CPUs)."""
+  return next((v for (kind, dt), v in PEAK_FLOPS.items()
+               if device_kind.startswith(kind) and dt == dtype), None)
+
 
 def time_calls(call, steps, warmup, wait=lambda out: out):
   """Seconds of the first call (it builds or compiles), then of `steps` calls after `warmup`
@@ -26,6 +43,11 @@ def per_step(times, batch_size, steps_per_call=1):
   return {"imgs_per_sec": batch_size / step_s, "steps_per_sec": 1 / step_s,
           "step_ms": {"median": 1e3 * step_s, "min": 1e3 * min(times) / steps_per_call,
                       "max": 1e3 * max(times) / steps_per_call}}
+
+
+def first_call(first_s, times):
+  """The first call's time and the compile time in it: the first call less a median call."""
+  return {"first_call_s": first_s, "compile_s": first_s - statistics.median(times)}
 
 
 def emit(result, path=None):

@@ -105,7 +105,7 @@ def measure(batch_size, resolution, steps, warmup, device="cpu", dtype="float32"
       "device_kind": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
       "device_count": 1, "threads": torch.get_num_threads(), "batch_size": batch_size,
       "n_critic": 1, "dtype": dtype, **timing.per_step(times, batch_size),
-      "compile_s": first_s, "g_params": count(net_g), "d_params": count(net_d),
+      **timing.first_call(first_s, times), "g_params": count(net_g), "d_params": count(net_d),
   }
   if device.type == "cuda":
     result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()

@@ -69,7 +69,7 @@ def measure(batch_size, steps, warmup, r1_weight=0.05, threads=None):
       "config": "torch_mlp_gan", "backend": "torch cpu", "device_kind": "cpu", "device_count": 1,
       "threads": torch.get_num_threads(), "batch_size": batch_size, "n_critic": 1,
       "dtype": "float32", **timing.per_step(times, batch_size),
-      "compile_s": first_s, "g_params": count(net_g), "d_params": count(net_d),
+      **timing.first_call(first_s, times), "g_params": count(net_g), "d_params": count(net_d),
   }
 
 

@@ -173,7 +173,7 @@ def measure(batch_size, resolution, steps, warmup, device="cpu", dtype="float32"
       "device_kind": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
       "device_count": 1, "threads": torch.get_num_threads(), "batch_size": batch_size,
       "resolution": resolution, "gan_mode": gan_mode, "dtype": dtype,
-      **timing.per_step(times, batch_size), "compile_s": first_s,
+      **timing.per_step(times, batch_size), **timing.first_call(first_s, times),
       "g_params": g_params, "d_params": d_params,
   }
   if device.type == "cuda":

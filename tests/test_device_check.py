@@ -1,0 +1,114 @@
+"""The prepared device check (`benchmarks/device_check.py`) works before it meets a GPU: its dry
+run goes through every step on this CPU, a spent budget stops it with what it measured kept,
+and `render_tables.py` turns its records into README's table."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import device_check  # noqa: E402
+import render_tables  # noqa: E402
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def run_check(tmp_path, *flags):
+  """The check as a user runs it: on the machine's one CPU device, not the suite's 8 fake ones."""
+  out = tmp_path / "check.json"
+  xla_flags = os.environ.get("XLA_FLAGS", "").replace(
+      "--xla_force_host_platform_device_count=8", "")
+  done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "device_check.py"),
+                         f"--out={out}", *flags], capture_output=True, text=True, timeout=600,
+                        env={**os.environ, "XLA_FLAGS": xla_flags})
+  assert done.returncode == 0, done.stderr[-3000:]
+  with open(out) as f:
+    return json.load(f), str(out)
+
+
+def test_dry_run_measures_every_family_and_renders(tmp_path):
+  records, path = run_check(tmp_path, "--dry-run")
+  env, tests = records[0], records[1]
+  assert env["kind"] == "environment" and env["dry_run"] and env["backend"] == "cpu"
+  assert env["device_count"] == 1
+  # the gpu-marked tests are collected and skip on a CPU
+  assert tests["kind"] == "tests" and tests["returncode"] == 0
+  assert tests["skipped"] > 0 and "failed" not in tests
+  steps = [r for r in records if r["kind"] == "step"]
+  settings = {(f, b, d) for f, (_, batches, dtypes) in device_check.DRY_RUN.items()
+              for b in batches for d in dtypes}
+  for family, batch, dtype in settings:
+    ours = [r for r in steps if (r["family"], r["batch"], r["dtype"], r["framework"]) ==
+            (family, batch, dtype, "jax")]
+    peer = [r for r in steps if (r["family"], r["batch"], r["dtype"], r["framework"]) ==
+            (family, batch, dtype, "torch")]
+    assert len(ours) == len(peer) == 1, (family, batch, dtype)
+    assert ours[0]["imgs_per_sec"] > 0 and ours[0]["compile_s"] > 0
+    if HAS_TORCH:
+      assert peer[0]["imgs_per_sec"] > 0
+      # the peers are the same networks: per network for CycleGAN's two of each
+      per_net = 2 if family == "cyclegan" else 1
+      assert ours[0]["g_params"] == per_net * peer[0]["g_params"]
+    else:
+      assert "error" in peer[0]
+  largest = next(r for r in records if r["kind"] == "max_batch")
+  assert largest["family"] == device_check.DRY_RUN_BIGGEST and largest["batch"] >= 4
+  assert not any(r["kind"] == "stopped" for r in records)
+
+  table = render_tables.render(records, path)
+  assert "dry run" in table.splitlines()[0]
+  rows = [line for line in table.splitlines() if line.startswith("| ") and "`" in line]
+  assert len(rows) == len(settings) + 1  # and the max-batch probe's own row
+  assert f"Largest batch of `dcgan64` in bfloat16: {largest['batch']}" in table
+
+
+def test_spent_budget_stops_cleanly_and_keeps_what_it_measured(tmp_path):
+  records, path = run_check(tmp_path, "--dry-run", "--budget=1")
+  kinds = [r["kind"] for r in records]
+  assert kinds[0] == "environment" and kinds[-1] == "stopped"
+  assert "step" not in kinds and "max_batch" not in kinds
+  assert "Stopped early: the 1 s budget ran out" in render_tables.render(records, path)
+
+
+def record(framework, imgs, **kw):
+  return {"kind": "step", "family": "dcgan", "config": "dcgan64", "batch": 64,
+          "dtype": "bfloat16", "framework": framework, "imgs_per_sec": imgs, **kw}
+
+
+def test_table_quotes_the_median_of_paired_ratios():
+  env = {"kind": "environment", "device_kind": "NVIDIA H100 80GB HBM3", "device_count": 1,
+         "date": "2026-12-02 10:00 UTC", "jax": "0.11.2", "torch": "2.11.0", "torch_cuda": "13.0",
+         "driver": "580.1", "platform_version": "PJRT C API\ncuda 13000", "python": "3.12.1"}
+  ours = dict(mfu=0.25, peak_memory_bytes=3 * 2**30, compile_s=12.0)
+  records = [env,
+             record("jax", 1000, **ours), record("torch", 250), record("torch.compile", 500),
+             record("jax", 1200, **ours), record("torch", 400), record("torch.compile", 400),
+             record("jax", 900, **ours), record("torch", 300), {**record("torch.compile", 0),
+                                                                "error": "out of memory"}]
+  table = render_tables.render(records, "gpu.json")
+  head, _, _, _, row = table.splitlines()[:5]
+  assert "NVIDIA H100 80GB HBM3" in head and "driver 580.1" in head and "cuda 13000" in head
+  cells = [c.strip() for c in row.strip("|").split("|")]
+  assert cells[4:8] == ["1000.0", "25.0%", "3.00 GiB", "12.0 s"]
+  # eager: pairs 4, 3, 3 -> 3; compiled: 2, 3 (the third failed) -> 2.5
+  assert cells[8:] == ["300.0", "**3.00x**", "450.0", "**2.50x**"]
+
+
+def test_cli_needs_a_file():
+  done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "render_tables.py")],
+                        capture_output=True, text=True)
+  assert done.returncode != 0 and "render_tables.py FILE.json" in done.stderr
+
+
+@pytest.mark.parametrize("kind,dtype,peak", [("NVIDIA H100 80GB HBM3", "bfloat16", 989e12),
+                                              ("NVIDIA H200", "float32", 67e12),
+                                              ("TPU v5 lite", "bfloat16", 197e12),
+                                              ("cpu", "float32", None)])
+def test_peak_flops_by_device_name(kind, dtype, peak):
+  import timing
+  assert timing.peak_flops(kind, dtype) == peak
