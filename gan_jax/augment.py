@@ -109,8 +109,15 @@ def diff_augment(images, key, policy="color,translation,cutout", devices=None):
 
 def diff_draws(key, n):
   """All of DiffAugment's randomness for n images: U(0, 1) [n, op, 2], columns per op in
-  `DIFF_OPS` order. One draw: each threefry call costs seconds of XLA:CPU compile time."""
-  return jax.random.uniform(key, (n, len(DIFF_OPS), 2))
+  `DIFF_OPS` order."""
+  return _uniform(key, (n, len(DIFF_OPS), 2))
+
+
+def _uniform(key, shape):
+  """U(0, 1) of `shape`, drawn flat: XLA:CPU compiles threefry for a 1-D shape ~4x faster than
+  for a 3-D one (0.4 s against 1.7 s here), and each call costs that again, so a pipeline makes
+  one."""
+  return jax.random.uniform(key, (math.prod(shape),)).reshape(shape)
 
 
 def _randint(u, low, high):
@@ -161,7 +168,8 @@ def _mm(a, b):
 
 
 def ada_matrices(key, n, p, shape, transforms=ADA_TRANSFORMS, strengths=None):
-  """Per-image (g_inv [n, 3, 3], colour [n, 4, 4]) for a batch of n images of `shape` (H, W).
+  """Per-image (g_inv [n, 3, 3], colour [n, 4, 4]) for a batch of n images of `shape` (H, W);
+  p as for `ada`.
 
   g_inv maps output pixel coordinates (centred on the image) to input ones; transforms not drawn
   are exactly the identity (parameters replaced with `where`, and 90-degree rotations built from
@@ -169,17 +177,18 @@ def ada_matrices(key, n, p, shape, transforms=ADA_TRANSFORMS, strengths=None):
   """
   s = dict(ADA_STRENGTHS, **(strengths or {}))
   h, w = shape
-  p = jnp.asarray(p, jnp.float32)
-  p_rot = 1 - jnp.sqrt(jnp.clip(1 - p, 0, 1))
+  # one probability per transform; the rotations' makes "some rotation" as likely as the others
+  p = jnp.broadcast_to(jnp.asarray(p, jnp.float32), (len(ADA_TRANSFORMS),))
+  p = dict(zip(ADA_TRANSFORMS, p))
+  p["rotate"] = 1 - jnp.sqrt(jnp.clip(1 - p["rotate"], 0, 1))
 
   unknown = set(transforms) - set(ADA_TRANSFORMS)
   if unknown:
     raise ValueError(f"unknown ADA transforms {sorted(unknown)}")
 
-  # One draw for the whole pipeline (each threefry call costs seconds of XLA:CPU compile time);
-  # each step owns fixed columns, so enabling a subset leaves the others' draws unchanged.
+  # One draw for the whole pipeline (`_uniform`); each step owns fixed columns, so enabling a subset leaves the others' draws unchanged.
   steps = GEOMETRIC[:4] + (("rotate", 0), "aniso", ("rotate", 1), "xfrac") + COLOUR
-  uniforms = jax.random.uniform(key, (n, len(steps), 5))
+  uniforms = _uniform(key, (n, len(steps), 5))
   # N(0, 1) from U(0, 1) as jax.random.normal does (the open interval keeps erfinv finite)
   normals = math.sqrt(2) * jax.scipy.special.erfinv(
       jnp.maximum(uniforms[..., 3:] * 2 - 1, jnp.nextafter(-1.0, 0.0)))
@@ -189,7 +198,7 @@ def ada_matrices(key, n, p, shape, transforms=ADA_TRANSFORMS, strengths=None):
     name = step[0] if isinstance(step, tuple) else step
     if name not in transforms:
       continue
-    on = uniforms[:, j, 0] < (p_rot if name == "rotate" else p)
+    on = uniforms[:, j, 0] < p[name]
     u, u2, z, z2 = uniforms[:, j, 1], uniforms[:, j, 1:3], normals[:, j, 0], normals[:, j]
     if name == "xflip":
       f = jnp.where(on, 1 - 2 * jnp.floor(u * 2), 1.0)
@@ -312,8 +321,10 @@ def apply_colour(images, colour):
 def ada(images, key, p, transforms=ADA_TRANSFORMS, strengths=None, devices=None):
   """ADA's pipeline on images [B, H, W, C] with probability p (a traced scalar is fine).
 
-  `transforms`: a preset name, comma-separated names or a sequence (order inside the geometric
-  and colour groups is ADA's, whatever order is given). Images whose drawn transforms are all the
+  `transforms`: which transforms are compiled in: a preset name, comma-separated names or a
+  sequence (applied in ADA's order whatever order is given). p may also be an array of one
+  probability per transform in `ADA_TRANSFORMS` order (the reference's per-transform multipliers
+  of p), which picks subsets without recompiling. Images whose drawn transforms are all the
   identity come back bitwise unchanged (p = 0: the input).
   """
   devices = devices or Devices()

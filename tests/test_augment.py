@@ -10,9 +10,17 @@ from gan_jax import augment
 from gan_jax.games.common import Devices
 
 KEY = jax.random.key(3)
-# Compiled once per transform subset: faster here than running op by op.
+# Compiled once per transform subset and shape; `only(...)` picks transforms through p instead,
+# so one compiled pipeline serves every single-transform test.
 ada = jax.jit(augment.ada, static_argnames=("transforms",))
 diff_augment = jax.jit(augment.diff_augment, static_argnames=("policy",))
+N = len(augment.ADA_TRANSFORMS)
+
+
+def only(*names):
+  """p = 1 for `names`, 0 for every other transform."""
+  assert set(names) <= set(augment.ADA_TRANSFORMS)
+  return jnp.asarray([float(t in names) for t in augment.ADA_TRANSFORMS])
 
 
 def images(b=8, h=16, w=16, c=3, low=-1.0, seed=0):
@@ -31,8 +39,8 @@ def per_image_constant(v):
 @pytest.mark.parametrize("c", [1, 3])
 def test_ada_at_p0_returns_the_input_bitwise(c):
   x = images(c=c)
-  assert np.array_equal(ada(x, KEY, 0.0), x)  # jitted, p traced
-  assert not np.array_equal(ada(x, KEY, 1.0), x)  # the pipeline does something at p = 1
+  assert np.array_equal(ada(x, KEY, jnp.zeros(N)), x)  # jitted, p traced
+  assert not np.array_equal(ada(x, KEY, jnp.ones(N)), x)  # the pipeline does something at p = 1
 
 
 def test_diffaugment_empty_policy_is_the_identity():
@@ -41,11 +49,17 @@ def test_diffaugment_empty_policy_is_the_identity():
   assert not np.array_equal(diff_augment(x, KEY, policy="translation"), x)
 
 
+def test_a_compiled_subset_equals_picking_it_through_p():
+  x = images()
+  for preset, names in [("blit", ("xflip", "rotate90", "xint")), ("color", augment.COLOUR)]:
+    assert np.array_equal(ada(x, KEY, 1.0, transforms=preset), ada(x, KEY, only(*names)))
+
+
 # --- ADA, one transform at a time at p = 1 -------------------------------------------------------
 
 def test_xflip_is_np_flip_exactly():
   x = images()
-  y, xn = np.asarray(ada(x, KEY, 1.0, transforms=("xflip",))), np.asarray(x)
+  y, xn = np.asarray(ada(x, KEY, only("xflip"))), np.asarray(x)
   flipped = [np.array_equal(y[i], xn[i, :, ::-1]) for i in range(8)]
   kept = [np.array_equal(y[i], xn[i]) for i in range(8)]
   assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
@@ -53,7 +67,7 @@ def test_xflip_is_np_flip_exactly():
 
 def test_rotate90_is_one_of_np_rot90s_exactly():
   x = np.asarray(images())
-  y = np.asarray(ada(jnp.asarray(x), KEY, 1.0, transforms=("rotate90",)))
+  y = np.asarray(ada(jnp.asarray(x), KEY, only("rotate90")))
   turns = [[k for k in range(4) if np.array_equal(y[i], np.rot90(x[i], k))] for i in range(8)]
   assert all(len(t) == 1 for t in turns), turns
   assert len({t[0] for t in turns}) >= 3
@@ -61,8 +75,9 @@ def test_rotate90_is_one_of_np_rot90s_exactly():
 
 @pytest.mark.parametrize("h,w", [(16, 16), (12, 20)])
 def test_integer_translation_is_a_reflect_padded_shift_exactly(h, w):
+  # Resampling at integer positions: exact copies.
   x = np.asarray(images(h=h, w=w))
-  y = np.asarray(ada(jnp.asarray(x), KEY, 1.0, transforms="xint"))
+  y = np.asarray(ada(jnp.asarray(x), KEY, only("xint")))
   my, mx = round(0.125 * h), round(0.125 * w)
   padded = np.pad(x, ((0, 0), (my, my), (mx, mx), (0, 0)), mode="reflect")
   shifts = []
@@ -75,26 +90,21 @@ def test_integer_translation_is_a_reflect_padded_shift_exactly(h, w):
   assert sum(s != (0, 0) for s in shifts) >= 5
 
 
-@pytest.mark.parametrize("transforms", [(t,) for t in augment.GEOMETRIC] + ["bg"])
-def test_geometric_transforms_keep_a_constant_image_constant(transforms):
+@pytest.mark.parametrize("names", [(t,) for t in augment.GEOMETRIC] + [augment.GEOMETRIC],
+                         ids=list(augment.GEOMETRIC) + ["all"])
+def test_geometric_transforms_keep_a_constant_image_constant(names):
   # Scaling down, rotating and fractional shifts sample outside the frame: reflection keeps the
   # content there (zero fill would darken the borders).
   x = jnp.full((8, 16, 16, 3), 0.3, jnp.float32)
-  y = ada(x, KEY, 1.0, transforms=transforms)
-  np.testing.assert_allclose(y, 0.3, atol=1e-6)
-
-
-def test_geometric_transforms_move_content():
-  x = images()
-  for t in augment.GEOMETRIC:
-    y = ada(x, KEY, 1.0, transforms=(t,))
-    changed = np.any(np.asarray(y) != np.asarray(x), axis=(1, 2, 3))
-    assert changed.sum() >= 3, t
+  np.testing.assert_allclose(ada(x, KEY, only(*names)), 0.3, atol=1e-6)
+  changed = np.any(np.asarray(ada(images(), KEY, only(*names))) != np.asarray(images()),
+                   axis=(1, 2, 3))
+  assert changed.sum() >= 3  # while moving content
 
 
 def test_brightness_adds_one_constant_per_image():
   x = images()
-  b = per_image_constant(ada(x, KEY, 1.0, transforms=("brightness",)) - x)
+  b = per_image_constant(ada(x, KEY, only("brightness")) - x)
   assert np.all(b != 0) and np.all(np.abs(b) < 5 * 0.2)
 
 
@@ -102,43 +112,64 @@ def test_contrast_scales_around_mid_gray():
   # ADA's contrast scales around 0, mid-gray of [-1, 1] (the reference's scale3d); DiffAugment's
   # scales around the image mean.
   x = images(low=0.1)
-  c = per_image_constant(ada(x, KEY, 1.0, transforms=("contrast",)) / x)
+  c = per_image_constant(ada(x, KEY, only("contrast")) / x)
   assert np.all(c > 0) and np.all(c != 1)
 
 
-def gray_rgb(b=8, h=16, w=16):
-  return jnp.repeat(images(b, h, w, 1), 3, axis=-1)
+def gray_rgb():
+  return jnp.repeat(images(c=1), 3, axis=-1)
+
+
+def chroma(x):
+  return x - jnp.mean(x, -1, keepdims=True)
 
 
 @pytest.mark.parametrize("t", ["hue", "saturation"])
 def test_hue_and_saturation_keep_gray_gray_and_luma_unchanged(t):
   g = gray_rgb()
-  np.testing.assert_allclose(ada(g, KEY, 1.0, transforms=(t,)), g, atol=2e-6)
+  np.testing.assert_allclose(ada(g, KEY, only(t)), g, atol=2e-6)
   x = images()
-  y = ada(x, KEY, 1.0, transforms=(t,))
+  y = ada(x, KEY, only(t))
   np.testing.assert_allclose(jnp.mean(y, -1), jnp.mean(x, -1), atol=2e-6)
   assert np.all(np.max(np.abs(np.asarray(y - x)), axis=(1, 2, 3)) > 1e-3)
+  cx, cy = chroma(x), chroma(y)
+  if t == "hue":  # a rotation about the gray axis: each pixel's chroma keeps its length
+    np.testing.assert_allclose(jnp.linalg.norm(cy, axis=-1), jnp.linalg.norm(cx, axis=-1),
+                               atol=1e-5)
+  else:  # chroma scaled by one factor per image
+    s = np.sum(np.asarray(cy * cx), axis=(1, 2, 3)) / np.sum(np.asarray(cx * cx), axis=(1, 2, 3))
+    np.testing.assert_allclose(cy, s[:, None, None, None] * cx, atol=1e-5)
+    assert np.all(s > 0)
+
+
+def test_each_transform_is_drawn_with_probability_p():
+  # The rotation too: it is drawn twice with 1 - sqrt(1 - p), so some rotation happens with p.
+  x = images(512, 4, 4)
+  for t in ["xflip", "brightness", "rotate"]:
+    changed = np.any(np.asarray(ada(x, KEY, 0.5 * only(t))) != np.asarray(x), axis=(1, 2, 3))
+    expected = 0.25 if t == "xflip" else 0.5  # xflip: drawn with p, then a flip half the time
+    assert abs(changed.mean() - expected) < 0.08, (t, changed.mean())
 
 
 def test_luma_flip_negates_luma_and_keeps_chroma():
   x = images()
-  y = ada(x, KEY, 1.0, transforms=("lumaflip",))
+  y = ada(x, KEY, only("lumaflip"))
   luma_x, luma_y = jnp.mean(x, -1, keepdims=True), jnp.mean(y, -1, keepdims=True)
   np.testing.assert_allclose(y - luma_y, x - luma_x, atol=2e-6)
   sign = np.sign(np.sum(np.asarray(luma_y * luma_x), axis=(1, 2, 3)))
   np.testing.assert_allclose(luma_y, sign[:, None, None, None] * luma_x, atol=2e-6)
   assert np.any(sign < 0) and np.any(sign > 0)
   g = gray_rgb()
-  gy = np.asarray(ada(g, KEY, 1.0, transforms=("lumaflip",)))
+  gy = np.asarray(ada(g, KEY, only("lumaflip")))
   for i in range(8):  # gray stays gray, negated or not
     assert (np.allclose(gy[i], g[i], atol=2e-6) or np.allclose(gy[i], -g[i], atol=2e-6))
 
 
 def test_one_channel_is_gray_rgb():
   x = images(c=1)
-  assert np.array_equal(ada(x, KEY, 1.0, transforms=("hue", "saturation")), x)  # skipped on gray
-  y1 = ada(x, KEY, 1.0)
-  y3 = ada(jnp.repeat(x, 3, -1), KEY, 1.0)
+  assert np.array_equal(ada(x, KEY, only("hue", "saturation")), x)  # skipped on gray
+  y1 = ada(x, KEY, jnp.ones(N))
+  y3 = ada(jnp.repeat(x, 3, -1), KEY, jnp.ones(N))
   np.testing.assert_allclose(y1[..., 0], jnp.mean(y3, -1), atol=1e-5)
 
 
@@ -200,7 +231,7 @@ def test_diffaugment_color_matches_its_formulas():
 
 # --- gradients -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fn", [lambda x: ada(x, KEY, 1.0),
+@pytest.mark.parametrize("fn", [lambda x: ada(x, KEY, jnp.ones(N)),
                                 lambda x: diff_augment(x, KEY)], ids=["ada", "diff"])
 def test_gradients_reach_the_images(fn):
   # Both pipelines are affine in the images for a fixed key, so <grad, v> must equal
@@ -240,9 +271,9 @@ def test_one_compile_serves_every_p():
 
   def step(x, key, p):
     traces.append(1)
-    return ada(x, key, p)
+    return augment.ada(x, key, p)
 
-  fn, x = jax.jit(step), images(4, 8, 8)
+  fn, x = jax.jit(step), images(2, 4, 4)
   a, b = fn(x, KEY, jnp.float32(0.2)), fn(x, KEY, jnp.float32(0.7))
   assert len(traces) == 1 and not np.array_equal(a, b)
 
