@@ -143,7 +143,7 @@ def _translate_zero(x, shift):
 
 
 def _cutout(x, centre, size):
-  """Zero the size[0] x size[1] square whose top-left is centre - size // 2, clipped by the frame."""
+  """Zero the size[0] x size[1] square with top-left centre - size // 2, clipped by the frame."""
   _, h, w, _ = x.shape
   top = centre[:, 0, None, None] - size[0] // 2
   left = centre[:, 1, None, None] - size[1] // 2
@@ -186,7 +186,8 @@ def ada_matrices(key, n, p, shape, transforms=ADA_TRANSFORMS, strengths=None):
   if unknown:
     raise ValueError(f"unknown ADA transforms {sorted(unknown)}")
 
-  # One draw for the whole pipeline (`_uniform`); each step owns fixed columns, so enabling a subset leaves the others' draws unchanged.
+  # One draw for the whole pipeline (`_uniform`); each step owns fixed columns, so enabling a
+  # subset leaves the others' draws unchanged.
   steps = GEOMETRIC[:4] + (("rotate", 0), "aniso", ("rotate", 1), "xfrac") + COLOUR
   uniforms = _uniform(key, (n, len(steps), 5))
   # N(0, 1) from U(0, 1) as jax.random.normal does (the open interval keeps erfinv finite)
@@ -280,10 +281,10 @@ def _corners(u, n):
 
 def resample(images, g_inv):
   """Bilinear resampling of images [B, H, W, C] at g_inv @ (output pixel coordinates), with
-  reflection: one gather of the four neighbours of every output pixel (its gradient is one
-  scatter-add; faster on XLA:CPU than four, than gathering 2x2 patches stacked as channels, and
-  than interpolation matmuls: benchmarks/augment_speed.py). Integer coordinates give exact
-  copies."""
+  reflection: four gathers, one per neighbour (their gradient, four scatter-adds, is most of the
+  cost on XLA:CPU; still faster there than one gather of all four, than gathering 2x2 patches
+  stacked as channels, and far faster than interpolation matmuls: benchmarks/augment_speed.py).
+  Integer coordinates give exact copies."""
   b, h, w, c = images.shape
   cy, cx = (h - 1) / 2, (w - 1) / 2
   yc = (jnp.arange(h, dtype=jnp.float32) - cy)[None, :, None]
@@ -293,13 +294,16 @@ def resample(images, g_inv):
   sy = g[:, 1, 0] * xc + g[:, 1, 1] * yc + g[:, 1, 2] + cy
   x0, fx = _corners(_fold(sx, w), w)
   y0, fy = _corners(_fold(sy, h), h)
+  flat = images.reshape(b * h * w, c)
   i00 = (jnp.arange(b)[:, None, None] * h + y0) * w + x0
   dx, dy = int(w > 1), int(h > 1) * w
-  idx = jnp.stack([i00, i00 + dx, i00 + dy, i00 + dy + dx]).reshape(-1)
-  v = images.reshape(b * h * w, c).at[idx].get(mode="promise_in_bounds").reshape(4, b, h, w, c)
+
+  def at(offset):
+    return flat.at[(i00 + offset).reshape(-1)].get(mode="promise_in_bounds").reshape(b, h, w, c)
+
   fx, fy = fx[..., None].astype(images.dtype), fy[..., None].astype(images.dtype)
-  top = v[0] * (1 - fx) + v[1] * fx
-  bottom = v[2] * (1 - fx) + v[3] * fx
+  top = at(0) * (1 - fx) + at(dx) * fx
+  bottom = at(dy) * (1 - fx) + at(dy + dx) * fx
   return top * (1 - fy) + bottom * fy
 
 
