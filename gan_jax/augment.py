@@ -10,14 +10,17 @@ through them).
 - `ada(images, key, p)`: ADA's `bgc` pipeline (Karras et al. 2020, "Training Generative
   Adversarial Networks with Limited Data", Appendix B, and stylegan2-ada-pytorch's defaults):
   each transform applied per image with probability p (the two rotations with 1 - sqrt(1 - p),
-  so that some rotation happens with probability p). Geometric transforms compose into one 3x3
-  matrix per image and resample once, colour transforms into one 4x4 matrix applied once.
+  so that some rotation happens with probability p; a drawn xflip or luma flip then flips half
+  the time and a drawn rotate90 turns by 0-3 quarters, as the reference). p is a traced scalar,
+  or one probability per transform in `ADA_TRANSFORMS` order (the reference's per-transform
+  multipliers). Geometric transforms compose into one 3x3 matrix per image and resample once
+  (bilinear), colour transforms into one 4x4 matrix applied once.
 - `update_p`: ADA's rule for p from the sign of D on reals.
 - `Augment.from_config(cfg)`: what a game calls; the config fields:
     kind      "none" | "diffaugment" | "ada"
     policy    diffaugment: comma-separated ops ("color,translation,cutout");
-              ada: a preset ("bgc" = ADA's default; "bg", "blit", "geom", "color") or
-              comma-separated transform names (`GEOMETRIC` + `COLOUR`)
+              ada: a preset ("bgc" = ADA's default, also when empty; "bg", "blit", "geom",
+              "color") or comma-separated transform names (`GEOMETRIC` + `COLOUR`)
     p         ada: the fixed p, or the initial one when adaptive (0)
     target    ada: the r_t target (0.6); 0 keeps p fixed
     ada_kimg  ada: images (in thousands) for p to go from 0 to 1 (500)

@@ -301,3 +301,17 @@ def test_pmap_over_8_devices_equals_jit_on_the_global_batch(cfg):
                         in_axes=(0, None, None))(x.reshape(8, 2, 8, 8, 3), KEY, p)
   np.testing.assert_allclose(per_device.reshape(x.shape), whole, atol=1e-6)
   assert not np.allclose(whole, x)
+
+
+def test_track_under_pmap_counts_the_global_batch():
+  aug = augment.Augment.from_config(dict(kind="ada", target=0.6, ada_kimg=1, interval=1))
+  logits = jnp.asarray(np.random.default_rng(0).normal(2.0, 1, 16), jnp.float32)
+  whole = aug.track(aug.init_extras(), logits, jnp.int32(0))
+  per_device = jax.pmap(lambda e, l: aug.track(e, l, jnp.int32(0), Devices("data")),
+                        axis_name="data", in_axes=(None, 0))(aug.init_extras(),
+                                                             logits.reshape(8, 2))
+  r_t = np.mean(np.sign(logits))
+  assert r_t > 0.6
+  np.testing.assert_allclose(whole["augment_p"], np.clip(np.sign(r_t - 0.6) * 16 / 1000, 0, 1))
+  np.testing.assert_allclose(per_device["augment_p"], whole["augment_p"])
+
