@@ -28,7 +28,8 @@ through them).
   p lives in the game's `extras` as an array (`Augment.init_extras`, `Augment.track`), so one
   compiled step serves every p and resume is exact.
 
-Images are float NHWC in [-1, 1], any C for the geometric ops and DiffAugment. ADA's colour
+Images are float NHWC in [-1, 1], any C for the geometric ops and DiffAugment (whose saturation
+is exactly the identity for C = 1). ADA's colour
 matrix needs C = 3; with C = 1 the image is taken as gray RGB (r = g = b): brightness, contrast and
 luma flip act on it as on RGB (the result's channel mean, as the reference), hue and saturation
 are skipped (they are the identity on gray). Other C with colour transforms is an error.
