@@ -29,10 +29,10 @@ through them).
   compiled step serves every p and resume is exact.
 
 Images are float NHWC in [-1, 1], any C for the geometric ops and DiffAugment (whose saturation
-is exactly the identity for C = 1). ADA's colour
-matrix needs C = 3; with C = 1 the image is taken as gray RGB (r = g = b): brightness, contrast and
-luma flip act on it as on RGB (the result's channel mean, as the reference), hue and saturation
-are skipped (they are the identity on gray). Other C with colour transforms is an error.
+is exactly the identity for C = 1). ADA's colour matrix needs C = 3; with C = 1 the image is taken
+as gray RGB (r = g = b): brightness, contrast and luma flip act on it as on RGB (the result's
+channel mean, as the reference), hue and saturation are skipped (they are the identity on gray).
+Other C with colour transforms is an error.
 
 Differences from the ADA reference, on purpose: resampling is bilinear on the original grid (the
 reference upsamples 2x with a wavelet filter, samples, and downsamples), and reflection is of the
