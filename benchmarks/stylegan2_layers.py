@@ -31,6 +31,8 @@ flags.DEFINE_integer("resolution", 64, "the layers' output side (G) / input side
 flags.DEFINE_integer("channels", 128, "channels on both sides of the wide layers")
 flags.DEFINE_integer("batch_size", 16, "batch")
 flags.DEFINE_integer("steps", 5, "timed calls per layer and form")
+flags.DEFINE_list("forms", ["batched_conv", "batched_gemm", "fused_conv", "fused_gemm"],
+                  "modulated-conv forms to time (fused_conv, XLA:CPU's grouped conv, takes minutes)")
 flags.DEFINE_string("json", None, "also write the result here")
 FLAGS = flags.FLAGS
 
@@ -56,9 +58,12 @@ def main(argv):
     ms = {}
     for fused in (False, True):
       for impl in ("conv", "gemm"):
+        form = f"{'fused' if fused else 'batched'}_{impl}"
+        if form not in FLAGS.forms:
+          continue
         fn = lambda xx, kk, ss, f=fused, i=impl: sg.modulated_conv(xx, kk, ss, demod, up, f,
                                                                    impl=i)
-        ms[f"{'fused' if fused else 'batched'}_{impl}"] = time_fn(fn, (inp, kernel, s), FLAGS.steps)
+        ms[form] = time_fn(fn, (inp, kernel, s), FLAGS.steps)
     layers[name] = {"input": list(inp.shape), "out_channels": kernel.shape[-1], "ms": ms}
 
   modconv_forms("modconv", x, k3, True, False)

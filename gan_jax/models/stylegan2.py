@@ -265,8 +265,11 @@ def modulated_conv(x, kernel, styles, demodulate=True, up=False, fused=False, ta
 
 def default_fused(train, backend=None):
   """Which modulated-conv form to run when a network is not told: NVIDIA's rule on GPUs and TPUs
-  (fused for inference, batched for training); on XLA:CPU always batched, which
-  benchmarks/stylegan2_layers.py measured faster in both modes."""
+  (fused for inference, batched for training); on XLA:CPU always batched. Measured
+  (benchmarks/stylegan2_layers.py, 64x64 x 128 channels, batch 16, value and all gradients, 2
+  shared cores): the 3x3 modulated conv took 2.2-2.3 s batched against 13-30 s fused as
+  vmapped matmuls and 22 s as XLA's grouped conv; the up-sampling one 0.8-1.4 s against
+  1.6-2.1 s and 43 s."""
   backend = backend or target_backend()
   if backend == "cpu":
     return False
