@@ -302,9 +302,17 @@ def np_mbstd(x, group, f):
 
 @pytest.mark.parametrize("n,group,f", [(8, 4, 1), (3, 4, 1), (8, 4, 2), (2, 4, 1)])
 def test_minibatch_std_matches_nvidia(n, group, f):
+  """NVIDIA's statistic with our grouping: our group k is samples k*G .. k*G + G - 1, NVIDIA's
+  group j every (B/G)-th sample from j, so NVIDIA's layer on the batch reordered that way, put
+  back in order, is ours."""
   x = rand((n, 3, 3, 4), 19)
-  np.testing.assert_allclose(sg.minibatch_std(x, group, f), np_mbstd(x, group, f), rtol=1e-5,
-                             atol=1e-6)
+  g = min(group, n)
+  order = np.array([k * g + i for i in range(g) for k in range(n // g)])
+  expected = np_mbstd(np.asarray(x)[order], group, f)[np.argsort(order)]
+  np.testing.assert_allclose(sg.minibatch_std(x, group, f), expected, rtol=1e-5, atol=1e-6)
+  stats = np.asarray(sg.minibatch_std(x, group, f))[..., -f:]
+  for k in range(n // g):  # one statistic per group of consecutive samples
+    assert np.ptp(stats[k * g:(k + 1) * g], axis=0).max() < 1e-6
 
 
 def test_minibatch_std_rejects_a_batch_the_group_does_not_divide():

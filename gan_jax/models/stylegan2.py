@@ -356,6 +356,7 @@ class MappingNetwork(nn.Module):
   layer_features: Optional[int] = None
   lr_mul: float = 0.01
   w_avg_beta: Optional[float] = 0.995
+  axis_name: Any = None  # pmap's: w_avg tracks the mean over the global batch
 
   @nn.compact
   def __call__(self, z, labels=None, train=True, truncation_psi=1.0, truncation_cutoff=None):
@@ -377,6 +378,8 @@ class MappingNetwork(nn.Module):
       w_avg = self.variable("w_avg", "w_avg", jnp.zeros, (self.w_dim,), jnp.float32)
       if train and not self.is_initializing() and self.is_mutable_collection("w_avg"):
         mean = jnp.mean(jax.lax.stop_gradient(x), axis=0)
+        if self.axis_name is not None:
+          mean = jax.lax.pmean(mean, self.axis_name)
         w_avg.value = mean + self.w_avg_beta * (w_avg.value - mean)  # lerp(mean, avg, beta)
     if self.num_ws is not None:
       x = jnp.broadcast_to(x[:, None], (x.shape[0], self.num_ws, x.shape[-1]))
@@ -394,6 +397,16 @@ class MappingNetwork(nn.Module):
 
 # --- Synthesis network ------------------------------------------------------------------------
 
+def _global_normal(key, shape, axis_name):
+  """N(0, 1) of `shape` [B, ...]: under pmap (axis_name) drawn for the global batch and sliced to
+  this device's rows, so a pmapped step reproduces the jitted one."""
+  if axis_name is None:
+    return jax.random.normal(key, shape, jnp.float32)
+  n = shape[0]
+  noise = jax.random.normal(key, (n * jax.lax.axis_size(axis_name),) + shape[1:], jnp.float32)
+  return jax.lax.dynamic_slice_in_dim(noise, jax.lax.axis_index(axis_name) * n, n)
+
+
 class SynthesisLayer(nn.Module):
   """Modulated 3x3 conv (optionally x2 up) with demodulation, noise input with a learned
   strength, bias, leaky ReLU (gain sqrt 2) and clamp: one row of the paper's Fig. 2d."""
@@ -403,6 +416,7 @@ class SynthesisLayer(nn.Module):
   conv_clamp: Optional[float] = None
   dtype: Any = jnp.float32
   impl: str = "auto"
+  axis_name: Any = None  # pmap's: noise is drawn for the global batch
 
   @nn.compact
   def __call__(self, x, w, noise_mode="random", fused=False, gain=1.0):
@@ -420,7 +434,7 @@ class SynthesisLayer(nn.Module):
       if not (self.has_rng("noise") or self.has_rng("params")):  # init falls back to params
         raise ValueError('noise_mode="random" needs a "noise" RNG stream: apply(..., rngs='
                          '{"noise": key}), or use noise_mode="const" or "none"')
-      noise = jax.random.normal(self.make_rng("noise"), (x.shape[0], r, r, 1), jnp.float32)
+      noise = _global_normal(self.make_rng("noise"), (x.shape[0], r, r, 1), self.axis_name)
       x = x + (noise * strength).astype(x.dtype)
     elif noise_mode == "const":
       x = x + (const.value * strength).astype(x.dtype)[None, :, :, None]
@@ -466,6 +480,7 @@ class SynthesisNetwork(nn.Module):
   conv_clamp: Optional[float] = None
   dtype: Any = jnp.float32
   impl: str = "auto"
+  axis_name: Any = None
 
   @nn.compact
   def __call__(self, ws, noise_mode="random", fused=None, train=True):
@@ -481,14 +496,16 @@ class SynthesisNetwork(nn.Module):
     ws = ws.astype(jnp.float32)
     const = self.param("const", nn.initializers.normal(1.0), (4, 4, ch(4)), jnp.float32)
     x = jnp.broadcast_to(const.astype(self.dtype)[None], (ws.shape[0],) + const.shape)
-    x = SynthesisLayer(ch(4), 4, name="b4_conv1", **kw)(x, ws[:, 0], noise_mode, fused)
+    layer_kw = dict(kw, axis_name=self.axis_name)  # for the layers' noise; ToRGB has none
+    x = SynthesisLayer(ch(4), 4, name="b4_conv1", **layer_kw)(x, ws[:, 0], noise_mode, fused)
     img = ToRGB(self.img_channels, name="b4_torgb", **kw)(x, ws[:, 1], fused)
     i = 1
     for k in range(3, log2 + 1):
       r = 2 ** k
-      x = SynthesisLayer(ch(r), r, up=True, name=f"b{r}_conv0", **kw)(x, ws[:, i], noise_mode,
-                                                                       fused)
-      x = SynthesisLayer(ch(r), r, name=f"b{r}_conv1", **kw)(x, ws[:, i + 1], noise_mode, fused)
+      x = SynthesisLayer(ch(r), r, up=True, name=f"b{r}_conv0", **layer_kw)(
+          x, ws[:, i], noise_mode, fused)
+      x = SynthesisLayer(ch(r), r, name=f"b{r}_conv1", **layer_kw)(
+          x, ws[:, i + 1], noise_mode, fused)
       img = upsample2d(img) + ToRGB(self.img_channels, name=f"b{r}_torgb", **kw)(
           x, ws[:, i + 2], fused)
       i += 2
@@ -515,6 +532,7 @@ class Generator(nn.Module):
   fused_modconv: Optional[bool] = None
   dtype: Any = jnp.float32
   impl: str = "auto"  # see layers._use_gemm
+  axis_name: Any = None  # pmap's: noise is drawn for the global batch
 
   @property
   def num_ws(self):
@@ -523,10 +541,10 @@ class Generator(nn.Module):
   def setup(self):
     self.mapping_network = MappingNetwork(
         self.z_dim, self.c_dim, self.w_dim, self.num_ws, num_layers=self.mapping_layers,
-        lr_mul=self.mapping_lr_mul, w_avg_beta=self.w_avg_beta)
+        lr_mul=self.mapping_lr_mul, w_avg_beta=self.w_avg_beta, axis_name=self.axis_name)
     self.synthesis_network = SynthesisNetwork(
         self.resolution, self.img_channels, self.channel_base, self.channel_max,
-        conv_clamp=self.conv_clamp, dtype=self.dtype, impl=self.impl)
+        conv_clamp=self.conv_clamp, dtype=self.dtype, impl=self.impl, axis_name=self.axis_name)
 
   def mapping(self, z, labels=None, train=True, truncation_psi=1.0, truncation_cutoff=None):
     """z [B, z_dim] (+ labels) -> ws [B, num_ws, w_dim]; updates w_avg in train mode."""
@@ -545,19 +563,22 @@ class Generator(nn.Module):
 
 def minibatch_std(x, group_size=4, num_channels=1):
   """Append the minibatch standard deviation (Karras et al. 2018) as `num_channels` feature maps:
-  per group of min(group_size, B) samples (sample n in group n mod B / G, as NVIDIA's reshape),
-  the std over the group averaged over channels (split into num_channels sets) and pixels.
-  Statistics in float32."""
+  per group of min(group_size, B) consecutive samples, the std over the group averaged over
+  channels (split into num_channels sets) and pixels. Statistics in float32.
+
+  Groups are consecutive samples, where NVIDIA's reshape takes every (B / G)-th: the same
+  statistic of an i.i.d. batch, and with a batch sharded over devices (jit) or split by pmap
+  each group stays on one device, so the layer needs no communication and pmap equals jit."""
   n, h, w, c = x.shape
   g = min(group_size, n) if group_size else n
   if n % g:
     raise ValueError(f"minibatch std: the batch ({n}) must be a multiple of the group size ({g})")
   f = num_channels
-  y = x.astype(jnp.float32).reshape(g, n // g, h, w, f, c // f)
-  y = y - jnp.mean(y, axis=0)
-  y = jnp.sqrt(jnp.mean(jnp.square(y), axis=0) + 1e-8)  # [n/g, h, w, f, c/f]
+  y = x.astype(jnp.float32).reshape(n // g, g, h, w, f, c // f)
+  y = y - jnp.mean(y, axis=1, keepdims=True)
+  y = jnp.sqrt(jnp.mean(jnp.square(y), axis=1) + 1e-8)  # [n/g, h, w, f, c/f]
   y = jnp.mean(y, axis=(1, 2, 4))  # [n/g, f]
-  y = jnp.broadcast_to(jnp.tile(y, (g, 1))[:, None, None, :], (n, h, w, f))
+  y = jnp.broadcast_to(jnp.repeat(y, g, axis=0)[:, None, None, :], (n, h, w, f))
   return jnp.concatenate([x, y.astype(x.dtype)], axis=-1)
 
 
