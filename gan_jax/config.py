@@ -74,6 +74,15 @@ def base_config():
       dtype="float32",
   ))
 
+  c.augment = ml_collections.ConfigDict(dict(  # what D sees (gan_jax/augment.py)
+      kind="none",       # none | diffaugment | ada
+      policy="",         # diffaugment: ops ("color,translation,cutout"); ada: a preset ("bgc")
+      p=0.0,             # ada: the probability of each transform (fixed, or the starting value)
+      target=0.6,        # ada: p adapts so that E[sign(D(real))] stays here; 0 = fixed p
+      ada_kimg=500.0,    # ada: thousands of images for p to move from 0 to 1
+      interval=4,        # ada: steps between adjustments of p
+  ))
+
   c.parallel = ml_collections.ConfigDict(dict(strategy="jit"))  # jit | pmap
 
   c.sample = ml_collections.ConfigDict(dict(num=64))  # size of the grid written during training
@@ -142,6 +151,43 @@ def translation(c, game):
   return c
 
 
+def stylegan2(c, resolution, batch_size, mbstd, fmaps, lr, gamma, ema_kimg, rampup, mapping):
+  """StyleGAN2's recipe (Karras et al. 2020, as stylegan2-ada-pytorch's `--cfg` presets set it):
+  the mapping / synthesis G and residual D (channels min(fmaps * 32768 / res, 512)), the
+  logistic loss, lazy R1 (gamma, every 16 D steps) and path-length regularization (weight 2,
+  every 4 G steps), style mixing 0.9, Adam (0, 0.99), an EMA of G by half-life, ADA."""
+  c.game = "stylegan2"
+  c.data.resolution = resolution
+  c.data.channels = 3
+  c.model = ml_collections.ConfigDict(dict(
+      name="stylegan2",
+      latent_dim=512,     # z
+      w_dim=512,
+      mapping_layers=mapping,
+      channel_base=int(fmaps * 32768),  # channels at resolution r: min(channel_base // r, max)
+      channel_max=512,
+      mbstd_group=mbstd,  # minibatch-stddev group size
+      conv_clamp=0.0,     # clamp activations to +-this (for reduced precision); 0 = off
+      conditional=False,
+  ))
+  c.loss.adversarial = "non_saturating"
+  c.loss.r1_gamma = gamma
+  c.loss.r1_interval = 16
+  c.loss.pl_weight = 2.0
+  c.loss.pl_interval = 4
+  c.loss.pl_decay = 0.01
+  c.loss.pl_batch_shrink = 2
+  c.loss.style_mixing = 0.9
+  for side in (c.optim.g, c.optim.d):
+    side.lr, side.b1, side.b2, side.schedule = lr, 0.0, 0.99, "constant"
+  c.train.batch_size = batch_size
+  c.train.ema_decay = 0.0     # the style game's EMA is by half-life:
+  c.train.ema_kimg = ema_kimg  # thousands of images for G_ema's weight on the past to halve
+  c.train.ema_rampup = rampup or 0.0  # half-life at most rampup x the images seen; 0 = off
+  c.augment.kind, c.augment.policy = "ada", "bgc"
+  return c
+
+
 def apply_arg(c, arg):
   """`smoke`: tiny sizes so a test trains a variant in seconds."""
   if not arg:
@@ -163,6 +209,14 @@ def apply_arg(c, arg):
   elif c.model.name == "mlp":
     c.model.hidden = 16
     c.model.latent_dim = 2
+  elif c.model.name == "stylegan2":
+    c.data.resolution = 8
+    c.model.latent_dim = c.model.w_dim = 16
+    c.model.mapping_layers = 2
+    c.model.channel_base, c.model.channel_max = 64, 16
+    c.train.batch_size = 8
+    c.loss.r1_interval, c.loss.pl_interval = 2, 2  # both lazy phases run within the 4 steps
+    c.augment.ada_kimg = 0.1  # ADA's p visibly moves at its first adjustment (step 4)
   else:  # a translator
     c.data.resolution = 16
     c.data.load_size = 18 if c.data.load_size else 0  # jitter stays on where the config has it

@@ -316,3 +316,20 @@ def test_track_under_pmap_counts_the_global_batch():
   np.testing.assert_allclose(whole["augment_p"], np.clip(np.sign(r_t - 0.6) * 16 / 1000, 0, 1))
   np.testing.assert_allclose(per_device["augment_p"], whole["augment_p"])
 
+
+
+@pytest.mark.parametrize("flags", [
+    ("--config.augment.kind=diffaugment", "--config.augment.policy=color,translation,cutout"),
+    ("--config.augment.kind=ada", "--config.augment.p=0.5", "--config.augment.interval=1",
+     "--config.augment.ada_kimg=0.1"),
+])
+def test_the_noise_game_augments_what_d_sees(tmp_path, flags):
+  """DiffAugment and ADA work with every image game, the DCGAN's too; ADA's p adapts in it."""
+  import json
+
+  from test_train import train
+  assert train("dcgan_digits", tmp_path, "--config.train.log_every=1", *flags) == 0
+  records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in records)
+  if "ada" in flags[0]:
+    assert len({r["augment_p"] for r in records}) > 1

@@ -62,12 +62,14 @@ class Devices:
     return NetState(optax.apply_updates(net.params, updates), collections, opt_state), grads
 
 
-def apply(model, params, collections, *inputs, rngs=None, train=True):
-  """Train-mode forward; returns (output, updated collections)."""
+def apply(model, params, collections, *inputs, rngs=None, train=True, **kwargs):
+  """Train-mode forward (`kwargs`: the module's other arguments, or `method=`); returns (output,
+  updated collections)."""
   variables = {"params": params, **collections}
   if not collections:
-    return model.apply(variables, *inputs, train=train, rngs=rngs), collections
-  return model.apply(variables, *inputs, train=train, rngs=rngs, mutable=list(collections))
+    return model.apply(variables, *inputs, train=train, rngs=rngs, **kwargs), collections
+  return model.apply(variables, *inputs, train=train, rngs=rngs, mutable=list(collections),
+                     **kwargs)
 
 
 def ema(g_ema, params, step, decay):
@@ -76,7 +78,11 @@ def ema(g_ema, params, step, decay):
   if g_ema is None:
     return None
   t = step.astype(jnp.float32)
-  decay = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+  return ema_update(g_ema, params, jnp.minimum(decay, (1.0 + t) / (10.0 + t)))
+
+
+def ema_update(g_ema, params, decay):
+  """decay x the average + (1 - decay) x the params."""
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, g_ema, params)
 
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gan_jax import augment as augment_lib
 from gan_jax import models, optim, reporting
 from gan_jax.data import sources
 from gan_jax.errors import UserError
@@ -27,6 +28,18 @@ from gan_jax.losses import adversarial, regularizers
 from gan_jax.state import GANState, as_key, make_key
 
 MODELS = ("dcgan", "mlp")
+
+
+def validate_augment(config):
+  """One UserError for augmentation settings `Augment` cannot take."""
+  try:
+    augment_lib.Augment.from_config(config.augment.to_dict())
+  except ValueError as e:
+    raise UserError(f"--config.augment: {e}.") from None
+  if (config.augment.kind == "ada" and config.data.channels not in (1, 3)
+      and not config.augment.policy.startswith(("bg", "blit", "geom"))):
+    raise UserError(f"ADA's colour transforms need 1 or 3 channels, and data.channels="
+                    f"{config.data.channels}: use --config.augment.policy=bg.")
 
 
 class NoiseGame:
@@ -39,6 +52,7 @@ class NoiseGame:
     t = config.train
     self.g_tx = optim.build(config.optim.g, t.steps)
     self.d_tx = optim.build(config.optim.d, t.steps * t.n_critic)
+    self.augment = augment_lib.Augment.from_config(config.augment.to_dict())
     self.devices = Devices(axis_name)
 
   @staticmethod
@@ -50,6 +64,10 @@ class NoiseGame:
       raise UserError(f"--config.data.source={config.data.source} gives two image domains (x "
                       f"and y) for translation games, but the {config.model.name} model learns "
                       "one: use digits, folder:PATH or tfds:NAME instead.")
+    if config.augment.kind != "none" and config.model.name != "dcgan":
+      raise UserError(f"--config.augment.kind={config.augment.kind} augments images, and the "
+                      f"{config.model.name} model learns points: set it to none.")
+    validate_augment(config)
     if config.model.name == "dcgan":
       r = config.data.resolution
       if r < 8 or 2 ** int(round(math.log2(r))) != r:
@@ -69,7 +87,8 @@ class NoiseGame:
     return GANState(step=jnp.zeros((), jnp.int32), g=g,
                     d=init_net(self.d_model, k_d, self.d_tx, x, labels),
                     g_ema=copy_params(g.params, self.config.train.ema_decay > 0),
-                    rng=jax.random.key_data(rng), extras={})
+                    rng=jax.random.key_data(rng),
+                    extras=self.augment.init_extras() if self.augment.kind != "none" else {})
 
   def train_step(self, state, batch):
     config, dev = self.config, self.devices
@@ -80,12 +99,19 @@ class NoiseGame:
     def latents(key, local_batch):
       return dev.local(jax.random.normal(key, (dev.global_size(local_batch), latent_dim)))
 
+    # What D sees goes through `augment` (identity for kind "none"), with keys folded from the
+    # phases' own, so that runs without it draw exactly what they drew before.
+    p = state.extras.get("augment_p", 0.0)
+    see = lambda x, key: self.augment(x, key, p, dev)
+
     def d_update(d, real, labels, fake, key):
+      k_real, k_fake, k_reg = jax.random.split(jax.random.fold_in(key, 1), 3)
+
       def loss_fn(params):
-        real_logits, cols = apply(d_model, params, d.collections, real, labels)
-        fake_logits, cols = apply(d_model, params, cols, fake, labels)
+        real_logits, cols = apply(d_model, params, d.collections, see(real, k_real), labels)
+        fake_logits, cols = apply(d_model, params, cols, see(fake, k_fake), labels)
         loss, aux = d_loss_fn(real_logits, fake_logits)
-        d_fn = lambda x: apply(d_model, params, cols, x, labels)[0]
+        d_fn = lambda x: apply(d_model, params, cols, see(x, k_reg), labels)[0]
         if reg.gp_weight > 0:
           eps = dev.local(jax.random.uniform(key, (dev.global_size(real.shape[0]),)))
           aux["gradient_penalty"] = regularizers.gradient_penalty(d_fn, real, fake, eps)
@@ -101,7 +127,7 @@ class NoiseGame:
       if reg.weight_clip > 0:
         d = d.replace(params=regularizers.clip_weights(d.params, reg.weight_clip))
       metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
-                 "d_grad_norm": optax.tree.norm(grads), **aux}
+                 "d_grad_norm": optax.tree.norm(grads), "real_logits": real_logits, **aux}
       return d, metrics
 
     rng = jax.random.fold_in(as_key(state.rng), state.step)
@@ -126,10 +152,12 @@ class NoiseGame:
         return d_update(d, real_i, labels_i, jax.lax.stop_gradient(fake_i), k_reg)
       d, _ = jax.lax.scan(critic_update, d, (real[:-1], labels[:-1], d_keys[:-1]))
     d, metrics = d_update(d, real[-1], labels[-1], jax.lax.stop_gradient(fake), d_keys[-1])
+    extras = self.augment.track(state.extras, metrics.pop("real_logits"), state.step, dev)
 
     # G phase: gradient of G's loss w.r.t. the fakes through the updated D, then back through G.
     def g_loss_of_fake(fake):
-      logits, d_cols = apply(d_model, d.params, d.collections, fake, labels[-1])
+      seen = see(fake, jax.random.fold_in(k_g, 1))
+      logits, d_cols = apply(d_model, d.params, d.collections, seen, labels[-1])
       loss, aux = g_loss_fn(logits)
       return loss, (aux, d_cols)
     (g_loss, (g_aux, d_cols)), d_fake = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
@@ -138,7 +166,9 @@ class NoiseGame:
     g, g_grads = dev.update(state.g, g_grads, self.g_tx, g_collections)
 
     metrics.update(g_aux, g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads))
-    new_state = state.replace(step=state.step + 1, g=g, d=d,
+    if "augment_p" in extras:
+      metrics["augment_p"] = extras["augment_p"]
+    new_state = state.replace(step=state.step + 1, g=g, d=d, extras=extras,
                               g_ema=ema(state.g_ema, g.params, state.step, config.train.ema_decay))
     return new_state, dev.mean(metrics)
 
