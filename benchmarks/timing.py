@@ -38,9 +38,11 @@ def time_calls(call, steps, warmup, wait=lambda out: out):
 
 
 def per_step(times, batch_size, steps_per_call=1):
-  """img/s, steps/s and step time (ms) from call times of `steps_per_call` steps each."""
+  """img/s, seconds per thousand images (StyleGAN's unit), steps/s and step time (ms) from call
+  times of `steps_per_call` steps each."""
   step_s = statistics.median(times) / steps_per_call
-  return {"imgs_per_sec": batch_size / step_s, "steps_per_sec": 1 / step_s,
+  return {"imgs_per_sec": batch_size / step_s, "sec_per_kimg": 1000 * step_s / batch_size,
+          "steps_per_sec": 1 / step_s,
           "step_ms": {"median": 1e3 * step_s, "min": 1e3 * min(times) / steps_per_call,
                       "max": 1e3 * max(times) / steps_per_call}}
 

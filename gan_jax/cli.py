@@ -2,6 +2,7 @@
 
   gan-jax train    [--config=configs/X.py[:arg]] [--workdir=DIR] [--config.KEY=VALUE ...]
   gan-jax sample   --workdir=DIR [--num=N] [--out=PATH.png|.npz] [--label=K] [--seed=S] [--no-ema]
+                   [--truncation=PSI] [--truncation_cutoff=N]
   gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits] [--num_samples=N]
                    [--ema|--no-ema] [--inception_weights=PATH] [--num_reference=N] [--seed=S]
   gan-jax translate --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--direction=AtoB|BtoA]
@@ -68,9 +69,17 @@ def _parse_sample(argv):
                        flag_values=fv)
   flags.DEFINE_bool("ema", True, "use the EMA generator weights when the run has them",
                     flag_values=fv)
+  flags.DEFINE_float("truncation", None, "StyleGAN2: pull w toward its average (1 = none, 0 = the "
+                     "average image)", flag_values=fv)
+  flags.DEFINE_integer("truncation_cutoff", None, "StyleGAN2: truncate only the first N ws "
+                       "(coarse styles)", flag_values=fv)
   _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])
   if not fv.workdir:
     raise UserError("sample needs --workdir=DIR, the run to sample from.")
+  if fv.truncation_cutoff is not None and fv.truncation is None:
+    raise UserError("--truncation_cutoff limits --truncation: give --truncation=PSI too.")
+  if fv.truncation_cutoff is not None and fv.truncation_cutoff < 1:
+    raise UserError(f"--truncation_cutoff={fv.truncation_cutoff} must be a positive number of ws.")
   if fv.num < 1:
     raise UserError(f"--num={fv.num} must be a positive number of samples.")
   if not fv.out.endswith((".png", ".npz")):
@@ -171,7 +180,8 @@ def main(argv):
     elif verb == "sample":
       from gan_jax.sampling import sample
       fv = _parse_sample(rest)
-      path = sample(fv.workdir, fv.num, fv.out, label=fv.label, seed=fv.seed, ema=fv.ema)
+      path = sample(fv.workdir, fv.num, fv.out, label=fv.label, seed=fv.seed, ema=fv.ema,
+                    truncation=fv.truncation, truncation_cutoff=fv.truncation_cutoff)
       print(path)
     elif verb == "evaluate":
       from gan_jax import evaluate

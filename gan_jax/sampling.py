@@ -7,8 +7,10 @@ from gan_jax import experiment, reporting
 from gan_jax.errors import UserError
 
 
-def sample(workdir, num, out, label=None, seed=0, ema=True):
-  """Writes `num` samples of the latest checkpoint to `out` (.png or .npz); returns `out`."""
+def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,
+           truncation_cutoff=None):
+  """Writes `num` samples of the latest checkpoint to `out` (.png or .npz); returns `out`.
+  `truncation` (psi) and `truncation_cutoff` for games that track an average style."""
   exp, ckpt = experiment.load(workdir)
   try:
     if not exp.game.can_generate:
@@ -21,10 +23,16 @@ def sample(workdir, num, out, label=None, seed=0, ema=True):
                       "unconditional one: drop --label.")
     if label is not None and not 0 <= label < classes:
       raise UserError(f"--label={label} is out of range: this model has classes 0..{classes - 1}.")
+    truncate = {}
+    if truncation is not None:
+      if not getattr(exp.game, "can_truncate", False):
+        raise UserError(f"--truncation needs a model with an average style to pull toward "
+                        f"(StyleGAN2), and {workdir} trained {exp.config.model.name}: drop it.")
+      truncate = dict(truncation_psi=truncation, truncation_cutoff=truncation_cutoff)
     state = experiment.restore_latest(exp, ckpt)
   finally:
     ckpt.close()
-  samples, labels = exp.game.generate(state, num, seed=seed, labels=label, ema=ema)
+  samples, labels = exp.game.generate(state, num, seed=seed, labels=label, ema=ema, **truncate)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   if out.endswith(".npz"):
     arrays = {"samples": samples.astype(np.float32)}

@@ -160,21 +160,29 @@ def test_training_diverged_is_raised_by_the_library(tmp_path, diverge_at_step_5)
 CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "configs")) if f.endswith(".py"))
 
 
+def _random_pictures(folder, count=6):
+  from PIL import Image
+  folder.mkdir(parents=True, exist_ok=True)
+  for i in range(count):
+    pixels = np.random.default_rng(i).integers(0, 256, (20 + i, 24, 3), np.uint8)
+    Image.fromarray(pixels).save(folder / f"{i:04d}.png")
+
+
 def _stand_in_data(name, tmp_path):
-  """For configs whose data is a download: (context, flags) training them on data of the same
-  kind made here (TFDS's mock data; two folders of random pictures paired by name)."""
+  """For configs whose data is a download or the user's own: (context, flags) training them on
+  data of the same kind made here (TFDS's mock data; folders of random pictures, two of them
+  paired by name)."""
   import contextlib
   import tensorflow_datasets as tfds
-  from PIL import Image
   if name == "cyclegan_horse2zebra":
     return tfds.testing.mock_data(num_examples=12), ()
   if name == "pix2pix_facades":
     for side in ("labels", "photos"):
-      for i in range(6):
-        pixels = np.random.default_rng(i).integers(0, 256, (20 + i, 24, 3), np.uint8)
-        (tmp_path / side).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).save(tmp_path / side / f"{i:04d}.png")
+      _random_pictures(tmp_path / side)
     return contextlib.nullcontext(), (f"--config.data.source=pair:{tmp_path}/labels,{tmp_path}/photos",)
+  if name == "stylegan2":
+    _random_pictures(tmp_path / "images")
+    return contextlib.nullcontext(), (f"--config.data.source=folder:{tmp_path}/images",)
   return contextlib.nullcontext(), ()
 
 

@@ -12,9 +12,10 @@ A game is built from (config, data spec, pmap axis name or None) and offers
 `config.game` picks one; nothing outside the game modules branches on its name.
 """
 from gan_jax.errors import UserError
-from gan_jax.games import cycle, noise, paired
+from gan_jax.games import cycle, noise, paired, style
 
-GAMES = {"noise": noise.NoiseGame, "paired": paired.PairedGame, "cycle": cycle.CycleGame}
+GAMES = {"noise": noise.NoiseGame, "paired": paired.PairedGame, "cycle": cycle.CycleGame,
+         "stylegan2": style.StyleGame}
 
 
 def get(name):

@@ -4,7 +4,7 @@ import math
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
-from gan_jax.models import dcgan, mlp
+from gan_jax.models import dcgan, mlp, stylegan2
 from gan_jax.models.patchgan import PatchGAN
 from gan_jax.models.resnet_gen import ResnetGenerator
 from gan_jax.models.unet import UNet
@@ -32,7 +32,14 @@ def build(config, data_spec, axis_name=None):
                       f"of shape {data_spec.shape}: use --config.model.name=dcgan.")
     kw = dict(hidden=m.hidden, depth=m.depth, num_classes=num_classes, dtype=dtype)
     return mlp.Generator(out_dim=data_spec.shape[0], **kw), mlp.Discriminator(**kw)
-  raise UserError(f"Unknown model {m.name!r}: choose dcgan or mlp.")
+  if m.name == "stylegan2":
+    kw = dict(resolution=config.data.resolution, img_channels=config.data.channels,
+              c_dim=num_classes, channel_base=m.channel_base, channel_max=m.channel_max,
+              conv_clamp=m.conv_clamp or None, dtype=dtype)
+    return (stylegan2.Generator(z_dim=m.latent_dim, w_dim=m.w_dim, axis_name=axis_name,
+                                mapping_layers=m.mapping_layers, **kw),
+            stylegan2.Discriminator(mbstd_group_size=m.mbstd_group, **kw))
+  raise UserError(f"Unknown model {m.name!r}: choose dcgan, mlp or stylegan2.")
 
 
 def _translation_generator(name):

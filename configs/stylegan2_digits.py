@@ -1,0 +1,21 @@
+"""StyleGAN2 with ADA on scikit-learn's real 8x8 digits, upsampled to 32x32: NVIDIA's `auto`
+recipe for 32 pixels (batch 32, R1 gamma 0.0002 x 32^2 / 32, EMA half-life 10 kimg with ramp-up
+0.05, lr 0.0025, a 2-layer mapping) with networks narrowed for a CPU: z and w of 128, at most 128
+channels (64 at 32x32)."""
+from gan_jax import config as common
+
+
+def get_config(arg=None):
+  c = common.stylegan2(common.base_config(), resolution=32, batch_size=32, mbstd=4, fmaps=0.0625,
+                       lr=0.0025, gamma=0.0002 * 32 ** 2 / 32, ema_kimg=10, rampup=0.05,
+                       mapping=2)
+  c.name = "stylegan2_digits"
+  c.data.source = "digits"
+  c.data.channels = 1
+  c.model.latent_dim = c.model.w_dim = 128
+  c.model.channel_max = 128
+  c.train.steps = 3000
+  c.train.log_every = 50
+  c.train.sample_every = 500
+  c.train.checkpoint_every = 500
+  return common.apply_arg(c, arg)

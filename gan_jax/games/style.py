@@ -1,0 +1,241 @@
+"""The style game: StyleGAN2's training recipe (Karras et al. 2020) on the noise game's inference.
+
+One step is one iteration of stylegan2-ada-pytorch's loop, its phases in its order, each with
+fresh latents:
+  1. Gmain: fool D with G(z), style mixing with probability `loss.style_mixing` (the layers from
+     a random cutoff on take a second latent's w);
+  2. Greg, every `loss.pl_interval` steps: path-length penalty on a batch shrunk by
+     `loss.pl_batch_shrink`, weight `loss.pl_weight` x the interval; its running mean in extras;
+  3. Dmain: logistic loss on reals and on fakes from the updated G;
+  4. Dreg, every `loss.r1_interval` steps: R1 on the reals, gamma / 2 x the interval;
+  5. EMA of G with a half-life of `train.ema_kimg` thousand images (ramped up by
+     `train.ema_rampup`), ADA's p moved from the sign of D on reals (`augment`).
+The lazy phases are `lax.cond`s on the step: one compiled program, the regularizers' work only on
+their steps. Their optimizer steps use the same Adam as the main phases, whose learning rate and
+betas are corrected for the extra steps as NVIDIA's (lr x c, beta ** c, c = k / (k + 1)).
+Every image D sees, in every phase, goes through `augment` (ADA or DiffAugment).
+"""
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gan_jax import augment as augment_lib
+from gan_jax import models, optim
+from gan_jax.data import sources
+from gan_jax.errors import UserError
+from gan_jax.games.common import Devices, apply, copy_params, ema_update, in_chunks, init_net
+from gan_jax.games.common import to_model_input
+from gan_jax.games.noise import NoiseGame, validate_augment
+from gan_jax.state import GANState, as_key, make_key
+
+
+def lazy_optimizer(c, total_steps, interval):
+  """Adam for a side regularized every `interval` steps: NVIDIA's correction for the extra
+  optimizer steps, lr x c and betas ** c with c = interval / (interval + 1)."""
+  c = c.copy_and_resolve_references() if hasattr(c, "copy_and_resolve_references") else c
+  if interval:
+    ratio = interval / (interval + 1)
+    c.lr, c.b1, c.b2 = c.lr * ratio, c.b1 ** ratio, c.b2 ** ratio
+  return optim.build(c, total_steps)
+
+
+def ema_beta(step, batch_size, ema_kimg, rampup):
+  """stylegan2-ada-pytorch's EMA: half-life ema_kimg thousand images, limited to `rampup` x the
+  images seen so far (none at the first step: the average starts at G)."""
+  nimg = jnp.float32(ema_kimg * 1000)
+  if rampup:
+    nimg = jnp.minimum(nimg, step.astype(jnp.float32) * batch_size * rampup)
+  return 0.5 ** (batch_size / jnp.maximum(nimg, 1e-8))
+
+
+class StyleGame(NoiseGame):
+  can_truncate = True  # `gan-jax sample --truncation`: G tracks the average w
+
+  def __init__(self, config, spec, axis_name=None):
+    self.config, self.spec = config, spec
+    self.g_model, self.d_model = models.build(config, spec, axis_name)
+    t, reg = config.train, config.loss
+    self.g_tx = lazy_optimizer(config.optim.g, t.steps, reg.pl_interval if reg.pl_weight else 0)
+    self.d_tx = lazy_optimizer(config.optim.d, t.steps, reg.r1_interval if reg.r1_gamma else 0)
+    self.augment = augment_lib.Augment.from_config(config.augment.to_dict())
+    self.devices = Devices(axis_name)
+
+  @staticmethod
+  def validate(config):
+    if config.model.name != "stylegan2":
+      raise UserError(f"--config.model.name={config.model.name!r} is not a model of the "
+                      "stylegan2 game: use stylegan2.")
+    if sources.kind(config.data.source) in sources.TWO_DOMAINS + ("ring2d", "grid2d"):
+      raise UserError(f"--config.data.source={config.data.source} is not one image domain: "
+                      "StyleGAN2 learns images (digits, stacked_digits, folder:PATH, tfds:NAME).")
+    r = config.data.resolution
+    if r < 8 or 2 ** int(round(math.log2(r))) != r:
+      raise UserError(f"--config.data.resolution={r} is not supported by StyleGAN2: use a power "
+                      "of two >= 8.")
+    t, reg = config.train, config.loss
+    if t.n_critic != 1:
+      raise UserError(f"--config.train.n_critic={t.n_critic}: StyleGAN2 updates D once per G "
+                      "update; set it to 1.")
+    if reg.adversarial != "non_saturating":
+      raise UserError(f"--config.loss.adversarial={reg.adversarial!r}: the stylegan2 game "
+                      "plays StyleGAN2's logistic loss; set it to non_saturating.")
+    for key in ("r1_interval", "pl_interval", "pl_batch_shrink"):
+      if reg[key] < 1:
+        raise UserError(f"--config.loss.{key} must be a positive integer, got {reg[key]}.")
+    if reg.pl_weight and t.batch_size // reg.pl_batch_shrink < 1:
+      raise UserError(f"--config.loss.pl_batch_shrink={reg.pl_batch_shrink} leaves no image of "
+                      f"a batch of {t.batch_size} for the path-length penalty: lower it.")
+    if not 0 <= reg.style_mixing <= 1:
+      raise UserError(f"--config.loss.style_mixing={reg.style_mixing} is a probability: use a "
+                      "value in [0, 1].")
+    validate_augment(config)
+
+  def init(self):
+    k_g, k_d, rng = jax.random.split(make_key(self.config.seed), 3)
+    z = jnp.zeros((2, self.config.model.latent_dim), jnp.float32)
+    x = jnp.zeros((2,) + tuple(self.spec.shape), jnp.float32)
+    labels = jnp.zeros((2,), jnp.int32)
+    g = init_net(self.g_model, k_g, self.g_tx, z, labels)
+    extras = {"pl_mean": jnp.zeros((), jnp.float32), "pl_penalty": jnp.zeros((), jnp.float32),
+              "r1_penalty": jnp.zeros((), jnp.float32), **self.augment.init_extras()}
+    return GANState(step=jnp.zeros((), jnp.int32), g=g,
+                    d=init_net(self.d_model, k_d, self.d_tx, x, labels),
+                    g_ema=copy_params(g.params, True), rng=jax.random.key_data(rng),
+                    extras=extras)
+
+  def train_step(self, state, batch):
+    config, dev, reg, G, D = self.config, self.devices, self.config.loss, self.g_model, self.d_model
+    num_ws, z_dim = G.num_ws, config.model.latent_dim
+    real = to_model_input(batch["x"][-1])
+    labels = batch["label"][-1]  # fakes take the reals' labels (conditional models)
+    local = real.shape[0]
+    step, extras = state.step, state.extras
+    k_gmain, k_greg, k_dmain, k_dreg = jax.random.split(
+        jax.random.fold_in(as_key(state.rng), step), 4)
+    p = extras["augment_p"]
+
+    def see(params, images, key):
+      """D's logits of augmented images (every image D sees is augmented)."""
+      return apply(D, params, {}, self.augment(images, key, p, dev), labels[:images.shape[0]])[0]
+
+    def mapping(params, cols, key, n):
+      """ws of n fresh latents with style mixing; updates w_avg in `cols`."""
+      k_z, k_mix_z, k_cut, k_mix = jax.random.split(key, 4)
+      draw = lambda k: dev.local(jax.random.normal(k, (dev.global_size(n), z_dim)))
+      ws, cols = apply(G, params, cols, draw(k_z), labels[:n], method=G.mapping)
+      if reg.style_mixing > 0:
+        mixed, _ = apply(G, params, cols, draw(k_mix_z), labels[:n], method=G.mapping,
+                         train=False)  # w_avg is not updated by the second latent
+        cutoff = jax.random.randint(k_cut, (), 1, num_ws)
+        cutoff = jnp.where(jax.random.uniform(k_mix) < reg.style_mixing, cutoff, num_ws)
+        ws = jnp.where((jnp.arange(num_ws) < cutoff)[None, :, None], ws, mixed)
+      return ws, cols
+
+    def synthesis(params, cols, ws, key):
+      return apply(G, params, cols, ws, method=G.synthesis, rngs={"noise": key})[0]
+
+    def generate(params, cols, key, n):
+      k_map, k_noise = jax.random.split(key)
+      ws, cols = mapping(params, cols, k_map, n)
+      return synthesis(params, cols, ws, k_noise), cols
+
+    # Gmain
+    def g_main(params):
+      k_gen, k_aug = jax.random.split(k_gmain)
+      fake, cols = generate(params, state.g.collections, k_gen, local)
+      logits = see(state.d.params, fake, k_aug)
+      return jnp.mean(jax.nn.softplus(-logits)), (cols, logits)
+    (g_loss, (g_cols, fake_logits_g)), grads = jax.value_and_grad(g_main, has_aux=True)(
+        state.g.params)
+    g, g_grads = dev.update(state.g, grads, self.g_tx, g_cols)
+
+    # Greg: path-length penalty, lazily
+    def g_reg(g, extras):
+      n = local // reg.pl_batch_shrink
+      k_map, k_noise, k_pl = jax.random.split(k_greg, 3)
+
+      def pl_loss(params):
+        ws, cols = mapping(params, g.collections, k_map, n)
+        img, pull = jax.vjp(lambda ws: synthesis(params, cols, ws, k_noise), ws)
+        h, w = img.shape[1:3]
+        noise = dev.local(jax.random.normal(k_pl, (dev.global_size(n),) + img.shape[1:]))
+        (ws_grads,) = pull(noise / math.sqrt(h * w))
+        lengths = jnp.sqrt(jnp.mean(jnp.sum(jnp.square(ws_grads), axis=2), axis=1))
+        pl_mean = extras["pl_mean"] + reg.pl_decay * (
+            dev.mean(jnp.mean(lengths)) - extras["pl_mean"])
+        penalty = jnp.mean(jnp.square(lengths - jax.lax.stop_gradient(pl_mean)))
+        return penalty * reg.pl_weight * reg.pl_interval, (cols, pl_mean, penalty)
+      (_, (cols, pl_mean, penalty)), grads = jax.value_and_grad(pl_loss, has_aux=True)(g.params)
+      g, _ = dev.update(g, grads, self.g_tx, cols)
+      return g, {**extras, "pl_mean": jax.lax.stop_gradient(pl_mean),
+                 "pl_penalty": dev.mean(penalty)}
+    if reg.pl_weight:
+      g, extras = jax.lax.cond(step % reg.pl_interval == 0, g_reg, lambda g, e: (g, e), g, extras)
+
+    # Dmain, on fakes of the updated G
+    k_gen, k_aug_fake, k_aug_real = jax.random.split(k_dmain, 3)
+    fake, g_cols = generate(g.params, g.collections, k_gen, local)
+    g = g.replace(collections=g_cols)
+    fake = jax.lax.stop_gradient(fake)
+
+    def d_main(params):
+      fake_logits, real_logits = see(params, fake, k_aug_fake), see(params, real, k_aug_real)
+      loss = jnp.mean(jax.nn.softplus(fake_logits)) + jnp.mean(jax.nn.softplus(-real_logits))
+      return loss, (fake_logits, real_logits)
+    (d_loss, (fake_logits, real_logits)), grads = jax.value_and_grad(d_main, has_aux=True)(
+        state.d.params)
+    d, d_grads = dev.update(state.d, grads, self.d_tx, {})
+
+    # Dreg: R1 on the reals (before augmentation), lazily
+    def d_reg(d, extras):
+      def r1_loss(params):
+        grads = jax.grad(lambda x: jnp.sum(see(params, x, k_dreg)))(real)
+        penalty = jnp.mean(jnp.sum(jnp.square(grads), axis=(1, 2, 3)))
+        return penalty * (reg.r1_gamma / 2) * reg.r1_interval, penalty
+      (_, penalty), grads = jax.value_and_grad(r1_loss, has_aux=True)(d.params)
+      d, _ = dev.update(d, grads, self.d_tx, {})
+      return d, {**extras, "r1_penalty": dev.mean(penalty)}
+    if reg.r1_gamma:
+      d, extras = jax.lax.cond(step % reg.r1_interval == 0, d_reg, lambda d, e: (d, e), d, extras)
+
+    extras = self.augment.track(extras, real_logits, step, dev)
+    batch_size = dev.global_size(local)
+    beta = ema_beta(step, batch_size, config.train.ema_kimg, config.train.ema_rampup)
+    metrics = {"d_loss": d_loss, "g_loss": g_loss, "d_real": jnp.mean(real_logits),
+               "d_fake": jnp.mean(fake_logits), "d_grad_norm": optax.tree.norm(d_grads),
+               "g_grad_norm": optax.tree.norm(g_grads),
+               "d_real_sign": jnp.mean(jnp.sign(real_logits))}
+    new_state = state.replace(step=step + 1, g=g, d=d, extras=extras,
+                              g_ema=ema_update(state.g_ema, g.params, beta))
+    metrics = dev.mean(metrics)
+    metrics.update(pl_penalty=extras["pl_penalty"], pl_mean=extras["pl_mean"],
+                   r1_penalty=extras["r1_penalty"], augment_p=extras["augment_p"],
+                   kimg=(step + 1).astype(jnp.float32) * batch_size / 1000)
+    return new_state, metrics
+
+  # --- inference ---------------------------------------------------------------------------
+
+  def generate(self, state, num, seed=0, labels=None, ema=True, chunk=500, truncation_psi=1.0,
+               truncation_cutoff=None):
+    """`num` images from fixed latents of `seed` (numpy): G_ema (or G) with the training G's
+    tracked w_avg, truncated toward it by `truncation_psi` (for the first `truncation_cutoff`
+    ws), the fixed noise buffers (NVIDIA's noise_mode="const")."""
+    params = state.g_ema if ema and state.g_ema is not None else state.g.params
+    z = jax.random.normal(make_key(seed), (num, self.config.model.latent_dim))
+    if labels is None:
+      labels = np.arange(num) % max(self.spec.num_classes, 1)
+    labels = jnp.broadcast_to(jnp.asarray(labels, jnp.int32), (num,))
+    draw = lambda z, labels: _draw(self.g_model, params, state.g.collections, z, labels,
+                                   float(truncation_psi), truncation_cutoff)
+    return in_chunks(draw, z, labels, chunk=chunk), np.asarray(labels)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5, 6))
+def _draw(model, params, collections, z, labels, truncation_psi, truncation_cutoff):
+  return model.apply({"params": params, **collections}, z, labels, train=False,
+                     truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                     noise_mode="const")

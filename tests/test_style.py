@@ -1,0 +1,168 @@
+"""The stylegan2 game: lazy regularizers on their steps, ADA's p in the state, NVIDIA's presets,
+EMA by half-life and the lazy Adam correction, jit == pmap, bitwise resume, truncation, and its
+bad settings."""
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gan_jax import cli
+from gan_jax.games import style
+from test_cli import assert_one_clear_error
+from test_games import assert_close_to_scale
+from test_step import load_config, run
+from test_train import assert_bitwise_equal, final_state, train
+
+# stacked_digits: 3 channels, ADA's colour transforms on real colour data; no download.
+SMOKE = {"data.source": "stacked_digits"}
+
+
+FLAGS = ("--config.data.source=stacked_digits",)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+  """A 6-step smoke run, trained once for the tests below (metrics logged every step)."""
+  workdir = tmp_path_factory.mktemp("stylegan2") / "run"
+  assert train("stylegan2", workdir, "--config.train.steps=6", "--config.train.log_every=1",
+               *FLAGS) == 0
+  return workdir
+
+
+def test_lazy_phases_run_on_their_steps_and_p_adapts(run_dir):
+  # smoke: R1 and the path-length penalty every 2 steps (0, 2, 4); p moves after step 3
+  m = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in m] == [1, 2, 3, 4, 5, 6]
+  for key in ("r1_penalty", "pl_penalty", "pl_mean"):
+    values = [r[key] for r in m]
+    assert values[0] > 0 and values[1] == values[0] and values[2] != values[1]
+    assert values[3] == values[2] and values[4] != values[3] and values[5] == values[4]
+  signs = np.mean([r["d_real_sign"] for r in m[:4]])
+  moved = float(np.clip(np.sign(signs - 0.6) * 32 / 100, 0, 1))  # 4 steps x 8 images / 0.1 kimg
+  assert [r["augment_p"] for r in m] == pytest.approx([0, 0, 0, moved, moved, moved], abs=1e-6)
+  assert [r["kimg"] for r in m] == pytest.approx([0.008 * (i + 1) for i in range(6)])
+  assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in m)
+
+
+def test_jit_and_pmap_match_single_device():
+  # 4 images per device: the minibatch-stddev groups of 4 stay on one device.
+  config = load_config("stylegan2", **SMOKE, **{"train.batch_size": 32})
+  single, _ = run(config, "single", steps=2)
+  states = {}
+  for strategy in ("jit", "pmap"):
+    config.parallel.strategy = strategy
+    states[strategy], metrics = run(config, strategy, steps=2)
+    assert int(states[strategy].step) == 2 and np.isfinite(metrics["g_loss"]).all()
+    for side in ("g", "d", "g_ema", "extras"):
+      assert_close_to_scale(getattr(states[strategy], side), getattr(single, side), 2e-4)
+
+
+def test_resume_is_bitwise_equal_to_uninterrupted(run_dir, tmp_path):
+  flags = ("--config.train.log_every=1",) + FLAGS
+  assert train("stylegan2", tmp_path, "--config.train.steps=3", *flags) == 0
+  assert train("stylegan2", tmp_path, "--config.train.steps=6", *flags) == 0
+  (step_a, a), (step_b, b) = final_state(run_dir), final_state(tmp_path)
+  assert step_a == step_b == 6
+  assert_bitwise_equal(a, b)  # p, path-length mean, w_avg, EMA, both Adam states
+
+
+def test_sample_with_truncation(run_dir, tmp_path):
+  out = tmp_path / "s.npz"
+  args = ["sample", f"--workdir={run_dir}", "--num=6", f"--out={out}"]
+  assert cli.main(args) == 0
+  full = np.load(out)["samples"]
+  assert cli.main(args) == 0
+  # the fixed noise buffers: the same seed gives the same images
+  np.testing.assert_array_equal(np.load(out)["samples"], full)
+  assert cli.main(args + ["--truncation=0.5"]) == 0
+  half = np.load(out)["samples"]
+  assert cli.main(args + ["--truncation=0"]) == 0
+  average = np.load(out)["samples"]
+  np.testing.assert_allclose(average, np.broadcast_to(average[:1], average.shape), atol=1e-5)
+  assert np.std(full, axis=0).mean() > np.std(half, axis=0).mean() > 1e-4
+  # truncating only the first 2 ws (the coarse styles) keeps some of the spread
+  assert cli.main(args + ["--truncation=0", "--truncation_cutoff=2"]) == 0
+  assert np.std(np.load(out)["samples"], axis=0).mean() > 1e-5
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (("--truncation_cutoff=2",), "give --truncation"),
+    (("--truncation=0.5", "--truncation_cutoff=0"), "positive"),
+])
+def test_bad_sample_flags_are_one_sentence(run_dir, tmp_path, capsys, flags, expected):
+  assert cli.main(["sample", f"--workdir={run_dir}", f"--out={tmp_path}/s.png", *flags]) == 2
+  assert_one_clear_error(capsys, expected)
+
+
+def test_truncation_of_a_dcgan_is_one_sentence(tmp_path, capsys):
+  assert train("dcgan_digits", tmp_path) == 0
+  assert cli.main(["sample", f"--workdir={tmp_path}", "--truncation=0.5",
+                   f"--out={tmp_path}/s.png"]) == 2
+  assert_one_clear_error(capsys, "average style")
+
+
+def test_ema_half_life_and_ramp_up():
+  # beta ** (images in a half-life / batch) = 1/2
+  beta = style.ema_beta(jnp.int32(10 ** 6), 32, ema_kimg=10, rampup=0.0)
+  assert float(beta) ** (10_000 / 32) == pytest.approx(0.5, rel=1e-4)
+  assert float(style.ema_beta(jnp.int32(0), 32, 10, 0.05)) == 0.0  # the average starts at G
+  # ramp-up: at step 100 the half-life is 0.05 x 3200 images
+  assert float(style.ema_beta(jnp.int32(100), 32, 10, 0.05)) == pytest.approx(0.5 ** (32 / 160))
+
+
+def test_lazy_adam_correction():
+  config = load_config("stylegan2", **SMOKE)
+  params = {"w": jnp.array([1.0, -2.0])}
+  grads = [{"w": jnp.array([0.3, 0.1])}, {"w": jnp.array([-0.2, 0.4])}]
+  c = 16 / 17
+  ours = style.lazy_optimizer(config.optim.d, 100, 16)
+  reference = optax.adam(config.optim.d.lr * c, b1=0.0, b2=0.99 ** c)
+  for tx in (ours, reference):
+    state = tx.init(params)
+    for g in grads:
+      updates, state = tx.update(g, state, params)
+    tx.result = updates["w"]
+  np.testing.assert_allclose(ours.result, reference.result, rtol=1e-6)
+
+
+@pytest.mark.parametrize("arg,expected", [
+    # NVIDIA's auto for one GPU at 256: batch 16, gamma 0.0002 * 256^2 / 16, EMA 5 kimg
+    ("auto", dict(resolution=256, batch=16, mbstd=4, channel_base=16384, lr=0.0025,
+                  gamma=0.8192, ema=5.0, mapping=2)),
+    ("auto,1024", dict(resolution=1024, batch=4, mbstd=4, channel_base=32768, lr=0.002,
+                       gamma=52.4288, ema=1.25, mapping=2)),
+    ("paper256", dict(resolution=256, batch=64, mbstd=8, channel_base=16384, lr=0.0025,
+                      gamma=1.0, ema=20, mapping=8)),
+    ("stylegan2", dict(resolution=1024, batch=32, mbstd=4, channel_base=32768, lr=0.002,
+                       gamma=10.0, ema=10, mapping=8)),
+    ("cifar", dict(resolution=32, batch=64, mbstd=32, channel_base=32768, lr=0.0025, gamma=0.01,
+                   ema=500, mapping=2)),
+])
+def test_presets_are_nvidias(arg, expected):
+  c = load_config("stylegan2", arg=arg)
+  got = dict(resolution=c.data.resolution, batch=c.train.batch_size, mbstd=c.model.mbstd_group,
+             channel_base=c.model.channel_base, lr=c.optim.g.lr, gamma=c.loss.r1_gamma,
+             ema=c.train.ema_kimg, mapping=c.model.mapping_layers)
+  assert got == pytest.approx(expected)
+  assert (c.loss.pl_weight, c.loss.style_mixing) == ((0.0, 0.0) if arg == "cifar" else (2.0, 0.9))
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (("--config.data.resolution=24",), "power of two"),
+    (("--config.train.n_critic=2",), "n_critic"),
+    (("--config.loss.adversarial=hinge",), "logistic"),
+    (("--config.augment.kind=mixup",), "augment"),
+    (("--config.loss.style_mixing=1.5",), "probability"),
+    (("--config.data.source=ring2d",), "image"),
+])
+def test_bad_settings_are_one_sentence(tmp_path, capsys, flags, expected):
+  assert train("stylegan2", tmp_path, "--config.data.source=stacked_digits", *flags) == 2
+  assert_one_clear_error(capsys, expected)
+
+
+@pytest.mark.parametrize("arg,expected", [("paper128", "preset"), ("auto,big", "resolution")])
+def test_unknown_preset_is_one_sentence(tmp_path, capsys, arg, expected):
+  assert train("stylegan2", tmp_path, arg=arg) == 2
+  assert_one_clear_error(capsys, expected)
