@@ -5,7 +5,7 @@ benchmarks/throughput.py times ours.
       [--warmup=1] [--threads=N] [--device=cpu|cuda] [--dtype=float32|bfloat16] [--compile]
       [--channel_base=8192] [--channel_max=128] [--z_dim=128] [--w_dim=128] [--map_layers=2]
       [--c_dim=0] [--modconv=fused|unfused] [--r1_gamma=G] [--pl_weight=2] [--style_mixing=0.9]
-      [--ema_kimg=10] [--lr=0.0025] [--json=PATH]
+      [--ema_kimg=10] [--lr=0.0025] [--no_plain_timing] [--json=PATH]
 
 The nets follow the layer list of NVIDIA's stylegan2-ada-pytorch training/networks.py (G: the
 'skip' architecture, D: 'resnet'), written out here from the paper and that layer list, so that
@@ -31,15 +31,15 @@ training code; --modconv=unfused scales activations around one shared-weight con
 form stylegan2-ada-pytorch trains with (its blocks use the fused form only outside training).
 Not modelled: NVIDIA's fp16 on the top resolutions and conv_clamp (see --dtype), ADA augmentation.
 
-One iteration, as NVIDIA's training loop orders its phases, each with its own fresh z batch
-and one synthetic real batch already on the device:
+One iteration, as NVIDIA's training loop orders its phases, each with its own fresh z batch:
   Gmain: non-saturating logistic loss of G's images through D (style mixing with probability
     --style_mixing at a random cutoff); G's Adam step (D takes no weight gradients).
   Greg, every 4th iteration: path-length penalty on a batch shrunk by 2, pl_mean decayed by
     0.01, weight --pl_weight, loss times the interval 4; G's Adam step.
   Dmain: logistic loss on G's images (G not differentiated) and on the real batch; D's step.
   Dreg, every 16th iteration: R1 = r1_gamma / 2 * |grad_x D(x_real)|^2, times the interval 16;
-    D's Adam step.
+    D's Adam step. r1_gamma defaults to NVIDIA's 'auto' heuristic 0.0002 * resolution^2 / batch
+    (0.0512 at 64px, batch 16); its value does not change the work.
   G EMA: half-life --ema_kimg thousand images, no ramp-up.
 Before each Adam step NaN/inf in the gradients are replaced, as NVIDIA does. Adam lr 0.0025,
 betas (0, 0.99), eps 1e-8, with lazy regularization's correction: lr * c and betas ** c with
@@ -47,8 +47,10 @@ c = k / (k + 1) for interval k (4 for G, 16 for D).
 
 One timed call is a full 16-iteration cycle (so the lazy regularizers are amortised exactly);
 img/s and step_ms are per iteration (call / 16). step_ms_without_reg times single iterations
-without the Greg and Dreg phases. Under --compile the regularizer phases run G and D eagerly
-(torch.compile does not take the double backward they need); the other phases run compiled.
+without the Greg and Dreg phases. Under --compile the regularizer phases run G and D eagerly:
+torch.compile's AOTAutograd refuses double backward (pytorch/pytorch#92348, #181606), which
+R1 and the path-length penalty need; Gmain and Dmain run compiled. Real data is one synthetic
+batch on the device; conditional runs (--c_dim) use one-hot labels.
 Prints the same JSON keys as throughput.py.
 """
 import argparse
