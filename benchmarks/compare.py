@@ -6,7 +6,7 @@
 
 Each run is a fresh process (throughput.py for ours; benchmarks/peers/ for PyTorch, chosen by
 the config's model: dcgan -> torch_dcgan.py, mlp -> torch_mlp_gan.py, unet_<R> -> torch_pix2pix.py,
-resnet_<N>blocks -> torch_cyclegan.py) given the same batch, and
+resnet_<N>blocks -> torch_cyclegan.py, stylegan2 -> torch_stylegan2.py) given the same batch, and
 the peer gets as many threads as this process may use. Alternating spreads a noisy machine's
 slow spells over both sides; each pair gives a ratio ours/peer of images (= steps) per second,
 and the median ratio is the figure to quote. Prints one JSON object.
@@ -48,6 +48,8 @@ def peer_command(config, batch_size):
   if config.model.name == "mlp":
     return [os.path.join(HERE, "peers", "torch_mlp_gan.py"), f"--batch_size={batch_size}",
             f"--r1_weight={config.loss.r1_weight}", f"--threads={threads}"]
+  if config.model.name == "stylegan2":
+    return stylegan2_peer(config, batch_size, threads)
   name, r = config.model.name, config.data.resolution
   if name.startswith(("unet_", "resnet_")):
     m = config.model
@@ -68,6 +70,26 @@ def peer_command(config, batch_size):
     blocks = name[len("resnet_"):-len("blocks")]
     return [os.path.join(HERE, "peers", "torch_cyclegan.py"), f"--n_blocks={blocks}"] + common
   raise app.UsageError(f"No PyTorch peer for model {config.model.name!r}.")
+
+
+def stylegan2_peer(config, batch_size, threads):
+  """The StyleGAN2 peer at the config's sizes and weights. It plays NVIDIA's iteration without
+  augmentation, regularizing every 16 (R1) and 4 (path length, half the batch) steps, unfused
+  modulated convs (NVIDIA's training form, and ours on CPU): time one full cycle of ours, e.g.
+  `--config.train.steps_per_call=16`."""
+  m, reg = config.model, config.loss
+  if (config.augment.kind, reg.r1_interval, reg.pl_interval, reg.pl_batch_shrink,
+      m.mbstd_group, m.conditional, config.data.channels) != ("none", 16, 4, 2, 4, False, 3):
+    raise app.UsageError("The StyleGAN2 peer plays NVIDIA's schedule without augmentation, "
+                         "unconditional, 3 channels, minibatch-stddev groups of 4: pass "
+                         "--config.augment.kind=none and keep those settings.")
+  return [os.path.join(HERE, "peers", "torch_stylegan2.py"), "--modconv=unfused",
+          "--no_plain_timing", f"--resolution={config.data.resolution}",
+          f"--batch_size={batch_size}", f"--threads={threads}", f"--channel_base={m.channel_base}",
+          f"--channel_max={m.channel_max}", f"--z_dim={m.latent_dim}", f"--w_dim={m.w_dim}",
+          f"--map_layers={m.mapping_layers}", f"--r1_gamma={reg.r1_gamma}",
+          f"--pl_weight={reg.pl_weight}", f"--style_mixing={reg.style_mixing}",
+          f"--lr={config.optim.g.lr}", f"--ema_kimg={config.train.ema_kimg}"]
 
 
 def run_json(cmd):

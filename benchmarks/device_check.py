@@ -15,7 +15,8 @@ Each record (family, config, batch, dtype, framework, img/s, MFU, peak memory, c
 is appended to `--out` as soon as it is measured, so a run cut short keeps what it measured;
 the first record describes the machine (device, driver, CUDA, jax and torch versions, date).
 MFU is XLA's flop count of our step over the measured time over the device's peak for that
-dtype (`timing.PEAK_FLOPS`); the peers, doing the same work, are given the same count.
+dtype (`timing.PEAK_FLOPS`); the peers, doing the same work, are given the same count. XLA counts
+both branches of a `lax.cond`, so StyleGAN2's MFU (its lazy regularizers) is an upper bound.
 `benchmarks/render_tables.py FILE.json` prints README's GPU table from the file.
 
 `--dry-run` runs the same sequence on this machine's default backend at tiny sizes (the peers
@@ -40,15 +41,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, REPO)
-import compare  # noqa: E402
 import timing  # noqa: E402
 
 DTYPES = ("float32", "bfloat16")
-# (family, config, batch sizes), most important first. Families that land later add a line.
+# StyleGAN2 as its peer plays it: no augmentation; one call is a full 16-step cycle of the lazy
+# regularizers, so img/s and sec/kimg include them amortised as in training.
+STYLEGAN2 = {"augment.kind": "none", "train.steps_per_call": 16}
+# (family, config, overrides, batch sizes, (timed, warm-up) calls), DCGAN-64 and the newest family
+# first. Families that land later add a line.
 FAMILIES = [
-    ("dcgan", "configs/dcgan64.py", (64, 256)),
-    ("cyclegan", "configs/cyclegan_horse2zebra.py", (1, 16)),
-    ("pix2pix", "configs/pix2pix_facades.py", (1, 16)),
+    ("dcgan", "configs/dcgan64.py", {}, (64, 256), (10, 3)),
+    ("stylegan2", "configs/stylegan2.py", STYLEGAN2, (16,), (3, 1)),  # `auto` at 256x256
+    ("cyclegan", "configs/cyclegan_horse2zebra.py", {}, (1, 16), (10, 3)),
+    ("pix2pix", "configs/pix2pix_facades.py", {}, (1, 16), (10, 3)),
 ]
 # The family whose largest batch is searched for: the biggest model (unet_256, 54M parameters in
 # G); in a dry run the cheapest to compile, since the search only has to be shown to work.
@@ -59,6 +64,9 @@ DRY_RUN = {
     "dcgan": ({"data.resolution": 16}, (4,), DTYPES),
     "cyclegan": ({"data.resolution": 32, "model.name": "resnet_1blocks"}, (1,), DTYPES[:1]),
     "pix2pix": ({"data.resolution": 32, "model.name": "unet_32"}, (2,), DTYPES[:1]),
+    "stylegan2": ({**STYLEGAN2, "data.resolution": 8, "model.channel_base": 64,
+                   "model.channel_max": 16, "model.latent_dim": 16, "model.w_dim": 16}, (4,),
+                  DTYPES[:1]),
 }
 MAX_BATCH = 1 << 14
 RUN_LIMIT_S = 240  # one measurement: a slower one means something is wrong
@@ -166,21 +174,21 @@ class Check:
   def __init__(self, args, records, budget):
     self.args, self.records, self.budget = args, records, budget
     self.device_flags = [] if args.dry_run else ["--device=cuda"]
-    self.steps = ["--steps=2", "--warmup=1"] if args.dry_run else ["--steps=10", "--warmup=3"]
     self.flops = {}  # (config, batch, dtype) -> our step's flop count, for the peers' MFU
 
-  def ours(self, family, path, overrides, batch, dtype):
+  def ours(self, family, path, overrides, steps, batch, dtype):
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
       cmd = ([os.path.join(HERE, "throughput.py"), f"--config={path}", f"--batch_size={batch}",
-              f"--config.train.dtype={dtype}", f"--json={f.name}"] + self.steps +
+              f"--config.train.dtype={dtype}", f"--json={f.name}"] + steps +
              [f"--config.{k}={v}" for k, v in overrides.items()])
       code, out, err = run(cmd, self.budget)
       result = last_json(open(f.name).read()) if code == 0 else None
     return self.record(family, path, batch, dtype, "jax", code, result, err)
 
-  def peer(self, family, path, overrides, batch, dtype, compiled):
+  def peer(self, family, path, overrides, steps, batch, dtype, compiled):
+    import compare  # here: its absl flags would clash with throughput's in one test process
     config = load_config(path, overrides)
-    cmd = compare.peer_command(config, batch) + self.steps + self.device_flags + [
+    cmd = compare.peer_command(config, batch) + steps + self.device_flags + [
         f"--dtype={dtype}"] + (["--compile"] if compiled else [])
     code, out, err = run(cmd, self.budget)
     result = last_json(out) if code == 0 else None
@@ -199,7 +207,8 @@ class Check:
       self.flops[key] = result.get("flops_per_step", 0.0)
     flops, step_s = self.flops.get(key, 0.0), result["step_ms"]["median"] / 1e3
     peak = timing.peak_flops(result.get("device_kind", ""), dtype)
-    r.update(imgs_per_sec=result["imgs_per_sec"], step_ms=result["step_ms"]["median"],
+    r.update(imgs_per_sec=result["imgs_per_sec"], sec_per_kimg=result.get("sec_per_kimg"),
+             step_ms=result["step_ms"]["median"],
              mfu=flops / step_s / peak if peak and flops else None,
              peak_memory_bytes=result.get("peak_memory_bytes"),
              compile_s=result.get("compile_s"), device_kind=result.get("device_kind"),
@@ -208,15 +217,16 @@ class Check:
     return r
 
   def families(self):
-    for family, path, batches in FAMILIES:
-      overrides, dtypes = {}, DTYPES
+    for family, path, overrides, batches, calls in FAMILIES:
+      dtypes = DTYPES
       if self.args.dry_run:
-        overrides, batches, dtypes = DRY_RUN[family]
-      yield family, path, overrides, batches, dtypes
+        (overrides, batches, dtypes), calls = DRY_RUN[family], (2, 1)
+      steps = [f"--steps={calls[0]}", f"--warmup={calls[1]}"]
+      yield family, path, overrides, steps, batches, dtypes
 
   def steps_of_every_family(self):
     frameworks = self.args.frameworks.split(",")
-    for family, path, overrides, batches, dtypes in self.families():
+    for family, path, overrides, steps, batches, dtypes in self.families():
       for batch in batches:
         for dtype in dtypes:
           for _ in range(self.args.rounds):
@@ -224,16 +234,18 @@ class Check:
               if self.budget.left() < 5:
                 return False
               if framework == "jax":
-                self.ours(family, path, overrides, batch, dtype)
+                self.ours(family, path, overrides, steps, batch, dtype)
               else:
-                self.peer(family, path, overrides, batch, dtype, framework == "torch.compile")
+                self.peer(family, path, overrides, steps, batch, dtype,
+                          framework == "torch.compile")
     return True
 
   def largest_batch(self):
     """Doubles the biggest model's batch, from twice its largest benchmarked one, until a run
     fails (out of memory, or whatever stops it)."""
     biggest = DRY_RUN_BIGGEST if self.args.dry_run else BIGGEST
-    family, path, overrides, batches, dtypes = next(f for f in self.families() if f[0] == biggest)
+    family, path, overrides, steps, batches, dtypes = next(
+        f for f in self.families() if f[0] == biggest)
     dtype, fits = dtypes[-1], max(batches)
     measured = [r for r in self.records.items if r.get("config") == os.path.basename(path)[:-3]
                 and r.get("batch") == fits and r.get("dtype") == dtype]
@@ -245,7 +257,7 @@ class Check:
       if self.budget.left() <= 5:
         stopped = "budget spent"
         break
-      r = self.ours(family, path, overrides, batch, dtype)
+      r = self.ours(family, path, overrides, steps, batch, dtype)
       if "error" in r:
         stopped = r["error"]
         break

@@ -49,9 +49,11 @@ def get_config(arg=None):
   c.data.source = "folder:images"
   c.data.random_flip = True  # NVIDIA's --mirror=1, which its paper setups use
   c.train.steps = 25_000_000 // c.train.batch_size  # 25000 kimg
-  c.train.log_every = 100
-  c.train.sample_every = 1000
-  c.train.checkpoint_every = 1000
+  # multiples of 16, so that `--config.train.steps_per_call=16` (a whole cycle of the lazy
+  # regularizers in one call) divides them
+  c.train.log_every = 128
+  c.train.sample_every = 1024
+  c.train.checkpoint_every = 1024
   if preset == "cifar":
     c.data.source, c.data.random_flip = "tfds:cifar10", False
     c.loss.pl_weight, c.loss.style_mixing = 0.0, 0.0

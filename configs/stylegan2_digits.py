@@ -15,7 +15,7 @@ def get_config(arg=None):
   c.model.latent_dim = c.model.w_dim = 128
   c.model.channel_max = 128
   c.train.steps = 3000
-  c.train.log_every = 50
-  c.train.sample_every = 500
-  c.train.checkpoint_every = 500
+  c.train.log_every = 64  # multiples of 16: steps_per_call=16 divides them
+  c.train.sample_every = 512
+  c.train.checkpoint_every = 512
   return common.apply_arg(c, arg)

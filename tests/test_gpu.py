@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 import throughput  # noqa: E402
 
 pytestmark = pytest.mark.gpu
-GAMES = ["dcgan_digits", "pix2pix_digits", "cyclegan_digits"]
+GAMES = ["dcgan_digits", "stylegan2_digits", "pix2pix_digits", "cyclegan_digits"]
 
 
 def one_step(config, device):

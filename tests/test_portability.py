@@ -78,11 +78,12 @@ def exported_inference(monkeypatch):
   (as the backend being lowered for traces it) and returns zeros of the output's shape."""
   calls, infer = [], common.infer
 
-  def export_and_fake(model, params, collections, *inputs):
+  def export_and_fake(model, params, collections, *inputs, **kwargs):
     args = (model, params, collections) + tuple(abstract(x) for x in inputs)
+    kwargs = {k: abstract(v) if hasattr(v, "shape") else v for k, v in kwargs.items()}
     with layers.lowering_for("cuda"):
-      calls.append(jax.export.export(infer, platforms=ACCELERATORS)(*args))
-    out = jax.eval_shape(infer, *args)
+      calls.append(jax.export.export(infer, platforms=ACCELERATORS)(*args, **kwargs))
+    out = jax.eval_shape(infer, *args, **kwargs)
     return jnp.zeros(out.shape, out.dtype)
 
   for module in vars(games).values():

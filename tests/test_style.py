@@ -22,18 +22,16 @@ SMOKE = {"data.source": "stacked_digits"}
 FLAGS = ("--config.data.source=stacked_digits",)
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-  """A 6-step smoke run, trained once for the tests below (metrics logged every step)."""
-  workdir = tmp_path_factory.mktemp("stylegan2") / "run"
-  assert train("stylegan2", workdir, "--config.train.steps=6", "--config.train.log_every=1",
-               *FLAGS) == 0
-  return workdir
+def test_a_short_run(tmp_path):
+  """One 6-step smoke run (a compile is most of a test's time here, so one run serves all):
+  the lazy phases on their steps, ADA's p adapting, kimg, bitwise resume, sampling with
+  truncation."""
+  whole, split = tmp_path / "whole", tmp_path / "split"
+  flags = ("--config.train.log_every=1",) + FLAGS
+  assert train("stylegan2", whole, "--config.train.steps=6", *flags) == 0
 
-
-def test_lazy_phases_run_on_their_steps_and_p_adapts(run_dir):
   # smoke: R1 and the path-length penalty every 2 steps (0, 2, 4); p moves after step 3
-  m = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+  m = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in m] == [1, 2, 3, 4, 5, 6]
   for key in ("r1_penalty", "pl_penalty", "pl_mean"):
     values = [r[key] for r in m]
@@ -45,10 +43,30 @@ def test_lazy_phases_run_on_their_steps_and_p_adapts(run_dir):
   assert [r["kimg"] for r in m] == pytest.approx([0.008 * (i + 1) for i in range(6)])
   assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in m)
 
+  # resume: p, the path-length mean, w_avg, the EMA and both Adam states, bit for bit
+  assert train("stylegan2", split, "--config.train.steps=3", *flags) == 0
+  assert train("stylegan2", split, "--config.train.steps=6", *flags) == 0
+  (step_a, a), (step_b, b) = final_state(whole), final_state(split)
+  assert step_a == step_b == 6
+  assert_bitwise_equal(a, b)
+
+  # sampling: the fixed noise buffers repeat; truncation pulls toward the average w
+  out = tmp_path / "s.npz"
+  args = ["sample", f"--workdir={whole}", "--num=6", f"--out={out}"]
+  draw = lambda *extra: (cli.main(args + list(extra)), np.load(out)["samples"])[1]
+  full = draw()
+  np.testing.assert_array_equal(draw(), full)
+  half, average = draw("--truncation=0.5"), draw("--truncation=0")
+  np.testing.assert_allclose(average, np.broadcast_to(average[:1], average.shape), atol=1e-5)
+  assert np.std(full, axis=0).mean() > np.std(half, axis=0).mean() > 1e-4
+  # truncating only the first 2 ws (the coarse styles) keeps some of the spread
+  assert np.std(draw("--truncation=0", "--truncation_cutoff=2"), axis=0).mean() > 1e-5
+
 
 def test_jit_and_pmap_match_single_device():
-  # 4 images per device: the minibatch-stddev groups of 4 stay on one device.
-  config = load_config("stylegan2", **SMOKE, **{"train.batch_size": 32})
+  # 4 images per device: the minibatch-stddev groups of 4 stay on one device. Without ADA (its
+  # draws are held to pmap == jit in test_augment.py), which saves a third of the compile time.
+  config = load_config("stylegan2", **SMOKE, **{"train.batch_size": 32, "augment.kind": "none"})
   single, _ = run(config, "single", steps=2)
   states = {}
   for strategy in ("jit", "pmap"):
@@ -59,40 +77,12 @@ def test_jit_and_pmap_match_single_device():
       assert_close_to_scale(getattr(states[strategy], side), getattr(single, side), 2e-4)
 
 
-def test_resume_is_bitwise_equal_to_uninterrupted(run_dir, tmp_path):
-  flags = ("--config.train.log_every=1",) + FLAGS
-  assert train("stylegan2", tmp_path, "--config.train.steps=3", *flags) == 0
-  assert train("stylegan2", tmp_path, "--config.train.steps=6", *flags) == 0
-  (step_a, a), (step_b, b) = final_state(run_dir), final_state(tmp_path)
-  assert step_a == step_b == 6
-  assert_bitwise_equal(a, b)  # p, path-length mean, w_avg, EMA, both Adam states
-
-
-def test_sample_with_truncation(run_dir, tmp_path):
-  out = tmp_path / "s.npz"
-  args = ["sample", f"--workdir={run_dir}", "--num=6", f"--out={out}"]
-  assert cli.main(args) == 0
-  full = np.load(out)["samples"]
-  assert cli.main(args) == 0
-  # the fixed noise buffers: the same seed gives the same images
-  np.testing.assert_array_equal(np.load(out)["samples"], full)
-  assert cli.main(args + ["--truncation=0.5"]) == 0
-  half = np.load(out)["samples"]
-  assert cli.main(args + ["--truncation=0"]) == 0
-  average = np.load(out)["samples"]
-  np.testing.assert_allclose(average, np.broadcast_to(average[:1], average.shape), atol=1e-5)
-  assert np.std(full, axis=0).mean() > np.std(half, axis=0).mean() > 1e-4
-  # truncating only the first 2 ws (the coarse styles) keeps some of the spread
-  assert cli.main(args + ["--truncation=0", "--truncation_cutoff=2"]) == 0
-  assert np.std(np.load(out)["samples"], axis=0).mean() > 1e-5
-
-
 @pytest.mark.parametrize("flags,expected", [
     (("--truncation_cutoff=2",), "give --truncation"),
     (("--truncation=0.5", "--truncation_cutoff=0"), "positive"),
 ])
-def test_bad_sample_flags_are_one_sentence(run_dir, tmp_path, capsys, flags, expected):
-  assert cli.main(["sample", f"--workdir={run_dir}", f"--out={tmp_path}/s.png", *flags]) == 2
+def test_bad_sample_flags_are_one_sentence(tmp_path, capsys, flags, expected):
+  assert cli.main(["sample", f"--workdir={tmp_path}", f"--out={tmp_path}/s.png", *flags]) == 2
   assert_one_clear_error(capsys, expected)
 
 

@@ -117,10 +117,11 @@ def copy_params(params, enabled):
   return jax.tree.map(jnp.copy, params) if enabled else None
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def infer(model, params, collections, *inputs):
-  """`model` in inference mode (running batch statistics, no dropout)."""
-  return model.apply({"params": params, **collections}, *inputs, train=False)
+@functools.partial(jax.jit, static_argnums=0, static_argnames=("noise_mode",))
+def infer(model, params, collections, *inputs, **kwargs):
+  """`model` in inference mode (running batch statistics, no dropout); `kwargs`: the module's
+  other arguments (StyleGAN2's truncation and noise mode)."""
+  return model.apply({"params": params, **collections}, *inputs, train=False, **kwargs)
 
 
 def in_chunks(fn, *inputs, chunk):

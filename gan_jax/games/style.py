@@ -15,7 +15,6 @@ their steps. Their optimizer steps use the same Adam as the main phases, whose l
 betas are corrected for the extra steps as NVIDIA's (lr x c, beta ** c, c = k / (k + 1)).
 Every image D sees, in every phase, goes through `augment` (ADA or DiffAugment).
 """
-import functools
 import math
 
 import jax
@@ -27,8 +26,8 @@ from gan_jax import augment as augment_lib
 from gan_jax import models, optim
 from gan_jax.data import sources
 from gan_jax.errors import UserError
-from gan_jax.games.common import Devices, apply, copy_params, ema_update, in_chunks, init_net
-from gan_jax.games.common import to_model_input
+from gan_jax.games.common import (Devices, apply, copy_params, ema_update, in_chunks, infer,
+                                  init_net, to_model_input)
 from gan_jax.games.noise import NoiseGame, validate_augment
 from gan_jax.state import GANState, as_key, make_key
 
@@ -229,13 +228,7 @@ class StyleGame(NoiseGame):
     if labels is None:
       labels = np.arange(num) % max(self.spec.num_classes, 1)
     labels = jnp.broadcast_to(jnp.asarray(labels, jnp.int32), (num,))
-    draw = lambda z, labels: _draw(self.g_model, params, state.g.collections, z, labels,
-                                   float(truncation_psi), truncation_cutoff)
+    draw = lambda z, labels: infer(self.g_model, params, state.g.collections, z, labels,
+                                   truncation_psi=jnp.float32(truncation_psi),
+                                   truncation_cutoff=truncation_cutoff, noise_mode="const")
     return in_chunks(draw, z, labels, chunk=chunk), np.asarray(labels)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 5, 6))
-def _draw(model, params, collections, z, labels, truncation_psi, truncation_cutoff):
-  return model.apply({"params": params, **collections}, z, labels, train=False,
-                     truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                     noise_mode="const")
