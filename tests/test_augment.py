@@ -333,3 +333,16 @@ def test_the_noise_game_augments_what_d_sees(tmp_path, flags):
   assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in records)
   if "ada" in flags[0]:
     assert len({r["augment_p"] for r in records}) > 1
+
+
+@pytest.mark.parametrize("name,flags,expected", [
+    ("gan_ring2d", ("--config.augment.kind=diffaugment",), "learns points"),
+    ("dcgan_digits", ("--config.augment.kind=ada", "--config.augment.p=2"), "0 <= p <= 1"),
+    ("dcgan_digits", ("--config.augment.kind=diffaugment", "--config.augment.policy=blur"),
+     "--config.augment"),
+])
+def test_bad_augment_settings_are_one_sentence(tmp_path, capsys, name, flags, expected):
+  from test_cli import assert_one_clear_error
+  from test_train import train
+  assert train(name, tmp_path, *flags) == 2
+  assert_one_clear_error(capsys, expected)

@@ -180,6 +180,7 @@ def test_bad_translation_input_is_one_sentence(runs, tmp_path, capsys, case):
     ("--config.model.name=unet_64", "multiple of 64"),
     ("--config.model.name=vgg", "unet_256"),
     ("--config.model.d_layers=3", "d_layers <= 2"),
+    ("--config.augment.kind=diffaugment", "does not augment"),
 ])
 def test_bad_translation_config_is_one_sentence(tmp_path, capsys, override, expected):
   assert train("pix2pix_digits", tmp_path / "w", override) == 2

@@ -33,6 +33,9 @@ def validate_translation(config, game_name, needs_pairs):
   if config.train.n_critic != 1:
     raise UserError(f"--config.train.n_critic={config.train.n_critic}: the {game_name} game "
                     "updates D once per G update; set it to 1.")
+  if config.augment.kind != "none":
+    raise UserError(f"--config.augment.kind={config.augment.kind}: the {game_name} game does not "
+                    "augment what D sees; set it to none.")
   pairs, domains = sources.PAIRED_KINDS, sources.TWO_DOMAINS
   kind = sources.kind(config.data.source)
   if kind not in (pairs if needs_pairs else domains):

@@ -35,7 +35,7 @@ from gan_jax.state import GANState, as_key, make_key
 def lazy_optimizer(c, total_steps, interval):
   """Adam for a side regularized every `interval` steps: NVIDIA's correction for the extra
   optimizer steps, lr x c and betas ** c with c = interval / (interval + 1)."""
-  c = c.copy_and_resolve_references() if hasattr(c, "copy_and_resolve_references") else c
+  c = c.copy_and_resolve_references()
   if interval:
     ratio = interval / (interval + 1)
     c.lr, c.b1, c.b2 = c.lr * ratio, c.b1 ** ratio, c.b2 ** ratio
