@@ -3,8 +3,10 @@
   gan-jax train    [--config=configs/X.py[:arg]] [--workdir=DIR] [--config.KEY=VALUE ...]
   gan-jax sample   --workdir=DIR [--num=N] [--out=PATH.png|.npz] [--label=K] [--seed=S] [--no-ema]
                    [--truncation=PSI] [--truncation_cutoff=N]
+                   [--mix=coarse|middle|fine|I-J] [--interpolate=FRAMES --out=PATH.gif]
   gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits] [--num_samples=N]
                    [--ema|--no-ema] [--inception_weights=PATH] [--num_reference=N] [--seed=S]
+                   [--truncation=PSI] [--truncation_cutoff=N]
   gan-jax translate --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--direction=AtoB|BtoA]
                    [--ema|--no-ema] [--noprogress]
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
@@ -59,30 +61,56 @@ def _parse_train(argv):
   return config, workdir, fv.progress
 
 
+def _truncation_flags(fv):
+  flags.DEFINE_float("truncation", None, "StyleGAN2: pull w toward its average (1 = none, 0 = the "
+                     "average image)", flag_values=fv)
+  flags.DEFINE_integer("truncation_cutoff", None, "StyleGAN2: truncate only the first N ws "
+                       "(coarse styles)", flag_values=fv)
+
+
+def _check_truncation(fv):
+  if fv.truncation_cutoff is not None and fv.truncation is None:
+    raise UserError("--truncation_cutoff limits --truncation: give --truncation=PSI too.")
+  if fv.truncation_cutoff is not None and fv.truncation_cutoff < 1:
+    raise UserError(f"--truncation_cutoff={fv.truncation_cutoff} must be a positive number of ws.")
+
+
 def _parse_sample(argv):
   fv = flags.FlagValues()
   flags.DEFINE_string("workdir", None, "run directory to sample from", flag_values=fv)
-  flags.DEFINE_integer("num", 64, "number of samples", flag_values=fv)
-  flags.DEFINE_string("out", "samples.png", "output: .png grid or .npz arrays", flag_values=fv)
+  flags.DEFINE_integer("num", None, "samples (default 64); --mix: sources per side (default 5); "
+                       "--interpolate: latents walked through (default 4)", flag_values=fv)
+  flags.DEFINE_string("out", None, "output: .png grid or .npz arrays (default samples.png); "
+                      "--interpolate: .gif (default walk.gif)", flag_values=fv)
   flags.DEFINE_integer("label", None, "class to draw (conditional models)", flag_values=fv)
   flags.DEFINE_integer("seed", 0, "latent seed: same seed, same checkpoint -> same samples",
                        flag_values=fv)
   flags.DEFINE_bool("ema", True, "use the EMA generator weights when the run has them",
                     flag_values=fv)
-  flags.DEFINE_float("truncation", None, "StyleGAN2: pull w toward its average (1 = none, 0 = the "
-                     "average image)", flag_values=fv)
-  flags.DEFINE_integer("truncation_cutoff", None, "StyleGAN2: truncate only the first N ws "
-                       "(coarse styles)", flag_values=fv)
+  _truncation_flags(fv)
+  flags.DEFINE_string("mix", None, "StyleGAN2: a style-mixing grid, the column sources' "
+                      "coarse, middle or fine styles (or ws I-J) in the row sources",
+                      flag_values=fv)
+  flags.DEFINE_integer("interpolate", None, "a walk between latents: this many frames from "
+                       "each to the next, as a GIF and a PNG strip", flag_values=fv)
   _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])
   if not fv.workdir:
     raise UserError("sample needs --workdir=DIR, the run to sample from.")
-  if fv.truncation_cutoff is not None and fv.truncation is None:
-    raise UserError("--truncation_cutoff limits --truncation: give --truncation=PSI too.")
-  if fv.truncation_cutoff is not None and fv.truncation_cutoff < 1:
-    raise UserError(f"--truncation_cutoff={fv.truncation_cutoff} must be a positive number of ws.")
-  if fv.num < 1:
-    raise UserError(f"--num={fv.num} must be a positive number of samples.")
-  if not fv.out.endswith((".png", ".npz")):
+  _check_truncation(fv)
+  if fv.mix is not None and fv.interpolate is not None:
+    raise UserError("--mix and --interpolate make different pictures: give one of them.")
+  mode = "mix" if fv.mix is not None else "interpolate" if fv.interpolate is not None else None
+  fv.num = fv.num if fv.num is not None else {"mix": 5, "interpolate": 4}.get(mode, 64)
+  fv.out = fv.out or ("walk.gif" if mode == "interpolate" else "samples.png")
+  if fv.num < (2 if mode == "interpolate" else 1):
+    raise UserError(f"--num={fv.num} must be a positive number"
+                    + (", at least 2: a walk needs two latents." if mode == "interpolate" else "."))
+  if fv.interpolate is not None and fv.interpolate < 1:
+    raise UserError(f"--interpolate={fv.interpolate} must be a positive number of frames.")
+  need = {"mix": ".png", "interpolate": ".gif"}.get(mode)
+  if need and not fv.out.endswith(need):
+    raise UserError(f"--out={fv.out} must end in {need} with --{mode}.")
+  if not need and not fv.out.endswith((".png", ".npz")):
     raise UserError(f"--out={fv.out} must end in .png (a picture) or .npz (arrays).")
   return fv
 
@@ -99,11 +127,13 @@ def _parse_evaluate(argv):
   flags.DEFINE_integer("seed", None, "latent seed of the scored samples", flag_values=fv)
   flags.DEFINE_bool("ema", True, "score the EMA generator weights when the run has them",
                     flag_values=fv)
+  _truncation_flags(fv)
   # --config.eval.KEY=VALUE, as train takes it, means the same as --KEY=VALUE here.
   argv = ["--" + a[len("--config.eval."):] if a.startswith("--config.eval.") else a for a in argv]
   _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])
   if not fv.workdir:
     raise UserError("evaluate needs --workdir=DIR, the run to evaluate.")
+  _check_truncation(fv)
   for name in ("num_samples", "num_reference"):
     if fv[name].value is not None and fv[name].value < 1:
       raise UserError(f"--{name}={fv[name].value} must be a positive number.")
@@ -178,17 +208,24 @@ def main(argv):
       result = train(config, workdir, progress=progress)
       print(f"{'stopped' if result.interrupted else 'finished'} at step {result.step}: {workdir}")
     elif verb == "sample":
-      from gan_jax.sampling import sample
+      from gan_jax import sampling
       fv = _parse_sample(rest)
-      path = sample(fv.workdir, fv.num, fv.out, label=fv.label, seed=fv.seed, ema=fv.ema,
-                    truncation=fv.truncation, truncation_cutoff=fv.truncation_cutoff)
-      print(path)
+      kw = dict(label=fv.label, seed=fv.seed, ema=fv.ema, truncation=fv.truncation,
+                truncation_cutoff=fv.truncation_cutoff)
+      if fv.mix is not None:
+        print(sampling.style_mix(fv.workdir, fv.out, fv.mix, fv.num, **kw))
+      elif fv.interpolate is not None:
+        print(*sampling.interpolation(fv.workdir, fv.out, fv.interpolate, fv.num, **kw))
+      else:
+        print(sampling.sample(fv.workdir, fv.num, fv.out, **kw))
     elif verb == "evaluate":
       from gan_jax import evaluate
       fv = _parse_evaluate(rest)
       result = evaluate.evaluate(fv.workdir, metrics=fv.metrics, num_samples=fv.num_samples,
                                  ema=fv.ema, inception_weights=fv.inception_weights,
-                                 num_reference=fv.num_reference, seed=fv.seed)
+                                 num_reference=fv.num_reference, seed=fv.seed,
+                                 truncation=fv.truncation,
+                                 truncation_cutoff=fv.truncation_cutoff)
       print(evaluate.to_json(result))
     elif verb == "translate":
       from gan_jax.translating import translate

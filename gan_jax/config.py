@@ -71,6 +71,7 @@ def base_config():
       checkpoint_every=500,
       keep_checkpoints=2,
       nan_policy="stop",     # stop | rollback (restore the last checkpoint, new RNG)
+      init_from="",          # a run's workdir: start from its networks (fine-tuning)
       dtype="float32",
   ))
 
@@ -184,6 +185,7 @@ def stylegan2(c, resolution, batch_size, mbstd, fmaps, lr, gamma, ema_kimg, ramp
   c.train.ema_decay = 0.0     # the style game's EMA is by half-life:
   c.train.ema_kimg = ema_kimg  # thousands of images for G_ema's weight on the past to halve
   c.train.ema_rampup = rampup or 0.0  # half-life at most rampup x the images seen; 0 = off
+  c.train.freeze_d = 0  # FreezeD (Mo et al. 2020): D's first N blocks, from the input, not trained
   c.augment.kind, c.augment.policy = "ada", "bgc"
   return c
 

@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from gan_jax import config as config_lib, experiment
+from gan_jax import config as config_lib, experiment, sampling
 from gan_jax.data import embedded, sources
 from gan_jax.errors import UserError
 
@@ -117,23 +117,25 @@ class Evaluator:
                                                  self.extractor, self.num_reference)
     return self.reference
 
-  def _samples(self, exp, state, ema):
+  def _samples(self, exp, state, ema, truncate):
     """Yields (samples, labels) chunks: latents of chunk i come from seed (seed, i)."""
     classes = self.spec.num_classes if self.config.model.conditional else 0
     for i, start in enumerate(range(0, self.num_samples, _CHUNK)):
       n = min(_CHUNK, self.num_samples - start)
       labels = np.arange(start, start + n) % classes if classes else None
-      samples, _ = exp.game.generate(state, n, seed=self.seed * 100003 + i, labels=labels, ema=ema)
+      samples, _ = exp.game.generate(state, n, seed=self.seed * 100003 + i, labels=labels, ema=ema,
+                                     **truncate)
       yield samples, labels
 
-  def __call__(self, exp, state, ema=True):
-    """{"step", "ema", "num_samples", "metrics", <scores>} of `state`'s generator."""
+  def __call__(self, exp, state, ema=True, truncate=None):
+    """{"step", "ema", "num_samples", "metrics", <scores>} of `state`'s generator; `truncate`:
+    generate's truncation arguments (StyleGAN2), also recorded."""
     if not exp.game.can_generate:
       return self._translation(exp, state, ema)
     from gan_jax.metrics.stats import FeatureStats  # pylint: disable=g-import-not-at-top
     keep_samples = any(m in ("modes", "digits") for m in self.metrics)
     kept, kept_labels, pools, logits, stats = [], [], [], [], FeatureStats()
-    for samples, labels in self._samples(exp, state, ema):
+    for samples, labels in self._samples(exp, state, ema, truncate or {}):
       if keep_samples:
         kept.append(samples)
         kept_labels.append(labels)
@@ -144,7 +146,7 @@ class Evaluator:
         logits.append(logit)
     out = {"step": int(np.asarray(state.step)),
            "ema": bool(ema and state.g_ema is not None),
-           "num_samples": self.num_samples, "metrics": list(self.metrics)}
+           "num_samples": self.num_samples, "metrics": list(self.metrics), **(truncate or {})}
     if self.extractor is not None:
       out.update(self._inception_scores(stats, np.concatenate(pools), np.concatenate(logits)))
     if keep_samples:
@@ -284,20 +286,22 @@ def to_json(result):
 
 
 def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weights=None,
-             num_reference=None, seed=None):
+             num_reference=None, seed=None, truncation=None, truncation_cutoff=None):
   """Scores the latest checkpoint of `workdir`; appends the result to DIR/eval.jsonl; returns it.
 
-  Unset arguments come from the run's `eval` config block.
+  Unset arguments come from the run's `eval` config block; `truncation` (psi) and
+  `truncation_cutoff` as `gan-jax sample` takes them.
   """
   exp, ckpt = experiment.load(workdir)
   try:
+    truncate = sampling.truncation_args(exp, workdir, truncation, truncation_cutoff)
     evaluator = Evaluator.from_config(
         exp.config, exp.spec, metrics=metrics, num_samples=num_samples,
         inception_weights=inception_weights, num_reference=num_reference, seed=seed)
     state = experiment.restore_latest(exp, ckpt)
   finally:
     ckpt.close()
-  result = evaluator(exp, state, ema=ema)
+  result = evaluator(exp, state, ema=ema, truncate=truncate)
   with open(os.path.join(workdir, "eval.jsonl"), "a") as f:
     f.write(to_json(result) + "\n")
   return result

@@ -64,3 +64,39 @@ def restore_latest(exp, ckpt):
   sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   state, _ = ckpt.restore(exp.abstract_state(sharding))
   return state
+
+
+def networks(state):
+  """What fine-tuning carries over: both sides' weights and other collections, and G's EMA."""
+  return {"g": (state.g.params, state.g.collections), "d": (state.d.params, state.d.collections),
+          "g_ema": state.g_ema}
+
+
+def load_networks(workdir, like):
+  """`networks` of the latest checkpoint in `workdir`, checked against those of the state `like`
+  (one UserError naming the first difference: fine-tuning needs the same network sizes)."""
+  try:
+    source, ckpt = load(workdir)
+  except UserError as e:
+    raise UserError(f"--config.train.init_from={workdir}: {e}") from None
+  try:
+    nets = networks(restore_latest(source, ckpt))
+  finally:
+    ckpt.close()
+  shapes = lambda tree: {jax.tree_util.keystr(p): x.shape
+                         for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+  ours, theirs = shapes(networks(like)), shapes(nets)
+  for path in sorted(ours.keys() | theirs.keys()):
+    if ours.get(path) != theirs.get(path):
+      raise UserError(f"--config.train.init_from={workdir} holds networks of other sizes ("
+                      f"{path}: {theirs.get(path)} there, {ours.get(path)} here): fine-tune from a "
+                      "run with the same model settings.")
+  return nets
+
+
+def warm_start(state, nets):
+  """`state` (fresh: step 0, new optimizers and extras) with the networks `nets`."""
+  (g_params, g_cols), (d_params, d_cols) = nets["g"], nets["d"]
+  return state.replace(g=state.g.replace(params=g_params, collections=g_cols),
+                       d=state.d.replace(params=d_params, collections=d_cols),
+                       g_ema=nets["g_ema"])

@@ -7,14 +7,18 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
+def to_uint8(images):
+  """float images in [-1, 1] -> uint8 pixels."""
+  return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
 def image_grid(images, cols=None):
   """float NHWC in [-1, 1] -> one uint8 picture, images in rows of `cols`, 1-pixel gaps."""
   n, h, w, c = images.shape
   cols = cols or int(math.ceil(math.sqrt(n)))
   rows = int(math.ceil(n / cols))
   grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 255, np.uint8)
-  pixels = np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-  for i, img in enumerate(pixels):
+  for i, img in enumerate(to_uint8(images)):
     r, q = divmod(i, cols)
     grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = img
   return grid[..., 0] if c == 1 else grid

@@ -12,11 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import config as config_lib, evaluate, parallel, reporting, step as step_lib
+from gan_jax import (config as config_lib, evaluate, experiment, parallel, reporting,
+                     step as step_lib)
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.data import pipeline, sources
 from gan_jax.errors import TrainingDiverged, UserError
-from gan_jax.experiment import Experiment, save_spec
 from gan_jax.state import as_key
 
 MAX_ROLLBACKS = 3
@@ -71,7 +71,7 @@ def train(config, workdir, progress=True):
   config_lib.validate(config, jax.device_count())
   check_workdir(config, workdir)
   source = sources.build(config)
-  exp = Experiment.build(config, source.spec)
+  exp = experiment.Experiment.build(config, source.spec)
   strategy = parallel.get(config.parallel.strategy)
   multi_step = step_lib.make_multi_step(exp.game_for(strategy.axis_name).train_step)
   compiled = {}  # steps per call -> compiled function (the last call may be shorter)
@@ -80,19 +80,25 @@ def train(config, workdir, progress=True):
   # Built before anything is written, so a bad metric or missing weights leave no workdir behind.
   evaluator = (evaluate.Evaluator.from_config(config, source.spec)
                if config.eval.every_steps > 0 and main else None)
+  t = config.train
+  fresh = not os.path.isdir(os.path.join(workdir, "checkpoints"))
+  warm = (experiment.load_networks(t.init_from, jax.eval_shape(exp.game.init))
+          if t.init_from and fresh else None)
   if main:
     os.makedirs(workdir, exist_ok=True)
     config_lib.save_json(config, os.path.join(workdir, "config.json"))
-    save_spec(source.spec, workdir)
+    experiment.save_spec(source.spec, workdir)
     sources.write_labels(source, workdir)
-  t = config.train
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), t.keep_checkpoints)
   data = pipeline.make_iterator(source, config, jax.process_index(), jax.process_count())
   preview_inputs = exp.game.preview_inputs(source, sources.build(config, split="test"))
 
   def restore_or_init():
     if ckpt.latest_step() is None:
-      return exp.init_state(), 0
+      state = exp.init_state()
+      if t.init_from:  # fine-tuning: the networks of another run, all else fresh
+        state = experiment.warm_start(state, warm or experiment.load_networks(t.init_from, state))
+      return state, 0
     state, data_state = ckpt.restore(exp.abstract_state(strategy.replicated))
     data.set_state(data_state)
     return state, ckpt.latest_step()

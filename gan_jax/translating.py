@@ -27,6 +27,7 @@ import numpy as np
 import tqdm
 from PIL import Image, ImageOps
 
+from gan_jax import reporting
 from gan_jax.data import folder, images
 from gan_jax.errors import UserError
 
@@ -112,7 +113,7 @@ def translate_array(pixels, fn, multiple):
     raise ValueError(f"fn turned an image of shape {(1,) + padded.shape} into {y.shape}: it must "
                      "keep the batch, height and width, and give 1 or 3 channels")
   y = y[0, top:top + h, left:left + w]
-  return np.clip(np.round((y + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  return reporting.to_uint8(y)
 
 
 def pad_to_multiple(x, multiple):

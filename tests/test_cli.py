@@ -49,6 +49,30 @@ def test_sample_label_and_ema_switch(cgan_run, tmp_path):
   assert not np.array_equal(raw, ema)  # after 4 steps the warmed-up EMA is close to G, not equal
 
 
+def test_a_walk_between_latents(cgan_run, tmp_path):
+  """Arcs in z between the first samples of a seed, as a GIF and a PNG strip (one row a leg)."""
+  from PIL import Image
+  from gan_jax.reporting import to_uint8
+  from test_style import grid_tiles
+  assert sample(cgan_run, "--num=3", f"--out={tmp_path / 's.npz'}") == 0
+  keyframes = np.load(tmp_path / "s.npz")["samples"]
+  assert sample(cgan_run, "--interpolate=4", "--num=3", f"--out={tmp_path / 'w.gif'}") == 0
+  with Image.open(tmp_path / "w.gif") as movie:
+    assert movie.n_frames == 12 and movie.size == (128, 128)
+  strip = grid_tiles(tmp_path / "w.png", 3, 4, keyframes.shape[1:])
+  for leg in range(3):
+    np.testing.assert_array_equal(strip[leg, 0], to_uint8(keyframes[leg]))
+    assert not np.array_equal(strip[leg, 2], strip[leg, 0])  # and moves
+
+
+def test_init_from_a_run_of_other_sizes_is_one_sentence(cgan_run, tmp_path, capsys):
+  workdir = tmp_path / "tuned"
+  assert cli.main(["train", f"--config={SMOKE}", f"--workdir={workdir}", "--noprogress",
+                   f"--config.train.init_from={cgan_run}"]) == 2
+  assert_one_clear_error(capsys, "other sizes")
+  assert not workdir.exists()
+
+
 def test_python_dash_m_runs_the_cli():
   out = subprocess.run([sys.executable, "-m", "gan_jax", "--help"], cwd=REPO, capture_output=True,
                        text=True, timeout=120)
@@ -74,6 +98,8 @@ BAD_TRAIN = {
     "bad resolution": ([f"--config={SMOKE}", "--config.data.resolution=24"], "power of two"),
     "bad arg": ([f"--config={config_path('dcgan_digits', 'huge')}"], "only arg is 'smoke'"),
     "stray argument": ([f"--config={SMOKE}", "steps=3"], "Unexpected argument 'steps=3'"),
+    "init_from nothing": ([f"--config={SMOKE}", "--config.train.init_from=/nonexistent"],
+                          "init_from=/nonexistent: /nonexistent holds no training run"),
 }
 
 
@@ -106,6 +132,10 @@ BAD_SAMPLE = {
     "label out of range": (["--workdir={run}", "--label=10"], "out of range"),
     "bad extension": (["--workdir={run}", "--out=x.jpg"], "must end in .png"),
     "bad num": (["--workdir={run}", "--num=0"], "positive number"),
+    "mix without styles": (["--workdir={run}", "--mix=coarse"], "drop --mix"),
+    "mix and walk": (["--workdir={run}", "--mix=coarse", "--interpolate=3"], "give one of them"),
+    "walk to a png": (["--workdir={run}", "--interpolate=3", "--out=w.png"], "must end in .gif"),
+    "walk of one": (["--workdir={run}", "--interpolate=3", "--num=1", "--out=w.gif"], "at least 2"),
 }
 
 

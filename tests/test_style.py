@@ -3,12 +3,15 @@ EMA by half-life and the lazy Adam correction, jit == pmap, bitwise resume, trun
 bad settings."""
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from PIL import Image
 
-from gan_jax import cli
+from gan_jax import cli, evaluate, experiment
+from gan_jax.reporting import to_uint8
 from gan_jax.games import style
 from test_cli import assert_one_clear_error
 from test_games import assert_close_to_scale
@@ -61,6 +64,76 @@ def test_a_short_run(tmp_path):
   assert np.std(full, axis=0).mean() > np.std(half, axis=0).mean() > 1e-4
   # truncating only the first 2 ws (the coarse styles) keeps some of the spread
   assert np.std(draw("--truncation=0", "--truncation_cutoff=2"), axis=0).mean() > 1e-5
+  check_pictures(whole, tmp_path, full)
+  check_fine_tuning(whole, tmp_path / "tuned", a)
+
+
+def check_pictures(workdir, tmp_path, samples):
+  """Style mixing, a walk between latents, and evaluation with truncation, on a trained run
+  whose first samples of seed 0 are `samples`."""
+  game = experiment.load(str(workdir))[0].game
+  mix, groups = tmp_path / "mix.png", game.style_groups()
+  assert list(groups["coarse"]) == [0, 1, 2] and list(groups["fine"]) == []  # 8x8: 4 ws
+  assert cli.main(["sample", f"--workdir={workdir}", "--mix=coarse", "--num=3",
+                   f"--out={mix}"]) == 0
+  tiles = grid_tiles(mix, 4, 4, samples.shape[1:])
+  np.testing.assert_array_equal(tiles[1, 0], to_uint8(samples[0]))  # row sources: seed 0's
+  np.testing.assert_array_equal(tiles[2, 0], to_uint8(samples[1]))
+  # each cell differs from its row source (coarse styles swapped in) and from its column source
+  for r, c in ((1, 1), (2, 3), (3, 2)):
+    assert np.abs(tiles[r, c].astype(int) - tiles[r, 0]).mean() > 1
+    assert np.abs(tiles[r, c].astype(int) - tiles[0, c]).mean() > 1
+  # ws 0-3 are all of them: the cells are the column sources
+  assert cli.main(["sample", f"--workdir={workdir}", "--mix=0-3", "--num=3",
+                   f"--out={mix}"]) == 0
+  tiles = grid_tiles(mix, 4, 4, samples.shape[1:])
+  assert cli.main(["sample", f"--workdir={workdir}", "--mix=fine", f"--out={mix}"]) == 2
+  for c in range(1, 4):
+    for r in range(1, 4):
+      np.testing.assert_array_equal(tiles[r, c], tiles[0, c])
+
+  gif = tmp_path / "walk.gif"
+  assert cli.main(["sample", f"--workdir={workdir}", "--interpolate=5", "--num=3",
+                   f"--out={gif}"]) == 0
+  with Image.open(gif) as movie:
+    assert movie.n_frames == 15 and movie.size == (128, 128)  # 8 px enlarged 16x
+  strip = grid_tiles(tmp_path / "walk.png", 3, 5, samples.shape[1:])
+  for leg in range(3):  # each leg starts at a sample of seed 0 (keyframes are exact)
+    np.testing.assert_array_equal(strip[leg, 0], to_uint8(samples[leg]))
+  assert np.abs(strip[0, 1].astype(int) - strip[0, 0]).mean() > 0.1  # and moves
+
+  result = evaluate.evaluate(str(workdir), num_samples=12, truncation=0.5, truncation_cutoff=2)
+  assert result["truncation_psi"] == 0.5 and result["truncation_cutoff"] == 2
+  assert 1 <= result["modes_captured"] <= 12
+
+
+def check_fine_tuning(source, workdir, source_state):
+  """`init_from` starts from the source run's networks (fresh step, optimizers and p); FreezeD
+  keeps D's first block (FromRGB and the 8 px block) at the source's weights."""
+  assert train("stylegan2", workdir, "--config.train.steps=2", f"--config.train.init_from={source}",
+               "--config.train.freeze_d=1", *FLAGS) == 0
+  _, tuned = final_state(workdir)
+  assert int(tuned.step) == 2
+  for name, theirs in source_state.d.params.items():
+    mine = tuned.d.params[name]
+    if name.startswith("b8_"):
+      assert_bitwise_equal(mine, theirs)
+    else:
+      assert max(np.abs(x - y).max() for x, y in zip(jax.tree.leaves(mine),
+                                                    jax.tree.leaves(theirs))) > 0
+  # G moved two small Adam steps from the source's weights, not from a fresh init
+  gap = max(float(np.abs(x - y).max()) for x, y in zip(jax.tree.leaves(tuned.g.params),
+                                                       jax.tree.leaves(source_state.g.params)))
+  assert 0 < gap < 0.05
+
+
+def grid_tiles(path, rows, cols, shape):
+  """The tiles of an `image_grid` picture as uint8 [rows, cols, H, W, C]."""
+  h, w, c = shape
+  pixels = np.asarray(Image.open(path)).reshape((rows * (h + 1) + 1, cols * (w + 1) + 1, c))
+  return np.stack([np.stack([pixels[1 + r * (h + 1):1 + r * (h + 1) + h,
+                                    1 + q * (w + 1):1 + q * (w + 1) + w] for q in range(cols)])
+                   for r in range(rows)])
 
 
 def test_jit_and_pmap_match_single_device():
@@ -146,6 +219,7 @@ def test_presets_are_nvidias(arg, expected):
     (("--config.augment.kind=mixup",), "augment"),
     (("--config.loss.style_mixing=1.5",), "probability"),
     (("--config.data.source=ring2d",), "image"),
+    (("--config.train.freeze_d=2",), "freeze 0 to 1"),
 ])
 def test_bad_settings_are_one_sentence(tmp_path, capsys, flags, expected):
   assert train("stylegan2", tmp_path, "--config.data.source=stacked_digits", *flags) == 2

@@ -8,6 +8,9 @@ A game is built from (config, data spec, pmap axis name or None) and offers
   preview_inputs(source, held_out), preview(state, inputs) -> picture
                                  what the sample grids written during training show
   can_generate, generate(...)    draws from noise (`gan-jax sample`, `evaluate`)
+  latents, render, interpolate   generate's two halves (codes, then images) and a walk between
+                                 codes (`gan-jax sample --interpolate`)
+  style_groups()                 StyleGAN2 only: its ws by coarse, middle, fine (`sample --mix`)
   directions, translate(...)     maps images to images (`gan-jax translate`, `evaluate`)
 `config.game` picks one; nothing outside the game modules branches on its name.
 """

@@ -7,7 +7,8 @@
 - `ema`: the EMA of G's parameters, with TF's warm-up.
 - `init_net`, `init_side`: parameters, other collections and optax state of one network, or of
   several networks on one side of a game.
-- `infer`: a network in inference mode, jitted; `in_chunks` runs it over a large batch.
+- `g_params`, `infer`: the weights inference uses; a network in inference mode, jitted;
+  `in_chunks` runs it over a large batch.
 """
 import functools
 
@@ -117,10 +118,15 @@ def copy_params(params, enabled):
   return jax.tree.map(jnp.copy, params) if enabled else None
 
 
-@functools.partial(jax.jit, static_argnums=0, static_argnames=("noise_mode",))
+def g_params(state, ema):
+  """The weights inference uses: G's EMA when asked for and kept, else G's."""
+  return state.g_ema if ema and state.g_ema is not None else state.g.params
+
+
+@functools.partial(jax.jit, static_argnums=0, static_argnames=("method", "noise_mode"))
 def infer(model, params, collections, *inputs, **kwargs):
   """`model` in inference mode (running batch statistics, no dropout); `kwargs`: the module's
-  other arguments (StyleGAN2's truncation and noise mode)."""
+  other arguments (StyleGAN2's truncation and noise mode) or `method=` (a method's name)."""
   return model.apply({"params": params, **collections}, *inputs, train=False, **kwargs)
 
 

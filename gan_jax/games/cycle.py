@@ -17,7 +17,8 @@ import numpy as np
 import optax
 
 from gan_jax import reporting
-from gan_jax.games.common import apply, copy_params, ema, in_chunks, infer, init_side, to_model_input
+from gan_jax.games.common import (apply, copy_params, ema, g_params, in_chunks, infer, init_side,
+                                  to_model_input)
 from gan_jax.games.paired import PREVIEW_ROWS, Translator, validate_translation
 from gan_jax.losses import adversarial
 from gan_jax.state import GANState, as_key, make_key
@@ -139,7 +140,7 @@ class CycleGame(Translator):
   def translate(self, state, images, direction="AtoB", ema=True, chunk=64):
     """float NHWC in [-1, 1] -> G_ab's (AtoB) or G_ba's (BtoA) outputs, numpy."""
     name = NETS[direction]
-    params = (state.g_ema if ema and state.g_ema is not None else state.g.params)[name]
+    params = g_params(state, ema)[name]
     run = lambda x: infer(self.g_model, params, state.g.collections[name], x)
     return in_chunks(run, jnp.asarray(images, jnp.float32), chunk=chunk)
 

@@ -22,8 +22,8 @@ from gan_jax import augment as augment_lib
 from gan_jax import models, optim, reporting
 from gan_jax.data import sources
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, copy_params, ema, in_chunks, infer, init_net,
-                                  to_model_input)
+from gan_jax.games.common import (Devices, apply, copy_params, ema, g_params, in_chunks, infer,
+                                  init_net, to_model_input)
 from gan_jax.losses import adversarial, regularizers
 from gan_jax.state import GANState, as_key, make_key
 
@@ -174,15 +174,36 @@ class NoiseGame:
 
   # --- inference ---------------------------------------------------------------------------
 
-  def generate(self, state, num, seed=0, labels=None, ema=True, chunk=1000):
-    """`num` samples from fixed latents of `seed` (numpy), with G in inference mode."""
-    params = state.g_ema if ema and state.g_ema is not None else state.g.params
+  def latents(self, state, num, seed=0, labels=None, ema=True):
+    """(codes, labels) behind `generate`'s `num` samples of `seed`: G's inputs z here."""
+    del state, ema  # z does not depend on the weights
     z = jax.random.normal(make_key(seed), (num, self.config.model.latent_dim))
     if labels is None:
       labels = np.arange(num) % max(self.spec.num_classes, 1)
-    labels = jnp.broadcast_to(jnp.asarray(labels, jnp.int32), (num,))
+    return np.asarray(z), np.broadcast_to(np.asarray(labels, np.int32), (num,))
+
+  def render(self, state, codes, labels, ema=True, chunk=1000):
+    """Images (numpy) of `latents`' codes, with G in inference mode."""
+    params = g_params(state, ema)
     draw = lambda z, labels: infer(self.g_model, params, state.g.collections, z, labels)
-    return in_chunks(draw, z, labels, chunk=chunk), np.asarray(labels)
+    return in_chunks(draw, codes, labels, chunk=chunk)
+
+  @staticmethod
+  def interpolate(a, b, t):
+    """Codes between a and b (t in [0, 1]): along the great circle, where Gaussian z lie."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    cos = np.sum(a * b, -1, keepdims=True) / (np.linalg.norm(a, axis=-1, keepdims=True)
+                                              * np.linalg.norm(b, axis=-1, keepdims=True))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if np.all(omega < 1e-6):
+      return ((1 - t) * a + t * b).astype(np.float32)
+    return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(
+        np.float32)
+
+  def generate(self, state, num, seed=0, labels=None, ema=True, chunk=1000):
+    """`num` samples from fixed latents of `seed` (numpy), with G in inference mode."""
+    codes, labels = self.latents(state, num, seed, labels, ema)
+    return self.render(state, codes, labels, ema, chunk), labels
 
   def preview_inputs(self, source, held_out=None):
     """What each preview needs from the data: real 2D points drawn under the samples."""

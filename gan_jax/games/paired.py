@@ -16,8 +16,8 @@ import optax
 from gan_jax import models, optim, reporting
 from gan_jax.data import sources
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, copy_params, ema, in_chunks, infer, init_net,
-                                  to_model_input)
+from gan_jax.games.common import (Devices, apply, copy_params, ema, g_params, in_chunks, infer,
+                                  init_net, to_model_input)
 from gan_jax.losses import adversarial
 from gan_jax.state import GANState, as_key, make_key
 
@@ -120,7 +120,7 @@ class PairedGame(Translator):
   def translate(self, state, images, direction="AtoB", ema=True, chunk=64):
     """float NHWC in [-1, 1] -> G's outputs (numpy), H and W multiples of `self.multiple`."""
     del direction  # one direction: the data's A -> B
-    params = state.g_ema if ema and state.g_ema is not None else state.g.params
+    params = g_params(state, ema)
     run = lambda x: infer(self.g_model, params, state.g.collections, x)
     return in_chunks(run, jnp.asarray(images, jnp.float32), chunk=chunk)
 

@@ -26,8 +26,8 @@ from gan_jax import augment as augment_lib
 from gan_jax import models, optim
 from gan_jax.data import sources
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, copy_params, ema_update, in_chunks, infer,
-                                  init_net, to_model_input)
+from gan_jax.games.common import (Devices, apply, copy_params, ema_update, g_params, in_chunks,
+                                  infer, init_net, to_model_input)
 from gan_jax.games.noise import NoiseGame, validate_augment
 from gan_jax.state import GANState, as_key, make_key
 
@@ -40,6 +40,16 @@ def lazy_optimizer(c, total_steps, interval):
     ratio = interval / (interval + 1)
     c.lr, c.b1, c.b2 = c.lr * ratio, c.b1 ** ratio, c.b2 ** ratio
   return optim.build(c, total_steps)
+
+
+def freeze_blocks(tx, resolution, blocks):
+  """FreezeD (Mo et al. 2020): `tx` with no updates for D's first `blocks` blocks from the input
+  (FromRGB and the blocks at resolution, resolution / 2, ...); the rest trains as before."""
+  if not blocks:
+    return tx
+  frozen = tuple(f"b{resolution >> i}_" for i in range(blocks))
+  labels = lambda params: {k: "frozen" if k.startswith(frozen) else "trained" for k in params}
+  return optax.multi_transform({"trained": tx, "frozen": optax.set_to_zero()}, labels)
 
 
 def ema_beta(step, batch_size, ema_kimg, rampup):
@@ -59,7 +69,9 @@ class StyleGame(NoiseGame):
     self.g_model, self.d_model = models.build(config, spec, axis_name)
     t, reg = config.train, config.loss
     self.g_tx = lazy_optimizer(config.optim.g, t.steps, reg.pl_interval if reg.pl_weight else 0)
-    self.d_tx = lazy_optimizer(config.optim.d, t.steps, reg.r1_interval if reg.r1_gamma else 0)
+    self.d_tx = freeze_blocks(
+        lazy_optimizer(config.optim.d, t.steps, reg.r1_interval if reg.r1_gamma else 0),
+        config.data.resolution, t.freeze_d)
     self.augment = augment_lib.Augment.from_config(config.augment.to_dict())
     self.devices = Devices(axis_name)
 
@@ -91,6 +103,10 @@ class StyleGame(NoiseGame):
     if not 0 <= reg.style_mixing <= 1:
       raise UserError(f"--config.loss.style_mixing={reg.style_mixing} is a probability: use a "
                       "value in [0, 1].")
+    blocks = int(math.log2(r)) - 2
+    if not 0 <= t.freeze_d <= blocks:
+      raise UserError(f"--config.train.freeze_d={t.freeze_d}: D has {blocks} blocks before its "
+                      f"4x4 output at {r} pixels; freeze 0 to {blocks} of them.")
     validate_augment(config)
 
   def init(self):
@@ -218,17 +234,37 @@ class StyleGame(NoiseGame):
 
   # --- inference ---------------------------------------------------------------------------
 
+  def latents(self, state, num, seed=0, labels=None, ema=True, truncation_psi=1.0,
+              truncation_cutoff=None):
+    """(ws, labels) behind `generate`'s `num` samples of `seed`: the mapping of fixed latents
+    (G_ema's, or G's) with the training G's tracked w_avg, truncated toward it by
+    `truncation_psi` (for the first `truncation_cutoff` ws)."""
+    z, labels = super().latents(state, num, seed, labels)
+    ws = infer(self.g_model, g_params(state, ema), state.g.collections, z, labels,
+               method="mapping", truncation_psi=jnp.float32(truncation_psi),
+               truncation_cutoff=truncation_cutoff)
+    return np.asarray(ws), labels
+
+  def render(self, state, codes, labels=None, ema=True, chunk=500):
+    """Images of ws [N, num_ws, w_dim] with the fixed noise buffers (NVIDIA's
+    noise_mode="const"), so the same ws always give the same image."""
+    del labels  # the ws carry them
+    draw = lambda ws: infer(self.g_model, g_params(state, ema), state.g.collections, ws,
+                            method="synthesis", noise_mode="const")
+    return in_chunks(draw, codes, chunk=chunk)
+
+  @staticmethod
+  def interpolate(a, b, t):
+    """ws between a and b: linearly, as StyleGAN's walks in W."""
+    return ((1 - t) * np.asarray(a) + t * np.asarray(b)).astype(np.float32)
+
+  def style_groups(self):
+    """The ws that modulate coarse (4-8 px), middle (16-32 px) and fine (64 px on, and the last
+    ToRGB) layers: the groups of the StyleGAN papers' style-mixing figures."""
+    n = self.g_model.num_ws
+    return {"coarse": range(0, min(3, n)), "middle": range(3, min(7, n)), "fine": range(7, n)}
+
   def generate(self, state, num, seed=0, labels=None, ema=True, chunk=500, truncation_psi=1.0,
                truncation_cutoff=None):
-    """`num` images from fixed latents of `seed` (numpy): G_ema (or G) with the training G's
-    tracked w_avg, truncated toward it by `truncation_psi` (for the first `truncation_cutoff`
-    ws), the fixed noise buffers (NVIDIA's noise_mode="const")."""
-    params = state.g_ema if ema and state.g_ema is not None else state.g.params
-    z = jax.random.normal(make_key(seed), (num, self.config.model.latent_dim))
-    if labels is None:
-      labels = np.arange(num) % max(self.spec.num_classes, 1)
-    labels = jnp.broadcast_to(jnp.asarray(labels, jnp.int32), (num,))
-    draw = lambda z, labels: infer(self.g_model, params, state.g.collections, z, labels,
-                                   truncation_psi=jnp.float32(truncation_psi),
-                                   truncation_cutoff=truncation_cutoff, noise_mode="const")
-    return in_chunks(draw, z, labels, chunk=chunk), np.asarray(labels)
+    ws, labels = self.latents(state, num, seed, labels, ema, truncation_psi, truncation_cutoff)
+    return self.render(state, ws, ema=ema, chunk=chunk), labels
