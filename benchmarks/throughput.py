@@ -67,14 +67,21 @@ def step_flops(fn, state, batch):
   return float(cost.get("flops", 0.0)) if cost else 0.0
 
 
-def measure(config, steps, warmup):
+def prepare(config):
+  """(strategy, compiled step, state, batch) of `config`: its step as training compiles it, a
+  fresh state and one synthetic call's batch, on the devices."""
   config_lib.validate(config, jax.device_count())
   spec = data_spec(config)
   exp = Experiment.build(config, spec)
   strategy = parallel.get(config.parallel.strategy)
   fn = strategy.compile(step_lib.make_multi_step(exp.game_for(strategy.axis_name).train_step))
   state = strategy.put_state(exp.init_state())
-  batch = strategy.put_batch(synthetic_batch(config, spec, np.random.default_rng(0)))
+  return strategy, fn, state, strategy.put_batch(
+      synthetic_batch(config, spec, np.random.default_rng(0)))
+
+
+def measure(config, steps, warmup):
+  strategy, fn, state, batch = prepare(config)
 
   def call():
     nonlocal state

@@ -67,3 +67,17 @@ def test_conv_layers_times_every_layer_in_every_form(tmp_path):
       "im2col", "winograd", "winograd", "im2col"]
   for layer in r["layers"].values():
     assert set(layer["ms"]) == {"conv", "im2col", "winograd"} and min(layer["ms"].values()) > 0
+
+
+def test_lazy_regularization_times_each_kind_of_step(tmp_path):
+  # smoke: both regularizers every 2 steps, so the timed steps 1 and 2 are one of each kind
+  out = tmp_path / "lazy.json"
+  done = subprocess.run(
+      [sys.executable, os.path.join(REPO, "benchmarks", "lazy_regularization.py"),
+       f"--config={config_path('stylegan2')}", "--cycles=1", "--config.augment.kind=none",
+       f"--json={out}"], cwd=REPO, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-2000:]
+  r = json.loads(out.read_text())
+  assert r["cycle_steps"] == 2 and r["timed_steps"] == 2
+  assert set(r["lazy_conds"]["step_ms"]) == {"main", "main+greg+dreg"}
+  assert r["lazy_conds"]["compile_s"] > 0 and r["no_regularizers"]["step_ms"] > 0
