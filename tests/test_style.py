@@ -136,6 +136,23 @@ def grid_tiles(path, rows, cols, shape):
                    for r in range(rows)])
 
 
+def test_a_conditional_run_draws_the_asked_class(tmp_path):
+  """Class-conditional StyleGAN2 (label embedding in the mapping, projection D) on the digits:
+  `--label` picks the class, and the class changes the image of the same latent."""
+  assert train("stylegan2", tmp_path, "--config.train.steps=2", "--config.model.conditional=True",
+               "--config.data.source=digits", "--config.data.channels=1",
+               "--config.augment.kind=none") == 0
+  draws = {}
+  for label in (3, 7):
+    out = tmp_path / f"{label}.npz"
+    assert cli.main(["sample", f"--workdir={tmp_path}", "--num=4", f"--label={label}",
+                     f"--out={out}"]) == 0
+    draws[label] = np.load(out)
+    np.testing.assert_array_equal(draws[label]["labels"], [label] * 4)
+  assert draws[3]["samples"].shape == (4, 8, 8, 1)
+  assert np.abs(draws[3]["samples"] - draws[7]["samples"]).max() > 1e-4
+
+
 def test_jit_and_pmap_match_single_device():
   # 4 images per device: the minibatch-stddev groups of 4 stay on one device. Without ADA (its
   # draws are held to pmap == jit in test_augment.py), which saves a third of the compile time.
