@@ -25,6 +25,7 @@ def base_config():
       resize="center_crop",  # center_crop | pad | stretch: how other sizes reach the resolution
       random_flip=False,     # mirror each image left-right with probability 1/2
       load_size=0,       # random jitter (pix2pix): resize to load_size, random-crop back; 0 = off
+      subset=0,          # train on N examples only, a fixed random choice (small-data runs); 0 = all
       data_dir="",       # TFDS data dir ("" = TFDS's default)
       workers=0,         # threads decoding steps in parallel (0 = one per CPU core)
       prefetch=4,        # steps decoded ahead of the train step
@@ -299,6 +300,9 @@ def validate_data(config):
   if d.load_size and d.load_size < d.resolution:
     raise UserError(f"--config.data.load_size={d.load_size} must be 0 (off) or at least "
                     f"data.resolution={d.resolution}: images are enlarged to it, then cropped.")
+  if d.subset < 0 or (d.subset and kind in sources.TWO_DOMAINS):
+    raise UserError(f"--config.data.subset={d.subset} must be 0 (all) or a number of examples "
+                    "of one-domain data.")
   if d.workers < 0:
     raise UserError(f"--config.data.workers={d.workers} must be >= 0 (0 = one per CPU core).")
   if d.prefetch < 1:

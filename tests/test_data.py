@@ -355,6 +355,21 @@ def test_embedded_sources_keep_working():
       sources.kind(unknown)
 
 
+def test_a_subset_is_a_fixed_random_choice():
+  full = sources.build(data_config("digits", resolution=8, channels=1))
+  small = sources.build(data_config("digits", resolution=8, channels=1, subset=180))
+  again = sources.build(data_config("digits", resolution=8, channels=1, subset=180))
+  assert len(small) == 180 and small.spec == full.spec
+  np.testing.assert_array_equal(small.indices, again.indices)
+  batch = small.get(np.arange(180))
+  np.testing.assert_array_equal(batch["x"], full.x[small.indices])
+  assert len(set(batch["label"])) == 10  # 180 random digits hold every class
+  with pytest.raises(UserError, match="more than the 1797 examples"):
+    sources.build(data_config("digits", resolution=8, channels=1, subset=2000))
+  with pytest.raises(UserError, match="one-domain data"):
+    config_lib.validate_data(data_config("digit_edges", subset=10))
+
+
 # --- embedded translation tasks ------------------------------------------------------------
 
 def test_digit_edges_pairs_train_digits_with_their_edges():

@@ -80,6 +80,24 @@ class StackedDigitsSource:
     return {"x": np.moveaxis(x, 1, -1), "label": labels.astype(np.int32)}
 
 
+class Subset:
+  """`size` examples of `source`, a fixed random choice (`data.subset`: small-data runs)."""
+
+  def __init__(self, source, size, seed=0):
+    if size > len(source):
+      raise UserError(f"--config.data.subset={size} is more than the {len(source)} examples of "
+                      "the data: use fewer, or 0 for all.")
+    self.source = source
+    self.indices = np.sort(np.random.default_rng(seed).choice(len(source), size, replace=False))
+    self.spec, self.class_names = source.spec, getattr(source, "class_names", None)
+
+  def __len__(self):
+    return len(self.indices)
+
+  def get(self, indices):
+    return self.source.get(self.indices[indices])
+
+
 class Unpaired:
   """Two independent image domains: each keeps its own length, shuffle and epochs (the pipeline
   reads `domains` separately), so no image of A is tied to one of B."""
@@ -119,8 +137,15 @@ def build(config, split="train"):
   name = d.source
   if split == "test":
     return _digit_translation(d, split) if kind(name) in TRANSLATION else None
+  source = _build_train(config)
+  return Subset(source, d.subset) if d.get("subset") else source
+
+
+def _build_train(config):
+  d = config.data
+  name = d.source
   if name in TRANSLATION:
-    return _digit_translation(d, split)
+    return _digit_translation(d, "train")
   if kind(name) in FILE_KINDS:
     return _build_images(d)
   if name == "digits":
