@@ -62,10 +62,10 @@ def _parse_train(argv):
 
 
 def _truncation_flags(fv):
-  flags.DEFINE_float("truncation", None, "StyleGAN2: pull w toward its average (1 = none, 0 = the "
-                     "average image)", flag_values=fv)
-  flags.DEFINE_integer("truncation_cutoff", None, "StyleGAN2: truncate only the first N ws "
-                       "(coarse styles)", flag_values=fv)
+  flags.DEFINE_float("truncation", None, "models with an average style: pull w toward it "
+                     "(1 = none, 0 = the average image)", flag_values=fv)
+  flags.DEFINE_integer("truncation_cutoff", None, "truncate only the first N ws (coarse styles)",
+                       flag_values=fv)
 
 
 def _check_truncation(fv):
@@ -88,9 +88,9 @@ def _parse_sample(argv):
   flags.DEFINE_bool("ema", True, "use the EMA generator weights when the run has them",
                     flag_values=fv)
   _truncation_flags(fv)
-  flags.DEFINE_string("mix", None, "StyleGAN2: a style-mixing grid, the column sources' "
-                      "coarse, middle or fine styles (or ws I-J) in the row sources",
-                      flag_values=fv)
+  flags.DEFINE_string("mix", None, "models with per-layer styles: a style-mixing grid, the "
+                      "column sources' coarse, middle or fine styles (or ws I-J) in the row "
+                      "sources", flag_values=fv)
   flags.DEFINE_integer("interpolate", None, "a walk between latents: this many frames from "
                        "each to the next, as a GIF and a PNG strip", flag_values=fv)
   _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])

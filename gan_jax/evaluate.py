@@ -129,7 +129,7 @@ class Evaluator:
 
   def __call__(self, exp, state, ema=True, truncate=None):
     """{"step", "ema", "num_samples", "metrics", <scores>} of `state`'s generator; `truncate`:
-    generate's truncation arguments (StyleGAN2), also recorded."""
+    generate's truncation arguments (games with an average style), also recorded."""
     if not exp.game.can_generate:
       return self._translation(exp, state, ema)
     from gan_jax.metrics.stats import FeatureStats  # pylint: disable=g-import-not-at-top

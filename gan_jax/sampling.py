@@ -1,5 +1,6 @@
 """`gan-jax sample`: draw from a trained run into a PNG grid or an .npz of arrays, a
-style-mixing grid (StyleGAN2), or a walk between latents as an animated GIF and a PNG strip."""
+style-mixing grid (models with per-layer styles), or a walk between latents as an animated GIF
+and a PNG strip."""
 import os
 
 import numpy as np
@@ -39,8 +40,8 @@ def truncation_args(exp, workdir, truncation, truncation_cutoff):
   if truncation is None:
     return {}
   if not getattr(exp.game, "can_truncate", False):
-    raise UserError(f"--truncation needs a model with an average style to pull toward "
-                    f"(StyleGAN2), and {workdir} trained {exp.config.model.name}: drop it.")
+    raise UserError(f"--truncation needs a model with an average style to pull toward, and "
+                    f"{workdir} trained {exp.config.model.name}, which has none: drop it.")
   return dict(truncation_psi=truncation, truncation_cutoff=truncation_cutoff)
 
 
@@ -85,11 +86,11 @@ def style_mix(workdir, out, styles="coarse", num=5, seed=0, label=None, ema=True
   its column's. Returns `out`."""
   exp, state, _, truncate = _open(workdir, label, truncation, truncation_cutoff)
   game = exp.game
-  if not hasattr(game, "style_groups"):
-    raise UserError(f"--mix swaps per-layer styles, which StyleGAN2 has and {workdir}'s "
-                    f"{exp.config.model.name} does not: drop --mix.")
-  picked = parse_styles(styles, game.style_groups(), game.g_model.num_ws)
+  if not game.style_groups():
+    raise UserError(f"--mix swaps per-layer styles, and {workdir}'s {exp.config.model.name} "
+                    "has none: drop --mix.")
   rows, _ = game.latents(state, num, seed, label, ema, **truncate)
+  picked = parse_styles(styles, game.style_groups(), rows.shape[1])
   cols, _ = game.latents(state, num, seed + 1, label, ema, **truncate)
   cells = np.repeat(rows[:, None], num, axis=1)
   cells[:, :, picked] = cols[None, :, picked]
@@ -106,7 +107,7 @@ def style_mix(workdir, out, styles="coarse", num=5, seed=0, label=None, ema=True
 def interpolation(workdir, out, frames=16, num=4, seed=0, label=None, ema=True,
                   truncation=None, truncation_cutoff=None):
   """A closed walk through `num` latents of `seed` (the first `num` images of `sample --seed`),
-  `frames` frames from each to the next (StyleGAN2: lines in W; other models: arcs in z), as an
+  `frames` frames from each to the next (as the game's `interpolate` draws them), as an
   animated GIF at `out` and a PNG strip beside it, one row per leg. Returns both paths."""
   exp, state, _, truncate = _open(workdir, label, truncation, truncation_cutoff)
   if len(exp.spec.shape) != 3:

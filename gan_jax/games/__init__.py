@@ -10,7 +10,8 @@ A game is built from (config, data spec, pmap axis name or None) and offers
   can_generate, generate(...)    draws from noise (`gan-jax sample`, `evaluate`)
   latents, render, interpolate   generate's two halves (codes, then images) and a walk between
                                  codes (`gan-jax sample --interpolate`)
-  style_groups()                 StyleGAN2 only: its ws by coarse, middle, fine (`sample --mix`)
+  can_truncate, style_groups()   an average style to truncate toward; ws by coarse, middle, fine
+                                 (`sample --truncation`, `--mix`; none for plain z)
   directions, translate(...)     maps images to images (`gan-jax translate`, `evaluate`)
 `config.game` picks one; nothing outside the game modules branches on its name.
 """

@@ -126,7 +126,7 @@ def g_params(state, ema):
 @functools.partial(jax.jit, static_argnums=0, static_argnames=("method", "noise_mode"))
 def infer(model, params, collections, *inputs, **kwargs):
   """`model` in inference mode (running batch statistics, no dropout); `kwargs`: the module's
-  other arguments (StyleGAN2's truncation and noise mode) or `method=` (a method's name)."""
+  other arguments (truncation, noise mode) or `method=` (a method's name)."""
   return model.apply({"params": params, **collections}, *inputs, train=False, **kwargs)
 
 

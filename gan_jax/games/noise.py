@@ -44,6 +44,7 @@ def validate_augment(config):
 
 class NoiseGame:
   can_generate = True   # `gan-jax sample` draws from it
+  can_truncate = False  # no average style to pull z toward
   directions = ()       # nothing to translate
 
   def __init__(self, config, spec, axis_name=None):
@@ -187,6 +188,10 @@ class NoiseGame:
     params = g_params(state, ema)
     draw = lambda z, labels: infer(self.g_model, params, state.g.collections, z, labels)
     return in_chunks(draw, codes, labels, chunk=chunk)
+
+  def style_groups(self):
+    """Named groups of per-layer styles (`sample --mix`): none, z feeds every layer at once."""
+    return {}
 
   @staticmethod
   def interpolate(a, b, t):
