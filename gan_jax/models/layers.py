@@ -1,5 +1,6 @@
 """Layers shared by the model families: DCGAN's 4x4 convs, the translation nets' 3x3, 7x7 and
-stride-1 convs, and the normalizations by config name."""
+stride-1 convs, the normalizations by config name, and spectral normalization with the ResNet
+GANs' dense, conv (fused with 2x resampling) and embedding layers."""
 import contextlib
 from typing import Any
 
@@ -244,3 +245,167 @@ class Dropout(nn.Module):
       keep = jax.random.bernoulli(key, keep_prob, global_shape)
       keep = jax.lax.dynamic_slice_in_dim(keep, jax.lax.axis_index(self.axis_name) * n, n)
     return jax.lax.select(keep, x / keep_prob, jnp.zeros_like(x))
+
+
+# --- Spectral normalization (Miyato et al. 2018) ------------------------------------------------
+
+def _l2_normalize(v, eps):
+  return v * jax.lax.rsqrt(jnp.sum(jnp.square(v)) + eps)
+
+
+def spectral_normalize(module, w, train, eps=1e-12):
+  """`w` divided by its largest singular value sigma, W seen as a matrix [out, -1] (out = the last
+  axis: a Dense's or HWIO conv's outputs, an embedding's features).
+
+  sigma comes from power iteration (Miyato et al. 2018, Algorithm 1): in train mode one step per
+  forward from the stored left vector u, with u and v constants for the gradient, so
+  sigma = v^T W u differentiates as the paper's. u and the sigma it gave are stored in `module`'s
+  "spectral" collection, updated only in train mode and only where the caller made the
+  collection mutable. At inference the stored sigma divides, with no iteration: the same weights
+  every call, and sampling costs nothing extra. Initialisation draws u ~ N(0, I) and stores the
+  sigma of one step from it."""
+  m = w.astype(jnp.float32).reshape(-1, w.shape[-1])  # W^T: [rest, out]
+
+  def step(u):
+    v = jax.lax.stop_gradient(_l2_normalize(m @ u, eps))
+    u = jax.lax.stop_gradient(_l2_normalize(v @ m, eps))
+    return u, v @ (m @ u)
+
+  u_var = module.variable(
+      "spectral", "u",
+      lambda: _l2_normalize(jax.random.normal(module.make_rng("params"), (m.shape[1],)), eps))
+  sigma_var = module.variable("spectral", "sigma", lambda: jax.lax.stop_gradient(step(u_var.value)[1]))
+  if train:
+    u, sigma = step(u_var.value)
+    if module.is_mutable_collection("spectral") and not module.is_initializing():
+      u_var.value, sigma_var.value = u, jax.lax.stop_gradient(sigma)
+  else:
+    sigma = sigma_var.value
+  return (w / sigma).astype(w.dtype)
+
+
+def conv_same(x, kernel, impl="auto"):
+  """Stride-1 k x k conv, zero padding k // 2. A 1x1 conv is a matrix product; larger kernels
+  pad first and run as `ConvS1` does (`cpu_conv.conv_s1` on CPU, XLA's VALID conv elsewhere)."""
+  k = kernel.shape[0]
+  if k == 1:
+    return x @ kernel[0, 0]
+  p = k // 2
+  x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+  return cpu_conv.conv_s1(x, kernel) if _use_gemm(impl) else _conv_valid(x, kernel, 1)
+
+
+# Nearest 2x upsampling then a 3x3 "same" conv, per output phase a: row 2i + a of the upsampled
+# image repeats input row i, so phase 0 reads input rows i - 1 (tap 0) and i (taps 1 + 2), phase
+# 1 rows i (taps 0 + 1) and i + 1 (tap 2). In the 4x4 transposed conv's indexing (output row
+# 2i - 1 + t gets input row i times tap t) those are taps 3, 1, 2, 0: the kernel [k2, k1 + k2,
+# k0 + k1, k0] along each axis. 16 products per input pixel instead of 36.
+_UP_TAPS = jnp.array([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], jnp.float32)  # [4 taps, 3]
+
+# A 3x3 "same" conv then 2x2 average pooling: output i averages conv rows 2i, 2i + 1, which read
+# input rows 2i - 1 .. 2i + 2 — the 4x4 / stride-2 / pad-1 window, kernel [k0, k0 + k1, k1 + k2,
+# k2] / 2 along each axis. 4 products per input pixel instead of 9.
+_POOL_TAPS = jnp.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]], jnp.float32) / 2
+
+
+def _taps4x4(matrix, kernel):
+  return jnp.einsum("pi,qj,ijco->pqco", matrix.astype(kernel.dtype), matrix.astype(kernel.dtype),
+                    kernel)
+
+
+def upsample2x(x):
+  """Nearest-neighbour 2x: a broadcast and a reshape, whose gradient is a plain sum."""
+  b, h, w, c = x.shape
+  x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c))
+  return x.reshape(b, 2 * h, 2 * w, c)
+
+
+def avg_pool2x(x):
+  """2x2 average pooling, stride 2, as a reshape and a mean."""
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def upsample_conv3x3(x, kernel, impl="auto"):
+  """conv_same(upsample2x(x), kernel) for a 3x3 kernel, exactly, as one 4x4 / stride-2
+  transposed conv (`conv_transpose4x4s2`: Winograd or im2col on CPU)."""
+  return conv_transpose4x4s2(x, _taps4x4(_UP_TAPS, kernel), impl)
+
+
+def conv3x3_avg_pool(x, kernel, impl="auto"):
+  """avg_pool2x(conv_same(x, kernel)) for a 3x3 kernel on even sizes, exactly, as one 4x4 /
+  stride-2 conv (`conv4x4s2`)."""
+  return conv4x4s2(x, _taps4x4(_POOL_TAPS, kernel), impl)
+
+
+xavier_init = nn.initializers.xavier_uniform()
+
+
+class SNDense(nn.Module):
+  """nn.Dense whose kernel is spectrally normalized (`spectral_normalize`) when `spectral_norm`."""
+  features: int
+  use_bias: bool = True
+  spectral_norm: bool = True
+  kernel_init: Any = xavier_init
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train):
+    kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
+    if self.spectral_norm:
+      kernel = spectral_normalize(self, kernel, train)
+    out = x.astype(self.dtype) @ kernel.astype(self.dtype)
+    return _add_bias(self, out, self.use_bias)
+
+
+class SNConv(nn.Module):
+  """Stride-1 k x k conv with zero padding k // 2, kernel spectrally normalized when
+  `spectral_norm`. `resample`: "up" = nearest 2x before the conv, "down" = 2x2 average pooling
+  after it, each fused with a 3x3 conv into one 4x4 stride-2 layer where `fuse` (same values)."""
+  features: int
+  kernel_size: int = 3
+  resample: str = "none"  # none | up | down
+  use_bias: bool = True
+  spectral_norm: bool = True
+  fuse: bool = True
+  kernel_init: Any = xavier_init
+  dtype: Any = jnp.float32
+  impl: str = "auto"  # auto | gemm | conv
+
+  @nn.compact
+  def __call__(self, x, train):
+    k = self.kernel_size
+    kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
+    if self.spectral_norm:
+      kernel = spectral_normalize(self, kernel, train)
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    fused = self.fuse and k == 3
+    if self.resample == "up":
+      out = upsample_conv3x3(x, kernel, self.impl) if fused else conv_same(upsample2x(x), kernel,
+                                                                          self.impl)
+    elif self.resample == "down":
+      out = conv3x3_avg_pool(x, kernel, self.impl) if fused else avg_pool2x(
+          conv_same(x, kernel, self.impl))
+    elif self.resample == "none":
+      out = conv_same(x, kernel, self.impl)
+    else:
+      raise ValueError(f"unknown resample {self.resample!r}")
+    return _add_bias(self, out, self.use_bias)
+
+
+class SNEmbed(nn.Module):
+  """An embedding table [num, features] looked up by integer ids, spectrally normalized when
+  `spectral_norm` (the projection discriminator's class embedding)."""
+  num_embeddings: int
+  features: int
+  spectral_norm: bool = True
+  embedding_init: Any = xavier_init
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, ids, train):
+    table = self.param("embedding", self.embedding_init, (self.num_embeddings, self.features),
+                       jnp.float32)
+    if self.spectral_norm:
+      table = spectral_normalize(self, table, train)
+    return jnp.take(table, ids, axis=0).astype(self.dtype)
