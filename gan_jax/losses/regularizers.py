@@ -1,7 +1,7 @@
-"""Regularizers of D, each a pure function the config turns on.
+"""Regularizers, each a pure function the config turns on.
 
-`d_fn(x) -> logits[B]` is D applied with fixed parameters; these penalties differentiate it with
-respect to its input, per sample.
+`d_fn(x) -> logits[B]` is D applied with fixed parameters; the input-gradient penalties
+differentiate it with respect to its input, per sample. `orthogonal_penalty` acts on G's weights.
 """
 import jax
 import jax.numpy as jnp
@@ -36,3 +36,20 @@ def r1_penalty(d_fn, real):
 def clip_weights(params, c):
   """WGAN weight clipping: every D parameter into [-c, c]."""
   return jax.tree.map(lambda p: jnp.clip(p, -c, c), params)
+
+
+def orthogonal_penalty(params):
+  """BigGAN's orthogonal regularization (Brock et al. 2019, sec. 3.1), off-diagonal form: the sum
+  over kernels W of 0.5 ||W W^T * (1 - I)||_F^2, each seen as a matrix [out, -1] (out = the last
+  axis: Dense [in, out], HWIO convs). Its gradient is 2 (W W^T * (1 - I)) W, so beta times it is
+  the paper's added gradient. Skipped: parameters with fewer than 2 dimensions (biases, norm
+  scales, attention's gamma) and embedding tables (leaves named "embedding": class embeddings
+  are lookups, not maps of features)."""
+  total = jnp.zeros((), jnp.float32)
+  for path, w in jax.tree_util.tree_leaves_with_path(params):
+    if w.ndim < 2 or getattr(path[-1], "key", None) == "embedding":
+      continue
+    m = jnp.reshape(w.astype(jnp.float32), (-1, w.shape[-1]))  # W^T
+    gram = m.T @ m
+    total = total + 0.5 * jnp.sum(jnp.square(gram * (1.0 - jnp.eye(gram.shape[0]))))
+  return total
