@@ -274,7 +274,8 @@ def spectral_normalize(module, w, train, eps=1e-12):
   u_var = module.variable(
       "spectral", "u",
       lambda: _l2_normalize(jax.random.normal(module.make_rng("params"), (m.shape[1],)), eps))
-  sigma_var = module.variable("spectral", "sigma", lambda: jax.lax.stop_gradient(step(u_var.value)[1]))
+  sigma_var = module.variable("spectral", "sigma",
+                              lambda: jax.lax.stop_gradient(step(u_var.value)[1]))
   if train:
     u, sigma = step(u_var.value)
     if module.is_mutable_collection("spectral") and not module.is_initializing():

@@ -27,7 +27,9 @@ Speed (XLA:CPU; exact rewrites, so every backend computes the same function): th
 3x3 conv is one 4x4 stride-2 transposed conv and the 3x3 conv + average pool one 4x4 stride-2
 conv (`layers.upsample_conv3x3`, `layers.conv3x3_avg_pool`: 16 and 4 products per input pixel
 instead of 36 and 9); the 1x1 shortcuts run at the lower resolution (a 1x1 conv commutes with
-nearest upsampling and with average pooling). benchmarks/resnet_layers.py has the timings.
+nearest upsampling and with average pooling). Forward + parameter gradient at batch 64 on 2
+shared Zen4 cores (benchmarks/resnet_layers.py): SNGAN-32 G 4.4 s fused against 11.7 s
+upsample-then-conv, D 0.58 s against 2.0 s pool-after-conv.
 """
 import math
 from typing import Any, Optional
@@ -57,7 +59,8 @@ def _check_resolution(resolution):
 
 def _check_attention(attention_res, sides, who):
   if attention_res and attention_res not in sides:
-    raise ValueError(f"attention_res={attention_res}: {who}'s blocks output sides {sorted(set(sides))}")
+    raise ValueError(f"attention_res={attention_res}: {who}'s blocks output sides "
+                     f"{sorted(set(sides))}")
 
 
 class SelfAttention(nn.Module):
@@ -199,8 +202,8 @@ class Generator(nn.Module):
                          f"{z.shape[-1]} does not divide")
       z, *chunks = jnp.split(z, n_blocks + 1, axis=-1)
       if self.num_classes:
-        shared = nn.Embed(self.num_classes, self.shared_dim, embedding_init=nn.initializers.normal(1.0),
-                          name="shared")(labels).astype(self.dtype)
+        shared = nn.Embed(self.num_classes, self.shared_dim, name="shared",
+                          embedding_init=nn.initializers.normal(1.0))(labels).astype(self.dtype)
         chunks = [jnp.concatenate([shared, c], -1) for c in chunks]
       conds = chunks
     else:
