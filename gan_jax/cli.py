@@ -2,11 +2,11 @@
 
   gan-jax train    [--config=configs/X.py[:arg]] [--workdir=DIR] [--config.KEY=VALUE ...]
   gan-jax sample   --workdir=DIR [--num=N] [--out=PATH.png|.npz] [--label=K] [--seed=S] [--no-ema]
-                   [--truncation=PSI] [--truncation_cutoff=N]
+                   [--truncation=T] [--truncation_cutoff=N]
                    [--mix=coarse|middle|fine|I-J] [--interpolate=FRAMES --out=PATH.gif]
   gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits] [--num_samples=N]
                    [--ema|--no-ema] [--inception_weights=PATH] [--num_reference=N] [--seed=S]
-                   [--truncation=PSI] [--truncation_cutoff=N]
+                   [--truncation=T] [--truncation_cutoff=N]
   gan-jax translate --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--direction=AtoB|BtoA]
                    [--ema|--no-ema] [--noprogress]
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
@@ -62,15 +62,16 @@ def _parse_train(argv):
 
 
 def _truncation_flags(fv):
-  flags.DEFINE_float("truncation", None, "models with an average style: pull w toward it "
-                     "(1 = none, 0 = the average image)", flag_values=fv)
+  flags.DEFINE_float("truncation", None, "the truncation trick, as the model defines it: w "
+                     "pulled toward an average style by psi = T (1 = none, 0 = the average "
+                     "image), or z drawn from a normal truncated at +-T", flag_values=fv)
   flags.DEFINE_integer("truncation_cutoff", None, "truncate only the first N ws (coarse styles)",
                        flag_values=fv)
 
 
 def _check_truncation(fv):
   if fv.truncation_cutoff is not None and fv.truncation is None:
-    raise UserError("--truncation_cutoff limits --truncation: give --truncation=PSI too.")
+    raise UserError("--truncation_cutoff limits --truncation: give --truncation=T too.")
   if fv.truncation_cutoff is not None and fv.truncation_cutoff < 1:
     raise UserError(f"--truncation_cutoff={fv.truncation_cutoff} must be a positive number of ws.")
 

@@ -46,6 +46,7 @@ def base_config():
       gp_weight=0.0,     # WGAN-GP gradient penalty on interpolates (Gulrajani et al. 2017)
       r1_weight=0.0,     # R1 penalty on real data (Mescheder et al. 2018)
       weight_clip=0.0,   # clip D weights to [-c, c] after each update (WGAN)
+      ortho_weight=0.0,  # G's orthogonal regularization, BigGAN's off-diagonal form (Brock et al. 2019)
   ))
 
   def adam(lr):
@@ -67,6 +68,7 @@ def base_config():
       n_critic=1,            # D updates per G update, each on its own real batch
       steps_per_call=1,      # K steps in one compiled call (lax.scan); same results as K calls
       ema_decay=0.999,       # EMA of G weights for sampling; 0 = off
+      ema_start=0,           # the EMA copies G until this step, then averages (BigGAN)
       log_every=50,
       sample_every=500,
       checkpoint_every=500,
@@ -153,6 +155,34 @@ def translation(c, game):
   return c
 
 
+def resnet_gan(c):
+  """SNGAN / SAGAN / BigGAN's shared recipe at 32x32, as StudioGAN's CIFAR-10 defaults set it
+  (POSTECH-CVLab/PyTorch-StudioGAN, src/config.py and configs/CIFAR10/SNGAN.yaml): Miyato et
+  al.'s ResNet G (256 channels) and spectrally normalized D (128), class-conditional batch norm
+  in G and a projection D, the hinge loss, Adam 2e-4 (0.5, 0.999), batch 64, 5 D steps per G
+  step, no EMA of G. Images are RGB (gray digits as three equal channels), so
+  `--config.data.source=tfds:cifar10` trains the paper's setting unchanged."""
+  c.data.resolution = 32
+  c.data.channels = 3
+  c.model = ml_collections.ConfigDict(dict(
+      name="resnet",
+      latent_dim=128,
+      g_width=256,
+      d_width=128,
+      g_spectral_norm=False,  # spectral norm in G too (SAGAN, BigGAN)
+      attention_res=0,        # side of the feature maps with a self-attention block; 0 = none
+      shared_dim=0,           # BigGAN: shared class embedding of this size + hierarchical z; 0 = off
+      conditional=True,
+  ))
+  c.loss.adversarial = "hinge"
+  for side in (c.optim.g, c.optim.d):
+    side.lr, side.b1, side.b2 = 2e-4, 0.5, 0.999
+  c.train.batch_size = 64
+  c.train.n_critic = 5
+  c.train.ema_decay = 0.0
+  return c
+
+
 def stylegan2(c, resolution, batch_size, mbstd, fmaps, lr, gamma, ema_kimg, rampup, mapping):
   """StyleGAN2's recipe (Karras et al. 2020, as stylegan2-ada-pytorch's `--cfg` presets set it):
   the mapping / synthesis G and residual D (channels min(fmaps * 32768 / res, 512)), the
@@ -209,6 +239,11 @@ def apply_arg(c, arg):
     c.model.latent_dim = 8
     c.model.g_width = 8
     c.model.d_width = 8
+  elif c.model.name == "resnet":
+    c.model.latent_dim = 8  # BigGAN splits z into 4 chunks at 32x32
+    c.model.g_width = c.model.d_width = 8
+    c.model.shared_dim = min(c.model.shared_dim, 8)
+    c.train.n_critic = min(c.train.n_critic, 2)
   elif c.model.name == "mlp":
     c.model.hidden = 16
     c.model.latent_dim = 2
@@ -285,6 +320,8 @@ def validate(config, num_devices=1):
                       "steps before the learning rate starts to decay.")
   if not 0.0 <= t.ema_decay < 1.0:
     raise UserError(f"--config.train.ema_decay={t.ema_decay} must be in [0, 1).")
+  if t.ema_start < 0:
+    raise UserError(f"--config.train.ema_start={t.ema_start} must be a step >= 0.")
   game.validate(config)
 
 

@@ -36,13 +36,19 @@ def _open(workdir, label, truncation, truncation_cutoff):
 
 
 def truncation_args(exp, workdir, truncation, truncation_cutoff):
-  """`generate`'s truncation arguments ({} for none); one UserError for a run without w_avg."""
+  """`generate`'s truncation arguments ({} for none); what `truncation` means is the game's (a
+  threshold on z, psi toward the average w). One UserError for a run that cannot take them."""
   if truncation is None:
     return {}
-  if not getattr(exp.game, "can_truncate", False):
-    raise UserError(f"--truncation needs a model with an average style to pull toward, and "
-                    f"{workdir} trained {exp.config.model.name}, which has none: drop it.")
-  return dict(truncation_psi=truncation, truncation_cutoff=truncation_cutoff)
+  if not getattr(exp.game, "can_truncate", False):  # translators have no latents
+    raise UserError(f"--truncation needs a model that draws from noise, and {workdir} trained "
+                    f"{exp.config.model.name}, which maps images: drop it.")
+  if truncation_cutoff is None:
+    return dict(truncation=truncation)
+  if not exp.game.style_groups():
+    raise UserError(f"--truncation_cutoff truncates the first N per-layer styles, and {workdir} "
+                    f"trained {exp.config.model.name}, which has one z for all layers: drop it.")
+  return dict(truncation=truncation, truncation_cutoff=truncation_cutoff)
 
 
 def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,

@@ -1,5 +1,6 @@
 """One step under jit over 8 devices, under pmap, and on one device agree; K steps per call = K calls."""
 import importlib.util
+import re
 
 import jax
 import numpy as np
@@ -66,6 +67,12 @@ CASES = {
     "cgan": dict(name="cgan_digits"),
     # 5 critic updates with a gradient penalty: per-device slices of global random draws
     "wgan_gp": dict(name="wgan_gp_digits"),
+    # spectral-norm vectors in G and D, self-attention, a shared class embedding, orthogonal
+    # regularization of G, an EMA that starts late
+    # G's conv biases there feed batch norm, which removes them: their true gradient is 0 and
+    # Adam turns its float noise into steps of up to lr, so they (and the running means of the
+    # norms they feed) agree to 2 x lr x steps only
+    "biggan": dict(name="biggan_cifar32", noisy=r"SNConv_\d+'\]\['bias|\['mean'\]"),
 }
 
 
@@ -77,9 +84,13 @@ def test_jit_and_pmap_match_single_device(case):
     config.parallel.strategy = strategy
     got, metrics = run(config, strategy)
     assert int(got.step) == 2
-    assert_trees_close(got.g.params, single.g.params, rtol=2e-4, atol=2e-5)
+    noisy = CASES[case].get("noisy", "$^")
+    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path((got.g.params, got.g.collections)),
+                            jax.tree.leaves((single.g.params, single.g.collections))):
+      close = (dict(atol=2 * config.optim.g.lr * 2) if re.search(noisy, jax.tree_util.keystr(path))
+               else dict(rtol=2e-4, atol=2e-5))
+      np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), **close)
     assert_trees_close(got.d, single.d, rtol=2e-4, atol=2e-5)
-    assert_trees_close(got.g.collections, single.g.collections, rtol=2e-4, atol=2e-5)
 
 
 def test_batch_is_split_across_devices():

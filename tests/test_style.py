@@ -103,7 +103,7 @@ def check_pictures(workdir, tmp_path, samples):
   assert np.abs(strip[0, 1].astype(int) - strip[0, 0]).mean() > 0.1  # and moves
 
   result = evaluate.evaluate(str(workdir), num_samples=12, truncation=0.5, truncation_cutoff=2)
-  assert result["truncation_psi"] == 0.5 and result["truncation_cutoff"] == 2
+  assert result["truncation"] == 0.5 and result["truncation_cutoff"] == 2
   assert 1 <= result["modes_captured"] <= 12
 
 
@@ -176,11 +176,23 @@ def test_bad_sample_flags_are_one_sentence(tmp_path, capsys, flags, expected):
   assert_one_clear_error(capsys, expected)
 
 
-def test_truncation_of_a_dcgan_is_one_sentence(tmp_path, capsys):
+def test_truncation_of_a_dcgan_bounds_z(tmp_path, capsys):
+  """Plain-z models truncate z itself (BigGAN's trick); a cutoff of per-layer styles or a
+  threshold of 0 are one sentence each."""
   assert train("dcgan_digits", tmp_path) == 0
+  exp, ckpt = experiment.load(str(tmp_path))
+  ckpt.close()
+  z, _ = exp.game.latents(None, 500, seed=1, truncation=0.5)
+  assert np.abs(z).max() <= 0.5 and np.abs(z).max() > 0.45
   assert cli.main(["sample", f"--workdir={tmp_path}", "--truncation=0.5",
+                   f"--out={tmp_path}/s.png"]) == 0
+  capsys.readouterr()
+  assert cli.main(["sample", f"--workdir={tmp_path}", "--truncation=0.5", "--truncation_cutoff=2",
                    f"--out={tmp_path}/s.png"]) == 2
-  assert_one_clear_error(capsys, "average style")
+  assert_one_clear_error(capsys, "per-layer styles")
+  assert cli.main(["sample", f"--workdir={tmp_path}", "--truncation=0",
+                   f"--out={tmp_path}/s.png"]) == 2
+  assert_one_clear_error(capsys, "threshold > 0")
 
 
 def test_ema_half_life_and_ramp_up():

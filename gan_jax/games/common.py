@@ -73,13 +73,15 @@ def apply(model, params, collections, *inputs, rngs=None, train=True, **kwargs):
                      **kwargs)
 
 
-def ema(g_ema, params, step, decay):
+def ema(g_ema, params, step, decay, start=0):
   """EMA of G's params. Warm-up (as TF's ExponentialMovingAverage with num_updates): early on the
-  average would otherwise be mostly the random init."""
+  average would otherwise be mostly the random init. Before step `start` the EMA is a copy of
+  G (BigGAN's EMA start, as StudioGAN's g_ema_start), and its warm-up counts from there."""
   if g_ema is None:
     return None
-  t = step.astype(jnp.float32)
-  return ema_update(g_ema, params, jnp.minimum(decay, (1.0 + t) / (10.0 + t)))
+  t = (step - start).astype(jnp.float32)
+  decay = jnp.where(t < 0, 0.0, jnp.minimum(decay, (1.0 + t) / (10.0 + t)))
+  return ema_update(g_ema, params, decay)
 
 
 def ema_update(g_ema, params, decay):

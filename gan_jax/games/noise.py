@@ -1,4 +1,5 @@
-"""The noise game: G(z, label) -> sample, one D judges it (DCGAN, cGAN, WGAN(-GP), the 2D MLP GANs).
+"""The noise game: G(z, label) -> sample, one D judges it (DCGAN, cGAN, WGAN(-GP), the 2D MLP GANs,
+SNGAN / SAGAN / BigGAN).
 
 `batch["x"]` holds `n_critic` micro-batches of real data, [n_critic, B, ...] (uint8 images or
 float points), and `batch["label"]` their labels. One step:
@@ -27,7 +28,7 @@ from gan_jax.games.common import (Devices, apply, copy_params, ema, g_params, in
 from gan_jax.losses import adversarial, regularizers
 from gan_jax.state import GANState, as_key, make_key
 
-MODELS = ("dcgan", "mlp")
+MODELS = ("dcgan", "resnet", "mlp")
 
 
 def validate_augment(config):
@@ -44,7 +45,7 @@ def validate_augment(config):
 
 class NoiseGame:
   can_generate = True   # `gan-jax sample` draws from it
-  can_truncate = False  # no average style to pull z toward
+  can_truncate = True   # `gan-jax sample --truncation=T`: z from a normal truncated at +-T
   directions = ()       # nothing to translate
 
   def __init__(self, config, spec, axis_name=None):
@@ -65,7 +66,7 @@ class NoiseGame:
       raise UserError(f"--config.data.source={config.data.source} gives two image domains (x "
                       f"and y) for translation games, but the {config.model.name} model learns "
                       "one: use digits, folder:PATH or tfds:NAME instead.")
-    if config.augment.kind != "none" and config.model.name != "dcgan":
+    if config.augment.kind != "none" and config.model.name == "mlp":
       raise UserError(f"--config.augment.kind={config.augment.kind} augments images, and the "
                       f"{config.model.name} model learns points: set it to none.")
     validate_augment(config)
@@ -77,6 +78,9 @@ class NoiseGame:
       if config.loss.gp_weight > 0 and config.model.d_norm == "batch":
         raise UserError("A gradient penalty needs a D without batch norm: set "
                         "--config.model.d_norm=layer (or none).")
+    if config.loss.ortho_weight and config.model.name == "mlp":
+      raise UserError("--config.loss.ortho_weight regularizes conv and linear kernels of image "
+                      "generators: set it 0 for the MLP GAN.")
 
   def init(self):
     """Fresh state from config.seed."""
@@ -164,21 +168,35 @@ class NoiseGame:
     (g_loss, (g_aux, d_cols)), d_fake = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
     d = d.replace(collections=d_cols)  # D's batch statistics also see this pass, as in PyTorch
     (g_grads,) = g_vjp(d_fake)
+    if reg.ortho_weight > 0:
+      ortho, ortho_grads = jax.value_and_grad(regularizers.orthogonal_penalty)(state.g.params)
+      g_grads = jax.tree.map(lambda g, o: g + reg.ortho_weight * o, g_grads, ortho_grads)
+      g_aux["ortho_penalty"] = ortho
     g, g_grads = dev.update(state.g, g_grads, self.g_tx, g_collections)
 
     metrics.update(g_aux, g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads))
     if "augment_p" in extras:
       metrics["augment_p"] = extras["augment_p"]
     new_state = state.replace(step=state.step + 1, g=g, d=d, extras=extras,
-                              g_ema=ema(state.g_ema, g.params, state.step, config.train.ema_decay))
+                              g_ema=ema(state.g_ema, g.params, state.step, config.train.ema_decay,
+                                        config.train.ema_start))
     return new_state, dev.mean(metrics)
 
   # --- inference ---------------------------------------------------------------------------
 
-  def latents(self, state, num, seed=0, labels=None, ema=True):
-    """(codes, labels) behind `generate`'s `num` samples of `seed`: G's inputs z here."""
+  def latents(self, state, num, seed=0, labels=None, ema=True, truncation=None):
+    """(codes, labels) behind `generate`'s `num` samples of `seed`: G's inputs z here, drawn
+    from a normal truncated at +-`truncation` when given (BigGAN's truncation trick: fidelity for
+    variety)."""
     del state, ema  # z does not depend on the weights
-    z = jax.random.normal(make_key(seed), (num, self.config.model.latent_dim))
+    shape = (num, self.config.model.latent_dim)
+    if truncation is None:
+      z = jax.random.normal(make_key(seed), shape)
+    elif truncation <= 0:
+      raise UserError(f"--truncation={truncation} leaves no z to draw: give a threshold > 0 "
+                      "(0.5 to 2 are usual).")
+    else:
+      z = jax.random.truncated_normal(make_key(seed), -truncation, truncation, shape)
     if labels is None:
       labels = np.arange(num) % max(self.spec.num_classes, 1)
     return np.asarray(z), np.broadcast_to(np.asarray(labels, np.int32), (num,))
@@ -205,9 +223,9 @@ class NoiseGame:
     return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(
         np.float32)
 
-  def generate(self, state, num, seed=0, labels=None, ema=True, chunk=1000):
+  def generate(self, state, num, seed=0, labels=None, ema=True, chunk=1000, truncation=None):
     """`num` samples from fixed latents of `seed` (numpy), with G in inference mode."""
-    codes, labels = self.latents(state, num, seed, labels, ema)
+    codes, labels = self.latents(state, num, seed, labels, ema, truncation)
     return self.render(state, codes, labels, ema, chunk), labels
 
   def preview_inputs(self, source, held_out=None):

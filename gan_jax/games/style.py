@@ -62,7 +62,7 @@ def ema_beta(step, batch_size, ema_kimg, rampup):
 
 
 class StyleGame(NoiseGame):
-  can_truncate = True  # `gan-jax sample --truncation`: G tracks the average w
+  can_truncate = True  # `gan-jax sample --truncation=PSI`: w pulled toward its tracked average
 
   def __init__(self, config, spec, axis_name=None):
     self.config, self.spec = config, spec
@@ -234,14 +234,15 @@ class StyleGame(NoiseGame):
 
   # --- inference ---------------------------------------------------------------------------
 
-  def latents(self, state, num, seed=0, labels=None, ema=True, truncation_psi=1.0,
+  def latents(self, state, num, seed=0, labels=None, ema=True, truncation=None,
               truncation_cutoff=None):
     """(ws, labels) behind `generate`'s `num` samples of `seed`: the mapping of fixed latents
-    (G_ema's, or G's) with the training G's tracked w_avg, truncated toward it by
-    `truncation_psi` (for the first `truncation_cutoff` ws)."""
+    (G_ema's, or G's) with the training G's tracked w_avg, truncated toward it by psi =
+    `truncation` (for the first `truncation_cutoff` ws; None = 1, no truncation)."""
     z, labels = super().latents(state, num, seed, labels)
+    psi = 1.0 if truncation is None else truncation
     ws = infer(self.g_model, g_params(state, ema), state.g.collections, z, labels,
-               method="mapping", truncation_psi=jnp.float32(truncation_psi),
+               method="mapping", truncation_psi=jnp.float32(psi),
                truncation_cutoff=truncation_cutoff)
     return np.asarray(ws), labels
 
@@ -264,7 +265,7 @@ class StyleGame(NoiseGame):
     n = self.g_model.num_ws
     return {"coarse": range(0, min(3, n)), "middle": range(3, min(7, n)), "fine": range(7, n)}
 
-  def generate(self, state, num, seed=0, labels=None, ema=True, chunk=500, truncation_psi=1.0,
+  def generate(self, state, num, seed=0, labels=None, ema=True, chunk=500, truncation=None,
                truncation_cutoff=None):
-    ws, labels = self.latents(state, num, seed, labels, ema, truncation_psi, truncation_cutoff)
+    ws, labels = self.latents(state, num, seed, labels, ema, truncation, truncation_cutoff)
     return self.render(state, ws, ema=ema, chunk=chunk), labels

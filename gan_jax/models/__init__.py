@@ -4,7 +4,7 @@ import math
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
-from gan_jax.models import dcgan, mlp, stylegan2
+from gan_jax.models import dcgan, mlp, resnet, stylegan2
 from gan_jax.models.patchgan import PatchGAN
 from gan_jax.models.resnet_gen import ResnetGenerator
 from gan_jax.models.unet import UNet
@@ -26,6 +26,16 @@ def build(config, data_spec, axis_name=None):
               num_classes=num_classes, axis_name=axis_name, dtype=dtype)
     return (dcgan.Generator(width=m.g_width, norm=m.g_norm, **kw),
             dcgan.Discriminator(width=m.d_width, norm=m.d_norm, **kw))
+  if m.name == "resnet":
+    if len(data_spec.shape) != 3:
+      raise UserError(f"The ResNet GAN needs image data, but {config.data.source!r} gives examples "
+                      f"of shape {data_spec.shape}: use --config.model.name=mlp or an image source.")
+    kw = dict(resolution=config.data.resolution, num_classes=num_classes,
+              attention_res=m.attention_res, dtype=dtype)
+    return (resnet.Generator(channels=config.data.channels, width=m.g_width,
+                             latent_dim=m.latent_dim, spectral_norm=m.g_spectral_norm,
+                             shared_dim=m.shared_dim, axis_name=axis_name, **kw),
+            resnet.Discriminator(width=m.d_width, **kw))
   if m.name == "mlp":
     if len(data_spec.shape) != 1:
       raise UserError(f"The MLP GAN needs vector data, but {config.data.source!r} gives examples "
@@ -39,7 +49,7 @@ def build(config, data_spec, axis_name=None):
     return (stylegan2.Generator(z_dim=m.latent_dim, w_dim=m.w_dim, axis_name=axis_name,
                                 mapping_layers=m.mapping_layers, **kw),
             stylegan2.Discriminator(mbstd_group_size=m.mbstd_group, **kw))
-  raise UserError(f"Unknown model {m.name!r}: choose dcgan, mlp or stylegan2.")
+  raise UserError(f"Unknown model {m.name!r}: choose dcgan, resnet, mlp or stylegan2.")
 
 
 def _translation_generator(name):
