@@ -41,6 +41,14 @@ def as_key(data):
   return jax.random.wrap_key_data(data, impl=RNG_IMPL)
 
 
+def fold_in(rng, data):
+  """The raw key data `rng` folded with `data`; a stack of keys (one per seed) key by key."""
+  fold = lambda r: jax.random.key_data(jax.random.fold_in(as_key(r), data))
+  for _ in range(rng.ndim - 1):
+    fold = jax.vmap(fold)
+  return fold(rng)
+
+
 @flax.struct.dataclass
 class NetState:
   """One network: its parameters, other Flax collections (batch_stats, ...) and optax state."""

@@ -78,9 +78,9 @@ class NoiseGame:
         raise UserError("A gradient penalty needs a D without batch norm: set "
                         "--config.model.d_norm=layer (or none).")
 
-  def init(self):
-    """Fresh state from config.seed."""
-    k_g, k_d, rng = jax.random.split(make_key(self.config.seed), 3)
+  def init(self, seed=None):
+    """Fresh state of `seed` (default config.seed; may be traced: `Seeds` vmaps it)."""
+    k_g, k_d, rng = jax.random.split(make_key(self.config.seed if seed is None else seed), 3)
     z = jnp.zeros((2, self.config.model.latent_dim), jnp.float32)
     x = jnp.zeros((2,) + tuple(self.spec.shape), jnp.float32)
     labels = jnp.zeros((2,), jnp.int32)
