@@ -34,17 +34,19 @@ flags.DEFINE_string("compilation_cache", None,
 FLAGS = flags.FLAGS
 
 def synthetic_batch(config, spec, rng):
-  """One call's batch [K, n_critic, B, ...]: uint8 images or float points, random labels; for
-  two-domain data (the translation games) a second domain as "y" and "y_label"."""
+  """One call's batch [K, n_critic, B, ...] ([K, n_critic, B, N, ...] for train.num_seeds N > 1):
+  uint8 images or float points, random labels; for two-domain data (the translation games) a
+  second domain as "y" and "y_label"."""
   t = config.train
-  shape = (t.steps_per_call, t.n_critic, t.batch_size) + tuple(spec.shape)
+  seeds = (t.num_seeds,) if t.get("num_seeds", 1) > 1 else ()
+  shape = (t.steps_per_call, t.n_critic, t.batch_size) + seeds + tuple(spec.shape)
   domains = ("x", "y") if sources.kind(config.data.source) in sources.TWO_DOMAINS else ("x",)
   batch = {}
   for key in domains:
     batch[key] = (rng.integers(0, 256, shape, dtype=np.uint8) if spec.dtype == "uint8"
                   else rng.standard_normal(shape).astype(np.float32))
     batch["label" if key == "x" else "y_label"] = (
-        rng.integers(0, max(spec.num_classes, 1), shape[:3]).astype(np.int32))
+        rng.integers(0, max(spec.num_classes, 1), shape[:3 + len(seeds)]).astype(np.int32))
   return batch
 
 

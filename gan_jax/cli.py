@@ -4,12 +4,15 @@
   gan-jax sample   --workdir=DIR [--num=N] [--out=PATH.png|.npz] [--label=K] [--seed=S] [--no-ema]
                    [--truncation=T] [--truncation_cutoff=N]
                    [--mix=coarse|middle|fine|I-J] [--interpolate=FRAMES --out=PATH.gif]
+                   [--seed_index=I]
   gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits] [--num_samples=N]
                    [--ema|--no-ema] [--inception_weights=PATH] [--num_reference=N] [--seed=S]
-                   [--truncation=T] [--truncation_cutoff=N]
+                   [--truncation=T] [--truncation_cutoff=N] [--seed_index=I]
   gan-jax translate --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--direction=AtoB|BtoA]
-                   [--ema|--no-ema] [--noprogress]
+                   [--ema|--no-ema] [--noprogress] [--seed_index=I]
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
+  --seed_index=I: run I (seed config.seed + I) of a --config.train.num_seeds=N run (default 0;
+  evaluate without it scores every run, then their mean and standard deviation)
 
 `main(argv)` returns the exit code, so notebooks and tests can drive the CLI. Bad input ends with
 one sentence on stderr and exit code 2; a diverged run with exit code 1.
@@ -69,6 +72,11 @@ def _truncation_flags(fv):
                        flag_values=fv)
 
 
+def _seed_index_flag(fv, default):
+  flags.DEFINE_integer("seed_index", default, "runs of train.num_seeds > 1: which run (its seed "
+                       "is config.seed + I)", flag_values=fv)
+
+
 def _check_truncation(fv):
   if fv.truncation_cutoff is not None and fv.truncation is None:
     raise UserError("--truncation_cutoff limits --truncation: give --truncation=T too.")
@@ -89,6 +97,7 @@ def _parse_sample(argv):
   flags.DEFINE_bool("ema", True, "use the EMA generator weights when the run has them",
                     flag_values=fv)
   _truncation_flags(fv)
+  _seed_index_flag(fv, 0)
   flags.DEFINE_string("mix", None, "models with per-layer styles: a style-mixing grid, the "
                       "column sources' coarse, middle or fine styles (or ws I-J) in the row "
                       "sources", flag_values=fv)
@@ -129,6 +138,7 @@ def _parse_evaluate(argv):
   flags.DEFINE_bool("ema", True, "score the EMA generator weights when the run has them",
                     flag_values=fv)
   _truncation_flags(fv)
+  _seed_index_flag(fv, None)
   # --config.eval.KEY=VALUE, as train takes it, means the same as --KEY=VALUE here.
   argv = ["--" + a[len("--config.eval."):] if a.startswith("--config.eval.") else a for a in argv]
   _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])
@@ -153,6 +163,7 @@ def _parse_translate(argv):
   flags.DEFINE_bool("ema", True, "use the EMA generator weights when the run has them",
                     flag_values=fv)
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
+  _seed_index_flag(fv, 0)
   _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])
   for name, what in (("workdir", "the run to apply"), ("input", "an image or a folder of images"),
                      ("out", "the folder to write PNGs to")):
@@ -212,7 +223,7 @@ def main(argv):
       from gan_jax import sampling
       fv = _parse_sample(rest)
       kw = dict(label=fv.label, seed=fv.seed, ema=fv.ema, truncation=fv.truncation,
-                truncation_cutoff=fv.truncation_cutoff)
+                truncation_cutoff=fv.truncation_cutoff, seed_index=fv.seed_index)
       if fv.mix is not None:
         print(sampling.style_mix(fv.workdir, fv.out, fv.mix, fv.num, **kw))
       elif fv.interpolate is not None:
@@ -226,13 +237,14 @@ def main(argv):
                                  ema=fv.ema, inception_weights=fv.inception_weights,
                                  num_reference=fv.num_reference, seed=fv.seed,
                                  truncation=fv.truncation,
-                                 truncation_cutoff=fv.truncation_cutoff)
+                                 truncation_cutoff=fv.truncation_cutoff,
+                                 seed_index=fv.seed_index)
       print(evaluate.to_json(result))
     elif verb == "translate":
       from gan_jax.translating import translate
       fv = _parse_translate(rest)
       report = translate(fv.workdir, fv.input, fv.out, direction=fv.direction, ema=fv.ema,
-                         progress=fv.progress)
+                         progress=fv.progress, seed_index=fv.seed_index)
       print(f"wrote {len(report.written)} images to {fv.out}"
             + (f"; skipped {len(report.skipped)} unreadable" if report.skipped else ""))
     elif verb == "convert-inception":

@@ -76,6 +76,7 @@ def base_config():
       nan_policy="stop",     # stop | rollback (restore the last checkpoint, new RNG)
       init_from="",          # a run's workdir: start from its networks (fine-tuning)
       dtype="float32",
+      num_seeds=1,           # N runs of seeds seed, seed + 1, ... vmapped in one program
   ))
 
   c.augment = ml_collections.ConfigDict(dict(  # what D sees (gan_jax/augment.py)
@@ -299,7 +300,8 @@ def validate(config, num_devices=1):
     if value not in choices:
       raise UserError(f"--config.{key}={value!r} is not supported: choose one of {', '.join(choices)}.")
   for key in ("train.steps", "train.batch_size", "train.n_critic", "train.steps_per_call",
-              "train.log_every", "train.checkpoint_every", "train.sample_every"):
+              "train.num_seeds", "train.log_every", "train.checkpoint_every",
+              "train.sample_every"):
     if lookup(config, key) < 1:
       raise UserError(f"--config.{key} must be a positive integer, got {lookup(config, key)}.")
   validate_data(config)
@@ -353,6 +355,15 @@ RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.sample_every",
                      "train.nan_policy", "parallel.strategy", "sample.num", "data.data_dir",
                      "data.workers", "data.prefetch",
                      *(f"eval.{k}" for k in base_config().eval))
+
+
+def with_seed(config, seed):
+  """`config` as the one-seed run of `seed` (run i of a num_seeds run: config.seed + i)."""
+  config = config.copy_and_resolve_references()
+  config.seed = seed
+  if "num_seeds" in config.train:
+    config.train.num_seeds = 1
+  return config
 
 
 def flatten(config, prefix=""):

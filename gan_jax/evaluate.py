@@ -159,6 +159,17 @@ class Evaluator:
         out.update(digits.digits_metrics(samples, labels=labels))
     return out
 
+  def every_seed(self, exp, state, ema=True, truncate=None, seed_index=None):
+    """The scores of `state`, whose runs `exp` keeps stacked when it trained num_seeds > 1: of
+    run `seed_index` (recorded as such), else of every run, combined by `across_seeds`."""
+    if seed_index is not None and exp.num_seeds > 1:
+      return {**self(exp, exp.seed_state(state, seed_index), ema, truncate),
+              "seed_index": seed_index}
+    if exp.num_seeds == 1:
+      return self(exp, exp.seed_state(state, seed_index or 0), ema, truncate)
+    return across_seeds([self(exp, exp.seed_state(state, i), ema, truncate)
+                         for i in range(exp.num_seeds)], truncate)
+
   def _translation(self, exp, state, ema):
     """Scores a translator on held-out data (else the training data), every direction."""
     from gan_jax.metrics import pairs, stats as stats_lib  # pylint: disable=g-import-not-at-top
@@ -272,6 +283,20 @@ def scalars(result):
           and k not in ("step", "num_samples")}
 
 
+def across_seeds(results, truncate=None):
+  """One result of the runs' `results`: each score as `name/seed_i`, their mean under `name` and
+  their sample standard deviation (ddof 1) as `name/std`; what is not a score as run 0 has it."""
+  scores = [k for k in scalars(results[0]) if k not in (truncate or {})]
+  out = {k: v for k, v in results[0].items() if k not in scores}
+  out["num_seeds"] = len(results)
+  for k in scores:
+    values = np.array([r[k] for r in results], np.float64)
+    with np.errstate(invalid="ignore"):  # an infinite score (KL of no sample) has no spread
+      out[k], out[f"{k}/std"] = float(values.mean()), float(values.std(ddof=1))
+    out.update({f"{k}/seed_{i}": float(v) for i, v in enumerate(values)})
+  return out
+
+
 def to_json(result):
   """One JSON line; a score that is not finite (no high-quality sample: infinite KL) is null."""
   def clean(v):
@@ -286,14 +311,18 @@ def to_json(result):
 
 
 def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weights=None,
-             num_reference=None, seed=None, truncation=None, truncation_cutoff=None):
+             num_reference=None, seed=None, truncation=None, truncation_cutoff=None,
+             seed_index=None):
   """Scores the latest checkpoint of `workdir`; appends the result to DIR/eval.jsonl; returns it.
 
   Unset arguments come from the run's `eval` config block; `truncation` (psi) and
-  `truncation_cutoff` as `gan-jax sample` takes them.
+  `truncation_cutoff` as `gan-jax sample` takes them. A run of train.num_seeds > 1 is scored
+  run by run with their mean and spread (`across_seeds`), or only run `seed_index`.
   """
   exp, ckpt = experiment.load(workdir)
   try:
+    if seed_index is not None:
+      exp.check_seed_index(seed_index)
     truncate = sampling.truncation_args(exp, workdir, truncation, truncation_cutoff)
     evaluator = Evaluator.from_config(
         exp.config, exp.spec, metrics=metrics, num_samples=num_samples,
@@ -301,7 +330,7 @@ def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weight
     state = experiment.restore_latest(exp, ckpt)
   finally:
     ckpt.close()
-  result = evaluator(exp, state, ema=ema, truncate=truncate)
+  result = evaluator.every_seed(exp, state, ema=ema, truncate=truncate, seed_index=seed_index)
   with open(os.path.join(workdir, "eval.jsonl"), "a") as f:
     f.write(to_json(result) + "\n")
   return result

@@ -9,6 +9,7 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 
 from gan_jax import checkpoint, config as config_lib, games
 from gan_jax.data.sources import DataSpec
@@ -35,6 +36,23 @@ class Experiment:
 
   def abstract_state(self, sharding):
     return checkpoint.abstract_like(jax.eval_shape(self.game.init), sharding)
+
+  @property
+  def num_seeds(self):
+    return games.num_seeds(self.config)
+
+  def check_seed_index(self, index):
+    """One UserError for a run index (`--seed_index`) this run does not have."""
+    n = self.num_seeds
+    if not 0 <= index < n:
+      trained = f"seeds 0..{n - 1}" if n > 1 else "one seed, index 0"
+      raise UserError(f"--seed_index={index} is out of range: this run trained {trained} "
+                      f"(train.num_seeds={n}); pick one of those or leave it out.")
+
+  def seed_state(self, state, index):
+    """Run `index`'s state: a num_seeds run keeps its runs stacked, a single run is run 0."""
+    self.check_seed_index(index)
+    return self.game.select(state, index) if self.num_seeds > 1 else state
 
 
 def save_spec(spec, workdir):
@@ -72,9 +90,10 @@ def networks(state):
           "g_ema": state.g_ema}
 
 
-def load_networks(workdir, like):
+def load_networks(workdir, like, num_seeds=1):
   """`networks` of the latest checkpoint in `workdir`, checked against those of the state `like`
-  (one UserError naming the first difference: fine-tuning needs the same network sizes)."""
+  (one UserError naming the first difference: fine-tuning needs the same network sizes). A
+  one-seed run's networks start each of `num_seeds` > 1 seeds."""
   try:
     source, ckpt = load(workdir)
   except UserError as e:
@@ -83,6 +102,8 @@ def load_networks(workdir, like):
     nets = networks(restore_latest(source, ckpt))
   finally:
     ckpt.close()
+  if num_seeds > 1 and source.num_seeds == 1:
+    nets = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_seeds,) + x.shape), nets)
   shapes = lambda tree: {jax.tree_util.keystr(p): x.shape
                          for p, x in jax.tree_util.tree_leaves_with_path(tree)}
   ours, theirs = shapes(networks(like)), shapes(nets)

@@ -83,9 +83,16 @@ class Reporter:
       self.bar.update(steps)
 
   def log(self, step, metrics):
+    """Scalars as they are; [N] arrays (one value a seed, `train.num_seeds`) as `name/seed_i`
+    each and their mean under `name`."""
     if not self.enabled:
       return
-    record = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+    record = {"step": int(step)}
+    for k, v in metrics.items():
+      v = np.asarray(v, np.float64)
+      record[k] = float(v.mean())
+      if v.ndim:
+        record.update({f"{k}/seed_{i}": float(x) for i, x in enumerate(v)})
     self.jsonl.write(json.dumps(record) + "\n")
     self.jsonl.flush()
     for k, v in record.items():

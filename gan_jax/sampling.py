@@ -13,11 +13,13 @@ GIF_MIN_SIDE = 128  # small images are enlarged (nearest neighbour) so the anima
 GIF_FRAME_MS = 40
 
 
-def _open(workdir, label, truncation, truncation_cutoff):
-  """(experiment, latest state, number of classes, truncation arguments) of a run to draw from;
-  one UserError for a request the run cannot serve."""
+def _open(workdir, label, truncation, truncation_cutoff, seed_index=0):
+  """(experiment, latest state of run `seed_index` (of a train.num_seeds run), number of
+  classes, truncation arguments) of a run to draw from; one UserError for a request the run
+  cannot serve."""
   exp, ckpt = experiment.load(workdir)
   try:
+    exp.check_seed_index(seed_index)
     if not exp.game.can_generate:
       raise UserError(f"{workdir} holds a {exp.config.game} run, which maps images to images "
                       f"rather than drawing from noise: use `gan-jax translate --workdir={workdir} "
@@ -29,7 +31,7 @@ def _open(workdir, label, truncation, truncation_cutoff):
     if label is not None and not 0 <= label < classes:
       raise UserError(f"--label={label} is out of range: this model has classes 0..{classes - 1}.")
     truncate = truncation_args(exp, workdir, truncation, truncation_cutoff)
-    state = experiment.restore_latest(exp, ckpt)
+    state = exp.seed_state(experiment.restore_latest(exp, ckpt), seed_index)
   finally:
     ckpt.close()
   return exp, state, classes, truncate
@@ -52,10 +54,12 @@ def truncation_args(exp, workdir, truncation, truncation_cutoff):
 
 
 def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,
-           truncation_cutoff=None):
+           truncation_cutoff=None, seed_index=0):
   """Writes `num` samples of the latest checkpoint to `out` (.png or .npz); returns `out`.
-  `truncation` (psi) and `truncation_cutoff` for games that track an average style."""
-  exp, state, classes, truncate = _open(workdir, label, truncation, truncation_cutoff)
+  `truncation` (psi) and `truncation_cutoff` for games that track an average style;
+  `seed_index`: which run of a train.num_seeds run."""
+  exp, state, classes, truncate = _open(workdir, label, truncation, truncation_cutoff,
+                                        seed_index)
   samples, labels = exp.game.generate(state, num, seed=seed, labels=label, ema=ema, **truncate)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   if out.endswith(".npz"):
@@ -85,12 +89,12 @@ def parse_styles(text, groups, num_ws):
 
 
 def style_mix(workdir, out, styles="coarse", num=5, seed=0, label=None, ema=True,
-              truncation=None, truncation_cutoff=None):
+              truncation=None, truncation_cutoff=None, seed_index=0):
   """The StyleGAN papers' style-mixing figure as a PNG: the top row shows `num` column sources
   (latents of seed + 1), the left column `num` row sources (latents of seed, the first `num`
   images of `sample --seed`); each cell is its row's source with the ws of `styles` taken from
   its column's. Returns `out`."""
-  exp, state, _, truncate = _open(workdir, label, truncation, truncation_cutoff)
+  exp, state, _, truncate = _open(workdir, label, truncation, truncation_cutoff, seed_index)
   game = exp.game
   if not game.style_groups():
     raise UserError(f"--mix swaps per-layer styles, and {workdir}'s {exp.config.model.name} "
@@ -111,11 +115,11 @@ def style_mix(workdir, out, styles="coarse", num=5, seed=0, label=None, ema=True
 
 
 def interpolation(workdir, out, frames=16, num=4, seed=0, label=None, ema=True,
-                  truncation=None, truncation_cutoff=None):
+                  truncation=None, truncation_cutoff=None, seed_index=0):
   """A closed walk through `num` latents of `seed` (the first `num` images of `sample --seed`),
   `frames` frames from each to the next (as the game's `interpolate` draws them), as an
   animated GIF at `out` and a PNG strip beside it, one row per leg. Returns both paths."""
-  exp, state, _, truncate = _open(workdir, label, truncation, truncation_cutoff)
+  exp, state, _, truncate = _open(workdir, label, truncation, truncation_cutoff, seed_index)
   if len(exp.spec.shape) != 3:
     raise UserError(f"--interpolate animates images, and {workdir} learned 2D points: drop it.")
   game = exp.game

@@ -13,14 +13,16 @@ def make_multi_step(train_step):
   """K steps in one call: `batches` leaves have a leading axis K; lax.scan runs them in order.
 
   Returns the last step's metrics plus `nonfinite_step`: the first step (1-based count) whose
-  losses were not finite, or NEVER. K = 1 calls the step directly, without a loop: XLA:CPU
-  runs native convolutions inside one (scan's while) ~30x slower. The CPU matmul forms of
+  losses were not finite, or NEVER. Under `games.seeds.Seeds` losses are [N] arrays: one seed
+  not finite marks the step for all, so the loop stops (or rolls back) the whole program, every
+  seed to the same checkpoint. K = 1 calls the step directly, without a loop: XLA:CPU runs
+  native convolutions inside one (scan's while) ~30x slower. The CPU matmul forms of
   `models/cpu_conv.py` do not suffer from it.
   """
   def checked_step(state, batch):
     state, metrics = train_step(state, batch)
-    finite = jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"])
-    return state, (metrics, jnp.where(finite, NEVER, state.step))
+    finite = jnp.all(jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"]))
+    return state, (metrics, jnp.where(finite, NEVER, jnp.max(state.step)))
 
   def multi_step(state, batches):
     if jax.tree.leaves(batches)[0].shape[0] == 1:

@@ -17,7 +17,7 @@ from gan_jax import (config as config_lib, evaluate, experiment, parallel, repor
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.data import pipeline, sources
 from gan_jax.errors import TrainingDiverged, UserError
-from gan_jax.state import as_key
+from gan_jax.state import fold_in
 
 MAX_ROLLBACKS = 3
 
@@ -82,7 +82,7 @@ def train(config, workdir, progress=True):
                if config.eval.every_steps > 0 and main else None)
   t = config.train
   fresh = not os.path.isdir(os.path.join(workdir, "checkpoints"))
-  warm = (experiment.load_networks(t.init_from, jax.eval_shape(exp.game.init))
+  warm = (experiment.load_networks(t.init_from, jax.eval_shape(exp.game.init), exp.num_seeds)
           if t.init_from and fresh else None)
   if main:
     os.makedirs(workdir, exist_ok=True)
@@ -97,7 +97,8 @@ def train(config, workdir, progress=True):
     if ckpt.latest_step() is None:
       state = exp.init_state()
       if t.init_from:  # fine-tuning: the networks of another run, all else fresh
-        state = experiment.warm_start(state, warm or experiment.load_networks(t.init_from, state))
+        state = experiment.warm_start(
+            state, warm or experiment.load_networks(t.init_from, state, exp.num_seeds))
       return state, 0
     state, data_state = ckpt.restore(exp.abstract_state(strategy.replicated))
     data.set_state(data_state)
@@ -138,8 +139,7 @@ def train(config, workdir, progress=True):
             reporter.message(f"Loss became non-finite at step {bad}; rolling back to step "
                              f"{last_good or 0} with a new RNG ({rollbacks}/{MAX_ROLLBACKS}).")
             state, step = restore_or_init()
-            state = state.replace(rng=jax.random.key_data(
-                jax.random.fold_in(as_key(state.rng), 1000 + rollbacks)))
+            state = state.replace(rng=fold_in(state.rng, 1000 + rollbacks))
             dev_state, first_bad = strategy.put_state(state), None
             continue
           where = (f"the checkpoint of step {last_good} is intact" if last_good is not None
@@ -157,7 +157,7 @@ def train(config, workdir, progress=True):
           save(step)
           last_good = step
         if eval_due and evaluator is not None:
-          result = evaluator(exp, strategy.host_state(dev_state), ema=config.eval.ema)
+          result = evaluator.every_seed(exp, strategy.host_state(dev_state), ema=config.eval.ema)
           reporter.log(step, {f"eval/{k}": v for k, v in evaluate.scalars(result).items()})
       if stop.requested:
         reporter.message(f"Stopped at step {step}; checkpoint saved. Run the same command to resume.")

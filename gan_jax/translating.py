@@ -35,12 +35,15 @@ WORKERS = 8  # threads opening headers: pillow's header reads are mostly I/O
 GRAY_MODES = ("1", "L", "LA", "La", "F")  # plus every "I..." mode (16/32-bit gray)
 
 
-def translate(workdir, input_path, out_dir, direction=None, ema=True, progress=True):
-  """Translates `input_path` (an image or a folder) with the latest checkpoint of `workdir`."""
+def translate(workdir, input_path, out_dir, direction=None, ema=True, progress=True,
+              seed_index=0):
+  """Translates `input_path` (an image or a folder) with the latest checkpoint of `workdir`
+  (run `seed_index` of a train.num_seeds run)."""
   from gan_jax import experiment  # pylint: disable=g-import-not-at-top  (jax is slow to import)
   exp, ckpt = experiment.load(workdir)
   try:
     game, name = exp.game, exp.config.get("game", "noise")
+    exp.check_seed_index(seed_index)
     if not game.directions:
       raise UserError(f"{workdir} holds a {name} run, which draws from noise rather than "
                       f"translating images: use `gan-jax sample --workdir={workdir}`.")
@@ -49,7 +52,7 @@ def translate(workdir, input_path, out_dir, direction=None, ema=True, progress=T
       choices = " or ".join(f"--direction={d}" for d in game.directions)
       raise UserError(f"--direction={direction} is not a direction of this {name} run: use "
                       f"{choices}.")
-    state = experiment.restore_latest(exp, ckpt)
+    state = exp.seed_state(experiment.restore_latest(exp, ckpt), seed_index)
   finally:
     ckpt.close()
   fn = lambda x: game.translate(state, x, direction, ema=ema)

@@ -128,8 +128,39 @@ def read_options(data_config):
                            prefetch_buffer_size=max(data_config.prefetch, threads))
 
 
+class SeedBatches:
+  """The batches of N one-seed runs (`train.num_seeds`), stacked on a seed axis after the batch
+  axis: leaves [n_critic, B, N, ...]. Pipeline i is the one the run of seed config.seed + i
+  reads; the state is theirs, in order, so checkpoints resume each exactly."""
+
+  def __init__(self, iterators):
+    self.iterators = iterators
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    batches = [next(it) for it in self.iterators]
+    return {k: np.stack([b[k] for b in batches], axis=2) for k in batches[0]}
+
+  def get_state(self):
+    return {"seeds": [it.get_state() for it in self.iterators]}
+
+  def set_state(self, state):
+    for it, s in zip(self.iterators, state["seeds"], strict=True):
+      it.set_state(s)
+
+
 def make_iterator(source, config, process_index=0, process_count=1):
-  """A grain iterator over train steps; `get_state()`/`set_state()` go into checkpoints."""
+  """A grain iterator over train steps (`SeedBatches` of them for train.num_seeds > 1);
+  `get_state()`/`set_state()` go into checkpoints."""
+  n = config.train.get("num_seeds", 1)
+  if n > 1:
+    from gan_jax import config as config_lib  # pylint: disable=g-import-not-at-top  (a cycle)
+    from gan_jax.data import sources  # pylint: disable=g-import-not-at-top
+    runs = [config_lib.with_seed(config, config.seed + i) for i in range(n)]
+    return SeedBatches([make_iterator(sources.for_seed(source, run), run, process_index,
+                                      process_count) for run in runs])
   t = config.train
   steps = StepBatches(source, t.batch_size, t.n_critic, config.seed, process_index, process_count,
                       random_flip=config.data.random_flip, load_size=config.data.load_size)

@@ -128,6 +128,14 @@ def kind(source):
   raise UserError(f"Unknown data source {source!r}: use one of {FORMS}.")
 
 
+SEEDED = ("ring2d", "grid2d")  # sources whose examples are drawn from config.seed
+
+
+def for_seed(source, config):
+  """The training `source` of another seed's `config`: rebuilt where examples depend on it."""
+  return build(config) if kind(config.data.source) in SEEDED else source
+
+
 def build(config, split="train"):
   """The source named by `config.data.source`; split="test" gives the held-out pairs of an
   embedded translation task (digit_edges, digit_styles) and None for any other source."""

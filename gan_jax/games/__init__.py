@@ -13,10 +13,11 @@ A game is built from (config, data spec, pmap axis name or None) and offers
   can_truncate, style_groups()   an average style to truncate toward; ws by coarse, middle, fine
                                  (`sample --truncation`, `--mix`; none for plain z)
   directions, translate(...)     maps images to images (`gan-jax translate`, `evaluate`)
-`config.game` picks one; nothing outside the game modules branches on its name.
+`config.game` picks one; nothing outside the game modules branches on its name. With
+train.num_seeds > 1, `build` wraps the game in `seeds.Seeds`: N runs vmapped in one program.
 """
 from gan_jax.errors import UserError
-from gan_jax.games import cycle, noise, paired, style
+from gan_jax.games import cycle, noise, paired, seeds, style
 
 GAMES = {"noise": noise.NoiseGame, "paired": paired.PairedGame, "cycle": cycle.CycleGame,
          "stylegan2": style.StyleGame}
@@ -28,5 +29,11 @@ def get(name):
   return GAMES[name]
 
 
+def num_seeds(config):
+  """Runs trained side by side (older runs saved no train.num_seeds: one)."""
+  return config.train.get("num_seeds", 1)
+
+
 def build(config, spec, axis_name=None):
-  return get(config.get("game", "noise"))(config, spec, axis_name)
+  game = get(config.get("game", "noise"))(config, spec, axis_name)
+  return seeds.Seeds(game, num_seeds(config)) if num_seeds(config) > 1 else game

@@ -65,8 +65,9 @@ class CycleGame(Translator):
   def validate(config):
     validate_translation(config, "cycle", needs_pairs=False)
 
-  def init(self):
-    keys = jax.random.split(make_key(self.config.seed), 5)
+  def init(self, seed=None):
+    """Fresh state of `seed` (default config.seed; may be traced: `Seeds` vmaps it)."""
+    keys = jax.random.split(make_key(self.config.seed if seed is None else seed), 5)
     x = jnp.zeros((1,) + tuple(self.spec.shape), jnp.float32)
     g = init_side(self.g_tx, ab=(self.g_model, keys[0], (x,)), ba=(self.g_model, keys[1], (x,)))
     d = init_side(self.d_tx, a=(self.d_model, keys[2], (x,)), b=(self.d_model, keys[3], (x,)))

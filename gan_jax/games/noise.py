@@ -82,9 +82,9 @@ class NoiseGame:
       raise UserError("--config.loss.ortho_weight regularizes conv and linear kernels of image "
                       "generators: set it 0 for the MLP GAN.")
 
-  def init(self):
-    """Fresh state from config.seed."""
-    k_g, k_d, rng = jax.random.split(make_key(self.config.seed), 3)
+  def init(self, seed=None):
+    """Fresh state of `seed` (default config.seed; may be traced: `Seeds` vmaps it)."""
+    k_g, k_d, rng = jax.random.split(make_key(self.config.seed if seed is None else seed), 3)
     z = jnp.zeros((2, self.config.model.latent_dim), jnp.float32)
     x = jnp.zeros((2,) + tuple(self.spec.shape), jnp.float32)
     labels = jnp.zeros((2,), jnp.int32)

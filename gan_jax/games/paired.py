@@ -68,8 +68,9 @@ class PairedGame(Translator):
   def validate(config):
     validate_translation(config, "paired", needs_pairs=True)
 
-  def init(self):
-    k_g, k_d, rng = jax.random.split(make_key(self.config.seed), 3)
+  def init(self, seed=None):
+    """Fresh state of `seed` (default config.seed; may be traced: `Seeds` vmaps it)."""
+    k_g, k_d, rng = jax.random.split(make_key(self.config.seed if seed is None else seed), 3)
     x = jnp.zeros((1,) + tuple(self.spec.shape), jnp.float32)
     g = init_net(self.g_model, k_g, self.g_tx, x)
     return GANState(step=jnp.zeros((), jnp.int32), g=g,

@@ -109,8 +109,9 @@ class StyleGame(NoiseGame):
                       f"4x4 output at {r} pixels; freeze 0 to {blocks} of them.")
     validate_augment(config)
 
-  def init(self):
-    k_g, k_d, rng = jax.random.split(make_key(self.config.seed), 3)
+  def init(self, seed=None):
+    """Fresh state of `seed` (default config.seed; may be traced: `Seeds` vmaps it)."""
+    k_g, k_d, rng = jax.random.split(make_key(self.config.seed if seed is None else seed), 3)
     z = jnp.zeros((2, self.config.model.latent_dim), jnp.float32)
     x = jnp.zeros((2,) + tuple(self.spec.shape), jnp.float32)
     labels = jnp.zeros((2,), jnp.int32)
