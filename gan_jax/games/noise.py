@@ -26,9 +26,11 @@ from gan_jax.errors import UserError
 from gan_jax.games.common import (Devices, apply, copy_params, ema, g_params, in_chunks, infer,
                                   init_net, to_model_input)
 from gan_jax.losses import adversarial, regularizers
+from gan_jax.models import resnet
 from gan_jax.state import GANState, as_key, make_key
 
 MODELS = ("dcgan", "resnet", "mlp")
+RESNET_KEYS = ("g_spectral_norm", "attention_res", "shared_dim")  # set by config.resnet_gan
 
 
 def validate_augment(config):
@@ -41,6 +43,23 @@ def validate_augment(config):
       and not config.augment.policy.startswith(("bg", "blit", "geom"))):
     raise UserError(f"ADA's colour transforms need 1 or 3 channels, and data.channels="
                     f"{config.data.channels}: use --config.augment.policy=bg.")
+
+
+def validate_resnet(config):
+  """One UserError for ResNet GAN sizes its modules cannot build."""
+  m, r = config.model, config.data.resolution
+  if r not in resnet.G_CHANNELS:
+    raise UserError(f"--config.data.resolution={r} is not a ResNet GAN size: use "
+                    f"{', '.join(map(str, resnet.G_CHANNELS))}.")
+  chunks = resnet.num_blocks(r) + 1
+  if m.shared_dim and m.latent_dim % chunks:
+    raise UserError(f"--config.model.latent_dim={m.latent_dim} does not split into the {chunks} "
+                    f"equal chunks of hierarchical z at resolution {r}: use a multiple of {chunks}.")
+  sides = sorted(set(resnet.g_sides(r)) & set(resnet.d_sides(r)))
+  if m.attention_res and m.attention_res not in sides:
+    raise UserError(f"--config.model.attention_res={m.attention_res} is not a side both G's and "
+                    f"D's blocks output at resolution {r}: use one of "
+                    f"{', '.join(map(str, sides))}, or 0.")
 
 
 class NoiseGame:
@@ -70,6 +89,13 @@ class NoiseGame:
       raise UserError(f"--config.augment.kind={config.augment.kind} augments images, and the "
                       f"{config.model.name} model learns points: set it to none.")
     validate_augment(config)
+    missing = [k for k in RESNET_KEYS if k not in config.model]
+    if config.model.name == "resnet" and missing:
+      raise UserError(f"--config.model.name=resnet needs the ResNet GAN's settings ("
+                      f"{', '.join(missing)}), which this config lacks: start from "
+                      "configs/sngan_cifar32.py instead.")
+    if config.model.name == "resnet":
+      validate_resnet(config)
     if config.model.name == "dcgan":
       r = config.data.resolution
       if r < 8 or 2 ** int(round(math.log2(r))) != r:

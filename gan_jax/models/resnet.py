@@ -193,7 +193,7 @@ class Generator(nn.Module):
     _check_resolution(self.resolution)
     mults = G_CHANNELS[self.resolution]
     n_blocks = len(mults) - 1
-    _check_attention(self.attention_res, [8 << i for i in range(n_blocks)], "G")
+    _check_attention(self.attention_res, g_sides(self.resolution), "G")
     sn = self.spectral_norm
     z = z.astype(self.dtype)
     if self.shared_dim:
@@ -242,8 +242,7 @@ class Discriminator(nn.Module):
   def __call__(self, x, labels=None, train=True):
     _check_resolution(self.resolution)
     blocks = D_BLOCKS[self.resolution]
-    sides = [self.resolution >> sum(d for _, d in blocks[:i + 1]) for i in range(len(blocks))]
-    _check_attention(self.attention_res, sides, "D")
+    _check_attention(self.attention_res, d_sides(self.resolution), "D")
     x = x.astype(self.dtype)
     attended = False
     for i, (mult, down) in enumerate(blocks):
@@ -262,3 +261,14 @@ def num_blocks(resolution):
   """G's up-blocks at `resolution` (z splits into this + 1 chunks with `shared_dim`)."""
   _check_resolution(resolution)
   return int(math.log2(resolution)) - 2
+
+
+def g_sides(resolution):
+  """The sides of G's block outputs (where self-attention may follow one)."""
+  return [8 << i for i in range(num_blocks(resolution))]
+
+
+def d_sides(resolution):
+  """The sides of D's block outputs."""
+  blocks = D_BLOCKS[resolution]
+  return [resolution >> sum(d for _, d in blocks[:i + 1]) for i in range(len(blocks))]
