@@ -6,7 +6,7 @@
 
 Each run is a fresh process (throughput.py for ours; benchmarks/peers/ for PyTorch, chosen by
 the config's model: dcgan -> torch_dcgan.py, mlp -> torch_mlp_gan.py, unet_<R> -> torch_pix2pix.py,
-resnet_<N>blocks -> torch_cyclegan.py, stylegan2 -> torch_stylegan2.py) given the same batch, and
+resnet_<N>blocks -> torch_cyclegan.py, stylegan2 -> torch_stylegan2.py, resnet -> torch_sngan.py) given the same batch, and
 the peer gets as many threads as this process may use. Alternating spreads a noisy machine's
 slow spells over both sides; each pair gives a ratio ours/peer of images (= steps) per second,
 and the median ratio is the figure to quote. Prints one JSON object.
@@ -50,6 +50,17 @@ def peer_command(config, batch_size):
             f"--r1_weight={config.loss.r1_weight}", f"--threads={threads}"]
   if config.model.name == "stylegan2":
     return stylegan2_peer(config, batch_size, threads)
+  if config.model.name == "resnet":
+    m, d = config.model, config.data
+    if (m.g_spectral_norm, m.attention_res, m.shared_dim, m.latent_dim, d.resolution) != (
+        False, 0, 0, 128, 32):
+      raise app.UsageError("The ResNet peer is SNGAN-32 (z 128, no spectral norm in G, no "
+                           "attention, no shared embedding): compare configs/sngan_cifar32.py.")
+    classes = 10 if m.conditional else 0  # as throughput.data_spec (digits, CIFAR-10)
+    return [os.path.join(HERE, "peers", "torch_sngan.py"), f"--batch_size={batch_size}",
+            f"--num_classes={classes}", f"--n_critic={config.train.n_critic}",
+            f"--g_width={m.g_width}", f"--d_width={m.d_width}", f"--channels={d.channels}",
+            f"--threads={threads}"]
   name, r = config.model.name, config.data.resolution
   if name.startswith(("unet_", "resnet_")):
     m = config.model
