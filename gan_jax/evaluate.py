@@ -315,8 +315,8 @@ def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weight
              seed_index=None):
   """Scores the latest checkpoint of `workdir`; appends the result to DIR/eval.jsonl; returns it.
 
-  Unset arguments come from the run's `eval` config block; `truncation` (psi) and
-  `truncation_cutoff` as `gan-jax sample` takes them. A run of train.num_seeds > 1 is scored
+  Unset arguments come from the run's `eval` config block; `truncation` and `truncation_cutoff`
+  as `gan-jax sample` takes them. A run of train.num_seeds > 1 is scored
   run by run with their mean and spread (`across_seeds`), or only run `seed_index`.
   """
   exp, ckpt = experiment.load(workdir)

@@ -56,7 +56,7 @@ def truncation_args(exp, workdir, truncation, truncation_cutoff):
 def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,
            truncation_cutoff=None, seed_index=0):
   """Writes `num` samples of the latest checkpoint to `out` (.png or .npz); returns `out`.
-  `truncation` (psi) and `truncation_cutoff` for games that track an average style;
+  `truncation` (as the game defines it) and `truncation_cutoff` (per-layer styles);
   `seed_index`: which run of a train.num_seeds run."""
   exp, state, classes, truncate = _open(workdir, label, truncation, truncation_cutoff,
                                         seed_index)

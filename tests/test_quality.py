@@ -51,6 +51,19 @@ def test_grid_modes_high_quality(dtype, tmp_path):
   assert m["modes_captured"] >= 23 and m["high_quality"] >= 0.80, m
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name,modes,bars", [
+    ("gan_ring2d", embedded.ring_modes, (8, 0.90, embedded.RING_STD)),
+    ("gan_grid2d", embedded.grid_modes, (23, 0.80, embedded.GRID_STD))])
+def test_five_seeds_in_one_program_each_reach_the_bars(name, modes, bars, tmp_path):
+  min_modes, min_quality, std = bars
+  exp, state = train_and_load(name, tmp_path, "--config.train.num_seeds=5")
+  for i in range(5):
+    samples, _ = exp.game.generate(exp.seed_state(state, i), 2500, seed=100 + i)
+    m = modes2d.mode_metrics(samples, modes(), std)
+    assert m["modes_captured"] >= min_modes and m["high_quality"] >= min_quality, (i, m)
+
+
 @pytest.fixture(scope="module")
 def classifier():
   return digits.DigitsClassifier.load_or_train()
