@@ -46,8 +46,13 @@ def validate_augment(config):
 
 
 def validate_resnet(config):
-  """One UserError for ResNet GAN sizes its modules cannot build."""
+  """One UserError for ResNet GAN settings its modules cannot build."""
   m, r = config.model, config.data.resolution
+  missing = [k for k in RESNET_KEYS if k not in m]
+  if missing:
+    raise UserError(f"--config.model.name=resnet needs the ResNet GAN's settings ("
+                    f"{', '.join(missing)}), which this config lacks: start from "
+                    "configs/sngan_cifar32.py instead.")
   if r not in resnet.G_CHANNELS:
     raise UserError(f"--config.data.resolution={r} is not a ResNet GAN size: use "
                     f"{', '.join(map(str, resnet.G_CHANNELS))}.")
@@ -89,11 +94,6 @@ class NoiseGame:
       raise UserError(f"--config.augment.kind={config.augment.kind} augments images, and the "
                       f"{config.model.name} model learns points: set it to none.")
     validate_augment(config)
-    missing = [k for k in RESNET_KEYS if k not in config.model]
-    if config.model.name == "resnet" and missing:
-      raise UserError(f"--config.model.name=resnet needs the ResNet GAN's settings ("
-                      f"{', '.join(missing)}), which this config lacks: start from "
-                      "configs/sngan_cifar32.py instead.")
     if config.model.name == "resnet":
       validate_resnet(config)
     if config.model.name == "dcgan":
