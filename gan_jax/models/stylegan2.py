@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.models import cpu_conv
-from gan_jax.models.layers import _use_gemm, target_backend
+from gan_jax.models.layers import _use_gemm, conv_same, target_backend
 
 LRELU_GAIN = math.sqrt(2.0)
 FIR_1331 = (1.0, 3.0, 3.0, 1.0)
@@ -137,16 +137,6 @@ def downsample2d(x, taps=FIR_1331):
 def _native(x, k, stride=1, padding="VALID", lhs_dilation=None, groups=1):
   return jax.lax.conv_general_dilated(x, k, (stride, stride), padding, lhs_dilation=lhs_dilation,
                                       dimension_numbers=_DN, feature_group_count=groups)
-
-
-def conv_same(x, kernel, impl="auto"):
-  """Stride-1 k x k conv with zero padding k // 2: the synthesis layers' and D's 3x3 convs."""
-  p = kernel.shape[0] // 2
-  if p:
-    x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-  if _use_gemm(impl):
-    return cpu_conv.conv_s1(x, kernel)
-  return _native(x, kernel)
 
 
 def _up_kernel4(kernel):
