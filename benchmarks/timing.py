@@ -52,6 +52,35 @@ def first_call(first_s, times):
   return {"first_call_s": first_s, "compile_s": first_s - statistics.median(times)}
 
 
+# --- PyTorch peers (torch is imported only by them) -----------------------------------------
+
+def count(net):
+  """A torch module's parameters."""
+  return sum(p.numel() for p in net.parameters())
+
+
+def torch_wait(device):
+  """`time_calls`' wait for a torch device: CUDA runs asynchronously."""
+  import torch  # pylint: disable=g-import-not-at-top
+  return (lambda out: torch.cuda.synchronize()) if device.type == "cuda" else (lambda out: out)
+
+
+def torch_record(name, device, compile, batch_size, dtype, first_s, times, steps_per_call=1,
+                 **fields):
+  """What every PyTorch peer prints, in throughput.py's keys: `name` (+ "_compile"), the device,
+  threads, timings, `fields` (parameter counts, settings), and peak memory on CUDA."""
+  import torch  # pylint: disable=g-import-not-at-top
+  result = {
+      "config": name + ("_compile" if compile else ""), "backend": "torch " + device.type,
+      "device_kind": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+      "device_count": 1, "threads": torch.get_num_threads(), "batch_size": batch_size,
+      "dtype": dtype, **per_step(times, batch_size, steps_per_call),
+      **first_call(first_s, times), **fields}
+  if device.type == "cuda":
+    result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
+  return result
+
+
 def emit(result, path=None):
   """Print the result as one JSON object; also write it to `path` if given."""
   text = json.dumps(result, indent=2)

@@ -141,22 +141,12 @@ def measure(batch_size, resolution, steps, warmup, device="cpu", dtype="float32"
   iteration = make_iteration(g_ab, g_ba, d_a, d_b, dtype=dtype, device_type=device.type)
   a = torch.rand(batch_size, 3, resolution, resolution, device=device) * 2 - 1
   b = torch.rand(batch_size, 3, resolution, resolution, device=device) * 2 - 1
-  wait = (lambda out: torch.cuda.synchronize()) if device.type == "cuda" else (lambda out: out)
+  wait = timing.torch_wait(device)
   first_s, times = timing.time_calls(lambda: iteration(a, b), steps, warmup, wait)
-  result = {
-      "config": f"torch_cyclegan_resnet_{n_blocks}blocks_{resolution}" +
-                ("_compile" if compile else ""),
-      "backend": "torch " + device.type,
-      "device_kind": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-      "device_count": 1, "threads": torch.get_num_threads(), "batch_size": batch_size,
-      "resolution": resolution, "dtype": dtype, **timing.per_step(times, batch_size),
-      **timing.first_call(first_s, times),
-      # per network; the model trains two of each
-      "g_params": g_params, "d_params": d_params,
-  }
-  if device.type == "cuda":
-    result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
-  return result
+  # parameters per network; the model trains two of each
+  return timing.torch_record(f"torch_cyclegan_resnet_{n_blocks}blocks_{resolution}", device,
+                             compile, batch_size, dtype, first_s, times, resolution=resolution,
+                             g_params=g_params, d_params=d_params)
 
 
 def main():

@@ -96,20 +96,12 @@ def measure(batch_size, resolution, steps, warmup, device="cpu", dtype="float32"
   iteration = make_iteration(net_g, net_d, batch_size, nz, device, dtype)
   real = torch.rand(batch_size, 3, resolution, resolution, device=device) * 2 - 1
   noise = lambda: torch.randn(batch_size, nz, device=device)
-  wait = (lambda out: torch.cuda.synchronize()) if device.type == "cuda" else (lambda out: out)
+  wait = timing.torch_wait(device)
   # The first call builds (and under --compile compiles) everything.
   first_s, times = timing.time_calls(lambda: iteration(real, noise()), steps, warmup, wait)
-  count = lambda net: sum(p.numel() for p in net.parameters())
-  result = {
-      "config": "torch_dcgan" + ("_compile" if compile else ""), "backend": "torch " + device.type,
-      "device_kind": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-      "device_count": 1, "threads": torch.get_num_threads(), "batch_size": batch_size,
-      "n_critic": 1, "dtype": dtype, **timing.per_step(times, batch_size),
-      **timing.first_call(first_s, times), "g_params": count(net_g), "d_params": count(net_d),
-  }
-  if device.type == "cuda":
-    result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
-  return result
+  return timing.torch_record("torch_dcgan", device, compile, batch_size, dtype, first_s, times,
+                             n_critic=1, g_params=timing.count(net_g),
+                             d_params=timing.count(net_d))
 
 
 def main():

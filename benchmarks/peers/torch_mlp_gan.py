@@ -64,13 +64,9 @@ def measure(batch_size, steps, warmup, r1_weight=0.05, threads=None):
   iteration = make_iteration(net_g, net_d, batch_size, latent_dim, r1_weight, 10 * (steps + warmup))
   real = torch.randn(batch_size, 2)
   first_s, times = timing.time_calls(lambda: iteration(real.clone()), steps, warmup)
-  count = lambda net: sum(p.numel() for p in net.parameters())
-  return {
-      "config": "torch_mlp_gan", "backend": "torch cpu", "device_kind": "cpu", "device_count": 1,
-      "threads": torch.get_num_threads(), "batch_size": batch_size, "n_critic": 1,
-      "dtype": "float32", **timing.per_step(times, batch_size),
-      **timing.first_call(first_s, times), "g_params": count(net_g), "d_params": count(net_d),
-  }
+  return timing.torch_record("torch_mlp_gan", torch.device("cpu"), False, batch_size, "float32",
+                             first_s, times, n_critic=1, g_params=timing.count(net_g),
+                             d_params=timing.count(net_d))
 
 
 def main():

@@ -92,6 +92,9 @@ def patchgan(in_channels, ndf=64, n_layers=3, norm="batch"):
   return nn.Sequential(*layers)
 
 
+count = timing.count  # parameters of a torch module (tests count the peers with it)
+
+
 def init_weights(m):
   """The reference's 'normal' init: convs N(0, 0.02) with zero bias, batch norm scale N(1, 0.02)."""
   if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -144,10 +147,6 @@ def make_iteration(net_g, net_d, gan_mode="vanilla", lambda_l1=100.0, dtype="flo
   return iteration
 
 
-def count(net):
-  return sum(p.numel() for p in net.parameters())
-
-
 def measure(batch_size, resolution, steps, warmup, device="cpu", dtype="float32", compile=False,
             threads=None, gan_mode="vanilla"):
   if threads:
@@ -165,20 +164,11 @@ def measure(batch_size, resolution, steps, warmup, device="cpu", dtype="float32"
   iteration = make_iteration(net_g, net_d, gan_mode, dtype=dtype, device_type=device.type)
   a = torch.rand(batch_size, 3, resolution, resolution, device=device) * 2 - 1
   b = torch.rand(batch_size, 3, resolution, resolution, device=device) * 2 - 1
-  wait = (lambda out: torch.cuda.synchronize()) if device.type == "cuda" else (lambda out: out)
+  wait = timing.torch_wait(device)
   first_s, times = timing.time_calls(lambda: iteration(a, b), steps, warmup, wait)
-  result = {
-      "config": f"torch_pix2pix_unet_{resolution}" + ("_compile" if compile else ""),
-      "backend": "torch " + device.type,
-      "device_kind": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-      "device_count": 1, "threads": torch.get_num_threads(), "batch_size": batch_size,
-      "resolution": resolution, "gan_mode": gan_mode, "dtype": dtype,
-      **timing.per_step(times, batch_size), **timing.first_call(first_s, times),
-      "g_params": g_params, "d_params": d_params,
-  }
-  if device.type == "cuda":
-    result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
-  return result
+  return timing.torch_record(f"torch_pix2pix_unet_{resolution}", device, compile, batch_size,
+                             dtype, first_s, times, resolution=resolution, gan_mode=gan_mode,
+                             g_params=g_params, d_params=d_params)
 
 
 def main():

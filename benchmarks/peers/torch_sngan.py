@@ -162,19 +162,11 @@ def measure(batch_size, steps, warmup, num_classes=0, n_critic=5, g_width=256, d
   iteration = make_iteration(net_g, net_d, batch_size, nz, num_classes, n_critic, device)
   reals = torch.rand(n_critic, batch_size, channels, 32, 32, device=device) * 2 - 1
   noise = lambda: torch.randn(batch_size, nz, device=device)
-  wait = (lambda out: torch.cuda.synchronize()) if device.type == "cuda" else (lambda out: out)
+  wait = timing.torch_wait(device)
   first_s, times = timing.time_calls(lambda: iteration(reals, noise()), steps, warmup, wait)
-  count = lambda net: sum(p.numel() for p in net.parameters())
-  result = {
-      "config": "torch_sngan" + ("_compile" if compile else ""), "backend": "torch " + device.type,
-      "device_kind": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-      "device_count": 1, "threads": torch.get_num_threads(), "batch_size": batch_size,
-      "n_critic": n_critic, "dtype": "float32", **timing.per_step(times, batch_size),
-      **timing.first_call(first_s, times), "g_params": count(net_g), "d_params": count(net_d),
-  }
-  if device.type == "cuda":
-    result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
-  return result
+  return timing.torch_record("torch_sngan", device, compile, batch_size, "float32", first_s,
+                             times, n_critic=n_critic, g_params=timing.count(net_g),
+                             d_params=timing.count(net_d))
 
 
 def main():

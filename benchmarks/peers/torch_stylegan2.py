@@ -485,8 +485,7 @@ def build(resolution=64, channel_base=8192, channel_max=128, z_dim=128, w_dim=12
   return G, D
 
 
-def count(net):
-  return sum(p.numel() for p in net.parameters())
+count = timing.count  # parameters of a torch module (tests count the peers with it)
 
 
 def measure(batch_size, resolution, steps, warmup, device="cpu", dtype="float32", compile=False,
@@ -507,35 +506,27 @@ def measure(batch_size, resolution, steps, warmup, device="cpu", dtype="float32"
                              pl_weight, style_mixing, ema_kimg=ema_kimg)
   real = torch.rand(batch_size, 3, resolution, resolution, device=device) * 2 - 1
   c = (F.one_hot(torch.arange(batch_size) % c_dim, c_dim).float().to(device) if c_dim else None)
-  wait = (lambda out: torch.cuda.synchronize()) if device.type == "cuda" else (lambda out: out)
+  wait = timing.torch_wait(device)
 
   def cycle():  # the first call builds (and under --compile compiles) everything
     for idx in range(CYCLE):
       out = iteration(idx, real, c)
     return out
   first_s, times = timing.time_calls(cycle, steps, warmup, wait)
-  result = {
-      "config": "torch_stylegan2" + ("_compile" if compile else ""),
-      "backend": "torch " + device.type,
-      "device_kind": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-      "device_count": 1, "threads": torch.get_num_threads(), "batch_size": batch_size,
-      "n_critic": 1, "resolution": resolution, "dtype": dtype,
-      **timing.per_step(times, batch_size, steps_per_call=CYCLE),
-      **timing.first_call(first_s, times), "g_params": count(G), "d_params": count(D),
-      "iterations_per_call": CYCLE, "channel_base": channel_base, "channel_max": channel_max,
-      "z_dim": z_dim, "w_dim": w_dim, "map_layers": map_layers, "c_dim": c_dim,
-      "num_ws": G.num_ws, "modconv": modconv, "r1_gamma": r1_gamma, "pl_weight": pl_weight,
-      "style_mixing": style_mixing, "g_reg_interval": G_REG_INTERVAL,
-      "d_reg_interval": D_REG_INTERVAL, "lr": lr, "ema_kimg": ema_kimg,
-  }
+  result = timing.torch_record(
+      "torch_stylegan2", device, compile, batch_size, dtype, first_s, times,
+      steps_per_call=CYCLE, n_critic=1, resolution=resolution, g_params=count(G),
+      d_params=count(D), iterations_per_call=CYCLE, channel_base=channel_base,
+      channel_max=channel_max, z_dim=z_dim, w_dim=w_dim, map_layers=map_layers, c_dim=c_dim,
+      num_ws=G.num_ws, modconv=modconv, r1_gamma=r1_gamma, pl_weight=pl_weight,
+      style_mixing=style_mixing, g_reg_interval=G_REG_INTERVAL, d_reg_interval=D_REG_INTERVAL,
+      lr=lr, ema_kimg=ema_kimg)
   if time_without_reg:  # single plain iterations: Gmain, Dmain, EMA
     _, plain = timing.time_calls(lambda: iteration(1, real, c, regularize=False), steps,
                                  min(warmup, 1), wait)
     plain_stats = timing.per_step(plain, batch_size)
     result["step_ms_without_reg"] = plain_stats["step_ms"]
     result["imgs_per_sec_without_reg"] = plain_stats["imgs_per_sec"]
-  if device.type == "cuda":
-    result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
   return result
 
 
