@@ -1,6 +1,6 @@
 """Layers shared by the model families: DCGAN's 4x4 convs, the translation nets' 3x3, 7x7 and
 stride-1 convs, the normalizations by config name, and spectral normalization with the ResNet
-GANs' dense, conv (fused with 2x resampling) and embedding layers."""
+GANs' dense, conv (fused with 2x resampling) and embedding layers; pixel shuffle (the SR nets)."""
 import contextlib
 from typing import Any
 
@@ -319,6 +319,18 @@ def upsample2x(x):
   b, h, w, c = x.shape
   x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c))
   return x.reshape(b, 2 * h, 2 * w, c)
+
+
+def pixel_shuffle(x, r):
+  """[B, H, W, C * r * r] -> [B, H * r, W * r, C] in PyTorch's PixelShuffle order: input channel
+  c * r * r + i * r + j goes to channel c of pixel (h * r + i, w * r + j), so weights trained
+  with torch's layer keep their meaning. A reshape and a transpose: no arithmetic."""
+  b, h, w, crr = x.shape
+  if crr % (r * r):
+    raise ValueError(f"pixel_shuffle({r}) needs channels divisible by {r * r}, got {crr}")
+  c = crr // (r * r)
+  x = x.reshape(b, h, w, c, r, r).transpose(0, 1, 4, 2, 5, 3)  # [b, h, i, w, j, c]
+  return x.reshape(b, h * r, w * r, c)
 
 
 def avg_pool2x(x):
