@@ -4,7 +4,7 @@ import math
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
-from gan_jax.models import dcgan, mlp, resnet, stylegan2
+from gan_jax.models import dcgan, mlp, resnet, sr, stylegan2
 from gan_jax.models.patchgan import PatchGAN
 from gan_jax.models.resnet_gen import ResnetGenerator
 from gan_jax.models.unet import UNet
@@ -115,3 +115,57 @@ def _check_translator(m):
     raise UserError(f"Unknown --config.model.norm={m.norm!r}: choose batch or instance.")
   if m.upsample not in ("transpose", "resize"):
     raise UserError(f"Unknown --config.model.upsample={m.upsample!r}: choose transpose or resize.")
+
+
+SR_GENERATORS = {"srresnet": sr.SRResNet, "rrdb": sr.RRDBNet}
+# What the HR patch side must be a multiple of for each D: the VGG-style D halves it 5 times,
+# the U-Net D 3 times (and adds the encoder's outputs back at each size).
+SR_DISCRIMINATORS = {"vgg": 32, "unet": 8}
+
+
+def build_sr(config, channels, axis_name=None):
+  """G (LR images -> HR images of `channels` channels, x `config.data.scale`) and D (HR images
+  -> logits: [B] for the VGG-style D, [B, H, W, 1] for the U-Net D) for a super-resolution
+  model: `config.model.name` srresnet or rrdb (ESRGAN's), `d_name` vgg or unet (Real-ESRGAN's),
+  with `features`, `blocks`, `growth` (rrdb), `upsample` and `d_width`."""
+  validate_sr(config)
+  m = config.model
+  dtype = jnp.bfloat16 if config.train.dtype == "bfloat16" else jnp.float32
+  kw = dict(features=m.features, blocks=m.blocks, scale=config.data.scale, out_channels=channels,
+            upsample=m.upsample, dtype=dtype)
+  if m.name == "rrdb":
+    kw["growth"] = m.growth
+  g = SR_GENERATORS[m.name](**kw)
+  if m.d_name == "vgg":
+    d = sr.VGGStyleDiscriminator(width=m.d_width, resolution=config.data.resolution,
+                                 axis_name=axis_name, dtype=dtype)
+  else:
+    d = sr.UNetDiscriminatorSN(width=m.d_width, dtype=dtype)
+  return g, d
+
+
+def validate_sr(config):
+  """One UserError for a super-resolution setting that cannot be built or cannot take the data
+  (`config.data.resolution` is the HR patch side; the LR side is it divided by the scale)."""
+  m, r, scale = config.model, config.data.resolution, config.data.scale
+  if m.name not in SR_GENERATORS:
+    raise UserError(f"Unknown super-resolution model {m.name!r}: choose srresnet or rrdb "
+                    "(ESRGAN's).")
+  if m.d_name not in SR_DISCRIMINATORS:
+    raise UserError(f"Unknown --config.model.d_name={m.d_name!r}: choose vgg (ESRGAN's) or unet "
+                    "(Real-ESRGAN's).")
+  if m.upsample not in sr.UPSAMPLE:
+    raise UserError(f"Unknown --config.model.upsample={m.upsample!r}: choose nearest or "
+                    "pixel_shuffle.")
+  if scale not in sr.SCALES:
+    raise UserError(f"--config.data.scale={scale} is not a factor the SR nets upsample by: use "
+                    "2 or 4.")
+  if r % scale:
+    raise UserError(f"--config.data.resolution={r} (the HR patch side) is not a multiple of "
+                    f"--config.data.scale={scale}, so the LR patch would not have whole pixels: "
+                    f"use a multiple of {scale}.")
+  multiple = SR_DISCRIMINATORS[m.d_name]
+  if r % multiple:
+    raise UserError(f"--config.model.d_name={m.d_name} needs HR patches whose side is a "
+                    f"multiple of {multiple}, and --config.data.resolution={r} is not: use "
+                    f"{r + multiple - r % multiple} (or another multiple of {multiple}).")
