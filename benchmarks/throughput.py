@@ -36,17 +36,26 @@ FLAGS = flags.FLAGS
 def synthetic_batch(config, spec, rng):
   """One call's batch [K, n_critic, B, ...] ([K, n_critic, B, N, ...] for train.num_seeds N > 1):
   uint8 images or float points, random labels; for two-domain data (the translation games) a
-  second domain as "y" and "y_label"."""
+  second domain as "y" and "y_label"; for super-resolution (data.scale) LR inputs as "x" and HR
+  targets as "y"."""
   t = config.train
   seeds = (t.num_seeds,) if t.get("num_seeds", 1) > 1 else ()
-  shape = (t.steps_per_call, t.n_critic, t.batch_size) + seeds + tuple(spec.shape)
-  domains = ("x", "y") if sources.kind(config.data.source) in sources.TWO_DOMAINS else ("x",)
+  lead = (t.steps_per_call, t.n_critic, t.batch_size) + seeds
+  scale = config.data.get("scale", 0)
+  if scale:
+    h, w, c = spec.shape
+    shapes = {"x": (h // scale, w // scale, c), "y": spec.shape}
+  elif sources.kind(config.data.source) in sources.TWO_DOMAINS:
+    shapes = {"x": spec.shape, "y": spec.shape}
+  else:
+    shapes = {"x": spec.shape}
   batch = {}
-  for key in domains:
+  for key, shape in shapes.items():
+    shape = lead + tuple(shape)
     batch[key] = (rng.integers(0, 256, shape, dtype=np.uint8) if spec.dtype == "uint8"
                   else rng.standard_normal(shape).astype(np.float32))
     batch["label" if key == "x" else "y_label"] = (
-        rng.integers(0, max(spec.num_classes, 1), shape[:3 + len(seeds)]).astype(np.int32))
+        rng.integers(0, max(spec.num_classes, 1), lead).astype(np.int32))
   return batch
 
 

@@ -5,12 +5,16 @@
                    [--truncation=T] [--truncation_cutoff=N]
                    [--mix=coarse|middle|fine|I-J] [--interpolate=FRAMES --out=PATH.gif]
                    [--seed_index=I]
-  gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits] [--num_samples=N]
-                   [--ema|--no-ema] [--inception_weights=PATH] [--num_reference=N] [--seed=S]
-                   [--truncation=T] [--truncation_cutoff=N] [--seed_index=I]
+  gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits,psnr_y,ssim_y]
+                   [--num_samples=N] [--ema|--no-ema] [--inception_weights=PATH]
+                   [--num_reference=N] [--seed=S]
+                   [--truncation=T] [--truncation_cutoff=N] [--seed_index=I] [--hr_dir=DIR]
   gan-jax translate --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--direction=AtoB|BtoA]
                    [--ema|--no-ema] [--noprogress] [--seed_index=I]
+  gan-jax upscale  --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--tile=512]
+                   [--tile_pad=16] [--ema|--no-ema] [--noprogress] [--seed_index=I]
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
+  gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
   --seed_index=I: run I (seed config.seed + I) of a --config.train.num_seeds=N run (default 0;
   evaluate without it scores every run, then their mean and standard deviation)
 
@@ -27,7 +31,8 @@ from gan_jax.errors import TrainingDiverged, UserError
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
-VERBS = ("train", "sample", "evaluate", "translate", "convert-inception")
+VERBS = ("train", "sample", "evaluate", "translate", "upscale", "convert-inception",
+         "convert-vgg19")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -134,6 +139,9 @@ def _parse_evaluate(argv):
   flags.DEFINE_integer("num_reference", None, "real images behind Inception statistics",
                        flag_values=fv)
   flags.DEFINE_string("inception_weights", None, "converted InceptionV3 .npz", flag_values=fv)
+  flags.DEFINE_string("hr_dir", None, "super-resolution: a folder of HR pictures to score on "
+                      "(default: the run's eval.hr_dir, else the data's held-out pictures)",
+                      flag_values=fv)
   flags.DEFINE_integer("seed", None, "latent seed of the scored samples", flag_values=fv)
   flags.DEFINE_bool("ema", True, "score the EMA generator weights when the run has them",
                     flag_values=fv)
@@ -151,15 +159,20 @@ def _parse_evaluate(argv):
   return fv
 
 
-def _parse_translate(argv):
+def _parse_translate(argv, verb="translate"):
   fv = flags.FlagValues()
-  flags.DEFINE_string("workdir", None, "the translation run to apply", flag_values=fv)
+  flags.DEFINE_string("workdir", None, "the run to apply", flag_values=fv)
   flags.DEFINE_string("input", None, "an image, or a folder of images (searched recursively)",
                       flag_values=fv)
   flags.DEFINE_string("out", None, "folder for the PNGs (sub-folders and names kept)",
                       flag_values=fv)
-  flags.DEFINE_string("direction", None, "AtoB or BtoA (two-way runs; default AtoB)",
-                      flag_values=fv)
+  if verb == "translate":
+    flags.DEFINE_string("direction", None, "AtoB or BtoA (two-way runs; default AtoB)",
+                        flag_values=fv)
+  else:
+    flags.DEFINE_integer("tile", 512, "largest tile side, in input pixels", flag_values=fv)
+    flags.DEFINE_integer("tile_pad", 16, "input pixels of context around each tile",
+                         flag_values=fv)
   flags.DEFINE_bool("ema", True, "use the EMA generator weights when the run has them",
                     flag_values=fv)
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
@@ -168,7 +181,7 @@ def _parse_translate(argv):
   for name, what in (("workdir", "the run to apply"), ("input", "an image or a folder of images"),
                      ("out", "the folder to write PNGs to")):
     if not fv[name].value:
-      raise UserError(f"translate needs --{name}=..., {what}.")
+      raise UserError(f"{verb} needs --{name}=..., {what}.")
   return fv
 
 
@@ -238,21 +251,26 @@ def main(argv):
                                  num_reference=fv.num_reference, seed=fv.seed,
                                  truncation=fv.truncation,
                                  truncation_cutoff=fv.truncation_cutoff,
-                                 seed_index=fv.seed_index)
+                                 seed_index=fv.seed_index, hr_dir=fv.hr_dir)
       print(evaluate.to_json(result))
-    elif verb == "translate":
+    elif verb in ("translate", "upscale"):
       from gan_jax.translating import translate
-      fv = _parse_translate(rest)
-      report = translate(fv.workdir, fv.input, fv.out, direction=fv.direction, ema=fv.ema,
-                         progress=fv.progress, seed_index=fv.seed_index)
+      from gan_jax.upscaling import upscale
+      fv = _parse_translate(rest, verb)
+      kw = dict(ema=fv.ema, progress=fv.progress, seed_index=fv.seed_index)
+      if verb == "translate":
+        report = translate(fv.workdir, fv.input, fv.out, direction=fv.direction, **kw)
+      else:
+        report = upscale(fv.workdir, fv.input, fv.out, tile=fv.tile, tile_pad=fv.tile_pad, **kw)
       print(f"wrote {len(report.written)} images to {fv.out}"
             + (f"; skipped {len(report.skipped)} unreadable" if report.skipped else ""))
-    elif verb == "convert-inception":
-      from gan_jax.metrics import inception
+    elif verb in ("convert-inception", "convert-vgg19"):
+      from gan_jax.metrics import inception, vgg
+      network = inception if verb == "convert-inception" else vgg
       if not 1 <= len(rest) <= 2 or any(a.startswith("-") for a in rest):
-        raise UserError("convert-inception takes the .pth path and optionally the output path: "
-                        f"gan-jax convert-inception {inception.TORCH_WEIGHTS} [OUT.npz].")
-      out = inception.convert(*rest)
+        raise UserError(f"{verb} takes the .pth path and optionally the output path: "
+                        f"gan-jax {verb} {network.TORCH_WEIGHTS} [OUT.npz].")
+      out = network.convert(*rest)
       print(f"{out} sha256={inception.file_sha256(out)}")
     return 0
   except UserError as e:

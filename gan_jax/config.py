@@ -14,7 +14,7 @@ def base_config():
   c = ml_collections.ConfigDict()
   c.name = ""  # set by each variant; names the default workdir runs/<name>
   c.seed = 0
-  c.game = "noise"  # noise | paired | cycle: what is trained and what inference means (games/)
+  c.game = "noise"  # noise | paired | cycle | stylegan2 | superres: what is trained (games/)
 
   c.data = ml_collections.ConfigDict(dict(
       # digits | stacked_digits | ring2d | grid2d | digit_edges | digit_styles | tfds:NAME[:SPLIT] |
@@ -100,6 +100,7 @@ def base_config():
       inception_weights="",  # converted .npz; "" = $GAN_JAX_CACHE/inception_fid_2015-12-05.npz
       seed=0,                # latent seed of the scored samples, the same at every evaluation
       ema=True,              # score the EMA of G when the run keeps one
+      hr_dir="",             # super-resolution: HR pictures to score on ("" = the data's held-out)
   ))
   return c
 
@@ -222,6 +223,48 @@ def stylegan2(c, resolution, batch_size, mbstd, fmaps, lr, gamma, ema_kimg, ramp
   return c
 
 
+def superres(c, paper):
+  """ESRGAN's recipe (Wang et al. 2018, as BasicSR's options/train/ESRGAN/train_ESRGAN_x4.yml
+  sets it): RRDBNet G (64 features, 23 blocks, growth 32, nearest + conv upsampling), the
+  VGG-style D, L1 1e-2 + VGG19 conv5_4 perceptual 1 + relativistic average GAN 5e-3, Adam 1e-4
+  (0.9, 0.99) on both sides, batch 16 of 128x128 HR crops, x4, an EMA of G (0.999). LR inputs
+  are made from the HR crops on the host (`data/degrade.py`). Unless `paper`, G is narrowed
+  (32 features, 4 blocks, growth 16) and crops are 64x64, to train on a CPU in minutes."""
+  from gan_jax.data import degrade  # pylint: disable=g-import-not-at-top  (a cycle)
+  c.game = "superres"
+  c.data.source = "photos"
+  c.data.resolution = 128  # the HR patch side; LR patches are resolution / scale
+  c.data.channels = 3
+  c.data.scale = 4
+  c.data.random_flip = True
+  c.data.degrade = degrade.default_config()
+  c.model = ml_collections.ConfigDict(dict(
+      name="rrdb",        # rrdb (ESRGAN's RRDBNet) | srresnet (SRGAN's)
+      features=64,
+      blocks=23,          # RRDBs (rrdb) or residual blocks (srresnet)
+      growth=32,          # rrdb: channels each dense-block conv adds
+      upsample="nearest",  # nearest (+ conv) | pixel_shuffle, per 2x stage
+      d_name="vgg",       # vgg (ESRGAN's VGG-style D, one logit) | unet (Real-ESRGAN's, per pixel)
+      d_width=64,
+  ))
+  c.loss.adversarial = "relativistic_average"
+  c.loss.adversarial_weight = 5e-3
+  c.loss.l1_weight = 1e-2
+  c.loss.perceptual_weight = 1.0
+  c.loss.perceptual_layers = ml_collections.ConfigDict({"conv5_4": 1.0})  # before ReLU
+  c.loss.perceptual_criterion = "l1"  # l1 | l2
+  c.loss.perceptual_weights = ""  # converted VGG19 .npz; "" = $GAN_JAX_CACHE/vgg19.npz
+  for side in (c.optim.g, c.optim.d):
+    side.lr, side.b1, side.b2, side.schedule = 1e-4, 0.9, 0.99, "constant"
+  c.train.batch_size = 16
+  c.train.ema_decay = 0.999
+  c.sample.num = 8
+  if not paper:
+    c.model.update(features=32, blocks=4, growth=16)
+    c.data.resolution = 64
+  return c
+
+
 def apply_arg(c, arg):
   """`smoke`: tiny sizes so a test trains a variant in seconds."""
   if not arg:
@@ -256,6 +299,11 @@ def apply_arg(c, arg):
     c.train.batch_size = 8
     c.loss.r1_interval, c.loss.pl_interval = 2, 2  # both lazy phases run within the 4 steps
     c.augment.ada_kimg = 0.1  # ADA's p visibly moves at its first adjustment (step 4)
+  elif c.game == "superres":
+    c.data.resolution = 32
+    c.model.features, c.model.blocks, c.model.growth = 8, 1, 4
+    c.model.d_width = 4
+    c.train.batch_size = 4
   else:  # a translator
     c.data.resolution = 16
     c.data.load_size = 18 if c.data.load_size else 0  # jitter stays on where the config has it
@@ -273,7 +321,8 @@ def apply_arg(c, arg):
 
 CHOICES = {
     "data.resize": ("center_crop", "pad", "stretch"),
-    "loss.adversarial": ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein"),
+    "loss.adversarial": ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein",
+                         "relativistic_average"),
     "optim.g.optimizer": ("adam", "rmsprop", "sgd"),
     "optim.d.optimizer": ("adam", "rmsprop", "sgd"),
     "optim.g.schedule": ("constant", "cosine", "linear"),

@@ -10,7 +10,11 @@ Metrics, by name:
                           of digit_edges / digit_styles: how often the output reads as its input's
                           digit, by a classifier of the target domain's drawing.
   l1, psnr, ssim          translators: outputs against their targets (data with aligned pairs).
-With no metrics named, the data's default: modes for ring2d/grid2d/stacked_digits, digits for
+  psnr_y, ssim_y          super-resolution: the SR literature's protocol (`metrics/sr.py`) on
+                          held-out HR pictures (`eval.hr_dir`, else the data's held-out part:
+                          photos:test), each downscaled by bicubic and upscaled whole by G;
+                          bicubic upscaling's scores beside ("bicubic_psnr_y", ...).
+With no metrics named, the game's default (psnr_y,ssim_y for super-resolution), else the data's: modes for ring2d/grid2d/stacked_digits, digits for
 digits, fid for other images; translators: digits + l1/psnr/ssim for the digit tasks, l1/psnr/ssim
 for pairs, fid otherwise. Translators are scored on the data's held-out part where it has one
 (the digit tasks' 360 held-out digits), else on the training data, in every direction they have
@@ -28,14 +32,15 @@ from gan_jax.errors import UserError
 
 INCEPTION_METRICS = ("fid", "is", "kid", "pr", "prdc")
 PAIR_METRICS = ("l1", "psnr", "ssim")
-METRICS = INCEPTION_METRICS + ("modes", "digits") + PAIR_METRICS
+SR_METRICS = ("psnr_y", "ssim_y")
+METRICS = INCEPTION_METRICS + ("modes", "digits") + PAIR_METRICS + SR_METRICS
 MODE_SOURCES = ("ring2d", "grid2d", "stacked_digits")
 # Translation data whose outputs a digits classifier can read: the style of domains A and B.
 DIGIT_DOMAINS = {"digit_edges": (None, None), "digit_styles": (None, "digit_styles_b")}
 ALIGNED_KINDS = sources.PAIRED_KINDS + ("digit_styles",)  # held-out digit_styles pairs A and B
 # The fewest samples each metric is defined for: IS has 10 splits, PR and PRDC need k + 1 points.
 MIN_SAMPLES = {"fid": 2, "is": 10, "kid": 2, "pr": 4, "prdc": 6, "modes": 1, "digits": 2,
-               "l1": 1, "psnr": 1, "ssim": 1}
+               "l1": 1, "psnr": 1, "ssim": 1, "psnr_y": 1, "ssim_y": 1}
 _CHUNK = 500  # samples generated (and scored by Inception) at a time
 
 
@@ -57,13 +62,20 @@ def default_metrics(source):
   return ["digits"] if source == "digits" else ["fid"]
 
 
-def parse_metrics(text, source, spec_shape):
-  """`fid,kid` -> ["fid", "kid"], checked against the data; "" -> the data's default."""
+def parse_metrics(text, source, spec_shape, game_metrics=None):
+  """`fid,kid` -> ["fid", "kid"], checked against the data; "" -> the default: the game's
+  `game_metrics` where it has its own (super-resolution), else the data's."""
   names = [m.strip() for m in str(text or "").split(",") if m.strip()]
-  names = list(dict.fromkeys(names)) or default_metrics(source)
+  names = list(dict.fromkeys(names)) or list(game_metrics or default_metrics(source))
   for name in names:
     if name not in METRICS:
       raise UserError(f"Unknown metric {name!r}: choose from {', '.join(METRICS)}.")
+    if (name in SR_METRICS) != bool(game_metrics):
+      run = "super-resolution runs" if game_metrics else "this run"
+      raise UserError(f"Metric {name!r} does not score {run}: use "
+                      f"--metrics={','.join(game_metrics or default_metrics(source))}.")
+    if game_metrics:
+      continue
     if name in INCEPTION_METRICS and len(spec_shape) != 3:
       raise UserError(f"Metric {name!r} scores images through InceptionV3, and {source} holds "
                       "2D points: use --metrics=modes.")
@@ -83,10 +95,12 @@ class Evaluator:
   """Scores a train state with a fixed list of metrics; loads classifiers and statistics once."""
 
   def __init__(self, config, spec, metrics="", num_samples=10000, num_reference=10000,
-               inception_weights="", seed=0):
-    self.config, self.spec = config, spec
+               inception_weights="", seed=0, hr_dir=""):
+    self.config, self.spec, self.hr_dir = config, spec, hr_dir
     self.source_name = config.data.source
-    self.metrics = parse_metrics(metrics, self.source_name, spec.shape)
+    from gan_jax import games  # pylint: disable=g-import-not-at-top  (games import models)
+    self.game_metrics = getattr(games.get(config.get("game", "noise")), "default_metrics", None)
+    self.metrics = parse_metrics(metrics, self.source_name, spec.shape, self.game_metrics)
     self.num_samples, self.num_reference, self.seed = int(num_samples), int(num_reference), seed
     fewest = max(MIN_SAMPLES[m] for m in self.metrics)
     if self.num_samples < fewest:
@@ -106,7 +120,7 @@ class Evaluator:
     """An evaluator from the config's `eval` block, any of its keys overridden."""
     e = settings(config)
     kwargs = dict(metrics=e.metrics, num_samples=e.num_samples, num_reference=e.num_reference,
-                  inception_weights=e.inception_weights, seed=e.seed)
+                  inception_weights=e.inception_weights, seed=e.seed, hr_dir=e.hr_dir)
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     return cls(config, spec, **kwargs)
 
@@ -130,6 +144,8 @@ class Evaluator:
   def __call__(self, exp, state, ema=True, truncate=None):
     """{"step", "ema", "num_samples", "metrics", <scores>} of `state`'s generator; `truncate`:
     generate's truncation arguments (games with an average style), also recorded."""
+    if self.game_metrics:
+      return self._superres(exp, state, ema)
     if not exp.game.can_generate:
       return self._translation(exp, state, ema)
     from gan_jax.metrics.stats import FeatureStats  # pylint: disable=g-import-not-at-top
@@ -225,6 +241,30 @@ class Evaluator:
       out.update({prefix + k: v for k, v in scores.items()})
     return out
 
+  def _superres(self, exp, state, ema):
+    """G and bicubic scored on held-out HR pictures, each downscaled x scale by bicubic."""
+    from gan_jax import upscaling  # pylint: disable=g-import-not-at-top
+    from gan_jax.data import degrade  # pylint: disable=g-import-not-at-top
+    from gan_jax.metrics import sr  # pylint: disable=g-import-not-at-top
+    game, (pictures, split) = exp.game, held_out_pictures(self.config, self.hr_dir)
+    pictures = pictures[:self.num_samples]
+    scale = game.scale
+    fn = lambda x: game.upscale(state, x, ema=ema)
+    hr, outputs, bicubic = [], [], []
+    for picture in pictures:
+      h, w = (n - n % scale for n in picture.shape[:2])  # whole LR pixels, as the protocol
+      picture = picture[:h, :w]
+      lr = degrade.imresize(picture, 1 / scale)
+      hr.append(picture)
+      outputs.append(upscaling.upscale_array(lr, fn, scale))
+      bicubic.append(degrade.imresize(lr, scale))
+    out = {"step": int(np.asarray(state.step)), "ema": bool(ema and state.g_ema is not None),
+           "split": split, "num_samples": len(pictures), "metrics": list(self.metrics)}
+    for prefix, images in (("", outputs), ("bicubic_", bicubic)):
+      scores = sr.score_pairs(images, hr, crop=scale)
+      out.update({prefix + m: scores[m] for m in self.metrics})
+    return out
+
   def _inception_scores(self, stats, pool, logits, ref=None):
     from gan_jax.metrics import scores  # pylint: disable=g-import-not-at-top
     out = {}
@@ -265,6 +305,27 @@ class _Domain:
     batch = self.data.get(indices)
     label = "label" if self.key == "x" else "y_label"
     return {"x": batch[self.key], "label": batch[label]}
+
+
+def held_out_pictures(config, hr_dir=""):
+  """(HR pictures as uint8 HWC arrays, where they come from) for super-resolution scores: those
+  in the folder `hr_dir`, else the data's held-out pictures (photos:test)."""
+  if hr_dir:
+    from gan_jax.data import folder, images  # pylint: disable=g-import-not-at-top
+    if not os.path.isdir(hr_dir):
+      raise UserError(f"--config.eval.hr_dir={hr_dir} is not a folder: pass a folder of HR "
+                      "pictures to score on.")
+    relpaths = folder.check_readable(hr_dir, folder.find_images(hr_dir), 4)
+    if not relpaths:
+      raise UserError(f"--config.eval.hr_dir={hr_dir} holds no readable pictures: pass a folder "
+                      "of png, jpg, webp or bmp images.")
+    channels = config.data.channels
+    return [images.read(os.path.join(hr_dir, p), channels) for p in relpaths], hr_dir
+  held_out = sources.build(config, split="test")
+  if held_out is None or not hasattr(held_out, "images"):
+    raise UserError(f"{config.data.source} has no held-out pictures to score super-resolution "
+                    "on: pass --config.eval.hr_dir=FOLDER of HR pictures.")
+  return held_out.images(), "test"
 
 
 def _domains(data):
@@ -312,10 +373,11 @@ def to_json(result):
 
 def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weights=None,
              num_reference=None, seed=None, truncation=None, truncation_cutoff=None,
-             seed_index=None):
+             seed_index=None, hr_dir=None):
   """Scores the latest checkpoint of `workdir`; appends the result to DIR/eval.jsonl; returns it.
 
-  Unset arguments come from the run's `eval` config block; `truncation` and `truncation_cutoff`
+  Unset arguments come from the run's `eval` config block (`hr_dir`: super-resolution's HR
+  pictures); `truncation` and `truncation_cutoff`
   as `gan-jax sample` takes them. A run of train.num_seeds > 1 is scored
   run by run with their mean and spread (`across_seeds`), or only run `seed_index`.
   """
@@ -326,7 +388,8 @@ def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weight
     truncate = sampling.truncation_args(exp, workdir, truncation, truncation_cutoff)
     evaluator = Evaluator.from_config(
         exp.config, exp.spec, metrics=metrics, num_samples=num_samples,
-        inception_weights=inception_weights, num_reference=num_reference, seed=seed)
+        inception_weights=inception_weights, num_reference=num_reference, seed=seed,
+        hr_dir=hr_dir)
     state = experiment.restore_latest(exp, ckpt)
   finally:
     ckpt.close()

@@ -24,10 +24,11 @@ def image_grid(images, cols=None):
   return grid[..., 0] if c == 1 else grid
 
 
-def triplet_grid(first, second, third, per_row=2):
-  """Image triplets (e.g. input | output | target) side by side, `per_row` triplets a row."""
-  triplets = np.stack([np.asarray(first), np.asarray(second), np.asarray(third)], 1)
-  return image_grid(triplets.reshape((-1,) + triplets.shape[2:]), cols=3 * per_row)
+def side_by_side(*columns, per_row=2):
+  """Batches of one size shown example by example, each example's images next to each other
+  (e.g. input | bicubic | output | target), `per_row` examples a row."""
+  groups = np.stack([np.asarray(c) for c in columns], 1)
+  return image_grid(groups.reshape((-1,) + groups.shape[2:]), cols=len(columns) * per_row)
 
 
 def scatter_plot(points, reference=None, size=512):

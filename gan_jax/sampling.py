@@ -21,8 +21,9 @@ def _open(workdir, label, truncation, truncation_cutoff, seed_index=0):
   try:
     exp.check_seed_index(seed_index)
     if not exp.game.can_generate:
+      verb = "upscale" if getattr(exp.game, "scale", 0) else "translate"
       raise UserError(f"{workdir} holds a {exp.config.game} run, which maps images to images "
-                      f"rather than drawing from noise: use `gan-jax translate --workdir={workdir} "
+                      f"rather than drawing from noise: use `gan-jax {verb} --workdir={workdir} "
                       "--input=IMAGES --out=FOLDER`.")
     classes = exp.spec.num_classes if exp.config.model.conditional else 0
     if label is not None and not classes:

@@ -45,8 +45,10 @@ def translate(workdir, input_path, out_dir, direction=None, ema=True, progress=T
     game, name = exp.game, exp.config.get("game", "noise")
     exp.check_seed_index(seed_index)
     if not game.directions:
-      raise UserError(f"{workdir} holds a {name} run, which draws from noise rather than "
-                      f"translating images: use `gan-jax sample --workdir={workdir}`.")
+      what, verb = (("upscales", "upscale") if getattr(game, "scale", 0) else
+                    ("draws from noise", "sample"))
+      raise UserError(f"{workdir} holds a {name} run, which {what} rather than translating "
+                      f"images: use `gan-jax {verb} --workdir={workdir}`.")
     direction = direction or game.directions[0]
     if direction not in game.directions:
       choices = " or ".join(f"--direction={d}" for d in game.directions)
@@ -75,14 +77,14 @@ def translate_images(input_path, out_dir, fn, channels, multiple, progress=True)
   """
   if channels not in (1, 3):
     raise ValueError(f"channels must be 1 or 3, not {channels!r}")
-  root, relpaths = _find_inputs(input_path, out_dir)
-  outputs = [os.path.join(out_dir, os.path.splitext(p)[0] + ".png") for p in relpaths]
-  _check_outputs(root, relpaths, outputs, out_dir)
+  root, relpaths = find_inputs(input_path, out_dir)
+  outputs = [output_path(out_dir, p) for p in relpaths]
+  check_outputs(root, relpaths, outputs, out_dir)
   with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
     colours = list(pool.map(_is_colour, [os.path.join(root, p) for p in relpaths]))
   skipped = [p for p, c in zip(relpaths, colours) if c is None]
   if len(skipped) == len(relpaths):
-    _none_readable(input_path, skipped, "read")
+    none_readable(input_path, skipped, "read")
   _check_channels(root, relpaths, colours, channels)
 
   written = []
@@ -95,15 +97,20 @@ def translate_images(input_path, out_dir, fn, channels, multiple, progress=True)
       skipped.append(relpath)
       continue
     result = translate_array(pixels.reshape(*pixels.shape[:2], channels), fn, multiple)
-    _save_png(out, result)
+    save_png(out, result)
     written.append(out)
   if not written:
-    _none_readable(input_path, skipped, "decoded")
+    none_readable(input_path, skipped, "decoded")
   if skipped:
     skipped.sort()
     folder.report_left_out(f"{len(skipped)} of {len(relpaths)} image files in {input_path} that "
                            "pillow cannot read", skipped)
   return Report(written, skipped)
+
+
+def output_path(out_dir, relpath):
+  """Where the output of input `relpath` goes: its sub-folders and stem, as a PNG."""
+  return os.path.join(out_dir, os.path.splitext(relpath)[0] + ".png")
 
 
 def translate_array(pixels, fn, multiple):
@@ -141,7 +148,7 @@ def pad_to_multiple(x, multiple):
   return x, (pads[0][0], pads[1][0])
 
 
-def _none_readable(input_path, relpaths, what):
+def none_readable(input_path, relpaths, what):
   if not os.path.isdir(input_path):
     raise UserError(f"{input_path} could not be {what}: check that it is a valid png, jpg, webp "
                     "or bmp image.")
@@ -149,7 +156,7 @@ def _none_readable(input_path, relpaths, what):
                   f"(e.g. {relpaths[0]}): check that they are valid png, jpg, webp or bmp images.")
 
 
-def _find_inputs(input_path, out_dir):
+def find_inputs(input_path, out_dir):
   """(root, sorted relpaths of the inputs under it); a single file is its own folder's only one."""
   if not os.path.exists(input_path):
     raise UserError(f"Input {input_path} does not exist: pass --input=IMAGE or --input=FOLDER of "
@@ -177,7 +184,7 @@ def _find_inputs(input_path, out_dir):
   return input_path, relpaths
 
 
-def _check_outputs(root, relpaths, outputs, out_dir):
+def check_outputs(root, relpaths, outputs, out_dir):
   """Refuses, before anything is written, outputs that would overwrite inputs or each other."""
   sources = {}
   for relpath, out in zip(relpaths, outputs):
@@ -239,7 +246,7 @@ def _check_channels(root, relpaths, colours, channels):
                   "them to gray (mode L) first.")
 
 
-def _save_png(path, pixels):
+def save_png(path, pixels):
   """uint8 [H, W, 1 or 3] -> an L or RGB PNG, written whole (via a temporary file) or not at all."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)  # L or RGB

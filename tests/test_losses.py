@@ -36,6 +36,25 @@ def test_loss_matches_closed_form(name):
   np.testing.assert_allclose(g_loss(FAKE)[0], want_g(FAKE), rtol=1e-5)
 
 
+def test_relativistic_average_matches_its_formula():
+  # Jolicoeur-Martineau 2019 / ESRGAN: D_Ra(a, b) = sigmoid(C(a) - E[C(b)]);
+  # L_D = -(E log D_Ra(r, f) + E log(1 - D_Ra(f, r))) / 2, L_G with r and f swapped.
+  d_ra = lambda a, b: sigmoid(a - b.mean())
+  want_d = -(np.mean(np.log(d_ra(REAL, FAKE))) + np.mean(np.log(1 - d_ra(FAKE, REAL)))) / 2
+  want_g = -(np.mean(np.log(d_ra(FAKE, REAL))) + np.mean(np.log(1 - d_ra(REAL, FAKE)))) / 2
+  d_loss, g_loss = adversarial.RELATIVE["relativistic_average"]
+  np.testing.assert_allclose(d_loss(REAL, FAKE)[0], want_d, rtol=1e-5)
+  np.testing.assert_allclose(g_loss(REAL, FAKE)[0], want_g, rtol=1e-5)
+  # A D with a logit per pixel compares each pixel with the batch's average at that pixel.
+  real_map, fake_map = REAL.reshape(2, 2, 1), FAKE.reshape(2, 2, 1)
+  per_pixel = [-(np.log(sigmoid(real_map[:, i] - fake_map[:, i].mean()))
+                 + np.log(1 - sigmoid(fake_map[:, i] - real_map[:, i].mean()))) / 2
+               for i in range(2)]
+  np.testing.assert_allclose(d_loss(real_map, fake_map)[0], np.mean(per_pixel), rtol=1e-5)
+  # The plain losses, offered beside it, ignore the real logits in G's term.
+  np.testing.assert_allclose(adversarial.RELATIVE["hinge"][1](REAL, FAKE)[0], -FAKE.mean())
+
+
 def test_non_saturating_is_stable_for_large_logits():
   d_loss, g_loss = adversarial.get("non_saturating")
   big = jnp.array([1e4, -1e4])

@@ -4,7 +4,7 @@ Every image source goes through `fit`, so a picture ends up the same whichever s
 from: uint8 [resolution, resolution, channels].
 """
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 RESIZE_MODES = ("center_crop", "pad", "stretch")
@@ -84,3 +84,11 @@ def _to_channels(image, channels):
     image = Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8))
   target = "L" if channels == 1 else "RGB"
   return image if image.mode == target else image.convert(target)
+
+
+def read(path, channels):
+  """Decodes an image file at its own size, oriented as viewers show it: uint8 [H, W, channels]
+  (pictures scored whole, as super-resolution's held-out ones)."""
+  with Image.open(path) as image:
+    array = np.asarray(_to_channels(ImageOps.exif_transpose(image), channels), np.uint8)
+  return array.reshape(array.shape[0], array.shape[1], channels)

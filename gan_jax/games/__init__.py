@@ -13,14 +13,15 @@ A game is built from (config, data spec, pmap axis name or None) and offers
   can_truncate, style_groups()   an average style to truncate toward; ws by coarse, middle, fine
                                  (`sample --truncation`, `--mix`; none for plain z)
   directions, translate(...)     maps images to images (`gan-jax translate`, `evaluate`)
+  scale, upscale(...)            maps images to `scale` times larger ones (`gan-jax upscale`)
 `config.game` picks one; nothing outside the game modules branches on its name. With
 train.num_seeds > 1, `build` wraps the game in `seeds.Seeds`: N runs vmapped in one program.
 """
 from gan_jax.errors import UserError
-from gan_jax.games import cycle, noise, paired, seeds, style
+from gan_jax.games import cycle, noise, paired, seeds, style, superres
 
 GAMES = {"noise": noise.NoiseGame, "paired": paired.PairedGame, "cycle": cycle.CycleGame,
-         "stylegan2": style.StyleGame}
+         "stylegan2": style.StyleGame, "superres": superres.SuperResGame}
 
 
 def get(name):

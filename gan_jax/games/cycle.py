@@ -157,5 +157,5 @@ class CycleGame(Translator):
       out = self.translate(state, x, there)
       triplets.append((x, out, self.translate(state, out, back)))
     n = min(len(triplets[0][0]), len(triplets[1][0]))
-    return reporting.triplet_grid(*(np.stack([a[:n], b[:n]], 1).reshape((-1,) + a.shape[1:])
+    return reporting.side_by_side(*(np.stack([a[:n], b[:n]], 1).reshape((-1,) + a.shape[1:])
                                     for a, b in zip(*triplets)))

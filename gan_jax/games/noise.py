@@ -83,6 +83,9 @@ class NoiseGame:
 
   @staticmethod
   def validate(config):
+    if config.loss.adversarial not in adversarial.LOSSES:
+      raise UserError(f"--config.loss.adversarial={config.loss.adversarial!r} is not a loss of the "
+                      f"noise game: choose one of {', '.join(adversarial.LOSSES)}.")
     if config.model.name not in MODELS:
       raise UserError(f"--config.model.name={config.model.name!r} is not a model of the noise "
                       f"game: choose one of {', '.join(MODELS)}.")

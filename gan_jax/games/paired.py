@@ -134,4 +134,4 @@ class PairedGame(Translator):
   def preview(self, state, inputs):
     """input | output | target, two examples a row."""
     x = np.asarray(inputs["x"])
-    return reporting.triplet_grid(x, self.translate(state, x), inputs["y"])
+    return reporting.side_by_side(x, self.translate(state, x), inputs["y"])

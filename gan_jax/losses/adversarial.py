@@ -80,3 +80,29 @@ def get_targets(name):
   d_loss = lambda real, fake: (0.5 * (_mean(is_real(real)) + _mean(is_fake(fake))), {})
   g_loss = lambda fake: (_mean(is_real(fake)), {})
   return d_loss, g_loss
+
+
+# Jolicoeur-Martineau 2019's relativistic average GAN, as ESRGAN uses it: each logit is judged
+# against the average logit of the other side, D(x_r, x_f) = sigmoid(C(x_r) - E[C(x_f)]). The
+# average is over the batch (per pixel for a D with a logit map); both sides' terms are halved
+# as in ESRGAN. D's loss: real judged more real than the average fake, and fake less real than the
+# average real; G's: the same with the roles swapped.
+def _relative(x, other):
+  return x - jnp.mean(other.astype(jnp.float32), axis=0)
+
+
+def relativistic_average_d_loss(real, fake):
+  return 0.5 * (_mean(softplus(-_relative(real, fake))) + _mean(softplus(_relative(fake, real)))), {}
+
+
+def relativistic_average_g_loss(real, fake):
+  return 0.5 * (_mean(softplus(_relative(real, fake))) + _mean(softplus(-_relative(fake, real)))), {}
+
+
+# Losses whose G term may also see the real logits, g_loss(real, fake): the relativistic one, and
+# the plain pairs above (which ignore them) for games that offer both (super-resolution).
+RELATIVE = {
+    "relativistic_average": (relativistic_average_d_loss, relativistic_average_g_loss),
+    **{name: (d_loss, lambda real, fake, g_loss=g_loss: g_loss(fake))
+       for name, (d_loss, g_loss) in LOSSES.items() if name != "wasserstein"},
+}

@@ -1,0 +1,190 @@
+"""The super-resolution game: one step under jit, pmap and one device agree; resume is bitwise;
+two-stage training; `upscale` and `evaluate` end to end; bad inputs are one sentence."""
+import json
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from gan_jax import cli, experiment
+from gan_jax.metrics import vgg
+from test_cli import assert_one_clear_error
+from test_games import assert_close_to_scale
+from test_step import load_config, run
+from test_train import assert_bitwise_equal, final_state, train
+
+
+@pytest.fixture(scope="module")
+def narrow_vgg(tmp_path_factory):
+  """VGG19's layout at 1/16 of its widths, random weights: the perceptual term's code path at a
+  test's cost (`vgg.features` reads the widths off the arrays)."""
+  rng = np.random.default_rng(0)
+  weights, cin = {}, 3
+  for name in vgg.CONV_NAMES:
+    cout = vgg.weight_shapes()[f"{name}/kernel"][-1] // 16
+    weights[f"{name}/kernel"] = rng.normal(0, (2 / (9 * cin)) ** 0.5, (3, 3, cin, cout)).astype(
+        np.float32)
+    weights[f"{name}/bias"] = np.zeros(cout, np.float32)
+    cin = cout
+  return vgg.save_weights(weights, str(tmp_path_factory.mktemp("vgg") / "narrow_vgg19.npz"))
+
+
+# ESRGAN's whole step: L1 + perceptual + relativistic GAN through the VGG-style D (batch norm:
+# statistics of the global batch under pmap); Real-ESRGAN's U-Net D (spectral norm) with the
+# plain GAN loss; SGD, as Adam turns gradients' rounding noise into +-lr steps.
+SGD = {"optim.g.optimizer": "sgd", "optim.d.optimizer": "sgd", "optim.g.lr": 1e-2,
+       "optim.d.lr": 1e-2, "train.batch_size": 8}
+STEP_CASES = {
+    "esrgan": {},
+    "unet_d": {"model.d_name": "unet", "loss.adversarial": "non_saturating",
+               "model.upsample": "pixel_shuffle", "model.name": "srresnet"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(STEP_CASES))
+def test_jit_and_pmap_match_single_device(case, narrow_vgg):
+  config = load_config("esrgan", **SGD, **STEP_CASES[case],
+                       **{"loss.perceptual_weights": narrow_vgg})
+  single, metrics = run(config, "single", steps=2)
+  for key in ("l1", "perceptual", "g_adversarial", "d_loss", "d_real", "d_fake"):
+    assert np.isfinite(metrics[key]).all(), key
+  states = {}
+  for strategy in ("jit", "pmap"):
+    config.parallel.strategy = strategy
+    states[strategy], _ = run(config, strategy, steps=2)
+    assert int(states[strategy].step) == 2
+    assert_close_to_scale(states[strategy].g, single.g, 2e-4)
+    assert_close_to_scale(states[strategy].d, single.d, 2e-4)
+  assert_close_to_scale(states["jit"], states["pmap"], 2e-4)
+  if case == "unet_d":  # the spectral-norm vectors moved in train mode, as the power iteration
+    u = [x for p, x in jax.tree_util.tree_leaves_with_path(single.d.collections)]
+    assert u
+
+
+@pytest.mark.parametrize("name,flags", [("rrdb_psnr", ()),
+                                        ("esrgan", ("--config.model.d_name=unet",))])
+def test_resume_is_bitwise_equal_to_uninterrupted(name, flags, tmp_path):
+  assert train(name, tmp_path / "whole", "--config.train.steps=4", *flags) == 0
+  assert train(name, tmp_path / "split", "--config.train.steps=2", *flags) == 0
+  assert train(name, tmp_path / "split", "--config.train.steps=4", *flags) == 0
+  (step_a, a), (step_b, b) = final_state(tmp_path / "whole"), final_state(tmp_path / "split")
+  assert step_a == step_b == 4
+  assert_bitwise_equal(a, b)
+  # LR (nearest) | bicubic | output | HR, two examples a row, of 4 held-out photos' centres
+  picture = Image.open(tmp_path / "whole" / "samples" / "step_000004.png")
+  assert picture.size == (8 * 33 + 1, 2 * 33 + 1)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """rrdb_psnr trained, then esrgan fine-tuned from it (ESRGAN's two stages), and a noise run."""
+  root = tmp_path_factory.mktemp("sr_runs")
+  assert train("rrdb_psnr", root / "psnr") == 0
+  assert train("esrgan", root / "esrgan", f"--config.train.init_from={root / 'psnr'}") == 0
+  assert train("dcgan_digits", root / "noise") == 0
+  return root
+
+
+def test_esrgan_starts_from_the_psnr_model(runs):
+  (_, psnr), (_, gan) = final_state(runs / "psnr"), final_state(runs / "esrgan")
+  assert int(gan.step) == 4
+  # Fine-tuned for 4 steps at lr 1e-4 from the PSNR model's G: each weight within 4 Adam steps.
+  for x, y in zip(jax.tree.leaves(psnr.g.params), jax.tree.leaves(gan.g.params)):
+    assert np.abs(np.asarray(x) - np.asarray(y)).max() <= 4.01e-4
+  metrics = [json.loads(l) for l in (runs / "esrgan" / "metrics.jsonl").read_text().splitlines()]
+  assert "g_adversarial" in metrics[-1] and "d_real" in metrics[-1]
+  # No converted VGG19 here: the run said the perceptual term is off, and trained without it.
+  assert "perceptual" not in metrics[-1]
+
+
+def _pictures(folder):
+  folder.mkdir(parents=True, exist_ok=True)
+  rng = np.random.default_rng(0)
+  Image.fromarray(rng.integers(0, 256, (37, 21, 3), np.uint8)).save(folder / "odd.png")
+  Image.fromarray(rng.integers(0, 256, (16, 16, 4), np.uint8)).save(folder / "alpha.png")
+  (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+
+
+def test_upscale_a_folder_with_a_corrupted_file_and_an_odd_size(runs, tmp_path, capsys):
+  _pictures(tmp_path / "in")
+  argv = ["upscale", f"--workdir={runs / 'esrgan'}", f"--input={tmp_path / 'in'}",
+          f"--out={tmp_path / 'out'}", "--tile=16", "--noprogress"]
+  assert cli.main(argv) == 0
+  out = capsys.readouterr()
+  assert "wrote 2 images" in out.out and "skipped 1 unreadable" in out.out
+  assert "broken.jpg" in out.err
+  assert Image.open(tmp_path / "out" / "odd.png").size == (21 * 4, 37 * 4)
+  assert Image.open(tmp_path / "out" / "alpha.png").mode == "RGBA"
+
+
+def test_upscale_equals_the_generator_on_the_picture(runs, tmp_path):
+  (tmp_path / "in").mkdir()
+  pixels = np.random.default_rng(1).integers(0, 256, (12, 10, 3), np.uint8)
+  Image.fromarray(pixels).save(tmp_path / "in" / "x.png")
+  assert cli.main(["upscale", f"--workdir={runs / 'psnr'}", f"--input={tmp_path / 'in'}",
+                   f"--out={tmp_path / 'out'}", "--noprogress"]) == 0
+  exp, ckpt = experiment.load(str(runs / "psnr"))
+  state = experiment.restore_latest(exp, ckpt)
+  ckpt.close()
+  x = pixels[None].astype(np.float32) / 127.5 - 1
+  want = np.clip(np.round((exp.game.upscale(state, x)[0] + 1) * 127.5), 0, 255)
+  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "x.png")), want)
+
+
+def test_evaluate_scores_psnr_and_ssim_beside_bicubic(runs, tmp_path):
+  from gan_jax import evaluate
+  result = evaluate.evaluate(str(runs / "psnr"), num_samples=1)
+  assert result["split"] == "test" and result["num_samples"] == 1
+  for key in ("psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y"):
+    assert np.isfinite(result[key]), key
+  assert 20 < result["bicubic_psnr_y"] < 40 and 0 < result["bicubic_ssim_y"] <= 1
+  assert evaluate.evaluate(str(runs / "psnr"), num_samples=5)["num_samples"] == 4  # all 4 photos
+  # A folder of HR pictures instead: a flat grey one is upscaled exactly by bicubic.
+  hr = tmp_path / "hr"
+  hr.mkdir()
+  Image.fromarray(np.full((30, 22, 3), 128, np.uint8)).save(hr / "flat.png")
+  flat = evaluate.evaluate(str(runs / "psnr"), hr_dir=str(hr))
+  assert flat["split"] == str(hr) and flat["num_samples"] == 1
+  assert flat["bicubic_psnr_y"] == float("inf") and flat["bicubic_ssim_y"] == 1
+
+
+def _bad(runs, tmp):
+  return {
+      "sample an upscaler": (["sample", f"--workdir={runs / 'psnr'}"], "gan-jax upscale"),
+      "translate with an upscaler": (["translate", f"--workdir={runs / 'psnr'}",
+                                      f"--input={tmp}", f"--out={tmp}/o"], "gan-jax upscale"),
+      "upscale a noise run": (["upscale", f"--workdir={runs / 'noise'}", f"--input={tmp}",
+                               f"--out={tmp}/o"], "gan-jax sample"),
+      "no --out": (["upscale", f"--workdir={runs / 'psnr'}", f"--input={tmp}"], "--out"),
+      "bad tile": (["upscale", f"--workdir={runs / 'psnr'}", f"--input={tmp}",
+                    f"--out={tmp}/o", "--tile=0"], "--tile=0"),
+      "a metric of other runs": (["evaluate", f"--workdir={runs / 'psnr'}", "--metrics=fid"],
+                                 "psnr_y"),
+      "no such HR folder": (["evaluate", f"--workdir={runs / 'psnr'}", f"--hr_dir={tmp}/none"],
+                            "hr_dir"),
+  }
+
+
+@pytest.mark.parametrize("case", sorted(_bad("r", "t")))
+def test_bad_upscale_input_is_one_sentence(runs, tmp_path, capsys, case):
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "x.png")
+  argv, expected = _bad(runs, tmp_path)[case]
+  assert cli.main(argv) == 2
+  assert_one_clear_error(capsys, expected)
+  assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("--config.data.scale=3", "2 or 4"),
+    ("--config.loss.adversarial=wasserstein", "loss.adversarial"),
+    ("--config.data.resolution=36", "multiple of 32"),
+    ("--config.model.name=unet_64", "srresnet or rrdb"),
+    ("--config.augment.kind=diffaugment", "does not augment"),
+    ("--config.data.source=digit_edges", "two image domains"),
+    ("--config.loss.l1_weight=-1", "l1_weight"),
+])
+def test_bad_superres_config_is_one_sentence(tmp_path, capsys, override, expected):
+  assert train("esrgan", tmp_path / "w", override) == 2
+  assert_one_clear_error(capsys, expected)
+  assert not (tmp_path / "w").exists()
