@@ -7,7 +7,7 @@ import json
 
 import ml_collections
 
-from gan_jax.data import sources
+from gan_jax.data import degrade, sources
 from gan_jax.errors import UserError
 
 def base_config():
@@ -17,8 +17,8 @@ def base_config():
   c.game = "noise"  # noise | paired | cycle: what is trained and what inference means (games/)
 
   c.data = ml_collections.ConfigDict(dict(
-      # digits | stacked_digits | ring2d | grid2d | digit_edges | digit_styles | tfds:NAME[:SPLIT] |
-      # folder:PATH | pair:A,B | unpaired:A,B (see README, Data)
+      # digits | stacked_digits | ring2d | grid2d | digit_edges | digit_styles | photos |
+      # tfds:NAME[:SPLIT] | folder:PATH | pair:A,B | unpaired:A,B (see README, Data)
       source="digits",
       resolution=32,     # images are brought to resolution x resolution x channels
       channels=1,
@@ -346,6 +346,11 @@ def validate_data(config):
     raise UserError(f"--config.data.workers={d.workers} must be >= 0 (0 = one per CPU core).")
   if d.prefetch < 1:
     raise UserError(f"--config.data.prefetch={d.prefetch} must be a positive number of steps.")
+  if d.get("scale", 0) and (kind in ("ring2d", "grid2d")
+                            or (kind in sources.TWO_DOMAINS and kind != "pair")):
+    raise UserError(f"--config.data.scale={d.scale} makes super-resolution pairs from images, or "
+                    f"reads pair:LR,HR folders, not {d.source}: use an image source or scale 0.")
+  degrade.validate(config)
 
 
 # Keys that may change when a run resumes in an existing workdir: they do not change the model,

@@ -250,6 +250,7 @@ def test_realesrgan_without_degradations_is_a_plain_resize():
 def sr_config(scale=4, resolution=32, kind="bicubic", source="photos", **degrade_changes):
   c = config_lib.base_config()
   c.data.update(dict(source=source, resolution=resolution, channels=3, workers=2))
+  c.train.batch_size = 4
   c.data.scale = scale
   c.data.degrade = degrade.default_config()
   c.data.degrade.kind = kind
@@ -284,3 +285,135 @@ def test_valid_settings_pass_validation():
   plain = config_lib.base_config()
   degrade.validate(plain)  # no data.scale: no SR
   assert degrade.build(plain.data) is None
+
+
+# --- the bundled photographs -------------------------------------------------------------------
+
+def test_photo_crops_are_pure_functions_of_the_index():
+  from gan_jax.data import embedded, sources
+  config = sr_config(resolution=48)
+  source = sources.build(config)
+  assert len(source) == 1 << 16 and source.spec.shape == (48, 48, 3)
+  assert source.class_names == embedded.PHOTOS_TRAIN
+  idx = np.array([5, 70000 % len(source), 5, 123])
+  a = source.get(idx)
+  assert a["x"].shape == (4, 48, 48, 3) and a["x"].dtype == np.uint8
+  np.testing.assert_array_equal(a["x"][0], a["x"][2])
+  np.testing.assert_array_equal(sources.build(config).get(idx)["x"], a["x"])  # rebuilt: same
+  # Each crop is where the table says, in the photo its label names.
+  names, photos = embedded.photos("train", 3)
+  for x, label, (p, t, l) in zip(a["x"], a["label"], source.table[idx]):
+    assert label == p
+    np.testing.assert_array_equal(x, photos[p][t:t + 48, l:l + 48])
+  # Many photos and places; not the same patch twice in a batch of 64.
+  many = source.get(np.arange(64))
+  assert len(set(many["label"].tolist())) >= 10
+  assert len({x.tobytes() for x in many["x"]}) == 64
+  config.data.channels = 1
+  gray = sources.build(config).get(idx)["x"]
+  assert gray.shape == (4, 48, 48, 1)
+  luma = a["x"].astype(np.float64) @ [0.299, 0.587, 0.114]
+  assert np.abs(gray[..., 0] - luma).max() <= 1  # the same crops, in luma
+
+
+def test_photos_hold_out_four_whole_photographs():
+  from gan_jax.data import embedded, sources
+  held = sources.build(sr_config(), split="test")
+  assert held.names == ("astronaut", "chelsea", "coffee", "rocket") and len(held) == 4
+  shapes = [image.shape for image in held.images()]
+  assert shapes == [(512, 512, 3), (300, 451, 3), (400, 600, 3), (427, 640, 3)]
+  assert all(image.dtype == np.uint8 and image.std() > 20 for image in held.images())
+  assert not set(held.names) & set(embedded.PHOTOS_TRAIN)
+  _, train = embedded.photos("train", 3)
+  gray = dict(zip(embedded.PHOTOS_TRAIN, train))["camera"]  # a gray photo, copied to RGB
+  np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
+  assert all(p.shape[-1] == 3 and min(p.shape[:2]) >= 300 for p in train)
+
+
+def test_photos_errors():
+  from gan_jax.data import sources
+  assert sources.kind("photos") == "photos"
+  with pytest.raises(UserError, match="larger than the smallest photo"):
+    sources.build(sr_config(resolution=512))
+  config = sr_config()
+  config.data.channels = 2
+  with pytest.raises(UserError, match="photos are RGB"):
+    sources.build(config)
+
+
+# --- SR batches in the pipeline ---------------------------------------------------------------
+
+def take(iterator, count):
+  return [next(iterator) for _ in range(count)]
+
+
+def assert_same_batches(a, b):
+  assert len(a) == len(b)
+  for x, y in zip(a, b):
+    assert x.keys() == y.keys()
+    for k in x:
+      np.testing.assert_array_equal(x[k], y[k])
+
+
+@pytest.mark.parametrize("kind", ["bicubic", "realesrgan"])
+def test_pipeline_makes_lr_hr_pairs_and_resumes_exactly(kind):
+  config = sr_config(scale=4, resolution=32, kind=kind)
+  config.data.random_flip = True
+  config.train.batch_size, config.train.n_critic = 4, 2
+  from gan_jax.data import sources
+  source = sources.build(config)
+  whole = take(pipeline.make_iterator(source, config), 5)
+  b = whole[0]
+  assert set(b) == {"x", "y", "label", "y_label"}
+  assert b["x"].shape == (2, 4, 8, 8, 3) and b["y"].shape == (2, 4, 32, 32, 3)
+  assert b["x"].dtype == b["y"].dtype == np.uint8
+  np.testing.assert_array_equal(b["label"], b["y_label"])
+  if kind == "bicubic":  # x is exactly the flipped HR's imresize
+    np.testing.assert_array_equal(b["x"][1], degrade.imresize_batch(b["y"][1], 1 / 4))
+  cut = pipeline.make_iterator(source, config)
+  take(cut, 2)
+  resumed = pipeline.make_iterator(source, config)
+  resumed.set_state(json.loads(json.dumps(cut.get_state())))
+  assert_same_batches(take(resumed, 3), whole[2:])
+
+
+def test_process_halves_of_degraded_batches_make_the_global_batch():
+  from gan_jax.data import sources
+  config = sr_config(scale=2, resolution=16, kind="realesrgan")
+  source = sources.build(config)
+  d = degrade.build(config.data)
+  steps = lambda index, count: pipeline.StepBatches(source, 8, 2, 0, index, count, True,
+                                                    degrade=d)
+  single, halves = steps(0, 1), (steps(0, 2), steps(1, 2))
+  for step in range(2):
+    joined = {k: np.concatenate([h[step][k] for h in halves], axis=1) for k in single[step]}
+    assert_same_batches([joined], [single[step]])
+    assert halves[0][step]["x"].shape == (2, 4, 8, 8, 3)
+  # Every step draws new degradations for the same place in the batch.
+  assert (single[0]["x"] != single[1]["x"]).any()
+
+
+def test_pairs_of_folders_load_lr_at_resolution_over_scale(tmp_path):
+  from gan_jax.data import sources
+  for i in range(5):
+    for side, size in (("lr", 8), ("hr", 32)):
+      path = tmp_path / side / f"{i}.png"
+      path.parent.mkdir(exist_ok=True)
+      Image.fromarray(np.full((size, size, 3), 10 * i, np.uint8)).save(path)
+  config = sr_config(scale=4, resolution=32, source=f"pair:{tmp_path / 'lr'},{tmp_path / 'hr'}")
+  config_lib.validate_data(config)
+  source = sources.build(config)
+  assert source.spec.shape == (32, 32, 3)
+  batch = take(pipeline.make_iterator(source, config), 1)[0]
+  assert batch["x"].shape == (1, 4, 8, 8, 3) and batch["y"].shape == (1, 4, 32, 32, 3)
+  # Passed through, not degraded: each LR is its own file, the partner of its HR.
+  np.testing.assert_array_equal(batch["x"][0, :, 0, 0], batch["y"][0, :, 0, 0])
+  config.data.scale = 0  # translation pairs: both sides at the resolution, as before
+  assert sources.build(config).get(np.arange(2))["x"].shape == (2, 32, 32, 3)
+
+
+def test_scale_needs_image_data():
+  for source in ("ring2d", "digit_styles", "unpaired:a,b"):
+    with pytest.raises(UserError, match="makes super-resolution pairs from images"):
+      config_lib.validate_data(sr_config(source=source))
+  config_lib.validate_data(sr_config(source="digits"))

@@ -16,7 +16,6 @@ import io
 import ml_collections
 import numpy as np
 from PIL import Image
-from scipy import signal, special
 
 from gan_jax.errors import UserError
 
@@ -248,6 +247,7 @@ def shaped_kernel(size, kind, sigma_x, sigma_y=None, theta=0.0, beta=1.0):
 def sinc_kernel(size, cutoff):
   """The circularly symmetric ideal low-pass filter of `cutoff` radians (pi = Nyquist) cut to
   size x size: cutoff * J1(cutoff r) / (2 pi r), its limit cutoff^2 / (4 pi) at r = 0."""
+  from scipy import special  # pylint: disable=g-import-not-at-top  (config imports this module)
   r = np.hypot(*np.moveaxis(_grid(size), -1, 0))
   with np.errstate(divide="ignore", invalid="ignore"):
     k = cutoff * special.j1(cutoff * r) / (2 * np.pi * r)
@@ -285,6 +285,7 @@ def random_kernel(rng, s):
 def blur(x, kernel):
   """Convolution with reflected borders (edge pixel not repeated, as Real-ESRGAN's filter2D
   pads). Every kernel here is point-symmetric, so convolution and correlation agree."""
+  from scipy import signal  # pylint: disable=g-import-not-at-top  (config imports this module)
   p = kernel.shape[0] // 2
   padded = np.pad(x, ((p, p), (p, p), (0, 0)), mode="reflect")
   return signal.fftconvolve(padded, kernel[:, :, None].astype(x.dtype), mode="valid",
