@@ -102,10 +102,15 @@ def test_a_constant_image_stays_constant(scale):
 
 def test_weights_are_built_once_per_size():
   degrade.weights.cache_clear()
+  degrade._sparse.cache_clear()  # pylint: disable=protected-access
   degrade.imresize_batch(np.zeros((2, 16, 16, 1), np.uint8), 1 / 4)
   degrade.imresize_batch(np.zeros((3, 16, 16, 1), np.uint8), 1 / 4)
-  info = degrade.weights.cache_info()
+  assert degrade.weights.cache_info().misses == 1
+  info = degrade._sparse.cache_info()  # pylint: disable=protected-access
   assert info.misses == 1 and info.hits == 3  # height and width share one (16 -> 4) matrix
+  m = degrade.weights(16, 4, 0.25)
+  assert m.shape == (4, 16) and (np.count_nonzero(m, axis=1) <= 18).all()
+  np.testing.assert_allclose(m.sum(axis=1), 1)
 
 
 # --- the Real-ESRGAN stages, one at a time ---------------------------------------------------
