@@ -22,7 +22,8 @@ def base_config():
       source="digits",
       resolution=32,     # images are brought to resolution x resolution x channels
       channels=1,
-      resize="center_crop",  # center_crop | pad | stretch: how other sizes reach the resolution
+      resize="center_crop",  # center_crop | pad | stretch | random_crop: how other sizes reach
+                             # the resolution (random_crop: a fixed random square of each, unscaled)
       random_flip=False,     # mirror each image left-right with probability 1/2
       load_size=0,       # random jitter (pix2pix): resize to load_size, random-crop back; 0 = off
       subset=0,          # train on N examples only, a fixed random choice (small-data runs); 0 = all
@@ -272,7 +273,7 @@ def apply_arg(c, arg):
 
 
 CHOICES = {
-    "data.resize": ("center_crop", "pad", "stretch"),
+    "data.resize": ("center_crop", "pad", "stretch", "random_crop"),
     "loss.adversarial": ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein"),
     "optim.g.optimizer": ("adam", "rmsprop", "sgd"),
     "optim.d.optimizer": ("adam", "rmsprop", "sgd"),
@@ -350,6 +351,9 @@ def validate_data(config):
                             or (kind in sources.TWO_DOMAINS and kind != "pair")):
     raise UserError(f"--config.data.scale={d.scale} makes super-resolution pairs from images, or "
                     f"reads pair:LR,HR folders, not {d.source}: use an image source or scale 0.")
+  if d.get("scale", 0) and kind == "pair" and d.resize == "random_crop":
+    raise UserError("--config.data.resize=random_crop would crop the LR and HR images of "
+                    f"{d.source} at unrelated places: use center_crop, pad or stretch.")
   degrade.validate(config)
 
 

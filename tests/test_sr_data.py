@@ -422,3 +422,52 @@ def test_scale_needs_image_data():
     with pytest.raises(UserError, match="makes super-resolution pairs from images"):
       config_lib.validate_data(sr_config(source=source))
   config_lib.validate_data(sr_config(source="digits"))
+
+
+def test_resize_modes_of_the_chain():
+  """area averages blocks; bilinear and bicubic sample without antialiasing, as F.interpolate."""
+  x = np.random.default_rng(0).random((16, 16, 1)).astype(np.float32)
+  blocks = x.reshape(4, 4, 4, 4, 1)
+  np.testing.assert_allclose(degrade.resize_mode(x, (4, 4), "area"), blocks.mean(axis=(1, 3)),
+                             atol=1e-6)
+  # Bilinear at 1/4 reads the two middle pixels of each block, per axis.
+  np.testing.assert_allclose(degrade.resize_mode(x, (4, 4), "bilinear"),
+                             blocks[:, 1:3, :, 1:3].mean(axis=(1, 3)), atol=1e-6)
+  np.testing.assert_array_equal(degrade.resize_mode(x[:4, :4], (8, 8), "area"),
+                                x[:4, :4].repeat(2, 0).repeat(2, 1))  # enlarging repeats
+  bicubic = degrade.resize_mode(x, (4, 4), "bicubic")
+  t = np.array([1.5, 0.5, 0.5, 1.5])  # distances of the 4 taps; PyTorch's a = -0.75
+  w = degrade.cubic(t, -0.75) / degrade.cubic(t, -0.75).sum()
+  np.testing.assert_allclose(bicubic[1, 1, 0], w @ x[4:8, 4:8, 0] @ w, atol=1e-6)
+
+
+# --- random crops of pictures (data.resize=random_crop) ---------------------------------------
+
+def test_random_crop_is_a_fixed_unscaled_square_per_example(tmp_path):
+  from gan_jax.data import images, sources
+  picture = np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8)
+  for i in range(4):
+    Image.fromarray(picture).save(tmp_path / f"{i}.png")
+  Image.fromarray(picture[:10, :20]).save(tmp_path / "small.png")
+  config = sr_config(scale=0, resolution=32, source=f"folder:{tmp_path}")
+  config.data.resize = "random_crop"
+  config_lib.validate_data(config)
+  source = sources.build(config)
+  x = source.get(np.arange(4))["x"]
+  assert x.shape == (4, 32, 32, 3)
+  assert len({c.tobytes() for c in x}) == 4  # each file its own place
+  np.testing.assert_array_equal(source.get(np.arange(4))["x"], x)  # the same every time
+  for crop in x:  # the picture's own pixels, not resampled
+    found = [(t, l) for t in range(29) for l in range(59)
+             if (picture[t:t + 32, l:l + 32] == crop).all()]
+    assert len(found) == 1
+  small = source.get(np.array([4]))["x"][0]  # 10 x 20, enlarged to 32 x 64 then cropped
+  assert small.shape == (32, 32, 3) and small.std() > 10
+  np.testing.assert_array_equal(images.fit_array(picture, 32, 3, "random_crop", key=2), x[2])
+
+
+def test_random_crop_refuses_sr_pairs():
+  config = sr_config(source="pair:a,b")
+  config.data.resize = "random_crop"
+  with pytest.raises(UserError, match="LR and HR images .* at unrelated places"):
+    config_lib.validate_data(config)

@@ -128,7 +128,7 @@ class FolderSource:
     return {"x": np.stack(pictures), "label": self.labels[used]}
 
   def load(self, index):
-    return images.load(os.path.join(self.root, self.relpaths[index]), *self.fit)
+    return images.load(os.path.join(self.root, self.relpaths[index]), *self.fit, key=index)
 
 
 class PairedFolders:
