@@ -119,7 +119,8 @@ def smooth_image(size=64, channels=3, seed=0):
   """A smooth picture (gradients and a blob) in [0, 1], float32 HWC."""
   r = np.linspace(0, 1, size, dtype=np.float32)
   yy, xx = np.meshgrid(r, r, indexing="ij")
-  planes = [0.2 + 0.6 * xx, 0.2 + 0.6 * yy, 0.5 + 0.3 * np.exp(-((xx - .5) ** 2 + (yy - .5) ** 2) * 8)]
+  blob = np.exp(-((xx - .5) ** 2 + (yy - .5) ** 2) * 8)
+  planes = [0.2 + 0.6 * xx, 0.2 + 0.6 * yy, 0.5 + 0.3 * blob]
   return np.stack(planes[:channels], -1)
 
 
@@ -401,18 +402,19 @@ def test_process_halves_of_degraded_batches_make_the_global_batch():
 def test_pairs_of_folders_load_lr_at_resolution_over_scale(tmp_path):
   from gan_jax.data import sources
   for i in range(5):
-    for side, size in (("lr", 8), ("hr", 32)):
+    for side, size, value in (("lr", 8, 10 * i + 1), ("hr", 32, 10 * i)):
       path = tmp_path / side / f"{i}.png"
       path.parent.mkdir(exist_ok=True)
-      Image.fromarray(np.full((size, size, 3), 10 * i, np.uint8)).save(path)
+      Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(path)
   config = sr_config(scale=4, resolution=32, source=f"pair:{tmp_path / 'lr'},{tmp_path / 'hr'}")
   config_lib.validate_data(config)
   source = sources.build(config)
   assert source.spec.shape == (32, 32, 3)
   batch = take(pipeline.make_iterator(source, config), 1)[0]
   assert batch["x"].shape == (1, 4, 8, 8, 3) and batch["y"].shape == (1, 4, 32, 32, 3)
-  # Passed through, not degraded: each LR is its own file, the partner of its HR.
-  np.testing.assert_array_equal(batch["x"][0, :, 0, 0], batch["y"][0, :, 0, 0])
+  # Passed through, not degraded: each LR is its own file (one level above its HR partner; a
+  # downscale of the flat HR would equal the HR).
+  np.testing.assert_array_equal(batch["x"][0], batch["y"][0, :, :8, :8] + 1)
   config.data.scale = 0  # translation pairs: both sides at the resolution, as before
   assert sources.build(config).get(np.arange(2))["x"].shape == (2, 32, 32, 3)
 

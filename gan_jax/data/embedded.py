@@ -138,7 +138,8 @@ def photos(split, channels):
   out = []
   for name in names:
     with Image.open(os.path.join(photo_folder(), files[name])) as image:
-      array = np.asarray(images._to_channels(image, channels), np.uint8)  # pylint: disable=protected-access
+      fitted = images._to_channels(image, channels)  # pylint: disable=protected-access
+      array = np.asarray(fitted, np.uint8)
     array = array.reshape(array.shape[:2] + (channels,))
     array.setflags(write=False)  # shared through the cache
     out.append(array)
