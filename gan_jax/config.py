@@ -7,7 +7,7 @@ import json
 
 import ml_collections
 
-from gan_jax.data import sources
+from gan_jax.data import degrade, sources
 from gan_jax.errors import UserError
 
 def base_config():
@@ -17,12 +17,13 @@ def base_config():
   c.game = "noise"  # noise | paired | cycle | stylegan2 | superres: what is trained (games/)
 
   c.data = ml_collections.ConfigDict(dict(
-      # digits | stacked_digits | ring2d | grid2d | digit_edges | digit_styles | tfds:NAME[:SPLIT] |
-      # folder:PATH | pair:A,B | unpaired:A,B (see README, Data)
+      # digits | stacked_digits | ring2d | grid2d | digit_edges | digit_styles | photos |
+      # tfds:NAME[:SPLIT] | folder:PATH | pair:A,B | unpaired:A,B (see README, Data)
       source="digits",
       resolution=32,     # images are brought to resolution x resolution x channels
       channels=1,
-      resize="center_crop",  # center_crop | pad | stretch: how other sizes reach the resolution
+      resize="center_crop",  # center_crop | pad | stretch | random_crop: how other sizes reach
+                             # the resolution (random_crop: a fixed random square of each, unscaled)
       random_flip=False,     # mirror each image left-right with probability 1/2
       load_size=0,       # random jitter (pix2pix): resize to load_size, random-crop back; 0 = off
       subset=0,          # train on N examples only, a fixed random choice (small-data runs); 0 = all
@@ -320,7 +321,7 @@ def apply_arg(c, arg):
 
 
 CHOICES = {
-    "data.resize": ("center_crop", "pad", "stretch"),
+    "data.resize": ("center_crop", "pad", "stretch", "random_crop"),
     "loss.adversarial": ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein",
                          "relativistic_average"),
     "optim.g.optimizer": ("adam", "rmsprop", "sgd"),
@@ -395,6 +396,14 @@ def validate_data(config):
     raise UserError(f"--config.data.workers={d.workers} must be >= 0 (0 = one per CPU core).")
   if d.prefetch < 1:
     raise UserError(f"--config.data.prefetch={d.prefetch} must be a positive number of steps.")
+  if d.get("scale", 0) and (kind in ("ring2d", "grid2d")
+                            or (kind in sources.TWO_DOMAINS and kind != "pair")):
+    raise UserError(f"--config.data.scale={d.scale} makes super-resolution pairs from images, or "
+                    f"reads pair:LR,HR folders, not {d.source}: use an image source or scale 0.")
+  if d.get("scale", 0) and kind == "pair" and d.resize == "random_crop":
+    raise UserError("--config.data.resize=random_crop would crop the LR and HR images of "
+                    f"{d.source} at unrelated places: use center_crop, pad or stretch.")
+  degrade.validate(config)
 
 
 # Keys that may change when a run resumes in an existing workdir: they do not change the model,

@@ -1,6 +1,8 @@
-"""Datasets that ship with the package (no download): real digits and the 2D mode benchmarks, and
-the renderings behind the offline translation tasks (digit edges, domain B's digit style)."""
+"""Datasets that ship with the package (no download): real digits and the 2D mode benchmarks, the
+renderings behind the offline translation tasks (digit edges, domain B's digit style), and the
+photographs bundled with scikit-image (super-resolution)."""
 import functools
+import os
 
 import numpy as np
 
@@ -105,3 +107,40 @@ def digit_style_b(images):
 
 # Named renderings of the digits as a second domain, for `metrics.digits` classifiers of a style.
 STYLES = {"digit_styles_b": digit_style_b}
+
+
+# --- photographs for super-resolution ----------------------------------------------------------
+
+# Real photographs in scikit-image's wheel (skimage/data; the rest of its gallery is fetched on
+# demand, or is drawings and synthetic data). Held out: the four that SR papers' test images
+# most resemble (a portrait, an animal, food, a scene).
+PHOTOS_TRAIN = ("hubble_deep_field", "ihc", "motorcycle_left", "motorcycle_right", "retina",
+                "camera", "coins", "moon", "grass", "gravel", "brick", "clock_motion")
+PHOTOS_TEST = ("astronaut", "chelsea", "coffee", "rocket")
+PHOTO_SPLITS = {"train": PHOTOS_TRAIN, "test": PHOTOS_TEST}
+
+
+def photo_folder():
+  import skimage  # pylint: disable=g-import-not-at-top  (only the photos need it)
+  return os.path.join(os.path.dirname(skimage.__file__), "data")
+
+
+@functools.lru_cache(maxsize=4)
+def photos(split, channels):
+  """The `split` ("train" or "test") photos, whole: (names, [uint8 [H, W, channels], ...]).
+
+  Gray ones are copied to 3 channels and colour ones reduced to luma for 1, as every image file
+  is (`images._to_channels`: ITU-R 601, alpha over white)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from gan_jax.data import images  # pylint: disable=g-import-not-at-top  (images imports pillow)
+  names = PHOTO_SPLITS[split]
+  files = {os.path.splitext(f)[0]: f for f in os.listdir(photo_folder())}
+  out = []
+  for name in names:
+    with Image.open(os.path.join(photo_folder(), files[name])) as image:
+      fitted = images._to_channels(image, channels)  # pylint: disable=protected-access
+      array = np.asarray(fitted, np.uint8)
+    array = array.reshape(array.shape[:2] + (channels,))
+    array.setflags(write=False)  # shared through the cache
+    out.append(array)
+  return names, out

@@ -128,15 +128,18 @@ class FolderSource:
     return {"x": np.stack(pictures), "label": self.labels[used]}
 
   def load(self, index):
-    return images.load(os.path.join(self.root, self.relpaths[index]), *self.fit)
+    return images.load(os.path.join(self.root, self.relpaths[index]), *self.fit, key=index)
 
 
 class PairedFolders:
-  """Aligned pairs for translation: A/rel/name.* with B/rel/name.* (extensions may differ)."""
+  """Aligned pairs for translation: A/rel/name.* with B/rel/name.* (extensions may differ). For
+  super-resolution (data.scale set) A holds the LR images, loaded at resolution // scale, and B
+  the HR ones at resolution."""
 
   def __init__(self, a, b):
     self.a, self.b = a, b
-    self.spec, self.class_names = a.spec, a.class_names
+    # The spec is B's: the target's size, which is data.resolution also in super-resolution.
+    self.spec, self.class_names = b.spec, a.class_names
 
   @classmethod
   def scan(cls, root_a, root_b, data_config):
@@ -160,8 +163,9 @@ class PairedFolders:
       raise UserError(f"No pair of {root_a} and {root_b} has both images readable: check the "
                       "files.")
     d = data_config
-    return cls(*(FolderSource(root, [own[s] for s in keep], d.resolution, d.channels, d.resize)
-                 for root, own in zip((root_a, root_b), stems)))
+    sizes = (d.resolution // (d.get("scale", 0) or 1), d.resolution)
+    return cls(*(FolderSource(root, [own[s] for s in keep], size, d.channels, d.resize)
+                 for root, own, size in zip((root_a, root_b), stems, sizes)))
 
   def __len__(self):
     return len(self.a)

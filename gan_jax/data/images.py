@@ -7,40 +7,46 @@ import numpy as np
 from PIL import Image, ImageOps
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-RESIZE_MODES = ("center_crop", "pad", "stretch")
+RESIZE_MODES = ("center_crop", "pad", "stretch", "random_crop")
+CROP_SEED = 0  # random_crop: the crop of example i is drawn from (CROP_SEED, i)
 # Transparent pixels are composited over white: icons and sprites are drawn for a light page.
 BACKGROUND = (255, 255, 255, 255)
 
 
-def load(path, resolution, channels, resize):
+def load(path, resolution, channels, resize, key=0):
   """Decodes an image file and fits it; raises whatever pillow raises on a bad file."""
   with Image.open(path) as image:
     # JPEG only: let libjpeg decode at 1/2, 1/4 or 1/8 scale when the file is at least that much
-    # larger than needed (each side stays >= resolution); a big speed-up for photos.
-    image.draft("L" if channels == 1 else "RGB", (resolution, resolution))
-    return fit(image, resolution, channels, resize)
+    # larger than needed (each side stays >= resolution); a big speed-up for photos. Not for
+    # random_crop, whose crops keep the file's own pixels (super-resolution's HR patches).
+    if resize != "random_crop":
+      image.draft("L" if channels == 1 else "RGB", (resolution, resolution))
+    return fit(image, resolution, channels, resize, key)
 
 
-def fit_array(array, resolution, channels, resize):
+def fit_array(array, resolution, channels, resize, key=0):
   """An HWC (or HW) uint8 array, e.g. decoded by TFDS, fitted like a file would be."""
   array = np.asarray(array)
   if array.ndim == 3 and array.shape[-1] == 1:
     array = array[..., 0]
   if array.shape[:2] == (resolution, resolution) and _channels(array) == channels:
     return array.reshape(resolution, resolution, channels)  # already fits: skip pillow
-  return fit(Image.fromarray(array), resolution, channels, resize)
+  return fit(Image.fromarray(array), resolution, channels, resize, key)
 
 
 def _channels(array):
   return 1 if array.ndim == 2 else array.shape[-1]
 
 
-def fit(image, resolution, channels, resize):
+def fit(image, resolution, channels, resize, key=0):
   """A PIL image -> uint8 [resolution, resolution, channels].
 
   Geometry (`resize`): center_crop takes the largest centered square; pad scales the long side to
   `resolution` and centers the picture on black; stretch ignores the aspect ratio. Shrinking uses
   Lanczos (antialiased, as StyleGAN's dataset tool does), enlarging bicubic (less ringing).
+  random_crop cuts a resolution square at a place drawn from (CROP_SEED, key), unscaled, so the
+  same example (key = its index) always gives the same crop; a picture smaller than that is first
+  enlarged (bicubic) until its short side fits.
   """
   image = _to_channels(image, channels)
   w, h = image.size
@@ -59,6 +65,14 @@ def fit(image, resolution, channels, resize):
   elif resize == "stretch":
     if (w, h) != (r, r):
       image = image.resize((r, r), _filter(max(w, h), r))
+  elif resize == "random_crop":
+    if min(w, h) < r:
+      scale = r / min(w, h)
+      w, h = max(r, round(w * scale)), max(r, round(h * scale))
+      image = image.resize((w, h), Image.Resampling.BICUBIC)
+    rng = np.random.default_rng([CROP_SEED, key])
+    left, top = int(rng.integers(w - r + 1)), int(rng.integers(h - r + 1))
+    image = image.crop((left, top, left + r, top + r))
   else:
     raise ValueError(f"unknown resize mode {resize!r}")
   array = np.asarray(image, dtype=np.uint8)

@@ -15,6 +15,7 @@ from PIL import Image
 
 FLIP_STREAM = 1  # random flips draw from their own stream, apart from the shuffles
 JITTER_STREAM = 2  # and so do the random crops of the jitter
+DEGRADE_STREAM = 3  # and the degradations that make SR inputs
 
 
 class StepBatches:
@@ -23,13 +24,14 @@ class StepBatches:
   A source with two independent `domains` (unpaired translation data) is read as two sources,
   each with its own shuffle: domain B's keys come back as "y" and "y_label".
 
-  `load_size` > 0 turns on pix2pix's random jitter (`_jitter`) before the flips.
+  `load_size` > 0 turns on pix2pix's random jitter (`_jitter`) before the flips. `degrade` (a
+  `degrade.Degrader`) turns HR images into super-resolution pairs after the flips (`_degrade`).
   """
 
   def __init__(self, source, batch_size, n_critic, seed, process_index=0, process_count=1,
-               random_flip=False, load_size=0):
+               random_flip=False, load_size=0, degrade=None):
     self.source, self.seed, self.random_flip = source, seed, random_flip
-    self.load_size = load_size
+    self.load_size, self.degrade = load_size, degrade
     self.batch_size, self.n_critic = batch_size, n_critic
     local = batch_size // process_count
     self.local = slice(process_index * local, (process_index + 1) * local)
@@ -63,6 +65,8 @@ class StepBatches:
       batch.update({_domain_key(domain, k): v for k, v in part.items()})
     if self.random_flip:
       batch = self._flip(step, batch)
+    if self.degrade is not None:
+      batch = self._degrade(step, batch)
     return {k: v.reshape((self.n_critic, -1) + v.shape[1:]) for k, v in batch.items()}
 
   def _flip(self, step, batch):
@@ -101,6 +105,16 @@ class StepBatches:
       out[key] = np.stack([_enlarge(image, self.load_size)[t:t + h, l:l + w]
                            for image, t, l in zip(x, tops, lefts)])
     return out
+
+
+  def _degrade(self, step, batch):
+    """SR pairs: the (flipped) HR images become "y" and "label" also "y_label"; "x" becomes their
+    degraded LR. Each example draws from its own generator of (seed, step, its place in the
+    global step), so resume and any process count see the same LR."""
+    places = self._global_to_local(np.arange(self.n_critic * self.batch_size))
+    rngs = [np.random.default_rng([self.seed, step, DEGRADE_STREAM, int(p)]) for p in places]
+    hr = batch["x"]
+    return {**batch, "x": self.degrade(hr, rngs), "y": hr, "y_label": batch["label"]}
 
 
 def _enlarge(image, size):
@@ -151,6 +165,17 @@ class SeedBatches:
       it.set_state(s)
 
 
+def _degrader(source, data_config):
+  """The Degrader making LR inputs when data.scale is set, unless the source already holds pairs
+  (pair:LR,HR folders bring their own "x" and "y")."""
+  from gan_jax.data import degrade  # pylint: disable=g-import-not-at-top  (keeps scipy lazy)
+  if not data_config.get("scale", 0) or getattr(source, "domains", None):
+    return None
+  if "y" in source.get(np.zeros(1, np.int64)):
+    return None
+  return degrade.build(data_config)
+
+
 def make_iterator(source, config, process_index=0, process_count=1):
   """A grain iterator over train steps (`SeedBatches` of them for train.num_seeds > 1);
   `get_state()`/`set_state()` go into checkpoints."""
@@ -163,6 +188,7 @@ def make_iterator(source, config, process_index=0, process_count=1):
                                       process_count) for run in runs])
   t = config.train
   steps = StepBatches(source, t.batch_size, t.n_critic, config.seed, process_index, process_count,
-                      random_flip=config.data.random_flip, load_size=config.data.load_size)
+                      random_flip=config.data.random_flip, load_size=config.data.load_size,
+                      degrade=_degrader(source, config.data))
   ds = grain.MapDataset.range(1 << 40).map(steps.__getitem__)
   return iter(ds.to_iter_dataset(read_options(config.data)))

@@ -10,6 +10,8 @@ sources have `class_names` (label i is class_names[i]).
   digit_edges                                    embedded pairs: x = a digit's edge map, y = the digit
   digit_styles                                   embedded, unpaired: A = the digits, B = other digits
                                                  redrawn (thick dark ink on striped paper)
+  photos                                         scikit-image's bundled photographs: random square
+                                                 crops (HR patches for super-resolution)
   tfds:NAME[:SPLIT]                              a prepared TFDS dataset (split: train)
   folder:PATH                                    a folder of images, classes = subfolders
   pair:A,B                                       two folders of aligned pairs (same names)
@@ -18,7 +20,12 @@ sources have `class_names` (label i is class_names[i]).
 
 The two embedded translation tasks train on the train part of `metrics.digits.digits_split()`
 only; `build(config, split="test")` gives their 360 held-out digits as aligned pairs for
-evaluation and sample grids (None for every other source, which has no held-out part).
+evaluation and sample grids; for `photos` it gives the four held-out photos whole
+(`PhotoSet`); None for every other source, which has no held-out part.
+
+With `config.data.scale` set (super-resolution), the pipeline makes "x" the degraded LR of each
+image and "y" the image itself, except for pair:LR,HR folders, whose LR side is loaded at
+resolution // scale.
 """
 import json
 import os
@@ -80,6 +87,49 @@ class StackedDigitsSource:
     return {"x": np.moveaxis(x, 1, -1), "label": labels.astype(np.int32)}
 
 
+class PhotoCrops:
+  """resolution x resolution crops of the train photos (`embedded.PHOTOS_TRAIN`): example i is the
+  crop at a photo and offset chosen by a fixed seeded table, so it is a pure function of i (as in
+  StackedDigitsSource); its label is the photo's index. Photos are drawn equally often."""
+
+  def __init__(self, resolution, channels, size=1 << 16, seed=0):
+    self.class_names, self.photos = embedded.photos("train", channels)
+    smallest = min(min(p.shape[:2]) for p in self.photos)
+    if resolution > smallest:
+      raise UserError(f"--config.data.resolution={resolution} is larger than the smallest photo "
+                      f"({smallest} pixels high): use at most {smallest}.")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(self.photos), size)
+    room = np.array([p.shape[:2] for p in self.photos])[picks] - resolution + 1
+    corners = np.floor(rng.random((size, 2)) * room).astype(np.int64)
+    self.table = np.concatenate([picks[:, None], corners], axis=1)  # [size, 3]: photo, top, left
+    self.resolution = resolution
+    self.spec = DataSpec((resolution, resolution, channels), "uint8", len(self.photos))
+
+  def __len__(self):
+    return len(self.table)
+
+  def get(self, indices):
+    rows, r = self.table[indices], self.resolution
+    x = np.stack([self.photos[p][t:t + r, l:l + r] for p, t, l in rows])
+    return {"x": x, "label": rows[:, 0].astype(np.int32)}
+
+
+class PhotoSet:
+  """Whole photos of different sizes (the held-out photos): `images()` and `names`, no `get`,
+  since they do not stack into one array; super-resolution evaluation reads them one by one."""
+
+  def __init__(self, channels, split="test"):
+    self.names, self._images = embedded.photos(split, channels)
+
+  def __len__(self):
+    return len(self._images)
+
+  def images(self):
+    """The photos: uint8 [H, W, channels] each (read-only, shared)."""
+    return list(self._images)
+
+
 class Subset:
   """`size` examples of `source`, a fixed random choice (`data.subset`: small-data runs)."""
 
@@ -111,7 +161,7 @@ class Unpaired:
 
 
 TRANSLATION = ("digit_edges", "digit_styles")  # embedded two-domain tasks, with a held-out split
-EMBEDDED = ("digits", "stacked_digits", "ring2d", "grid2d") + TRANSLATION
+EMBEDDED = ("digits", "stacked_digits", "ring2d", "grid2d", "photos") + TRANSLATION
 FILE_KINDS = ("tfds", "folder", "pair", "unpaired")
 TWO_DOMAINS = ("pair", "unpaired") + TRANSLATION
 PAIRED_KINDS = ("pair", "digit_edges")  # two domains aligned example by example
@@ -138,12 +188,16 @@ def for_seed(source, config):
 
 def build(config, split="train"):
   """The source named by `config.data.source`; split="test" gives the held-out pairs of an
-  embedded translation task (digit_edges, digit_styles) and None for any other source."""
+  embedded translation task (digit_edges, digit_styles), the held-out photos whole for `photos`
+  (a `PhotoSet`) and None for any other source."""
   if split not in SPLITS:
     raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
   d = config.data
   name = d.source
   if split == "test":
+    if name == "photos":
+      _check_photo_channels(d)
+      return PhotoSet(d.channels)
     return _digit_translation(d, split) if kind(name) in TRANSLATION else None
   source = _build_train(config)
   return Subset(source, d.subset) if d.get("subset") else source
@@ -165,11 +219,20 @@ def _build_train(config):
     if d.channels != 3:
       raise UserError("stacked_digits has 3 channels (one digit each): set --config.data.channels=3.")
     return StackedDigitsSource(d.resolution)
+  if name == "photos":
+    _check_photo_channels(d)
+    return PhotoCrops(d.resolution, d.channels)
   if name in ("ring2d", "grid2d"):
     modes, std = ((embedded.ring_modes(), embedded.RING_STD) if name == "ring2d"
                   else (embedded.grid_modes(), embedded.GRID_STD))
     points, ids = embedded.mixture(modes, std, seed=config.seed)
     return ArraySource(points, ids, len(modes))
+
+
+def _check_photo_channels(d):
+  if d.channels not in (1, 3):
+    raise UserError(f"photos are RGB (3 channels) or their luma (1): set --config.data.channels "
+                    f"to 1 or 3, not {d.channels}.")
 
 
 def _digit_translation(d, split):

@@ -87,7 +87,8 @@ class TfdsSource:
   def get(self, indices):
     # One record at a time: decoding (pillow) dominates, and grain already runs steps in parallel.
     examples = [self.data[int(i)] for i in indices]
-    x = np.stack([images.fit_array(e[self.image_key], *self.fit) for e in examples])
+    x = np.stack([images.fit_array(e[self.image_key], *self.fit, key=int(i))
+                  for e, i in zip(examples, indices)])
     if self.class_names is None:
       return {"x": x, "label": np.zeros(len(examples), np.int32)}
     return {"x": x, "label": np.array([e["label"] for e in examples], np.int32)}
