@@ -231,7 +231,6 @@ def superres(c, paper):
   (0.9, 0.99) on both sides, batch 16 of 128x128 HR crops, x4, an EMA of G (0.999). LR inputs
   are made from the HR crops on the host (`data/degrade.py`). Unless `paper`, G is narrowed
   (32 features, 4 blocks, growth 16) and crops are 64x64, to train on a CPU in minutes."""
-  from gan_jax.data import degrade  # pylint: disable=g-import-not-at-top  (a cycle)
   c.game = "superres"
   c.data.source = "photos"
   c.data.resolution = 128  # the HR patch side; LR patches are resolution / scale
@@ -374,6 +373,10 @@ def validate(config, num_devices=1):
     raise UserError(f"--config.train.ema_decay={t.ema_decay} must be in [0, 1).")
   if t.ema_start < 0:
     raise UserError(f"--config.train.ema_start={t.ema_start} must be a step >= 0.")
+  if config.data.get("scale", 0) and not hasattr(game, "upscale"):
+    raise UserError(f"--config.data.scale={config.data.scale} makes low-resolution inputs for "
+                    f"super-resolution, which the {config.game} game does not learn: set it 0, "
+                    "or train configs/rrdb_psnr.py.")
   game.validate(config)
 
 

@@ -1,6 +1,7 @@
 """The super-resolution game: one step under jit, pmap and one device agree; resume is bitwise;
 two-stage training; `upscale` and `evaluate` end to end; bad inputs are one sentence."""
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -8,7 +9,6 @@ import pytest
 from PIL import Image
 
 from gan_jax import cli, experiment
-from gan_jax.metrics import vgg
 from test_cli import assert_one_clear_error
 from test_games import assert_close_to_scale
 from test_step import load_config, run
@@ -19,6 +19,7 @@ from test_train import assert_bitwise_equal, final_state, train
 def narrow_vgg(tmp_path_factory):
   """VGG19's layout at 1/16 of its widths, random weights: the perceptual term's code path at a
   test's cost (`vgg.features` reads the widths off the arrays)."""
+  from gan_jax.metrics import vgg
   rng = np.random.default_rng(0)
   weights, cin = {}, 3
   for name in vgg.CONV_NAMES:
@@ -166,7 +167,7 @@ def _bad(runs, tmp):
   }
 
 
-@pytest.mark.parametrize("case", sorted(_bad("r", "t")))
+@pytest.mark.parametrize("case", sorted(_bad(Path("r"), "t")))
 def test_bad_upscale_input_is_one_sentence(runs, tmp_path, capsys, case):
   Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "x.png")
   argv, expected = _bad(runs, tmp_path)[case]
@@ -181,7 +182,9 @@ def test_bad_upscale_input_is_one_sentence(runs, tmp_path, capsys, case):
     ("--config.data.resolution=36", "multiple of 32"),
     ("--config.model.name=unet_64", "srresnet or rrdb"),
     ("--config.augment.kind=diffaugment", "does not augment"),
-    ("--config.data.source=digit_edges", "two image domains"),
+    ("--config.data.source=digit_edges", "pair:LR,HR"),
+    ("--config.data.resolution=30", "data.scale=4"),
+    ("--config.data.degrade.kind=jpeg", "degrade.kind"),
     ("--config.loss.l1_weight=-1", "l1_weight"),
 ])
 def test_bad_superres_config_is_one_sentence(tmp_path, capsys, override, expected):

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from gan_jax import models, optim, reporting
-from gan_jax.data import degrade, sources
+from gan_jax.data import degrade
 from gan_jax.errors import UserError
 from gan_jax.games.common import (Devices, apply, copy_params, ema, g_params, in_chunks, infer,
                                   init_net, to_model_input)
@@ -65,7 +65,7 @@ class SuperResGame:
 
   @staticmethod
   def validate(config):
-    d, reg = config.data, config.loss
+    reg = config.loss
     if reg.adversarial not in adversarial.RELATIVE:
       raise UserError(f"--config.loss.adversarial={reg.adversarial!r} is not a loss of the "
                       f"superres game: choose one of {', '.join(adversarial.RELATIVE)}.")
@@ -75,18 +75,13 @@ class SuperResGame:
     if config.augment.kind != "none":
       raise UserError(f"--config.augment.kind={config.augment.kind}: the superres game does not "
                       "augment what D sees; set it to none.")
-    if sources.kind(d.source) in sources.TWO_DOMAINS and sources.kind(d.source) != "pair":
-      raise UserError(f"--config.data.source={d.source} gives two image domains; the superres "
-                      "game learns from high-resolution images (photos, folder:PATH, tfds:NAME) "
-                      "or pair:LR,HR folders: use one of those.")
     for key in ("l1_weight", "perceptual_weight", "adversarial_weight"):
       if reg[key] < 0:
         raise UserError(f"--config.loss.{key}={reg[key]} must be >= 0.")
     if not reg.l1_weight + reg.perceptual_weight + reg.adversarial_weight:
       raise UserError("The superres game needs a loss: set loss.l1_weight, "
                       "loss.perceptual_weight or loss.adversarial_weight above 0.")
-    models.validate_sr(config)
-    degrade.validate(config)
+    models.validate_sr(config)  # config.validate_data has checked data.scale and .degrade
 
   def init(self, seed=None):
     """Fresh state of `seed` (default config.seed; may be traced: `Seeds` vmaps it)."""
