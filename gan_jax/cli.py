@@ -11,6 +11,7 @@
   gan-jax translate --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--direction=AtoB|BtoA]
                    [--ema|--no-ema] [--noprogress] [--seed_index=I]
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
+  gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
   --seed_index=I: run I (seed config.seed + I) of a --config.train.num_seeds=N run (default 0;
   evaluate without it scores every run, then their mean and standard deviation)
 
@@ -27,7 +28,7 @@ from gan_jax.errors import TrainingDiverged, UserError
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
-VERBS = ("train", "sample", "evaluate", "translate", "convert-inception")
+VERBS = ("train", "sample", "evaluate", "translate", "convert-inception", "convert-vgg19")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -253,6 +254,13 @@ def main(argv):
         raise UserError("convert-inception takes the .pth path and optionally the output path: "
                         f"gan-jax convert-inception {inception.TORCH_WEIGHTS} [OUT.npz].")
       out = inception.convert(*rest)
+      print(f"{out} sha256={inception.file_sha256(out)}")
+    elif verb == "convert-vgg19":
+      from gan_jax.metrics import inception, vgg
+      if not 1 <= len(rest) <= 2 or any(a.startswith("-") for a in rest):
+        raise UserError("convert-vgg19 takes the .pth path and optionally the output path: "
+                        f"gan-jax convert-vgg19 {vgg.TORCH_WEIGHTS} [OUT.npz].")
+      out = vgg.convert(*rest)
       print(f"{out} sha256={inception.file_sha256(out)}")
     return 0
   except UserError as e:
