@@ -8,5 +8,8 @@
   - `digits`: a small digits classifier for offline digits FID/IS, class coverage and
     stacked-digits (1000-mode) coverage;
   - `modes2d`: PacGAN's mode metrics for the 2D ring/grid toys.
+  - `vgg`: torchvision's VGG19 features stack (frozen, converted weights) and the ESRGAN /
+    Real-ESRGAN perceptual loss on its layers before ReLU;
+  - `sr`: PSNR and SSIM on the Y channel with the scale's border cropped, as SR papers report.
 `gan_jax.evaluate` picks and runs them by name.
 """

@@ -1,0 +1,265 @@
+"""torchvision's VGG19 `features` stack in JAX, frozen, for ESRGAN-style perceptual losses.
+
+The stack is 16 3x3 convolutions (stride 1, zero padding 1) with ReLU and 5 2x2 max pools,
+named as BasicSR names them: conv1_1, relu1_1, conv1_2, relu1_2, pool1, conv2_1, ... conv5_4,
+relu5_4, pool5. `features` returns the requested layers' activations and computes nothing past
+the deepest one. ESRGAN's loss reads conv5_4 *before* its ReLU (features after ReLU are sparse
+and weaker, Wang et al. 2018, sec. 3.3); Real-ESRGAN reads conv1_2, conv2_2, conv3_4, conv4_4
+and conv5_4, before ReLU, weighted 0.1, 0.1, 1, 1, 1 (`REAL_ESRGAN_LAYERS`).
+
+Inputs are NHWC in [-1, 1] (the generators' range): they are mapped to [0, 1] and normalised
+with ImageNet's mean and std, as BasicSR's `VGGFeatureExtractor(use_input_norm=True)` does.
+
+Weights: torchvision's `vgg19-dcabb4bb.pth`, converted once by `gan-jax convert-vgg19` (needs
+torch) into a plain `.npz` of HWIO kernels and biases ("conv1_1/kernel", "conv1_1/bias", ...)
+that this module reads without torch and without pickle. They are a plain dict of arrays, not
+Flax parameters: the network is never trained.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax.cache import cache_dir
+from gan_jax.errors import UserError
+from gan_jax.metrics.cache import save_npz
+from gan_jax.models import layers as model_layers
+
+TORCH_WEIGHTS = "vgg19-dcabb4bb.pth"
+TORCH_WEIGHTS_URL = "https://download.pytorch.org/models/" + TORCH_WEIGHTS
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+REAL_ESRGAN_LAYERS = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0,
+                      "conv5_4": 1.0}
+ESRGAN_LAYERS = {"conv5_4": 1.0}
+
+# torchvision's configuration "E": output channels of each conv, per block; a pool ends a block.
+_BLOCKS = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)
+
+
+def _build_layout():
+  """(name, kind, torch index of the module, cin, cout) for every module of `features`."""
+  layout, index, cin = [], 0, 3
+  for b, block in enumerate(_BLOCKS, start=1):
+    for c, cout in enumerate(block, start=1):
+      layout.append((f"conv{b}_{c}", "conv", index, cin, cout))
+      layout.append((f"relu{b}_{c}", "relu", index + 1, cout, cout))
+      index, cin = index + 2, cout
+    layout.append((f"pool{b}", "pool", index, cin, cin))
+    index += 1
+  return tuple(layout)
+
+
+LAYOUT = _build_layout()
+LAYER_NAMES = tuple(name for name, *_ in LAYOUT)
+CONV_NAMES = tuple(name for name, kind, *_ in LAYOUT if kind == "conv")
+
+
+def weight_shapes() -> dict:
+  """{"conv1_1/kernel": (3, 3, 3, 64), "conv1_1/bias": (64,), ...}: 32 arrays, 20,024,384 values."""
+  shapes = {}
+  for name, kind, _, cin, cout in LAYOUT:
+    if kind == "conv":
+      shapes[f"{name}/kernel"] = (3, 3, cin, cout)
+      shapes[f"{name}/bias"] = (cout,)
+  return shapes
+
+
+# ---------------------------------------------------------------------------------------------
+# The network
+
+
+def normalize_input(x):
+  """[-1, 1] -> [0, 1] -> ImageNet-normalised; gray (1 channel) repeated to RGB."""
+  if x.shape[-1] == 1:
+    x = jnp.repeat(x, 3, axis=-1)
+  x = (x.astype(jnp.float32) + 1.0) * 0.5
+  return (x - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+
+
+def max_pool2x(x):
+  """torch's MaxPool2d(2): 2x2 windows, stride 2, an odd last row or column dropped. Written as
+  a reshape and a max, whose gradient XLA:CPU runs faster than reduce_window's."""
+  b, h, w, c = x.shape
+  x = x[:, :h // 2 * 2, :w // 2 * 2]
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def _check_layers(layers):
+  layers = (layers,) if isinstance(layers, str) else tuple(layers)
+  unknown = [name for name in layers if name not in LAYER_NAMES]
+  if unknown or not layers:
+    what = f"no layer {unknown[0]!r}" if unknown else "nothing to compute for an empty layer list"
+    raise UserError(f"VGG19 has {what}: name layers as convX_Y, reluX_Y or poolX (convs: "
+                    f"{', '.join(CONV_NAMES)}).")
+  return layers
+
+
+# XLA's native conv by default, on every backend: conv_same's CPU matrix-product form pays off
+# in the kernel gradient, which a frozen network never takes. Measured (benchmarks/vgg_loss.py,
+# batch 4 at 128x128 to conv5_4, 2 busy CPU cores): native 0.65 s forward and 0.77-1.41 s
+# forward + input gradient, against 0.83-0.98 s and 1.04-1.67 s for the matrix products.
+DEFAULT_IMPL = "conv"
+
+
+def features(weights: dict, x, layers=("conv5_4",), impl: str = DEFAULT_IMPL) -> dict:
+  """{layer name: NHWC activation} of images x (NHWC, [-1, 1], 1 or 3 channels).
+
+  `convX_Y` is a conv's output before its ReLU, `reluX_Y` after it, `poolX` after the block's
+  max pool. Layers past the deepest requested one are not computed. `weights`: `load_weights`'s
+  dict (numpy or jax arrays). `impl` is `layers.conv_same`'s ("auto": matrix products on CPU).
+  """
+  layers = _check_layers(layers)
+  last = max(LAYER_NAMES.index(name) for name in layers)
+  wanted = set(layers)
+  out = {}
+  h = normalize_input(x)
+  for name, kind, *_ in LAYOUT[:last + 1]:
+    if kind == "conv":
+      h = model_layers.conv_same(h, jnp.asarray(weights[f"{name}/kernel"], jnp.float32), impl)
+      h = h + jnp.asarray(weights[f"{name}/bias"], jnp.float32)
+    elif kind == "relu":
+      h = jax.nn.relu(h)
+    else:
+      h = max_pool2x(h)
+    if name in wanted:
+      out[name] = h
+  return out
+
+
+def perceptual_loss(weights: dict, x, y, layer_weights: dict = None, criterion: str = "l1",
+                    impl: str = DEFAULT_IMPL):
+  """sum over layers of w * mean |f(x) - f(y)| ("l1") or mean (f(x) - f(y))^2 ("l2"), a scalar.
+
+  x: the generated images, y: the targets (NHWC in [-1, 1]); y's features are constants
+  (stop_gradient), as BasicSR detaches them. `layer_weights` defaults to ESRGAN's {"conv5_4": 1}.
+  x and y run as two batches, not one: y needs no backward pass.
+  """
+  layer_weights = ESRGAN_LAYERS if layer_weights is None else layer_weights
+  if criterion not in ("l1", "l2"):
+    raise UserError(f"Perceptual loss criterion {criterion!r} is unknown: use 'l1' or 'l2'.")
+  names = _check_layers(tuple(layer_weights))
+  fx = features(weights, x, names, impl)
+  fy = jax.lax.stop_gradient(features(weights, jax.lax.stop_gradient(y), names, impl))
+  total = jnp.float32(0.0)
+  for name in names:
+    d = fx[name] - fy[name]
+    total = total + layer_weights[name] * jnp.mean(jnp.abs(d) if criterion == "l1" else d * d)
+  return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights: conversion from torchvision's state dict, npz files
+
+
+_CONV_AT = {index: name for name, kind, index, *_ in LAYOUT if kind == "conv"}
+
+
+def from_torch(state_dict: dict) -> dict:
+  """torchvision's VGG19 state dict (name -> numpy array) -> {"convX_Y/kernel" (HWIO), ...: float32}.
+
+  The classifier's tensors are ignored; raises UserError naming the first tensor of `features`
+  that is unexpected, misshapen or missing.
+  """
+  expected = weight_shapes()
+  out = {}
+  for torch_key, value in state_dict.items():
+    if torch_key.startswith("classifier."):
+      continue
+    parts = torch_key.split(".")
+    name = None
+    if (len(parts) == 3 and parts[0] == "features" and parts[1].isdigit()
+        and parts[2] in ("weight", "bias")):
+      name = _CONV_AT.get(int(parts[1]))
+    if name is None:
+      raise UserError(f"The weights hold a tensor {torch_key!r} that torchvision's VGG19 does "
+                      f"not have: convert {TORCH_WEIGHTS} (vgg19, not vgg19_bn or another "
+                      "network).")
+    value = np.asarray(value, dtype=np.float32)
+    key = f"{name}/{'kernel' if parts[2] == 'weight' else 'bias'}"
+    if value.ndim == 4:
+      value = value.transpose(2, 3, 1, 0)  # torch's [out, in, h, w] -> [h, w, in, out]
+    if value.shape != expected[key]:
+      raise UserError(f"Tensor {torch_key!r} does not have VGG19's shape for it ({value.shape} "
+                      f"after transposing, expected {expected[key]}): convert {TORCH_WEIGHTS}.")
+    out[key] = value
+  missing = [k for k in expected if k not in out]
+  if missing:
+    raise UserError(f"The weights lack {len(missing)} of VGG19's {len(expected)} feature tensors "
+                    f"(first: {missing[0]}): convert the complete {TORCH_WEIGHTS}.")
+  return out
+
+
+def default_weights_path() -> str:
+  return os.path.join(cache_dir(), "vgg19.npz")
+
+
+def save_weights(weights: dict, path: str) -> str:
+  """Writes {name: array} as a pickle-free .npz; returns the path."""
+  save_npz(path, {k: np.asarray(v, np.float32) for k, v in weights.items()})
+  return path
+
+
+def missing_weights_message(path: str) -> str:
+  return (f"The VGG19 perceptual loss needs torchvision's VGG19 weights, and {path} does not "
+          f"exist: download {TORCH_WEIGHTS_URL} and convert it with `gan-jax convert-vgg19 "
+          f"{TORCH_WEIGHTS} {path}` (needs torch: pip install 'gan-jax[convert]').")
+
+
+def load_weights(path: str | None = None) -> dict:
+  """{"conv1_1/kernel": HWIO float32 array, ...} from a converted .npz (default: the cache's)."""
+  path = path or default_weights_path()
+  if not os.path.exists(path):
+    raise UserError(missing_weights_message(path))
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      weights = {k: z[k] for k in z.files}
+  except (OSError, ValueError) as e:
+    raise UserError(f"{path} is not a readable .npz ({e}): convert the weights again with "
+                    "`gan-jax convert-vgg19`.") from None
+  expected = weight_shapes()
+  bad = sorted(k for k in set(expected) | set(weights)
+               if k not in weights or k not in expected or weights[k].shape != expected[k])
+  if bad:
+    raise UserError(f"{path} does not hold VGG19's weights (first mismatch: {bad[0]}): convert "
+                    "them again with `gan-jax convert-vgg19`.")
+  return weights
+
+
+def random_weights(seed: int = 0) -> dict:
+  """Random weights with the real ones' shapes (He-normal kernels, small biases), for tests and
+  timings without a download; activations stay O(1) through all 16 convs."""
+  rng = np.random.default_rng(seed)
+  out = {}
+  for key, shape in weight_shapes().items():
+    if key.endswith("kernel"):
+      value = rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[:-1]))
+    else:
+      value = rng.normal(0.0, 0.1, shape)
+    out[key] = value.astype(np.float32)
+  return out
+
+
+def convert(torch_path: str, out_path: str | None = None) -> str:
+  """torchvision's vgg19-dcabb4bb.pth -> a converted .npz (default: the cache); returns its path."""
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise UserError("Converting the VGG19 weights needs PyTorch (only for this step): "
+                    "pip install 'gan-jax[convert]'.") from None
+  if not os.path.exists(torch_path):
+    raise UserError(f"{torch_path} does not exist: download {TORCH_WEIGHTS_URL} and pass its path.")
+  try:
+    state = torch.load(torch_path, map_location="cpu", weights_only=True)
+  except Exception as e:  # pylint: disable=broad-except  (any unreadable file, one message)
+    raise UserError(f"{torch_path} is not a readable PyTorch state dict "
+                    f"({type(e).__name__}): download {TORCH_WEIGHTS_URL} again.") from None
+  if not isinstance(state, dict) or not all(hasattr(v, "detach") for v in state.values()):
+    raise UserError(f"{torch_path} holds a {type(state).__name__}, not a state dict of tensors: "
+                    f"pass {TORCH_WEIGHTS}.")
+  weights = from_torch({k: v.detach().cpu().numpy() for k, v in state.items()})
+  return save_weights(weights, out_path or default_weights_path())
