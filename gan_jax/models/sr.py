@@ -111,6 +111,9 @@ class SRResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train=False):
+    if x.shape[-1] != self.out_channels:
+      raise ValueError(f"SRResNet adds its upsampled input to the output: out_channels "
+                       f"{self.out_channels} must equal the input's {x.shape[-1]}")
     conv = lambda f, name: _conv(f, name, scaled_kaiming, self.dtype, self.conv_impl)
     lr = x.astype(jnp.float32)
     h = nn.leaky_relu(conv(self.features, "conv_first")(x.astype(self.dtype), train), 0.1)
