@@ -303,7 +303,7 @@ def apply_arg(c, arg):
     c.data.resolution = 32
     c.model.features, c.model.blocks, c.model.growth = 8, 1, 4
     c.model.d_width = 4
-    c.train.batch_size = 4
+    c.train.batch_size = 8
   else:  # a translator
     c.data.resolution = 16
     c.data.load_size = 18 if c.data.load_size else 0  # jitter stays on where the config has it

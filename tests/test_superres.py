@@ -15,10 +15,10 @@ from test_step import load_config, run
 from test_train import assert_bitwise_equal, final_state, train
 
 
-@pytest.fixture(scope="module")
-def narrow_vgg(tmp_path_factory):
-  """VGG19's layout at 1/16 of its widths, random weights: the perceptual term's code path at a
-  test's cost (`vgg.features` reads the widths off the arrays)."""
+@pytest.fixture
+def narrow_vgg(monkeypatch):
+  """VGG19's layout at 1/16 of its widths with random weights, in place of the converted file
+  (`tests/test_vgg.py` tests that): the perceptual term's code path at a test's cost."""
   from gan_jax.metrics import vgg
   rng = np.random.default_rng(0)
   weights, cin = {}, 3
@@ -28,7 +28,7 @@ def narrow_vgg(tmp_path_factory):
         np.float32)
     weights[f"{name}/bias"] = np.zeros(cout, np.float32)
     cin = cout
-  return vgg.save_weights(weights, str(tmp_path_factory.mktemp("vgg") / "narrow_vgg19.npz"))
+  monkeypatch.setattr(vgg, "load_weights", lambda path: weights)
 
 
 # ESRGAN's whole step: L1 + perceptual + relativistic GAN through the VGG-style D (batch norm:
@@ -36,17 +36,20 @@ def narrow_vgg(tmp_path_factory):
 # plain GAN loss; SGD, as Adam turns gradients' rounding noise into +-lr steps.
 SGD = {"optim.g.optimizer": "sgd", "optim.d.optimizer": "sgd", "optim.g.lr": 1e-2,
        "optim.d.lr": 1e-2, "train.batch_size": 8}
+# How close G's side comes to one device's, of each array's scale: SRResNet's last biases sum
+# their gradient over every HR pixel of the batch with cancellations (results 25x below the
+# array's largest), which 8 partial sums instead of one move by ~0.15% (jit and pmap agree).
 STEP_CASES = {
-    "esrgan": {},
-    "unet_d": {"model.d_name": "unet", "loss.adversarial": "non_saturating",
-               "model.upsample": "pixel_shuffle", "model.name": "srresnet"},
+    "esrgan": ({}, 2e-4),
+    "unet_d": ({"model.d_name": "unet", "loss.adversarial": "non_saturating",
+                "model.upsample": "pixel_shuffle", "model.name": "srresnet"}, 3e-3),
 }
 
 
 @pytest.mark.parametrize("case", sorted(STEP_CASES))
 def test_jit_and_pmap_match_single_device(case, narrow_vgg):
-  config = load_config("esrgan", **SGD, **STEP_CASES[case],
-                       **{"loss.perceptual_weights": narrow_vgg})
+  overrides, g_rel = STEP_CASES[case]
+  config = load_config("esrgan", **SGD, **overrides)
   single, metrics = run(config, "single", steps=2)
   for key in ("l1", "perceptual", "g_adversarial", "d_loss", "d_real", "d_fake"):
     assert np.isfinite(metrics[key]).all(), key
@@ -55,15 +58,15 @@ def test_jit_and_pmap_match_single_device(case, narrow_vgg):
     config.parallel.strategy = strategy
     states[strategy], _ = run(config, strategy, steps=2)
     assert int(states[strategy].step) == 2
-    assert_close_to_scale(states[strategy].g, single.g, 2e-4)
+    assert_close_to_scale(states[strategy].g, single.g, g_rel)
     assert_close_to_scale(states[strategy].d, single.d, 2e-4)
   assert_close_to_scale(states["jit"], states["pmap"], 2e-4)
-  if case == "unet_d":  # the spectral-norm vectors moved in train mode, as the power iteration
-    u = [x for p, x in jax.tree_util.tree_leaves_with_path(single.d.collections)]
-    assert u
+  if case == "unet_d":  # spectral norm's vectors live in D's collections, compared above
+    assert "spectral" in single.d.collections
 
 
-@pytest.mark.parametrize("name,flags", [("rrdb_psnr", ()),
+@pytest.mark.parametrize("name,flags", [("rrdb_psnr", ("--config.optim.g.schedule=constant",
+                                                      "--config.optim.d.schedule=constant")),
                                         ("esrgan", ("--config.model.d_name=unet",))])
 def test_resume_is_bitwise_equal_to_uninterrupted(name, flags, tmp_path):
   assert train(name, tmp_path / "whole", "--config.train.steps=4", *flags) == 0
@@ -107,29 +110,31 @@ def _pictures(folder):
   (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
 
 
-def test_upscale_a_folder_with_a_corrupted_file_and_an_odd_size(runs, tmp_path, capsys):
+def test_upscale_a_folder_with_a_corrupted_file_and_an_odd_size(runs, tmp_path, capsys, caplog):
   _pictures(tmp_path / "in")
   argv = ["upscale", f"--workdir={runs / 'esrgan'}", f"--input={tmp_path / 'in'}",
           f"--out={tmp_path / 'out'}", "--tile=16", "--noprogress"]
   assert cli.main(argv) == 0
   out = capsys.readouterr()
   assert "wrote 2 images" in out.out and "skipped 1 unreadable" in out.out
-  assert "broken.jpg" in out.err
+  assert "broken.jpg" in caplog.text  # named in the report of what was left out
   assert Image.open(tmp_path / "out" / "odd.png").size == (21 * 4, 37 * 4)
   assert Image.open(tmp_path / "out" / "alpha.png").mode == "RGBA"
 
 
 def test_upscale_equals_the_generator_on_the_picture(runs, tmp_path):
   (tmp_path / "in").mkdir()
-  pixels = np.random.default_rng(1).integers(0, 256, (12, 10, 3), np.uint8)
+  pixels = np.random.default_rng(1).integers(0, 256, (20, 18, 3), np.uint8)
   Image.fromarray(pixels).save(tmp_path / "in" / "x.png")
   assert cli.main(["upscale", f"--workdir={runs / 'psnr'}", f"--input={tmp_path / 'in'}",
                    f"--out={tmp_path / 'out'}", "--noprogress"]) == 0
   exp, ckpt = experiment.load(str(runs / "psnr"))
   state = experiment.restore_latest(exp, ckpt)
   ckpt.close()
-  x = pixels[None].astype(np.float32) / 127.5 - 1
-  want = np.clip(np.round((exp.game.upscale(state, x)[0] + 1) * 127.5), 0, 255)
+  # One tile: the picture with 16 mirrored pixels of context (--tile_pad) on each side.
+  x = np.pad(pixels.astype(np.float32) / 127.5 - 1, ((16, 16), (16, 16), (0, 0)), "reflect")
+  y = exp.game.upscale(state, x[None])[0, 64:64 + 80, 64:64 + 72]
+  want = np.clip(np.round((y + 1) * 127.5), 0, 255)
   np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "x.png")), want)
 
 

@@ -103,12 +103,15 @@ class SuperResGame:
     fake, g_vjp, g_cols = jax.vjp(g_fwd, state.g.params, has_aux=True)
     metrics, d = {}, state.d
     adversarial_on = reg.adversarial_weight > 0
+    # The relativistic loss averages logits over the batch: the global one under pmap too (its
+    # gradient comes back to each device's own logits through the gather).
+    both = lambda real, fake: (dev.gather(real), dev.gather(fake))
 
     if adversarial_on:
       def d_loss(params):
         real_logits, cols = apply(self.d_model, params, d.collections, y)
         fake_logits, cols = apply(self.d_model, params, cols, jax.lax.stop_gradient(fake))
-        loss, _ = d_loss_fn(real_logits, fake_logits)
+        loss, _ = d_loss_fn(*both(real_logits, fake_logits))
         return loss, (cols, real_logits, fake_logits)
       (d_value, (d_cols, real_logits, fake_logits)), d_grads = (
           jax.value_and_grad(d_loss, has_aux=True)(d.params))
@@ -130,7 +133,8 @@ class SuperResGame:
       if adversarial_on:
         real_logits, cols = apply(self.d_model, d.params, d.collections, y)
         fake_logits, cols = apply(self.d_model, d.params, cols, fake)
-        terms["g_adversarial"], _ = g_loss_fn(jax.lax.stop_gradient(real_logits), fake_logits)
+        terms["g_adversarial"], _ = g_loss_fn(*both(jax.lax.stop_gradient(real_logits),
+                                                     fake_logits))
         total += reg.adversarial_weight * terms["g_adversarial"]
       return total, (terms, cols)
     (g_value, (terms, d_cols)), d_fake = jax.value_and_grad(g_loss, has_aux=True)(fake)
