@@ -6,7 +6,8 @@
 
 Each run is a fresh process (throughput.py for ours; benchmarks/peers/ for PyTorch, chosen by
 the config's model: dcgan -> torch_dcgan.py, mlp -> torch_mlp_gan.py, unet_<R> -> torch_pix2pix.py,
-resnet_<N>blocks -> torch_cyclegan.py, stylegan2 -> torch_stylegan2.py, resnet -> torch_sngan.py) given the same batch, and
+resnet_<N>blocks -> torch_cyclegan.py, stylegan2 -> torch_stylegan2.py, resnet -> torch_sngan.py,
+rrdb -> torch_rrdb.py) given the same batch, and
 the peer gets as many threads as this process may use. Alternating spreads a noisy machine's
 slow spells over both sides; each pair gives a ratio ours/peer of images (= steps) per second,
 and the median ratio is the figure to quote. Prints one JSON object.
@@ -17,6 +18,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -62,6 +64,17 @@ def peer_command(config, batch_size):
             f"--g_width={m.g_width}", f"--d_width={m.d_width}", f"--channels={d.channels}",
             f"--threads={threads}"]
   name, r = config.model.name, config.data.resolution
+  if name == "rrdb":
+    m, reg = config.model, config.loss
+    if ((m.growth, m.upsample, m.d_name, m.d_width, config.data.scale, config.data.channels,
+         reg.adversarial, dict(reg.perceptual_layers)) !=
+        (32, "nearest", "vgg", m.features, 4, 3, "relativistic_average", {"conv5_4": 1.0})):
+      raise app.UsageError("The RRDB peer is ESRGAN's x4 step (growth 32, nearest upsampling, "
+                           "the VGG-style D as wide as G, relativistic average GAN, VGG19 conv5_4 "
+                           "perceptual loss, RGB): compare configs/esrgan.py:paper.")
+    return [os.path.join(HERE, "peers", "torch_rrdb.py"), f"--batch_size={batch_size}",
+            f"--resolution={r}", f"--features={m.features}", f"--blocks={m.blocks}",
+            f"--threads={threads}"]
   if name.startswith(("unet_", "resnet_")):
     m = config.model
     if (m.g_width, m.d_width, m.d_layers, config.data.channels) != (64, 64, 3, 3):
@@ -103,6 +116,19 @@ def stylegan2_peer(config, batch_size, threads):
           f"--lr={config.optim.g.lr}", f"--ema_kimg={config.train.ema_kimg}"]
 
 
+def perceptual_weights(config):
+  """A super-resolution config's perceptual term on, as the peer's is: where no converted VGG19
+  is at hand, random weights of its shapes (the cost is the same) in a file ours reads."""
+  if not config.loss.get("perceptual_weight"):
+    return []
+  from gan_jax.metrics import vgg  # pylint: disable=g-import-not-at-top
+  path = config.loss.perceptual_weights or vgg.default_weights_path()
+  if not os.path.exists(path):
+    path = os.path.join(tempfile.gettempdir(), "gan_jax_vgg19_random.npz")
+    vgg.save_weights(vgg.random_weights(), path)
+  return [f"--config.loss.perceptual_weights={path}"]
+
+
 def run_json(cmd):
   print("$", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
   out = subprocess.run([sys.executable] + cmd, check=True, capture_output=True, text=True).stdout
@@ -116,7 +142,7 @@ def main(argv):
   # ours: the same config file and overrides this command was given
   del argv
   ours = [os.path.join(HERE, "throughput.py"), f"--batch_size={batch_size}"] + run_flags + [
-      a for a in sys.argv[1:] if a.startswith("--config")]
+      a for a in sys.argv[1:] if a.startswith("--config")] + perceptual_weights(config)
   peer = peer_command(config, batch_size) + run_flags + shlex.split(FLAGS.peer_args)
   pairs = []
   for _ in range(FLAGS.rounds):

@@ -20,7 +20,7 @@ def get_config(arg=None):
   c.loss.adversarial_weight = 0.0  # no D phase
   for side in (c.optim.g, c.optim.d):
     side.lr, side.schedule = 2e-4, "cosine"
-  c.train.steps = 1_000_000 if paper else 3000
+  c.train.steps = 1_000_000 if paper else 2500
   c.train.log_every = 50
   c.train.sample_every = 500
   c.train.checkpoint_every = 500

@@ -229,8 +229,10 @@ def superres(c, paper):
   sets it): RRDBNet G (64 features, 23 blocks, growth 32, nearest + conv upsampling), the
   VGG-style D, L1 1e-2 + VGG19 conv5_4 perceptual 1 + relativistic average GAN 5e-3, Adam 1e-4
   (0.9, 0.99) on both sides, batch 16 of 128x128 HR crops, x4, an EMA of G (0.999). LR inputs
-  are made from the HR crops on the host (`data/degrade.py`). Unless `paper`, G is narrowed
-  (32 features, 4 blocks, growth 16) and crops are 64x64, to train on a CPU in minutes."""
+  are made from the HR crops on the host (`data/degrade.py`). Unless `paper`, G and D are
+  narrowed (32 features, 4 blocks, growth 16; D 32), crops are 64x64 and G adds its input
+  upsampled bilinearly to its output (SRResNet's global skip: from its first step it learns the
+  residual over bilinear, where ESRGAN's G starts from nothing), to train on a CPU in minutes."""
   c.game = "superres"
   c.data.source = "photos"
   c.data.resolution = 128  # the HR patch side; LR patches are resolution / scale
@@ -244,6 +246,7 @@ def superres(c, paper):
       blocks=23,          # RRDBs (rrdb) or residual blocks (srresnet)
       growth=32,          # rrdb: channels each dense-block conv adds
       upsample="nearest",  # nearest (+ conv) | pixel_shuffle, per 2x stage
+      global_skip=False,  # rrdb: add the input upsampled bilinearly (SRResNet's skip)
       d_name="vgg",       # vgg (ESRGAN's VGG-style D, one logit) | unet (Real-ESRGAN's, per pixel)
       d_width=64,
   ))
@@ -260,7 +263,7 @@ def superres(c, paper):
   c.train.ema_decay = 0.999
   c.sample.num = 8
   if not paper:
-    c.model.update(features=32, blocks=4, growth=16)
+    c.model.update(features=32, blocks=4, growth=16, d_width=32, global_skip=True)
     c.data.resolution = 64
   return c
 

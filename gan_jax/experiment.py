@@ -84,13 +84,16 @@ def restore_latest(exp, ckpt):
   return state
 
 
-def networks(state):
-  """What fine-tuning carries over: both sides' weights and other collections, and G's EMA."""
-  return {"g": (state.g.params, state.g.collections), "d": (state.d.params, state.d.collections),
-          "g_ema": state.g_ema}
+def networks(state, sides=("g", "d")):
+  """What fine-tuning carries over: the `sides`' weights and other collections, and G's EMA.
+  A game names its `fine_tune_sides` where it differs (ESRGAN's GAN stage starts from the PSNR
+  model's G and a fresh D)."""
+  nets = {side: (getattr(state, side).params, getattr(state, side).collections)
+          for side in sides}
+  return {**nets, "g_ema": state.g_ema}
 
 
-def load_networks(workdir, like, num_seeds=1):
+def load_networks(workdir, like, num_seeds=1, sides=("g", "d")):
   """`networks` of the latest checkpoint in `workdir`, checked against those of the state `like`
   (one UserError naming the first difference: fine-tuning needs the same network sizes). A
   one-seed run's networks start each of `num_seeds` > 1 seeds."""
@@ -99,14 +102,14 @@ def load_networks(workdir, like, num_seeds=1):
   except UserError as e:
     raise UserError(f"--config.train.init_from={workdir}: {e}") from None
   try:
-    nets = networks(restore_latest(source, ckpt))
+    nets = networks(restore_latest(source, ckpt), sides)
   finally:
     ckpt.close()
   if num_seeds > 1 and source.num_seeds == 1:
     nets = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_seeds,) + x.shape), nets)
   shapes = lambda tree: {jax.tree_util.keystr(p): x.shape
                          for p, x in jax.tree_util.tree_leaves_with_path(tree)}
-  ours, theirs = shapes(networks(like)), shapes(nets)
+  ours, theirs = shapes(networks(like, sides)), shapes(nets)
   for path in sorted(ours.keys() | theirs.keys()):
     if ours.get(path) != theirs.get(path):
       raise UserError(f"--config.train.init_from={workdir} holds networks of other sizes ("
@@ -117,7 +120,6 @@ def load_networks(workdir, like, num_seeds=1):
 
 def warm_start(state, nets):
   """`state` (fresh: step 0, new optimizers and extras) with the networks `nets`."""
-  (g_params, g_cols), (d_params, d_cols) = nets["g"], nets["d"]
-  return state.replace(g=state.g.replace(params=g_params, collections=g_cols),
-                       d=state.d.replace(params=d_params, collections=d_cols),
-                       g_ema=nets["g_ema"])
+  sides = {side: getattr(state, side).replace(params=params, collections=cols)
+           for side, (params, cols) in nets.items() if side != "g_ema"}
+  return state.replace(g_ema=nets["g_ema"], **sides)

@@ -82,8 +82,9 @@ def train(config, workdir, progress=True):
                if config.eval.every_steps > 0 and main else None)
   t = config.train
   fresh = not os.path.isdir(os.path.join(workdir, "checkpoints"))
-  warm = (experiment.load_networks(t.init_from, jax.eval_shape(exp.game.init), exp.num_seeds)
-          if t.init_from and fresh else None)
+  sides = getattr(exp.game, "fine_tune_sides", ("g", "d"))
+  warm = (experiment.load_networks(t.init_from, jax.eval_shape(exp.game.init), exp.num_seeds,
+                                   sides) if t.init_from and fresh else None)
   if main:
     os.makedirs(workdir, exist_ok=True)
     config_lib.save_json(config, os.path.join(workdir, "config.json"))
@@ -98,7 +99,7 @@ def train(config, workdir, progress=True):
       state = exp.init_state()
       if t.init_from:  # fine-tuning: the networks of another run, all else fresh
         state = experiment.warm_start(
-            state, warm or experiment.load_networks(t.init_from, state, exp.num_seeds))
+            state, warm or experiment.load_networks(t.init_from, state, exp.num_seeds, sides))
       return state, 0
     state, data_state = ckpt.restore(exp.abstract_state(strategy.replicated))
     data.set_state(data_state)

@@ -96,6 +96,9 @@ def test_esrgan_starts_from_the_psnr_model(runs):
   # Fine-tuned for 4 steps at lr 1e-4 from the PSNR model's G: each weight within 4 Adam steps.
   for x, y in zip(jax.tree.leaves(psnr.g.params), jax.tree.leaves(gan.g.params)):
     assert np.abs(np.asarray(x) - np.asarray(y)).max() <= 4.01e-4
+  # D starts fresh, as ESRGAN's (the PSNR stage trained none): another width would do.
+  assert train("esrgan", runs / "esrgan_d16", f"--config.train.init_from={runs / 'psnr'}",
+               "--config.model.d_width=16", "--config.train.steps=2") == 0
   metrics = [json.loads(l) for l in (runs / "esrgan" / "metrics.jsonl").read_text().splitlines()]
   assert "g_adversarial" in metrics[-1] and "d_real" in metrics[-1]
   # No converted VGG19 here: the run said the perceptual term is off, and trained without it.

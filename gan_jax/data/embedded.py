@@ -112,17 +112,22 @@ STYLES = {"digit_styles_b": digit_style_b}
 # --- photographs for super-resolution ----------------------------------------------------------
 
 # Real photographs in scikit-image's wheel (skimage/data; the rest of its gallery is fetched on
-# demand, or is drawings and synthetic data). Held out: the four that SR papers' test images
-# most resemble (a portrait, an animal, food, a scene).
+# demand, or is drawings and synthetic data) and scikit-learn's two sample photos (china,
+# flower). Held out: the four that SR papers' test images most resemble (a portrait, an animal,
+# food, a scene).
 PHOTOS_TRAIN = ("hubble_deep_field", "ihc", "motorcycle_left", "motorcycle_right", "retina",
-                "camera", "coins", "moon", "grass", "gravel", "brick", "clock_motion")
+                "camera", "coins", "moon", "grass", "gravel", "brick", "clock_motion", "china",
+                "flower")
 PHOTOS_TEST = ("astronaut", "chelsea", "coffee", "rocket")
 PHOTO_SPLITS = {"train": PHOTOS_TRAIN, "test": PHOTOS_TEST}
 
 
-def photo_folder():
+def photo_folders():
+  """scikit-image's and scikit-learn's folders of bundled pictures."""
   import skimage  # pylint: disable=g-import-not-at-top  (only the photos need it)
-  return os.path.join(os.path.dirname(skimage.__file__), "data")
+  import sklearn.datasets  # pylint: disable=g-import-not-at-top
+  return (os.path.join(os.path.dirname(skimage.__file__), "data"),
+          os.path.join(os.path.dirname(sklearn.datasets.__file__), "images"))
 
 
 @functools.lru_cache(maxsize=4)
@@ -134,10 +139,11 @@ def photos(split, channels):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   from gan_jax.data import images  # pylint: disable=g-import-not-at-top  (images imports pillow)
   names = PHOTO_SPLITS[split]
-  files = {os.path.splitext(f)[0]: f for f in os.listdir(photo_folder())}
+  files = {os.path.splitext(f)[0]: os.path.join(folder, f)
+           for folder in photo_folders() for f in os.listdir(folder)}
   out = []
   for name in names:
-    with Image.open(os.path.join(photo_folder(), files[name])) as image:
+    with Image.open(files[name]) as image:
       fitted = images._to_channels(image, channels)  # pylint: disable=protected-access
       array = np.asarray(fitted, np.uint8)
     array = array.reshape(array.shape[:2] + (channels,))

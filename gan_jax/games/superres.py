@@ -11,10 +11,12 @@ images alone. One step on {"x": LR, "y": HR} (the pipeline degrades HR crops on 
   3. G phase: `loss.l1_weight` * |y_hat - y| + `loss.perceptual_weight` * VGG19 feature distance
      (`metrics/vgg.py`) + `loss.adversarial_weight` * G's adversarial loss through the updated D.
 The VGG19 weights are frozen: the step closes over them (they become constants of the compiled
-step, as the Inception network is of the evaluation). Without the converted weights file the
-perceptual term is off, and the run says so once and how to turn it on.
+step, ~80 MB; they are read when a step is first built, not for inference). Without the
+converted weights file the perceptual term is off, and the run says so once and how to turn it
+on.
 Inference upscales: `upscale(state, images)` (`gan-jax upscale` tiles large pictures).
 """
+import functools
 import logging
 
 import jax
@@ -32,6 +34,8 @@ from gan_jax.losses import adversarial
 from gan_jax.state import GANState, make_key
 
 log = logging.getLogger(__name__)
+_said_off = set()  # weights files whose absence was reported: once per process, not per build
+
 
 def perceptual_network(config):
   """(VGG19 weights, layer weights) for the perceptual term, or None when it is off: weight 0, or
@@ -40,10 +44,13 @@ def perceptual_network(config):
   if not reg.perceptual_weight:
     return None
   from gan_jax.metrics import vgg  # pylint: disable=g-import-not-at-top
+  path = reg.perceptual_weights or vgg.default_weights_path()
   try:
-    weights = vgg.load_weights(reg.perceptual_weights or vgg.default_weights_path())
+    weights = vgg.load_weights(path)
   except UserError as e:
-    log.warning("The perceptual loss is off: %s", e)
+    if path not in _said_off:
+      _said_off.add(path)
+      log.warning("The perceptual loss is off: %s", e)
     return None
   return weights, dict(reg.perceptual_layers)
 
@@ -52,6 +59,7 @@ class SuperResGame:
   can_generate = False
   directions = ()  # `gan-jax upscale`, not translate: the output is `scale` times larger
   default_metrics = ("psnr_y", "ssim_y")
+  fine_tune_sides = ("g",)  # init_from: ESRGAN's GAN stage takes the PSNR model's G, a fresh D
 
   def __init__(self, config, spec, axis_name=None):
     self.config, self.spec = config, spec
@@ -61,7 +69,10 @@ class SuperResGame:
     self.d_tx = optim.build(config.optim.d, config.train.steps)
     self.multiple = 1  # G takes any size: stride-1 convs and 2x upsamplings
     self.devices = Devices(axis_name)
-    self.perceptual = perceptual_network(config)
+
+  @functools.cached_property
+  def perceptual(self):
+    return perceptual_network(self.config)
 
   @staticmethod
   def validate(config):

@@ -134,7 +134,7 @@ def build_sr(config, channels, axis_name=None):
   kw = dict(features=m.features, blocks=m.blocks, scale=config.data.scale, out_channels=channels,
             upsample=m.upsample, dtype=dtype)
   if m.name == "rrdb":
-    kw["growth"] = m.growth
+    kw.update(growth=m.growth, global_skip=m.get("global_skip", False))
   g = SR_GENERATORS[m.name](**kw)
   if m.d_name == "vgg":
     d = sr.VGGStyleDiscriminator(width=m.d_width, resolution=config.data.resolution,

@@ -165,11 +165,15 @@ class RRDBNet(nn.Module):
   scale: int = 4
   out_channels: int = 3
   upsample: str = "nearest"  # nearest (ESRGAN) | pixel_shuffle
+  global_skip: bool = False  # add the input upsampled bilinearly, as SRResNet (not ESRGAN)
   dtype: Any = jnp.float32
   conv_impl: str = "auto"  # see layers._use_gemm
 
   @nn.compact
   def __call__(self, x, train=False):
+    if self.global_skip and x.shape[-1] != self.out_channels:
+      raise ValueError(f"a global skip adds the {x.shape[-1]}-channel input to the "
+                       f"{self.out_channels}-channel output")
     conv = lambda f, name: _conv(f, name, torch_init, self.dtype, self.conv_impl)
     feat = conv(self.features, "conv_first")(x.astype(self.dtype), train)
     h = feat
@@ -179,7 +183,8 @@ class RRDBNet(nn.Module):
     h = _upsample(feat, self.scale, self.upsample, 0.2, torch_init, self.dtype, self.conv_impl,
                   train)
     h = nn.leaky_relu(conv(self.features, "conv_hr")(h, train), 0.2)
-    return conv(self.out_channels, "conv_last")(h, train).astype(jnp.float32)
+    out = conv(self.out_channels, "conv_last")(h, train).astype(jnp.float32)
+    return out + bilinear(x.astype(jnp.float32), self.scale) if self.global_skip else out
 
 
 def vgg_widths(width, resolution):
