@@ -66,11 +66,12 @@ def peer_command(config, batch_size):
   name, r = config.model.name, config.data.resolution
   if name == "rrdb":
     m, reg = config.model, config.loss
-    if ((m.growth, m.upsample, m.d_name, m.d_width, config.data.scale, config.data.channels,
-         reg.adversarial, dict(reg.perceptual_layers)) !=
-        (32, "nearest", "vgg", m.features, 4, 3, "relativistic_average", {"conv5_4": 1.0})):
+    if ((m.growth, m.upsample, m.global_skip, m.d_name, m.d_width, config.data.scale,
+         config.data.channels, reg.adversarial, dict(reg.perceptual_layers)) !=
+        (32, "nearest", False, "vgg", m.features, 4, 3, "relativistic_average",
+         {"conv5_4": 1.0})):
       raise app.UsageError("The RRDB peer is ESRGAN's x4 step (growth 32, nearest upsampling, "
-                           "the VGG-style D as wide as G, relativistic average GAN, VGG19 conv5_4 "
+                           "no global skip, the VGG-style D as wide as G, relativistic average GAN, VGG19 conv5_4 "
                            "perceptual loss, RGB): compare configs/esrgan.py:paper.")
     return [os.path.join(HERE, "peers", "torch_rrdb.py"), f"--batch_size={batch_size}",
             f"--resolution={r}", f"--features={m.features}", f"--blocks={m.blocks}",
