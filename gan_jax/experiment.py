@@ -120,6 +120,6 @@ def load_networks(workdir, like, num_seeds=1, sides=("g", "d")):
 
 def warm_start(state, nets):
   """`state` (fresh: step 0, new optimizers and extras) with the networks `nets`."""
-  sides = {side: getattr(state, side).replace(params=params, collections=cols)
-           for side, (params, cols) in nets.items() if side != "g_ema"}
+  sides = {side: getattr(state, side).replace(params=nets[side][0], collections=nets[side][1])
+           for side in nets if side != "g_ema"}
   return state.replace(g_ema=nets["g_ema"], **sides)
