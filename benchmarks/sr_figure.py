@@ -47,7 +47,7 @@ def main(_):
     c = FLAGS.crop
     top, left = (h - c) // 2, (w - c) // 2
     crops = [o[top:top + c, left:left + c].repeat(FLAGS.zoom, 0).repeat(FLAGS.zoom, 1)
-             for o in outputs]
+             .astype(np.float32) / 127.5 - 1 for o in outputs]  # the grid's [-1, 1]
     rows.append(crops)
   picture = reporting.side_by_side(*(np.stack(column) for column in zip(*rows)), per_row=1)
   reporting.save_picture(FLAGS.out, picture)

@@ -76,8 +76,11 @@ def test_resume_is_bitwise_equal_to_uninterrupted(name, flags, tmp_path):
   assert step_a == step_b == 4
   assert_bitwise_equal(a, b)
   # LR (nearest) | bicubic | output | HR, two examples a row, of 4 held-out photos' centres
-  picture = Image.open(tmp_path / "whole" / "samples" / "step_000004.png")
-  assert picture.size == (8 * 33 + 1, 2 * 33 + 1)
+  picture = np.asarray(Image.open(tmp_path / "whole" / "samples" / "step_000004.png"))
+  assert picture.shape == (2 * 33 + 1, 8 * 33 + 1, 3)
+  from gan_jax.data import embedded
+  astronaut = embedded.photos("test", 3)[1][0]  # 512 x 512: its centre, as the grid's HR
+  np.testing.assert_array_equal(picture[1:33, 1 + 3 * 33:4 * 33], astronaut[240:272, 240:272])
 
 
 @pytest.fixture(scope="module")

@@ -182,9 +182,11 @@ class SuperResGame:
   def preview(self, state, inputs):
     """LR (nearest, enlarged) | bicubic | output | HR, two examples a row."""
     lr, hr = np.asarray(inputs["x"]), np.asarray(inputs["y"])
-    out = reporting.to_uint8(self.upscale(state, to_model_input(lr)))
     nearest = lr.repeat(self.scale, 1).repeat(self.scale, 2)
-    return reporting.side_by_side(nearest, degrade.imresize_batch(lr, self.scale), out, hr)
+    bicubic = degrade.imresize_batch(lr, self.scale)
+    as_float = lambda pixels: np.asarray(to_model_input(pixels))  # the grid's [-1, 1]
+    return reporting.side_by_side(as_float(nearest), as_float(bicubic),
+                                  self.upscale(state, as_float(lr)), as_float(hr))
 
 
 def _centre_crop(picture, side):
