@@ -106,8 +106,13 @@ def test_inference_lowers_for_gpu_and_tpu(name, exported_inference):
     out = game.translate(state, np.zeros((2, side, side, config.data.channels), np.float32),
                          direction)
     assert out.shape[:3] == (2, side, side)
+  scale = getattr(game, "scale", 0)  # super-resolution: upscale LR images
+  if scale:
+    out = game.upscale(state, np.zeros((2, side // scale, side // scale, config.data.channels),
+                                        np.float32))
+    assert out.shape[:3] == (2, side, side)
   assert (generating > 0) == game.can_generate
-  assert len(exported_inference) - generating == len(game.directions)
+  assert len(exported_inference) - generating == len(game.directions) + bool(scale)
   assert exported_inference and all(e.platforms == ACCELERATORS for e in exported_inference)
 
 

@@ -106,7 +106,6 @@ class StepBatches:
                            for image, t, l in zip(x, tops, lefts)])
     return out
 
-
   def _degrade(self, step, batch):
     """SR pairs: the (flipped) HR images become "y" and "label" also "y_label"; "x" becomes their
     degraded LR. Each example draws from its own generator of (seed, step, its place in the

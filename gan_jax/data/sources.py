@@ -10,8 +10,9 @@ sources have `class_names` (label i is class_names[i]).
   digit_edges                                    embedded pairs: x = a digit's edge map, y = the digit
   digit_styles                                   embedded, unpaired: A = the digits, B = other digits
                                                  redrawn (thick dark ink on striped paper)
-  photos                                         scikit-image's bundled photographs: random square
-                                                 crops (HR patches for super-resolution)
+  photos                                         photographs bundled with scikit-image and
+                                                 scikit-learn: square crops at seeded places (HR
+                                                 patches for super-resolution)
   tfds:NAME[:SPLIT]                              a prepared TFDS dataset (split: train)
   folder:PATH                                    a folder of images, classes = subfolders
   pair:A,B                                       two folders of aligned pairs (same names)
