@@ -19,7 +19,7 @@ import tqdm
 from PIL import Image, ImageOps
 
 from gan_jax import reporting, translating
-from gan_jax.data import folder
+from gan_jax.data import folder, images
 from gan_jax.errors import UserError
 
 TILES_AT_ONCE = 4  # tiles of one picture per call of G
@@ -93,8 +93,9 @@ def upscale_picture(picture, fn, scale, channels, tile=512, tile_pad=16):
     rgba = picture.convert("RGBA")
     alpha = rgba.getchannel("A")
     picture = rgba.convert("L" if picture.mode in ("L", "LA", "La") else "RGB")
-  elif picture.mode not in ("L", "RGB"):
-    picture = picture.convert("L" if picture.mode.startswith(("I", "F", "1")) else "RGB")
+  elif picture.mode not in ("L", "RGB"):  # 16-bit gray scaled to 8 bits, as training data are
+    gray = picture.mode.startswith(("I", "F", "1"))
+    picture = images._to_channels(picture, 1 if gray else 3)  # pylint: disable=protected-access
   size = (picture.width * scale, picture.height * scale)
   run = lambda pixels: upscale_array(pixels, fn, scale, tile, tile_pad)
   if channels == 3:

@@ -73,6 +73,15 @@ def test_folder_of_modes_sizes_and_a_broken_file(tmp_path):
   np.testing.assert_array_equal(alpha, np.asarray(want))  # alpha by bicubic, not by G
 
 
+def test_16_bit_gray_is_scaled_not_clipped(tmp_path):
+  values = np.full((4, 4), 40000, np.uint16)  # 40000 / 257 = 155.6 on 8 bits
+  Image.fromarray(values).save(tmp_path / "deep.png")
+  upscaling.upscale_images(str(tmp_path / "deep.png"), str(tmp_path / "out"), blur_then_enlarge,
+                           SCALE, channels=3, tile=8, tile_pad=1, progress=False)
+  with Image.open(tmp_path / "out" / "deep.png") as im:
+    assert im.mode == "L" and np.asarray(im)[4, 4] == 156
+
+
 def test_colour_picture_through_a_gray_model_keeps_its_colour(tmp_path):
   """G upscales the luma; the chroma comes from bicubic, so a red picture stays red."""
   red = np.zeros((6, 6, 3), np.uint8)
