@@ -164,13 +164,12 @@ class SeedBatches:
       it.set_state(s)
 
 
-def _degrader(source, data_config):
-  """The Degrader making LR inputs when data.scale is set, unless the source already holds pairs
-  (pair:LR,HR folders bring their own "x" and "y")."""
-  from gan_jax.data import degrade  # pylint: disable=g-import-not-at-top  (keeps scipy lazy)
-  if not data_config.get("scale", 0) or getattr(source, "domains", None):
-    return None
-  if "y" in source.get(np.zeros(1, np.int64)):
+def _degrader(data_config):
+  """The Degrader making LR inputs when data.scale is set, unless the data are pairs already
+  (pair:LR,HR folders bring their own "x" and "y"; `config.validate_data` refuses the other
+  two-domain sources with a scale)."""
+  from gan_jax.data import degrade, sources  # pylint: disable=g-import-not-at-top  (a cycle)
+  if not data_config.get("scale", 0) or sources.kind(data_config.source) in sources.TWO_DOMAINS:
     return None
   return degrade.build(data_config)
 
@@ -188,6 +187,6 @@ def make_iterator(source, config, process_index=0, process_count=1):
   t = config.train
   steps = StepBatches(source, t.batch_size, t.n_critic, config.seed, process_index, process_count,
                       random_flip=config.data.random_flip, load_size=config.data.load_size,
-                      degrade=_degrader(source, config.data))
+                      degrade=_degrader(config.data))
   ds = grain.MapDataset.range(1 << 40).map(steps.__getitem__)
   return iter(ds.to_iter_dataset(read_options(config.data)))

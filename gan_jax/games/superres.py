@@ -29,7 +29,7 @@ from gan_jax.data import degrade
 from gan_jax.errors import UserError
 from gan_jax.games.common import (Devices, apply, copy_params, ema, g_params, in_chunks, infer,
                                   init_net, to_model_input)
-from gan_jax.games.paired import PREVIEW_ROWS
+from gan_jax.games.paired import PREVIEW_ROWS, validate_image_to_image
 from gan_jax.losses import adversarial
 from gan_jax.state import GANState, make_key
 
@@ -77,15 +77,7 @@ class SuperResGame:
   @staticmethod
   def validate(config):
     reg = config.loss
-    if reg.adversarial not in adversarial.RELATIVE:
-      raise UserError(f"--config.loss.adversarial={reg.adversarial!r} is not a loss of the "
-                      f"superres game: choose one of {', '.join(adversarial.RELATIVE)}.")
-    if config.train.n_critic != 1:
-      raise UserError(f"--config.train.n_critic={config.train.n_critic}: the superres game "
-                      "updates D once per G update; set it to 1.")
-    if config.augment.kind != "none":
-      raise UserError(f"--config.augment.kind={config.augment.kind}: the superres game does not "
-                      "augment what D sees; set it to none.")
+    validate_image_to_image(config, "superres", tuple(adversarial.RELATIVE))
     for key in ("l1_weight", "perceptual_weight", "adversarial_weight"):
       if reg[key] < 0:
         raise UserError(f"--config.loss.{key}={reg[key]} must be >= 0.")

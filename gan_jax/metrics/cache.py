@@ -1,4 +1,5 @@
-"""Writing what metrics compute once (the digits classifier, reference statistics) into the cache."""
+"""Writing what metrics compute once (the digits classifier, reference statistics, converted
+weights) into the cache."""
 
 import os
 import tempfile
@@ -18,3 +19,26 @@ def save_npz(path: str, arrays: dict) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def read_torch_weights(torch_path: str, network: str, filename: str, url: str) -> dict:
+  """A published PyTorch state dict (`filename`, from `url`) as {key: numpy array}, for a
+  converter into the cache's .npz; one UserError for each way the file can be wrong. Needs torch,
+  only for this step."""
+  from gan_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise UserError(f"Converting the {network} weights needs PyTorch (only for this step): "
+                    "pip install 'gan-jax[convert]'.") from None
+  if not os.path.exists(torch_path):
+    raise UserError(f"{torch_path} does not exist: download {url} and pass its path.")
+  try:
+    state = torch.load(torch_path, map_location="cpu", weights_only=True)
+  except Exception as e:  # pylint: disable=broad-except  (any unreadable file, one message)
+    raise UserError(f"{torch_path} is not a readable PyTorch state dict "
+                    f"({type(e).__name__}): download {url} again.") from None
+  if not isinstance(state, dict) or not all(hasattr(v, "detach") for v in state.values()):
+    raise UserError(f"{torch_path} holds a {type(state).__name__}, not a state dict of tensors: "
+                    f"pass {filename}.")
+  return {k: v.detach().cpu().numpy() for k, v in state.items()}

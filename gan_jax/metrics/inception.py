@@ -29,7 +29,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gan_jax.errors import UserError
 from gan_jax.cache import cache_dir
-from gan_jax.metrics.cache import save_npz
+from gan_jax.metrics.cache import read_torch_weights, save_npz
 
 NAME = "inception_v3_fid"
 INPUT_SIZE = 299
@@ -334,22 +334,7 @@ def random_weights(seed: int = 0) -> dict:
 
 def convert(torch_path: str, out_path: str | None = None) -> str:
   """pytorch-fid's .pth -> a converted .npz (default: the cache); returns the output path."""
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise UserError("Converting the Inception weights needs PyTorch (only for this step): "
-                    "pip install 'gan-jax[convert]'.") from None
-  if not os.path.exists(torch_path):
-    raise UserError(f"{torch_path} does not exist: download {TORCH_WEIGHTS_URL} and pass its path.")
-  try:
-    state = torch.load(torch_path, map_location="cpu", weights_only=True)
-  except Exception as e:  # pylint: disable=broad-except  (any unreadable file, one message)
-    raise UserError(f"{torch_path} is not a readable PyTorch state dict "
-                    f"({type(e).__name__}): download {TORCH_WEIGHTS_URL} again.") from None
-  if not isinstance(state, dict):
-    raise UserError(f"{torch_path} holds a {type(state).__name__}, not a state dict: pass "
-                    f"{TORCH_WEIGHTS}.")
-  flat = from_torch({k: v.detach().cpu().numpy() for k, v in state.items()})
+  flat = from_torch(read_torch_weights(torch_path, "Inception", TORCH_WEIGHTS, TORCH_WEIGHTS_URL))
   return save_weights(flat, out_path or default_weights_path())
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from gan_jax.cache import cache_dir
 from gan_jax.errors import UserError
-from gan_jax.metrics.cache import save_npz
+from gan_jax.metrics.cache import read_torch_weights, save_npz
 from gan_jax.models import layers as model_layers
 
 TORCH_WEIGHTS = "vgg19-dcabb4bb.pth"
@@ -160,7 +160,7 @@ _CONV_AT = {index: name for name, kind, index, *_ in LAYOUT if kind == "conv"}
 
 
 def from_torch(state_dict: dict) -> dict:
-  """torchvision's VGG19 state dict (name -> numpy array) -> {"convX_Y/kernel" (HWIO), ...: float32}.
+  """torchvision's VGG19 state dict (name -> numpy array) -> {"convX_Y/kernel" (HWIO), ...}.
 
   The classifier's tensors are ignored; raises UserError naming the first tensor of `features`
   that is unexpected, misshapen or missing.
@@ -246,20 +246,5 @@ def random_weights(seed: int = 0) -> dict:
 
 def convert(torch_path: str, out_path: str | None = None) -> str:
   """torchvision's vgg19-dcabb4bb.pth -> a converted .npz (default: the cache); returns its path."""
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise UserError("Converting the VGG19 weights needs PyTorch (only for this step): "
-                    "pip install 'gan-jax[convert]'.") from None
-  if not os.path.exists(torch_path):
-    raise UserError(f"{torch_path} does not exist: download {TORCH_WEIGHTS_URL} and pass its path.")
-  try:
-    state = torch.load(torch_path, map_location="cpu", weights_only=True)
-  except Exception as e:  # pylint: disable=broad-except  (any unreadable file, one message)
-    raise UserError(f"{torch_path} is not a readable PyTorch state dict "
-                    f"({type(e).__name__}): download {TORCH_WEIGHTS_URL} again.") from None
-  if not isinstance(state, dict) or not all(hasattr(v, "detach") for v in state.values()):
-    raise UserError(f"{torch_path} holds a {type(state).__name__}, not a state dict of tensors: "
-                    f"pass {TORCH_WEIGHTS}.")
-  weights = from_torch({k: v.detach().cpu().numpy() for k, v in state.items()})
+  weights = from_torch(read_torch_weights(torch_path, "VGG19", TORCH_WEIGHTS, TORCH_WEIGHTS_URL))
   return save_weights(weights, out_path or default_weights_path())
