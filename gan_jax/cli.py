@@ -13,6 +13,12 @@
                    [--ema|--no-ema] [--noprogress] [--seed_index=I]
   gan-jax upscale  --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--tile=512]
                    [--tile_pad=16] [--ema|--no-ema] [--noprogress] [--seed_index=I]
+  gan-jax export   --workdir=DIR --out=DIR --num=N [--per_class] [--labels=0,3,7]
+                   [--format=folder|ultralytics-cls|ultralytics-det|npz|tfds] [--split=0.9]
+                   [--seed=S] [--truncation=T] [--ema|--no-ema] [--filter=discriminator:Q|
+                   classifier:C] [--classifier=digits|module:fn] [--image_format=png|jpg]
+                   [--overwrite] [--canvas=256] [--max_objects=4] [--background=black|folder:P]
+  gan-jax provenance IMAGE_OR_FOLDER
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
   gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
   --seed_index=I: run I (seed config.seed + I) of a --config.train.num_seeds=N run (default 0;
@@ -31,8 +37,8 @@ from gan_jax.errors import TrainingDiverged, UserError
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
-VERBS = ("train", "sample", "evaluate", "translate", "upscale", "convert-inception",
-         "convert-vgg19")
+VERBS = ("train", "sample", "evaluate", "translate", "upscale", "export", "provenance",
+         "convert-inception", "convert-vgg19")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -185,6 +191,50 @@ def _parse_translate(argv, verb="translate"):
   return fv
 
 
+def _parse_export(argv):
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "the run to draw from", flag_values=fv)
+  flags.DEFINE_string("out", None, "the folder to write the export to", flag_values=fv)
+  flags.DEFINE_integer("num", None, "images to keep (with --per_class: per class; "
+                       "ultralytics-det: canvases)", flag_values=fv)
+  flags.DEFINE_bool("per_class", False, "--num images of every exported class", flag_values=fv)
+  flags.DEFINE_string("labels", None, "classes to export, by index or name (default: all)",
+                      flag_values=fv)
+  flags.DEFINE_string("format", "folder", "folder | ultralytics-cls | ultralytics-det | npz | tfds",
+                      flag_values=fv)
+  flags.DEFINE_float("split", None, "training fraction of ultralytics (default 0.9) and tfds "
+                     "(default 1: train only) exports", flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "latent seed: the same flags write the same files",
+                       flag_values=fv)
+  flags.DEFINE_float("truncation", None, "the truncation trick, as the model defines it",
+                     flag_values=fv)
+  flags.DEFINE_bool("ema", True, "use the EMA generator weights when the run has them",
+                    flag_values=fv)
+  flags.DEFINE_string("filter", None, "discriminator:Q (keep D's top fraction Q) or classifier:C "
+                      "(keep samples read as their label with confidence >= C)", flag_values=fv)
+  flags.DEFINE_string("classifier", None, "--filter=classifier: digits, or module:function / "
+                      "file.py:function mapping images [N,H,W,C] in [-1,1] to probabilities "
+                      "[N,classes]", flag_values=fv)
+  flags.DEFINE_string("image_format", "png", "png | jpg", flag_values=fv)
+  flags.DEFINE_bool("overwrite", False, "replace an earlier export in --out", flag_values=fv)
+  flags.DEFINE_integer("canvas", 256, "ultralytics-det: canvas side in pixels", flag_values=fv)
+  flags.DEFINE_integer("max_objects", 4, "ultralytics-det: objects per canvas, 1 to this",
+                       flag_values=fv)
+  flags.DEFINE_string("background", "black", "ultralytics-det: a colour (black, #808080) or "
+                      "folder:PATH of pictures", flag_values=fv)
+  flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
+  _seed_index_flag(fv, 0)
+  _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])
+  for name, what in (("workdir", "the run to draw from"), ("out", "the folder to write to"),
+                     ("num", "how many images to keep")):
+    if fv[name].value is None:
+      raise UserError(f"export needs --{name}=..., {what}.")
+  if fv.canvas < 8 or fv.max_objects < 1:
+    raise UserError(f"--canvas={fv.canvas} and --max_objects={fv.max_objects} must be at least 8 "
+                    "pixels and 1 object.")
+  return fv
+
+
 def _parse(fv, argv):
   try:
     extra = fv(["gan-jax"] + argv)[1:]
@@ -264,6 +314,24 @@ def main(argv):
         report = upscale(fv.workdir, fv.input, fv.out, tile=fv.tile, tile_pad=fv.tile_pad, **kw)
       print(f"wrote {len(report.written)} images to {fv.out}"
             + (f"; skipped {len(report.skipped)} unreadable" if report.skipped else ""))
+    elif verb == "export":
+      from gan_jax import exporting
+      fv = _parse_export(rest)
+      canvas = exporting.Canvas(size=fv.canvas, max_objects=fv.max_objects,
+                                background=fv.background)
+      record = exporting.export(
+          fv.workdir, fv.out, fv.num, progress=fv.progress, per_class=fv.per_class,
+          labels=fv.labels, format=fv.format, split=fv.split, seed=fv.seed,
+          truncation=fv.truncation, ema=fv.ema, filter=fv.filter, classifier=fv.classifier,
+          image_format=fv.image_format, overwrite=fv.overwrite, canvas=canvas,
+          seed_index=fv.seed_index)
+      print(exporting.summary(record, fv.out))
+    elif verb == "provenance":
+      from gan_jax import provenance
+      if len(rest) != 1 or rest[0].startswith("-"):
+        raise UserError("provenance takes one path: gan-jax provenance IMAGE_OR_FOLDER.")
+      for path, line in provenance.report(rest[0]):
+        print(f"{path}: {line}")
     elif verb in ("convert-inception", "convert-vgg19"):
       from gan_jax.metrics import inception, vgg
       network = inception if verb == "convert-inception" else vgg

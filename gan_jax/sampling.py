@@ -13,7 +13,7 @@ GIF_MIN_SIDE = 128  # small images are enlarged (nearest neighbour) so the anima
 GIF_FRAME_MS = 40
 
 
-def _open(workdir, label, truncation, truncation_cutoff, seed_index=0):
+def open_run(workdir, label, truncation, truncation_cutoff, seed_index=0):
   """(experiment, latest state of run `seed_index` (of a train.num_seeds run), number of
   classes, truncation arguments) of a run to draw from; one UserError for a request the run
   cannot serve."""
@@ -59,7 +59,7 @@ def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,
   """Writes `num` samples of the latest checkpoint to `out` (.png or .npz); returns `out`.
   `truncation` (as the game defines it) and `truncation_cutoff` (per-layer styles);
   `seed_index`: which run of a train.num_seeds run."""
-  exp, state, classes, truncate = _open(workdir, label, truncation, truncation_cutoff,
+  exp, state, classes, truncate = open_run(workdir, label, truncation, truncation_cutoff,
                                         seed_index)
   samples, labels = exp.game.generate(state, num, seed=seed, labels=label, ema=ema, **truncate)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -95,7 +95,7 @@ def style_mix(workdir, out, styles="coarse", num=5, seed=0, label=None, ema=True
   (latents of seed + 1), the left column `num` row sources (latents of seed, the first `num`
   images of `sample --seed`); each cell is its row's source with the ws of `styles` taken from
   its column's. Returns `out`."""
-  exp, state, _, truncate = _open(workdir, label, truncation, truncation_cutoff, seed_index)
+  exp, state, _, truncate = open_run(workdir, label, truncation, truncation_cutoff, seed_index)
   game = exp.game
   if not game.style_groups():
     raise UserError(f"--mix swaps per-layer styles, and {workdir}'s {exp.config.model.name} "
@@ -120,7 +120,7 @@ def interpolation(workdir, out, frames=16, num=4, seed=0, label=None, ema=True,
   """A closed walk through `num` latents of `seed` (the first `num` images of `sample --seed`),
   `frames` frames from each to the next (as the game's `interpolate` draws them), as an
   animated GIF at `out` and a PNG strip beside it, one row per leg. Returns both paths."""
-  exp, state, _, truncate = _open(workdir, label, truncation, truncation_cutoff, seed_index)
+  exp, state, _, truncate = open_run(workdir, label, truncation, truncation_cutoff, seed_index)
   if len(exp.spec.shape) != 3:
     raise UserError(f"--interpolate animates images, and {workdir} learned 2D points: drop it.")
   game = exp.game

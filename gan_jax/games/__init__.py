@@ -7,7 +7,9 @@ A game is built from (config, data spec, pmap axis name or None) and offers
                                  non-finite check of `step.make_multi_step` wrap it unchanged
   preview_inputs(source, held_out), preview(state, inputs) -> picture
                                  what the sample grids written during training show
-  can_generate, generate(...)    draws from noise (`gan-jax sample`, `evaluate`)
+  can_generate, generate(...)    draws from noise (`gan-jax sample`, `evaluate`, `export`)
+  discriminate(state, images, labels)
+                                 D's scores, higher more real (`export --filter=discriminator:Q`)
   latents, render, interpolate   generate's two halves (codes, then images) and a walk between
                                  codes (`gan-jax sample --interpolate`)
   can_truncate, style_groups()   an average style to truncate toward; ws by coarse, middle, fine

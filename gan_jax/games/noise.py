@@ -257,6 +257,13 @@ class NoiseGame:
     codes, labels = self.latents(state, num, seed, labels, ema, truncation)
     return self.render(state, codes, labels, ema, chunk), labels
 
+  def discriminate(self, state, images, labels, chunk=500):
+    """D's logits (numpy [N]) for images in [-1, 1], with D in inference mode: higher reads as
+    more real (`export --filter=discriminator:Q`)."""
+    judge = lambda x, labels: infer(self.d_model, state.d.params, state.d.collections, x, labels)
+    return in_chunks(judge, np.asarray(images, np.float32), np.asarray(labels, np.int32),
+                     chunk=chunk).reshape(len(images))
+
   def preview_inputs(self, source, held_out=None):
     """What each preview needs from the data: real 2D points drawn under the samples."""
     if len(self.spec.shape) != 1:
