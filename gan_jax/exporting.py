@@ -423,20 +423,27 @@ class DetectionWriter:
     channels = export.exp.spec.shape[-1]
     self.channels = 3 if channels == 3 or c.background.startswith("folder:") else channels
     self.count = len(export.plan.bounds) - 1
+    self.boxes = {}  # item -> its boxes' labels: an object that shows nothing or finds no room
+                     # is left out of its canvas
 
   def write(self, item, images, labels, rank):
     e, c, d = self.export, self.export.canvas, self.detection
     rng = np.random.default_rng([e.seed, 3, item])
     canvas, boxes = d.compose(self.background.draw(rng, c.size, self.channels), images, labels,
                               rng, c.min_scale, c.max_scale)
+    self.boxes[item] = [box[0] for box in boxes]
     split = "train" if e.in_train(item, self.count) else "val"
     _write(os.path.join(e.out, "images", split, f"{item:06d}.{e.image_format}"), e.encode(canvas))
     _write(os.path.join(e.out, "labels", split, f"{item:06d}.txt"),
            d.yolo_lines(boxes, c.size).encode())
 
   def close(self, record):
-    self.detection.write_data_yaml(os.path.join(self.export.out, "data.yaml"), self.export.out,
-                                   self.export.names)
+    e = self.export
+    pasted = np.bincount(np.concatenate([[], *self.boxes.values()]).astype(int),
+                         minlength=len(e.names))
+    record["boxes"] = {e.names[l]: int(pasted[l]) for l in e.chosen}
+    self.detection.write_data_yaml(os.path.join(e.out, "data.yaml"), os.path.abspath(e.out),
+                                   e.names)
 
 
 class ArrayWriter:

@@ -247,3 +247,54 @@ def test_a_filter_that_keeps_nothing_stops_and_leaves_nothing(cgan_run, tmp_path
                 f"--classifier={scorer}:p") == 2
   assert "kept 0.00%" in capsys.readouterr().err
   assert not os.path.exists(tmp_path / "n")
+
+
+def test_detection_export_boxes_hold_the_pasted_digits(cgan_run, tmp_path, monkeypatch):
+  """A generator that draws real digits (of the labels asked for) makes known objects: every
+  label line parses, boxes lie in [0, 1], and on the black canvas the digits' pixels fill their
+  boxes to within a pixel."""
+  import yaml
+  from gan_jax.data import embedded
+  from gan_jax.games import noise
+  digits, digit_labels = embedded.digits(16)
+  by_label = {l: digits[digit_labels == l] for l in range(10)}
+
+  def real_digits(self, state, num, seed=0, labels=None, ema=True, **kw):
+    rng = np.random.default_rng(seed)
+    picked = np.stack([by_label[int(l)][rng.integers(len(by_label[int(l)]))] for l in labels])
+    return picked.astype(np.float32) / 127.5 - 1, np.asarray(labels)
+
+  monkeypatch.setattr(noise.NoiseGame, "generate", real_digits)
+  out = tmp_path / "det"
+  assert export(cgan_run, out, "--num=10", "--format=ultralytics-det", "--canvas=96",
+                "--max_objects=3") == 0
+  with open(out / "data.yaml") as f:
+    data = yaml.safe_load(f)
+  assert data["path"] == str(out) and (data["train"], data["val"]) == ("images/train",
+                                                                       "images/val")
+  assert data["names"] == {i: str(i) for i in range(10)}
+  r = record(out)
+  assert sum(r["boxes"].values()) >= 10
+  seen = 0
+  for split, count in (("train", 9), ("val", 1)):
+    names = sorted(os.listdir(out / "images" / split))
+    assert len(names) == count
+    for name in names:
+      canvas = np.asarray(Image.open(out / "images" / split / name))
+      lines = (out / "labels" / split / name.replace(".png", ".txt")).read_text().splitlines()
+      ink = canvas > 40  # the digits' strokes on black
+      covered = np.zeros_like(ink)
+      for line in lines:
+        label, *values = line.split()
+        cx, cy, w, h = map(float, values)
+        assert 0 <= int(label) < 10 and all(0 <= v <= 1 for v in (cx, cy, w, h))
+        x0, y0 = round((cx - w / 2) * 96), round((cy - h / 2) * 96)
+        x1, y1 = round((cx + w / 2) * 96), round((cy + h / 2) * 96)
+        inside = np.argwhere(ink[y0:y1, x0:x1])
+        assert len(inside)
+        assert inside[:, 0].min() <= 1 and inside[:, 1].min() <= 1  # edges touch ink
+        assert inside[:, 0].max() >= y1 - y0 - 2 and inside[:, 1].max() >= x1 - x0 - 2
+        covered[max(y0 - 1, 0):y1 + 1, max(x0 - 1, 0):x1 + 1] = True
+        seen += 1
+      assert not np.any(ink & ~covered)  # no ink outside the boxes (give or take a pixel)
+  assert seen == sum(r["boxes"].values())
