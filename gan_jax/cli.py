@@ -17,7 +17,8 @@
                    [--format=folder|ultralytics-cls|ultralytics-det|npz|tfds] [--split=0.9]
                    [--seed=S] [--truncation=T] [--ema|--no-ema] [--filter=discriminator:Q|
                    classifier:C] [--classifier=digits|module:fn] [--image_format=png|jpg]
-                   [--overwrite] [--canvas=256] [--max_objects=4] [--background=black|folder:P]
+                   [--overwrite] [--canvas=256] [--max_objects=4]
+                   [--background=black|folder:PATH|run:WORKDIR]
   gan-jax provenance IMAGE_OR_FOLDER
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
   gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
@@ -220,8 +221,9 @@ def _parse_export(argv):
   flags.DEFINE_integer("canvas", 256, "ultralytics-det: canvas side in pixels", flag_values=fv)
   flags.DEFINE_integer("max_objects", 4, "ultralytics-det: objects per canvas, 1 to this",
                        flag_values=fv)
-  flags.DEFINE_string("background", "black", "ultralytics-det: a colour (black, #808080) or "
-                      "folder:PATH of pictures", flag_values=fv)
+  flags.DEFINE_string("background", "black", "ultralytics-det: a colour (black, #808080), "
+                      "folder:PATH of pictures, or run:WORKDIR (samples of another run)",
+                      flag_values=fv)
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
   _seed_index_flag(fv, 0)
   _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])

@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import shutil
+import threading
 import time
 
 import numpy as np
@@ -48,7 +49,8 @@ TFDS_NAME = "gan_jax_synthetic"
 @dataclasses.dataclass
 class Canvas:
   """`ultralytics-det`: canvas side, objects per canvas (1..max_objects), objects' sides as
-  fractions of the canvas, and the background (a colour or folder:PATH)."""
+  fractions of the canvas, and the background (a colour, folder:PATH of pictures, or run:WORKDIR,
+  samples of another run)."""
   size: int = 256
   max_objects: int = 4
   min_scale: float = 0.15
@@ -419,9 +421,14 @@ class DetectionWriter:
     from gan_jax import detection
     self.export, self.detection = export, detection
     c = export.canvas
-    self.background = detection.Background(c.background)
+    if c.background.startswith("run:"):
+      self.background = GeneratedBackgrounds(c.background[len("run:"):], export.seed, export.ema)
+      colour = self.background.channels == 3
+    else:
+      self.background = detection.Background(c.background)
+      colour = c.background.startswith("folder:")
     channels = export.exp.spec.shape[-1]
-    self.channels = 3 if channels == 3 or c.background.startswith("folder:") else channels
+    self.channels = 3 if channels == 3 or colour else channels
     self.count = len(export.plan.bounds) - 1
     self.boxes = {}  # item -> its boxes' labels: an object that shows nothing or finds no room
                      # is left out of its canvas
@@ -429,8 +436,11 @@ class DetectionWriter:
   def write(self, item, images, labels, rank):
     e, c, d = self.export, self.export.canvas, self.detection
     rng = np.random.default_rng([e.seed, 3, item])
-    canvas, boxes = d.compose(self.background.draw(rng, c.size, self.channels), images, labels,
-                              rng, c.min_scale, c.max_scale)
+    if isinstance(self.background, GeneratedBackgrounds):
+      background = self.background.draw(item, c.size, self.channels)
+    else:
+      background = self.background.draw(rng, c.size, self.channels)
+    canvas, boxes = d.compose(background, images, labels, rng, c.min_scale, c.max_scale)
     self.boxes[item] = [box[0] for box in boxes]
     split = "train" if e.in_train(item, self.count) else "val"
     _write(os.path.join(e.out, "images", split, f"{item:06d}.{e.image_format}"), e.encode(canvas))
@@ -444,6 +454,34 @@ class DetectionWriter:
     record["boxes"] = {e.names[l]: int(pasted[l]) for l in e.chosen}
     self.detection.write_data_yaml(os.path.join(e.out, "data.yaml"), os.path.abspath(e.out),
                                    e.names)
+
+
+class GeneratedBackgrounds:
+  """--background=run:WORKDIR: canvas i's background is sample i of another run (say, an
+  unconditional one trained on scenes), enlarged to the canvas by bicubic."""
+
+  def __init__(self, workdir, seed, ema):
+    self.exp, self.state, _, _ = sampling.open_run(workdir, None, None, None)
+    if len(self.exp.spec.shape) != 3:
+      raise UserError(f"--background=run:{workdir} learned 2D points, not pictures: use a run "
+                      "that draws images.")
+    self.seed, self.ema, self.channels = seed, ema, self.exp.spec.shape[-1]
+    self.lock, self.batches = threading.Lock(), {}
+
+  def draw(self, item, size, channels):
+    from gan_jax import detection
+    index, row = divmod(item, BATCH)
+    with self.lock:  # writer threads ask for canvases of the same batch
+      if index not in self.batches:
+        samples, _ = self.exp.game.generate(self.state, BATCH, seed=_batch_seed(self.seed, 4,
+                                                                                 index),
+                                            ema=self.ema)
+        self.batches = {k: v for k, v in self.batches.items() if k >= index - 1}
+        self.batches[index] = reporting.to_uint8(samples)
+      pixels = self.batches[index][row]
+    picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    enlarged = np.asarray(picture.resize((size, size), Image.Resampling.BICUBIC), np.uint8)
+    return detection.to_channels(enlarged.reshape(size, size, -1), channels)
 
 
 class ArrayWriter:

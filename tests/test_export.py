@@ -298,3 +298,31 @@ def test_detection_export_boxes_hold_the_pasted_digits(cgan_run, tmp_path, monke
         seen += 1
       assert not np.any(ink & ~covered)  # no ink outside the boxes (give or take a pixel)
   assert seen == sum(r["boxes"].values())
+
+
+def test_detection_backgrounds_from_pictures_or_another_run(cgan_run, dcgan_run, tmp_path):
+  pictures = tmp_path / "scenes"
+  pictures.mkdir()
+  Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), np.uint8)).save(
+      pictures / "a.png")
+  assert export(cgan_run, tmp_path / "f", "--num=2", "--format=ultralytics-det", "--canvas=32",
+                f"--background=folder:{pictures}") == 0
+  canvas = np.asarray(Image.open(tmp_path / "f" / "images" / "train" / "000000.png"))
+  assert canvas.shape == (32, 32, 3) and canvas.std() > 20  # a crop of the noise picture
+  assert export(cgan_run, tmp_path / "r", "--num=3", "--format=ultralytics-det", "--canvas=32",
+                f"--background=run:{dcgan_run}") == 0
+  exp, ckpt = experiment.load(dcgan_run)
+  state = experiment.restore_latest(exp, ckpt)
+  ckpt.close()
+  from gan_jax import exporting, reporting
+  first, _ = exp.game.generate(state, exporting.BATCH, seed=exporting._batch_seed(0, 4, 0))
+  expected = Image.fromarray(reporting.to_uint8(first)[0, ..., 0]).resize((32, 32),
+                                                                         Image.Resampling.BICUBIC)
+  canvas = np.asarray(Image.open(tmp_path / "r" / "images" / "train" / "000000.png"))
+  away = np.ones(canvas.shape, bool)  # away from the objects (and their faint rims)
+  for line in (tmp_path / "r" / "labels" / "train" / "000000.txt").read_text().splitlines():
+    cx, cy, w, h = (float(v) * 32 for v in line.split()[1:])
+    away[max(int(cy - h / 2) - 3, 0):int(cy + h / 2) + 4,
+         max(int(cx - w / 2) - 3, 0):int(cx + w / 2) + 4] = False
+  assert away.mean() > 0.3
+  np.testing.assert_array_equal(canvas[away], np.asarray(expected)[away])
