@@ -6,6 +6,7 @@ digital source type `trainedAlgorithmicMedia`, the standard word for "made by a 
 the generator's weights and the seed. exiftool and PIL read it; `gan-jax provenance PATH` prints
 it back. Metadata is lost when a file is stripped or re-encoded by other tools.
 """
+import functools
 import hashlib
 import io
 import os
@@ -26,6 +27,7 @@ PNG_KEY = "XML:com.adobe.xmp"
 FIELDS = ("config", "run", "step", "seed", "weights")  # gan_jax: attributes, in this order
 
 
+@functools.lru_cache(maxsize=1)
 def version():
   try:
     return metadata.version("gan-jax")
