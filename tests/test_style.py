@@ -151,6 +151,13 @@ def test_a_conditional_run_draws_the_asked_class(tmp_path):
     np.testing.assert_array_equal(draws[label]["labels"], [label] * 4)
   assert draws[3]["samples"].shape == (4, 8, 8, 1)
   assert np.abs(draws[3]["samples"] - draws[7]["samples"]).max() > 1e-4
+  # Synthetic data from it, kept by its projection D's scores per class.
+  out = tmp_path / "export"
+  assert cli.main(["export", f"--workdir={tmp_path}", f"--out={out}", "--num=3", "--per_class",
+                   "--labels=3,7", "--filter=discriminator:0.5", "--format=npz",
+                   "--noprogress"]) == 0
+  arrays = np.load(out / "synthetic.npz")
+  assert arrays["images"].shape == (6, 8, 8, 1) and sorted(arrays["labels"]) == [3] * 3 + [7] * 3
 
 
 def test_jit_and_pmap_match_single_device():
