@@ -1,5 +1,6 @@
 """`gan-jax export` and `gan-jax provenance`: every format read back by what consumes it, the
 filters' decisions checked on the written files, determinism, and the errors."""
+import io
 import json
 import os
 import shutil
@@ -89,6 +90,9 @@ def test_npz_tfds_and_folder_hold_the_same_pixels(cgan_run, tmp_path):
   assert [int(train[i]["label"]) for i in range(25)] == arrays["labels"].tolist()
   np.testing.assert_array_equal(np.stack([train[i]["image"] for i in range(25)]),
                                 arrays["images"])
+  # The stored PNGs keep their provenance.
+  raw = builder.as_data_source(decoders={"image": tfds.decode.SkipDecoding()})["train"][0]
+  assert provenance.read(io.BytesIO(raw["image"]))["config"] == "cgan_digits"
   # The project's own tfds: source reads it too.
   config = config_lib.base_config()
   config.data.source, config.data.data_dir = "tfds:gan_jax_synthetic", str(tmp_path / "tfds")
