@@ -196,7 +196,7 @@ class Exporter:
     self.plan = self._plan(num, per_class)
     self.score = self._scorer(classifier)
     self.thresholds = self._calibrate() if self.filter and self.filter[0] == "discriminator" else {}
-    step = int(self.state.step if np.ndim(self.state.step) == 0 else self.state.step[0])
+    step = int(self.state.step)
     weights = self.state.g_ema if ema and self.state.g_ema is not None else self.state.g.params
     self.fields = provenance.label(self.exp.config.get("name") or "", os.path.abspath(workdir),
                                    step, seed, provenance.weights_hash(weights))
@@ -270,8 +270,8 @@ class Exporter:
     samples of their own stream."""
     q = self.filter[1]
     labels = np.resize(np.array(self.chosen), CALIBRATION * len(self.chosen))
-    scores = np.concatenate([self.score(*self._draw(1, i, labels[i:i + BATCH]))
-                             for i in range(0, len(labels), BATCH)])
+    scores = np.concatenate([self.score(*self._draw(1, b, labels[b * BATCH:(b + 1) * BATCH]))
+                             for b in range(-(-len(labels) // BATCH))])
     return {int(l): float(np.quantile(scores[labels == l], 1 - q)) for l in self.chosen}
 
   def _keep(self, pixels, labels):
@@ -285,6 +285,8 @@ class Exporter:
   def _check_out(self, overwrite):
     """Whether an earlier export in --out is to be replaced; one UserError where files would be
     lost or mixed with others."""
+    if os.path.exists(self.out) and not os.path.isdir(self.out):
+      raise UserError(f"--out={self.out} is a file: give a folder to write the export to.")
     if not os.path.exists(self.out) or not os.listdir(self.out):
       return False
     if not overwrite:
