@@ -19,6 +19,7 @@
                    classifier:C] [--classifier=digits|module:fn] [--image_format=png|jpg]
                    [--overwrite] [--canvas=256] [--max_objects=4]
                    [--background=black|folder:PATH|run:WORKDIR]
+  gan-jax report   --workdir=DIR [--out=DIR/report.png]
   gan-jax provenance IMAGE_OR_FOLDER
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
   gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
@@ -39,7 +40,7 @@ from gan_jax.errors import TrainingDiverged, UserError
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
 VERBS = ("train", "sample", "evaluate", "translate", "upscale", "export", "provenance",
-         "convert-inception", "convert-vgg19")
+         "convert-inception", "convert-vgg19", "report")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -237,6 +238,16 @@ def _parse_export(argv):
   return fv
 
 
+def _parse_report(argv):
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "the run to draw", flag_values=fv)
+  flags.DEFINE_string("out", None, "the PNG to write (default DIR/report.png)", flag_values=fv)
+  _parse(fv, argv)
+  if not fv.workdir:
+    raise UserError("report needs --workdir=DIR, the run to draw.")
+  return fv
+
+
 def _parse(fv, argv):
   try:
     extra = fv(["gan-jax"] + argv)[1:]
@@ -328,6 +339,10 @@ def main(argv):
           image_format=fv.image_format, overwrite=fv.overwrite, canvas=canvas,
           seed_index=fv.seed_index)
       print(exporting.summary(record, fv.out))
+    elif verb == "report":
+      from gan_jax import run_report
+      fv = _parse_report(rest)
+      print(run_report.report(fv.workdir, fv.out).path)
     elif verb == "provenance":
       from gan_jax import provenance
       if len(rest) != 1 or rest[0].startswith("-"):
