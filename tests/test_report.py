@@ -1,4 +1,4 @@
-"""`gan-jax report`: one PNG with a panel per series the run has, alarm marks, the latest samples."""
+"""`gan-jax report`: one PNG, a panel per series the run has, alarm marks, the latest samples."""
 import json
 
 import numpy as np
