@@ -17,8 +17,9 @@ from gan_jax.reporting import save_picture
 # What every game logs, drawn two to a panel; any other scalar gets a panel of its own.
 STANDARD = (("losses", ("d_loss", "g_loss")), ("D(real) / D(fake)", ("d_real", "d_fake")),
             ("gradient norms", ("d_grad_norm", "g_grad_norm")))
+SMOOTH_FROM = 60  # points in a training series before an EMA is drawn over it
 CAPS = {"": 6, "eval/": 6, "health/": 3}  # panels for other training series, scores, health
-COLS, PANEL_W, PANEL_H, SAMPLES_H, TITLE_H = 3, 420, 250, 420, 34
+COLS, PANEL_W, PANEL_H, SAMPLES_H, TITLE_H = 3, 420, 250, 560, 34
 PAD = (56, 24, 14, 24)  # a chart's plot area inside its cell: left, top, right, bottom
 COLORS = ((31, 119, 180), (214, 39, 40))
 ALARM = (255, 140, 0)  # steps where a `health/alarm...` key is non-zero
@@ -180,33 +181,34 @@ def report(workdir, out=None):
   grid = Image.open(sample_path).convert("RGB") if sample_path else None
   rows = math.ceil(len(groups) / COLS)
   width = COLS * PANEL_W
-  height = TITLE_H + rows * PANEL_H + (SAMPLES_H + PAD[1] + 10 if grid else 0)
+  if grid:  # enlarged by a whole factor (pixels stay sharp) or shrunk to fit
+    scale = min((width - 2 * PAD[0]) / grid.width, SAMPLES_H / grid.height)
+    size = [int(d * (math.floor(scale) if scale >= 1 else scale)) for d in grid.size]
+    grid = grid.resize(size, Image.NEAREST if scale >= 1 else Image.LANCZOS)
+  height = TITLE_H + rows * PANEL_H + (grid.height + PAD[1] + 10 if grid else 0)
   img = Image.new("RGB", (width, height), "white")
   draw = ImageDraw.Draw(img)
   notes = ([f"{len(alarms)} health alarms (orange)"] if alarms else []) + (
       [f"{len(left_out)} more series not drawn"] if left_out else [])
   draw.text((12, TITLE_H // 2), "   ".join([f"{name}   step {xlim[1]}", *notes,
-                                            os.path.abspath(workdir)]),
+                                            os.path.normpath(workdir)]),
             fill=TEXT, font=_font(16), anchor="lm")
   panels = []
   for i, (title, keys, smooth) in enumerate(groups):
     r, c = divmod(i, COLS)
     cell = (c * PANEL_W, TITLE_H + r * PANEL_H, (c + 1) * PANEL_W, TITLE_H + (r + 1) * PANEL_H)
     series = [(k, *metrics[k]) for k in keys]
-    area = chart(draw, cell, title, series, xlim, alarms, smooth and len(metrics[keys[0]][0]) >= 60)
+    smooth = smooth and len(series[0][1]) >= SMOOTH_FROM
+    area = chart(draw, cell, title, series, xlim, alarms, smooth)
     panels.append(Panel(title, tuple(keys), area))
   if grid:
     top = TITLE_H + rows * PANEL_H
     draw.text((PAD[0], top + 5), f"samples: {os.path.basename(sample_path)}", fill=TEXT,
               font=_font(13))
-    scale = min((width - 2 * PAD[0]) / grid.width, SAMPLES_H / grid.height)
-    size = [int(d * (math.floor(scale) if scale >= 1 else scale)) for d in grid.size]
-    resample = Image.NEAREST if scale >= 1 else Image.LANCZOS  # small grids keep their pixels
-    left = (width - size[0]) // 2
-    img.paste(grid.resize(size, resample), (left, top + PAD[1]))
-    draw.rectangle((left - 1, top + PAD[1] - 1, left + size[0], top + PAD[1] + size[1]),
-                   outline=AXIS)
+    left, top = (width - grid.width) // 2, top + PAD[1]
+    img.paste(grid, (left, top))
+    draw.rectangle((left - 1, top - 1, left + grid.width, top + grid.height), outline=AXIS)
     panels.append(Panel("samples", (sample_path,),
-                        (left, top + PAD[1], left + size[0], top + PAD[1] + size[1])))
+                        (left, top, left + grid.width, top + grid.height)))
   save_picture(out, np.asarray(img))
   return Report(out, xlim[1], xlim, panels, tuple(left_out), tuple(alarms))
