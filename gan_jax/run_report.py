@@ -142,10 +142,16 @@ def chart(draw, cell, title, series, xlim, alarms=(), smooth=False):
 
 
 def latest_samples(workdir):
-  """The sample grid of the highest step in samples/, or None."""
+  """The readable sample grid of the highest step in samples/ (the newest may be half written
+  while the run trains) and its path, or (None, None)."""
   found = [(int(m.group(1)), p) for p in glob.glob(os.path.join(workdir, "samples", "step_*.png"))
            if (m := re.search(r"step_(\d+)\.png$", p))]
-  return max(found)[1] if found else None
+  for _, path in sorted(found, reverse=True):
+    try:
+      return Image.open(path).convert("RGB"), path
+    except OSError:
+      continue
+  return None, None
 
 
 def report(workdir, out=None):
@@ -177,8 +183,7 @@ def report(workdir, out=None):
     left_out += keys[CAPS[prefix]:]
   xlim = (min(int(s[0]) for s, _ in metrics.values()), max(int(s[-1]) for s, _ in metrics.values()))
 
-  sample_path = latest_samples(workdir)
-  grid = Image.open(sample_path).convert("RGB") if sample_path else None
+  grid, sample_path = latest_samples(workdir)
   rows = math.ceil(len(groups) / COLS)
   width = COLS * PANEL_W
   if grid:  # enlarged by a whole factor (pixels stay sharp) or shrunk to fit

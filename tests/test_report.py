@@ -93,6 +93,15 @@ def test_other_series_are_capped_and_named(tmp_path):
   assert result.left_out == ("term_6", "term_7", "term_8")
 
 
+def test_a_half_written_sample_grid_is_passed_over(tmp_path):
+  """While the run trains, the newest PNG may be cut short: the one before it is shown."""
+  grid = np.full((8, 8, 3), 77, np.uint8)
+  run = write_run(tmp_path / "run", training(range(3)), [(4, grid), (8, grid)])
+  data = (run / "samples" / "step_000008.png").read_bytes()
+  (run / "samples" / "step_000008.png").write_bytes(data[:len(data) // 2])
+  assert run_report.report(str(run)).panels[-1].keys[0].endswith("step_000004.png")
+
+
 def test_resumed_and_cut_short_metrics(tmp_path):
   """A resumed run logs steps again (the later value wins); a killed run's last line is partial;
   per-seed copies are left to their mean."""
