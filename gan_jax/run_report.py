@@ -45,8 +45,8 @@ class Report:
 
 def load_metrics(path):
   """metrics.jsonl -> {key: (steps, values)}, sorted by step. A resumed run logs steps again (the
-  later line wins); a line cut short by a killed run is skipped; `/seed_i` copies are left to
-  their mean."""
+  later line wins); a line cut short by a killed run is skipped; a num_seeds run's `/seed_i`
+  copies and `/std` spreads are left to their mean."""
   by_key = {}
   with open(path) as f:
     for line in f:
