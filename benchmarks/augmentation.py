@@ -3,6 +3,7 @@
   python benchmarks/augmentation.py [--ks=5,10,20,50] [--seeds=5] [--steps=2000]
       [--per_class=100] [--resolution=16] [--g_width=64] [--workdir=DIR]
       [--json=benchmarks/results/cpu_augmentation.json] [--plot=docs/augmentation.png] [--smoke]
+  python benchmarks/augmentation.py --from_json=benchmarks/results/cpu_augmentation.json
 
 On the embedded digits, for each k and seed: k real digits per class are drawn from the train
 part of `metrics.digits.digits_split()` (each seed its own draw; a seed's draws are nested, its
@@ -11,15 +12,18 @@ configs/cgan_digits.py trains on `folder:` that (the user's way; config.seed = t
 nothing else. The CAS classifier (`metrics/cas.py`: a pixel SVC) is then trained on (a) the k
 real digits per class, (b) those plus `per_class` samples per class of G's EMA, (c) the samples
 only, and tested on the 360 held-out digits of `digits_split()`, which no G here has seen.
-Prints one JSON object (mean and sample std over the seeds per k, every run's figures), writes
-it to --json and a plot of accuracy against k to --plot. A workdir that already holds a run
-(same flags) is reused, so an interrupted benchmark resumes where it stopped.
+Prints one JSON object (mean and sample std over the seeds per k, the gain of adding the
+samples: real + synthetic less real, seed by seed; every run's figures), writes it to --json and
+a plot of accuracy against k to --plot. A workdir that already holds a run (same flags) is
+reused, so an interrupted benchmark resumes where it stopped. --from_json rebuilds the table and
+the plot from a result's runs, training nothing.
 
 G at 16x16 gets g_width 64: the config's g_width 32 gives G 64 and 32 channels at 4x4 and 8x8
 there, and on the digits it collapsed to flat gray against D within 500 steps (measured); 64
 gives it the 128 and 64 channels its 32x32 G has at those sizes.
 """
 import datetime
+import json
 import os
 import platform
 import sys
@@ -55,6 +59,8 @@ flags.DEFINE_string("workdir", None, "where the folders and runs go (default: a 
 flags.DEFINE_string("json", None, "default benchmarks/results/cpu_augmentation.json (--smoke: "
                     "in the workdir)")
 flags.DEFINE_string("plot", None, "default docs/augmentation.png (--smoke: in the workdir)")
+flags.DEFINE_string("from_json", None, "rebuild the table and plot of this result from its runs "
+                    "(and write it back), training nothing")
 flags.DEFINE_bool("smoke", False, "a few seconds' check: the config's smoke sizes, k=2, 2 seeds, "
                   "4 steps, 5 samples per class, no label accuracy")
 FLAGS = flags.FLAGS
@@ -126,13 +132,16 @@ def one_run(root, k, seed, resolution, steps, per_class, smoke, test):
 
 
 def summarize(runs, ks):
-  """Per k and kind: mean and sample std (ddof 1) over the seeds."""
+  """Per k and kind: mean and sample std (ddof 1) over the seeds; "gain": real + synthetic less
+  real, seed by seed (the same real digits on both sides)."""
   table = {}
   for k in ks:
     mine = [r for r in runs if r["k"] == k]
     row = {}
-    for kind in KINDS + (("synthetic_label_accuracy",) if FLAGS.label_accuracy else ()):
-      values = np.array([r[kind] for r in mine])
+    extra = ("synthetic_label_accuracy",) if "synthetic_label_accuracy" in mine[0] else ()
+    for kind in KINDS + ("gain",) + extra:
+      values = np.array([r["real_synthetic"] - r["real"] if kind == "gain" else r[kind]
+                         for r in mine])
       row[kind] = {"mean": float(values.mean()),
                    "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
     table[str(k)] = row
@@ -164,7 +173,8 @@ def plot(table, ks, per_class, reference, title, path, size=(760, 500)):
   px = lambda k: left + (np.log(k) - x_lo) / (x_hi - x_lo) * (w - left - right)
   py = lambda a: top + (y_hi - a) / (y_hi - y_lo) * (h - top - bottom)
   draw.rectangle([left, top, w - right, h - bottom], outline=(0, 0, 0))
-  for tick in np.arange(y_lo, y_hi + 1e-9, 0.05 if y_hi - y_lo <= 0.4 else 0.1):
+  step = 0.05 if y_hi - y_lo <= 0.4 else 0.1
+  for tick in np.arange(np.ceil(y_lo / step - 1e-9) * step, y_hi + 1e-9, step):
     y = py(tick)
     draw.line([left, y, w - right, y], fill=(230, 230, 230))
     draw.text((left - 8, y), f"{tick:.2f}", fill=(0, 0, 0), font=small, anchor="rm")
@@ -204,8 +214,28 @@ def plot(table, ks, per_class, reference, title, path, size=(760, 500)):
   img.save(path)
 
 
+def rebuild(path, plot_path):
+  """The result at `path` with its table and plot made again from its runs."""
+  with open(path) as f:
+    result = json.load(f)
+  ks, per_class = result["ks"], result["per_class"]
+  result["table"] = summarize(result["runs"], ks)
+  plot(result["table"], ks, per_class, result["all_real_accuracy"], _title(result["seeds"]),
+       plot_path or os.path.join(REPO, result["plot"]))
+  result["rebuilt"] = {"command": "python " + " ".join([os.path.relpath(__file__, REPO)]
+                                                      + sys.argv[1:]),
+                       "date": datetime.date.today().isoformat()}
+  timing.emit(result, path)
+
+
+def _title(seeds):
+  return f"CAS classifier on real vs synthetic digits ({seeds} seeds, mean +- std)"
+
+
 def main(argv):
   del argv
+  if FLAGS.from_json:
+    return rebuild(FLAGS.from_json, FLAGS.plot)
   started, wall = datetime.datetime.now(datetime.timezone.utc), time.time()
   smoke = FLAGS.smoke
   ks = [2] if smoke else sorted(int(k) for k in FLAGS.ks)
@@ -247,8 +277,7 @@ def main(argv):
       "all_real_accuracy": reference, "num_all_real": len(train),
       "table": table, "runs": runs,
   }
-  plot(table, ks, per_class, reference,
-       f"CAS classifier on real vs synthetic digits ({seeds} seeds, mean +- std)", plot_path)
+  plot(table, ks, per_class, reference, _title(seeds), plot_path)
   result["plot"] = os.path.relpath(plot_path, REPO) if plot_path.startswith(REPO) else plot_path
   timing.emit(result, json_path)
 

@@ -171,4 +171,6 @@ def test_augmentation_benchmark_smoke(tmp_path):
     values = [run[kind] for run in r["runs"]]
     assert cell["mean"] == pytest.approx(np.mean(values))
     assert cell["std"] == pytest.approx(np.std(values, ddof=1))
+  gains = [run["real_synthetic"] - run["real"] for run in r["runs"]]
+  assert r["table"]["2"]["gain"]["mean"] == pytest.approx(np.mean(gains))
   assert r["all_real_accuracy"] > 0.95 and Image.open(plot).size == (760, 500)
