@@ -5,9 +5,9 @@
                    [--truncation=T] [--truncation_cutoff=N]
                    [--mix=coarse|middle|fine|I-J] [--interpolate=FRAMES --out=PATH.gif]
                    [--seed_index=I]
-  gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits,psnr_y,ssim_y]
+  gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits,cas,psnr_y,ssim_y]
                    [--num_samples=N] [--ema|--no-ema] [--inception_weights=PATH]
-                   [--num_reference=N] [--seed=S]
+                   [--num_reference=N] [--seed=S] [--test_dir=DIR]
                    [--truncation=T] [--truncation_cutoff=N] [--seed_index=I] [--hr_dir=DIR]
   gan-jax translate --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--direction=AtoB|BtoA]
                    [--ema|--no-ema] [--noprogress] [--seed_index=I]
@@ -150,6 +150,9 @@ def _parse_evaluate(argv):
   flags.DEFINE_string("hr_dir", None, "super-resolution: a folder of HR pictures to score on "
                       "(default: the run's eval.hr_dir, else the data's held-out pictures)",
                       flag_values=fv)
+  flags.DEFINE_string("test_dir", None, "cas: real labelled images to test on, one subfolder per "
+                      "class named as the run's classes (default: the run's eval.test_dir, else "
+                      "the data's held-out part)", flag_values=fv)
   flags.DEFINE_integer("seed", None, "latent seed of the scored samples", flag_values=fv)
   flags.DEFINE_bool("ema", True, "score the EMA generator weights when the run has them",
                     flag_values=fv)
@@ -314,7 +317,8 @@ def main(argv):
                                  num_reference=fv.num_reference, seed=fv.seed,
                                  truncation=fv.truncation,
                                  truncation_cutoff=fv.truncation_cutoff,
-                                 seed_index=fv.seed_index, hr_dir=fv.hr_dir)
+                                 seed_index=fv.seed_index, hr_dir=fv.hr_dir,
+                                 test_dir=fv.test_dir)
       print(evaluate.to_json(result))
     elif verb in ("translate", "upscale"):
       from gan_jax.translating import translate

@@ -14,6 +14,13 @@ Metrics, by name:
                           held-out HR pictures (`eval.hr_dir`, else the data's held-out part:
                           photos:test), each downscaled by bicubic and upscaled whole by G;
                           bicubic upscaling's scores beside ("bicubic_psnr_y", ...).
+  cas                     class-conditional image runs: Classification Accuracy Score
+                          (`metrics/cas.py`): a pixel SVC trained on the samples (labels spread
+                          evenly over the classes) tested on real labelled images of
+                          `eval.test_dir` (class subfolders named as the run's classes), else the
+                          data's held-out part (digits: the 360 of `digits_split()`, which the
+                          digits source trains G on too); "cas_real": the same classifier trained
+                          on as many real training images, where the data has them.
 With no metrics named, the game's default (psnr_y,ssim_y for super-resolution), else the data's: modes for ring2d/grid2d/stacked_digits, digits for
 digits, fid for other images; translators: digits + l1/psnr/ssim for the digit tasks, l1/psnr/ssim
 for pairs, fid otherwise. Translators are scored on the data's held-out part where it has one
@@ -33,14 +40,15 @@ from gan_jax.errors import UserError
 INCEPTION_METRICS = ("fid", "is", "kid", "pr", "prdc")
 PAIR_METRICS = ("l1", "psnr", "ssim")
 SR_METRICS = ("psnr_y", "ssim_y")
-METRICS = INCEPTION_METRICS + ("modes", "digits") + PAIR_METRICS + SR_METRICS
+METRICS = INCEPTION_METRICS + ("modes", "digits", "cas") + PAIR_METRICS + SR_METRICS
 MODE_SOURCES = ("ring2d", "grid2d", "stacked_digits")
 # Translation data whose outputs a digits classifier can read: the style of domains A and B.
 DIGIT_DOMAINS = {"digit_edges": (None, None), "digit_styles": (None, "digit_styles_b")}
 ALIGNED_KINDS = sources.PAIRED_KINDS + ("digit_styles",)  # held-out digit_styles pairs A and B
-# The fewest samples each metric is defined for: IS has 10 splits, PR and PRDC need k + 1 points.
+# The fewest samples each metric is defined for: IS has 10 splits, PR and PRDC need k + 1 points,
+# CAS's classifier two classes.
 MIN_SAMPLES = {"fid": 2, "is": 10, "kid": 2, "pr": 4, "prdc": 6, "modes": 1, "digits": 2,
-               "l1": 1, "psnr": 1, "ssim": 1, "psnr_y": 1, "ssim_y": 1}
+               "cas": 2, "l1": 1, "psnr": 1, "ssim": 1, "psnr_y": 1, "ssim_y": 1}
 _CHUNK = 500  # samples generated (and scored by Inception) at a time
 
 
@@ -79,6 +87,9 @@ def parse_metrics(text, source, spec_shape, game_metrics=None):
     if name in INCEPTION_METRICS and len(spec_shape) != 3:
       raise UserError(f"Metric {name!r} scores images through InceptionV3, and {source} holds "
                       "2D points: use --metrics=modes.")
+    if name == "cas" and len(spec_shape) != 3:
+      raise UserError(f"Metric 'cas' classifies images, and {source} holds 2D points: use "
+                      "--metrics=modes.")
     if name == "modes" and source not in MODE_SOURCES:
       raise UserError(f"Metric 'modes' needs data with known modes ({', '.join(MODE_SOURCES)}), "
                       f"and this run trained on {source}: use --metrics={default_metrics(source)[0]}.")
@@ -95,11 +106,14 @@ class Evaluator:
   """Scores a train state with a fixed list of metrics; loads classifiers and statistics once."""
 
   def __init__(self, config, spec, metrics="", num_samples=10000, num_reference=10000,
-               inception_weights="", seed=0, hr_dir=""):
+               inception_weights="", seed=0, hr_dir="", test_dir="", class_labels=None):
+    """`class_labels`: the run's class name -> label (its labels.json), which names `test_dir`'s
+    subfolders; None: those of the training data, else the labels' own numbers ("0", "1", ...)."""
     self.config, self.spec, self.hr_dir = config, spec, hr_dir
     self.source_name = config.data.source
     from gan_jax import games  # pylint: disable=g-import-not-at-top  (games import models)
-    self.game_metrics = getattr(games.get(config.get("game", "noise")), "default_metrics", None)
+    game = games.get(config.get("game", "noise"))
+    self.game_metrics = getattr(game, "default_metrics", None)
     self.metrics = parse_metrics(metrics, self.source_name, spec.shape, self.game_metrics)
     self.num_samples, self.num_reference, self.seed = int(num_samples), int(num_reference), seed
     fewest = max(MIN_SAMPLES[m] for m in self.metrics)
@@ -114,13 +128,23 @@ class Evaluator:
       from gan_jax.metrics import inception  # pylint: disable=g-import-not-at-top
       path = inception_weights or inception.default_weights_path()
       self.extractor = inception.InceptionExtractor(path)
+    self.cas_test = self.cas_real = None
+    if "cas" in self.metrics:
+      conditional = (getattr(game, "can_generate", True) and spec.num_classes > 1
+                     and config.model.get("conditional", False))
+      if not conditional:
+        raise UserError("cas needs a class-conditional run, one that draws images of a chosen "
+                        "class (--config.model.conditional=True on labelled data), and this one "
+                        f"is not: use --metrics={default_metrics(self.source_name)[0]}.")
+      self.cas_test = cas_test_set(config, spec.num_classes, test_dir, class_labels)
 
   @classmethod
   def from_config(cls, config, spec, **overrides):
     """An evaluator from the config's `eval` block, any of its keys overridden."""
     e = settings(config)
     kwargs = dict(metrics=e.metrics, num_samples=e.num_samples, num_reference=e.num_reference,
-                  inception_weights=e.inception_weights, seed=e.seed, hr_dir=e.hr_dir)
+                  inception_weights=e.inception_weights, seed=e.seed, hr_dir=e.hr_dir,
+                  test_dir=e.test_dir)
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     return cls(config, spec, **kwargs)
 
@@ -149,7 +173,7 @@ class Evaluator:
     if not exp.game.can_generate:
       return self._translation(exp, state, ema)
     from gan_jax.metrics.stats import FeatureStats  # pylint: disable=g-import-not-at-top
-    keep_samples = any(m in ("modes", "digits") for m in self.metrics)
+    keep_samples = any(m in ("modes", "digits", "cas") for m in self.metrics)
     kept, kept_labels, pools, logits, stats = [], [], [], [], FeatureStats()
     for samples, labels in self._samples(exp, state, ema, truncate or {}):
       if keep_samples:
@@ -173,6 +197,26 @@ class Evaluator:
       if "digits" in self.metrics:
         from gan_jax.metrics import digits  # pylint: disable=g-import-not-at-top
         out.update(digits.digits_metrics(samples, labels=labels))
+      if "cas" in self.metrics:
+        out.update(self._cas(samples, labels))
+    return out
+
+  def _cas(self, samples, labels):
+    """CAS of the samples on the test set; and once per evaluator, the same classifier trained
+    on as many real training images (`cas_real`), where the data has them."""
+    from gan_jax.metrics import cas  # pylint: disable=g-import-not-at-top
+    test = self.cas_test
+    scores = cas.scores(samples, labels, test.images, test.labels, self.spec.num_classes)
+    out = {"cas": scores["accuracy"], "cas_per_class": scores["per_class_accuracy"],
+           "cas_test": test.name, "cas_test_size": len(test.labels)}
+    if test.seen_by_g:
+      out["cas_test_seen_by_g"] = True
+    if self.cas_real is None:
+      real = cas_real_train_set(self.config, len(samples), self.seed)
+      self.cas_real = {} if real is None else {
+          "cas_real": cas.accuracy(*real, test.images, test.labels),
+          "cas_real_size": len(real[1])}
+    out.update(self.cas_real)
     return out
 
   def every_seed(self, exp, state, ema=True, truncate=None, seed_index=None):
@@ -328,6 +372,110 @@ def held_out_pictures(config, hr_dir=""):
   return held_out.images(), "test"
 
 
+class CasTestSet:
+  """Real labelled images a CAS classifier is tested on (float NHWC in [-1, 1], the run's labels),
+  where they come from, and whether G trained on them."""
+
+  def __init__(self, images, labels, name, seen_by_g=False):
+    self.images, self.labels, self.name, self.seen_by_g = images, labels, name, seen_by_g
+
+
+def cas_test_set(config, num_classes, test_dir="", class_labels=None):
+  """The CAS test set: the labelled folder `test_dir` (subfolders named as the run's classes),
+  else the data's held-out part (the digits source: the 360 of `digits_split()`, at the run's
+  resolution and channels as G saw them)."""
+  d = config.data
+  if test_dir:
+    from gan_jax.data import folder  # pylint: disable=g-import-not-at-top
+    test_dir = os.path.expanduser(test_dir)
+    if not os.path.isdir(test_dir):
+      raise UserError(f"--test_dir={test_dir} is not a folder: pass a folder of real images with "
+                      "one subfolder per class, named as the run's classes.")
+    found, _ = folder.walk_images(test_dir)
+    if not any(folder.class_of(p) for p in found):
+      raise UserError(f"--test_dir={test_dir} has no class subfolders with images: put each "
+                      "class's images in a subfolder named as the run's class (see labels.json).")
+    source = folder.FolderSource.scan(test_dir, d)
+    ids = _class_ids(config, num_classes, class_labels)
+    unknown = [n for n in source.class_names if n not in ids]
+    if unknown:
+      shown = ", ".join(sorted(ids, key=ids.get)[:12])
+      raise UserError(f"--test_dir={test_dir} has subfolder {unknown[0]!r}, which is not a class "
+                      f"of this run ({shown}): name the subfolders as the run's classes.")
+    to_run = np.array([ids[n] for n in source.class_names], np.int32)
+    images, labels = [], []
+    for start in range(0, len(source), _CHUNK):
+      batch = source.get(np.arange(start, min(start + _CHUNK, len(source))))
+      images.append(_to_float(batch["x"]))
+      labels.append(to_run[batch["label"]])
+    return CasTestSet(np.concatenate(images), np.concatenate(labels), test_dir)
+  if d.source == "digits":
+    from gan_jax.metrics import digits  # pylint: disable=g-import-not-at-top
+    _, test = digits.digits_split()
+    images, labels = _digits_at(d, test)
+    return CasTestSet(images, labels, "digits:test", seen_by_g=True)
+  raise UserError(f"cas tests on real labelled images, and {d.source} has no held-out part: pass "
+                  "--test_dir=FOLDER with one subfolder of real images per class.")
+
+
+def cas_real_train_set(config, num, seed=0):
+  """(images, labels): `num` real training images (or all there are), classes as even as the
+  data allows, for `cas_real`; the digits source's come from the train part of `digits_split()`,
+  kept apart from its held-out 360. None where the training data cannot be read any more."""
+  from gan_jax.metrics import cas  # pylint: disable=g-import-not-at-top
+  d = config.data
+  if d.source == "digits":
+    from gan_jax.metrics import digits  # pylint: disable=g-import-not-at-top
+    train, _ = digits.digits_split()
+    _, labels = embedded.digits(8)
+    return _digits_at(d, train[cas.balanced_pick(labels[train], num, seed)])
+  try:
+    source = sources.build(config)
+  except UserError:  # e.g. the training folder was moved since: score without cas_real
+    return None
+  data_labels = _all_labels(source)
+  pick = cas.balanced_pick(data_labels, num, seed)
+  images, labels = [], []
+  for start in range(0, len(pick), _CHUNK):
+    batch = source.get(pick[start:start + _CHUNK])
+    images.append(_to_float(batch["x"]))
+    labels.append(batch["label"])
+  return np.concatenate(images), np.concatenate(labels)
+
+
+def _all_labels(source):
+  """The label of every example of a training source."""
+  if isinstance(source, sources.Subset):
+    return _all_labels(source.source)[source.indices]
+  labels = getattr(source, "labels", None)
+  if labels is None:  # sources that keep no label array: read them (decoding the images too)
+    labels = np.concatenate([source.get(np.arange(s, min(s + _CHUNK, len(source))))["label"]
+                             for s in range(0, len(source), _CHUNK)])
+  return np.asarray(labels)
+
+
+def _digits_at(d, indices):
+  """The embedded digits `indices` as the digits source gives them to G, as floats; labels."""
+  images, labels = embedded.digits(d.resolution)
+  images = np.repeat(images[indices], d.channels, axis=-1)
+  return _to_float(images), labels[indices]
+
+
+def _class_ids(config, num_classes, class_labels):
+  """Class name -> the run's label: labels.json's, else the training data's class names, else
+  the labels' own numbers ("0", "1", ...)."""
+  if class_labels:
+    return dict(class_labels)
+  names = None
+  if sources.kind(config.data.source) in sources.FILE_KINDS:
+    try:
+      names = getattr(sources.build(config), "class_names", None)
+    except UserError:
+      names = None
+  return {n: i for i, n in enumerate(names)} if names else {
+      str(i): i for i in range(num_classes)}
+
+
 def _domains(data):
   """(domain A, domain B) of translation data as sources: aligned pairs or independent domains."""
   return getattr(data, "domains", None) or (_Domain(data, "x"), _Domain(data, "y"))
@@ -341,7 +489,7 @@ def scalars(result):
   """The numeric scores of a result, for metrics.jsonl and TensorBoard."""
   return {k: float(v) for k, v in result.items()
           if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-          and k not in ("step", "num_samples")}
+          and k not in ("step", "num_samples", "cas_test_size", "cas_real_size")}
 
 
 def across_seeds(results, truncate=None):
@@ -371,13 +519,24 @@ def to_json(result):
   return json.dumps({k: clean(v) for k, v in result.items()})
 
 
+def _labels_json(workdir):
+  """The run's class name -> label (labels.json, written by train for data with named classes),
+  or None."""
+  path = os.path.join(workdir, "labels.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weights=None,
              num_reference=None, seed=None, truncation=None, truncation_cutoff=None,
-             seed_index=None, hr_dir=None):
+             seed_index=None, hr_dir=None, test_dir=None):
   """Scores the latest checkpoint of `workdir`; appends the result to DIR/eval.jsonl; returns it.
 
   Unset arguments come from the run's `eval` config block (`hr_dir`: super-resolution's HR
-  pictures); `truncation` and `truncation_cutoff`
+  pictures; `test_dir`: cas's real labelled images, subfolders named as in the run's
+  labels.json); `truncation` and `truncation_cutoff`
   as `gan-jax sample` takes them. A run of train.num_seeds > 1 is scored
   run by run with their mean and spread (`across_seeds`), or only run `seed_index`.
   """
@@ -389,7 +548,7 @@ def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weight
     evaluator = Evaluator.from_config(
         exp.config, exp.spec, metrics=metrics, num_samples=num_samples,
         inception_weights=inception_weights, num_reference=num_reference, seed=seed,
-        hr_dir=hr_dir)
+        hr_dir=hr_dir, test_dir=test_dir, class_labels=_labels_json(workdir))
     state = experiment.restore_latest(exp, ckpt)
   finally:
     ckpt.close()

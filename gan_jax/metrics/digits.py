@@ -112,10 +112,11 @@ class _DigitsNet(nn.Module):
     return nn.Dense(NUM_CLASSES)(features), features
 
 
-def _to_8x8_gray(images: np.ndarray) -> np.ndarray:
+def to_8x8_gray(images: np.ndarray) -> np.ndarray:
   """[N, R, R, C] in [-1, 1] -> [N, 8, 8, 1] by channel mean and (R/8)x(R/8) average pooling.
 
   Done on the host so the jitted network sees one shape whatever the resolution: one compile.
+  Also the features of the Classification Accuracy Score (`metrics/cas.py`).
   """
   n, h, _, _ = images.shape
   f = h // 8
@@ -157,7 +158,7 @@ def _shifted(images: np.ndarray, rng: np.random.RandomState, max_shift: int,
 def _resample_round_trip(images: np.ndarray, factor: int) -> np.ndarray:
   n = images.shape[0]
   up = jax.image.resize(images, (n, 8 * factor, 8 * factor, 1), "bilinear")
-  return _to_8x8_gray(np.asarray(up))
+  return to_8x8_gray(np.asarray(up))
 
 
 def _init_params(model: nn.Module, rng: np.random.RandomState) -> dict:
@@ -199,7 +200,7 @@ def _train(seed: int = _SEED, epochs: int = 30, batch_size: int = 128, lr: float
   if style is None:
     variants = np.stack([x_all] + [_resample_round_trip(x_all, f) for f in resample_factors])
   else:
-    variants = np.stack([_to_8x8_gray(style_digits(style, r)[0][train_idx])
+    variants = np.stack([to_8x8_gray(style_digits(style, r)[0][train_idx])
                          for r in STYLE_RESOLUTIONS])
   steps_per_epoch = n // batch_size
   rng = np.random.RandomState(seed)
@@ -263,7 +264,7 @@ class DigitsClassifier:
 
   def _apply(self, images) -> tuple[np.ndarray, np.ndarray]:
     """(logits [N, 10], features [N, 128]) in batches of 1000, the tail padded to one shape."""
-    x8 = _to_8x8_gray(_check_images(images))
+    x8 = to_8x8_gray(_check_images(images))
     n = x8.shape[0]
     logits, feats = [np.zeros((0, NUM_CLASSES), np.float32)], [np.zeros((0, 128), np.float32)]
     for start in range(0, n, _BATCH):
