@@ -38,3 +38,10 @@ def test_truncated_samples_of_a_biggan(tmp_path):
   assert cli.main(["sample", f"--workdir={tmp_path}", "--truncation=0.4", "--label=123",
                    f"--out={tmp_path}/t.png"]) == 0
   assert (tmp_path / "t.png").exists()
+  # Synthetic data from it: truncated, kept by its spectrally normalized projection D.
+  out = tmp_path / "export"
+  assert cli.main(["export", f"--workdir={tmp_path}", f"--out={out}", "--num=4", "--labels=7",
+                   "--truncation=0.4", "--filter=discriminator:0.5", "--format=npz",
+                   "--noprogress"]) == 0
+  arrays = np.load(out / "synthetic.npz")
+  assert arrays["images"].shape == (4, 32, 32, 3) and set(arrays["labels"]) == {7}
