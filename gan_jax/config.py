@@ -348,7 +348,8 @@ class Range:
         low, high, low_open, high_open, note)
 
   def holds(self, value):
-    return (isinstance(value, (int, float)) and math.isfinite(value)  # nan fails every comparison; inf is no setting either
+    # nan fails every comparison; inf is no setting either
+    return (isinstance(value, (int, float)) and math.isfinite(value)
             and (self.low < value if self.low_open else self.low <= value)
             and (value < self.high if self.high_open else value <= self.high))
 

@@ -99,9 +99,9 @@ class StyleGame(NoiseGame):
                       f"a batch of {t.batch_size} for the path-length penalty: lower it.")
     group = min(config.model.mbstd_group or t.batch_size, t.batch_size)
     if t.batch_size % group:
-      raise UserError(f"--config.model.mbstd_group={config.model.mbstd_group}: D's minibatch-stddev "
-                      f"groups must split the batch of {t.batch_size}; use a divisor of it (0 = "
-                      "the whole batch).")
+      raise UserError(f"--config.model.mbstd_group={config.model.mbstd_group}: D's "
+                      f"minibatch-stddev groups must split the batch of {t.batch_size}; use a "
+                      "divisor of it (0 = the whole batch).")
     blocks = int(math.log2(r)) - 2
     if not 0 <= t.freeze_d <= blocks:
       raise UserError(f"--config.train.freeze_d={t.freeze_d}: D has {blocks} blocks before its "
