@@ -364,7 +364,7 @@ class Range:
 
 
 COUNT, NON_NEGATIVE, POSITIVE = Range(1), Range(0), Range(0, low_open=True)
-FRACTION, PROBABILITY = Range(0, 1, high_open=True), Range(0, 1)
+FRACTION, PROBABILITY = Range(0, 1, high_open=True), Range(0, 1, note="a probability")
 _optim = lambda side: {
     f"optim.{side}.lr": POSITIVE, f"optim.{side}.warmup_steps": NON_NEGATIVE,
     f"optim.{side}.hold_fraction": Range(0, 1, high_open=True, note="the share of the steps at "
@@ -389,7 +389,7 @@ RANGES = {
         "l1_weight", "cycle_weight", "identity_weight", "perceptual_weight", "r1_gamma",
         "pl_weight")},
     "loss.r1_interval": COUNT, "loss.pl_interval": COUNT, "loss.pl_batch_shrink": COUNT,
-    "loss.pl_decay": PROBABILITY, "loss.style_mixing": PROBABILITY,
+    "loss.pl_decay": Range(0, 1), "loss.style_mixing": PROBABILITY,
     **_optim("g"), **_optim("d"),
     **{f"train.{k}": COUNT for k in (
         "steps", "batch_size", "n_critic", "steps_per_call", "num_seeds", "log_every",

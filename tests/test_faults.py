@@ -61,7 +61,7 @@ BAD_VALUES = [
     (SMOKE, "--config.model.latent_dim=-1", "model.latent_dim must be a positive integer"),
     (SMOKE, "--config.model.d_norm=group", "model.d_norm='group' is not supported"),
     (SMOKE, "--config.sample.num=0", "sample.num must be a positive integer"),
-    (SMOKE, "--config.augment.p=2", "augment.p must be in [0, 1], got 2.0"),
+    (SMOKE, "--config.augment.p=2", "augment.p must be in [0, 1] (a probability), got 2.0"),
     (config_path("gan_ring2d"), "--config.model.hidden=0", "model.hidden must be a positive"),
     (config_path("pix2pix_digits"), "--config.loss.l1_weight=-100", "loss.l1_weight must be >= 0"),
     (config_path("pix2pix_digits"), "--config.model.dropout=1", "model.dropout must be in [0, 1)"),
