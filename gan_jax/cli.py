@@ -27,7 +27,8 @@
   evaluate without it scores every run, then their mean and standard deviation)
 
 `main(argv)` returns the exit code, so notebooks and tests can drive the CLI. Bad input ends with
-one sentence on stderr and exit code 2; a diverged run with exit code 1.
+one sentence on stderr and exit code 2; a run stopped by a fault (a non-finite loss, a checkpoint
+write that failed) with one sentence and exit code 1.
 """
 import ast
 import os
@@ -35,7 +36,7 @@ import sys
 
 from absl import flags
 
-from gan_jax.errors import TrainingDiverged, UserError
+from gan_jax.errors import RunStopped, UserError
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
@@ -365,7 +366,7 @@ def main(argv):
   except UserError as e:
     print(f"gan-jax: error: {e}", file=sys.stderr)
     return 2
-  except TrainingDiverged as e:
+  except RunStopped as e:
     print(f"gan-jax: {e}", file=sys.stderr)
     return 1
 

@@ -4,6 +4,7 @@ Variant files in `configs/` (big_vision / Flax-examples style) call `base_config
 makes them that variant, and end with `apply_arg(config, arg)`.
 """
 import json
+import math
 
 import ml_collections
 
@@ -328,6 +329,9 @@ CHOICES = {
     "data.resize": ("center_crop", "pad", "stretch", "random_crop"),
     "loss.adversarial": ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein",
                          "relativistic_average"),
+    "loss.perceptual_criterion": ("l1", "l2"),
+    "model.g_norm": ("batch", "layer", "instance", "none"),
+    "model.d_norm": ("batch", "layer", "instance", "none"),
     "optim.g.optimizer": ("adam", "rmsprop", "sgd"),
     "optim.d.optimizer": ("adam", "rmsprop", "sgd"),
     "optim.g.schedule": ("constant", "cosine", "linear"),
@@ -338,26 +342,97 @@ CHOICES = {
 }
 
 
-def lookup(config, dotted):
+class Range:
+  """The numbers a key may hold: from `low` to `high`, each end included unless `open`."""
+
+  def __init__(self, low, high=math.inf, low_open=False, high_open=False, note=""):
+    self.low, self.high, self.low_open, self.high_open, self.note = (
+        low, high, low_open, high_open, note)
+
+  def holds(self, value):
+    # nan fails every comparison; inf is no setting either
+    return (isinstance(value, (int, float)) and math.isfinite(value)
+            and (self.low < value if self.low_open else self.low <= value)
+            and (value < self.high if self.high_open else value <= self.high))
+
+  def __str__(self):
+    if self.high == math.inf:
+      text = ("a positive integer" if (self.low, self.low_open) == (1, False)
+              else f"{'>' if self.low_open else '>='} {self.low:g}")
+    else:
+      text = (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+              f"{')' if self.high_open else ']'}")
+    return text + (f" ({self.note})" if self.note else "")
+
+
+COUNT, NON_NEGATIVE, POSITIVE = Range(1), Range(0), Range(0, low_open=True)
+FRACTION, PROBABILITY = Range(0, 1, high_open=True), Range(0, 1, note="a probability")
+_optim = lambda side: {
+    f"optim.{side}.lr": POSITIVE, f"optim.{side}.warmup_steps": NON_NEGATIVE,
+    f"optim.{side}.hold_fraction": Range(0, 1, high_open=True, note="the share of the steps at "
+                                         "the full rate before the decay"),
+    f"optim.{side}.b1": FRACTION, f"optim.{side}.b2": FRACTION,
+    f"optim.{side}.grad_clip": Range(0, note="0 = off")}
+# Every number of base_config and of the keys the recipes and games add, with what it may hold.
+# A key a config lacks (each game adds its own) is skipped; the games check what depends on
+# other settings (StyleGAN2's freeze_d against D's blocks, ...).
+RANGES = {
+    "data.resolution": COUNT,
+    "model.latent_dim": COUNT, "model.g_width": COUNT, "model.d_width": COUNT,
+    "model.hidden": COUNT, "model.depth": COUNT, "model.w_dim": COUNT,
+    "model.mapping_layers": COUNT, "model.channel_base": COUNT, "model.channel_max": COUNT,
+    "model.features": COUNT, "model.blocks": COUNT, "model.growth": COUNT,
+    "model.d_layers": NON_NEGATIVE, "model.attention_res": Range(0, note="0 = none"),
+    "model.shared_dim": Range(0, note="0 = off"),
+    "model.mbstd_group": Range(0, note="0 = the whole batch"),
+    "model.conv_clamp": Range(0, note="0 = off"), "model.dropout": FRACTION,
+    **{f"loss.{k}": NON_NEGATIVE for k in (
+        "gp_weight", "r1_weight", "weight_clip", "ortho_weight", "adversarial_weight",
+        "l1_weight", "cycle_weight", "identity_weight", "perceptual_weight", "r1_gamma",
+        "pl_weight")},
+    "loss.r1_interval": COUNT, "loss.pl_interval": COUNT, "loss.pl_batch_shrink": COUNT,
+    "loss.pl_decay": Range(0, 1), "loss.style_mixing": PROBABILITY,
+    **_optim("g"), **_optim("d"),
+    **{f"train.{k}": COUNT for k in (
+        "steps", "batch_size", "n_critic", "steps_per_call", "num_seeds", "log_every",
+        "checkpoint_every", "sample_every", "keep_checkpoints")},
+    "train.ema_decay": Range(0, 1, high_open=True, note="0 = off"),
+    "train.ema_start": NON_NEGATIVE, "train.ema_kimg": NON_NEGATIVE,
+    "train.ema_rampup": Range(0, note="0 = off"), "train.history_pool": Range(0, note="0 = off"),
+    "train.freeze_d": NON_NEGATIVE,
+    "augment.p": PROBABILITY, "augment.target": Range(0, 1, note="0 = a fixed p"),
+    "augment.ada_kimg": POSITIVE, "augment.interval": COUNT,
+    "sample.num": COUNT,
+    "eval.every_steps": Range(0, note="0 = off"), "eval.num_samples": NON_NEGATIVE,
+    "eval.num_reference": NON_NEGATIVE,
+}
+
+
+def lookup(config, dotted, default=None):
   node = config
   for key in dotted.split("."):
+    if key not in node:
+      return default
     node = node[key]
   return node
 
 
 def validate(config, num_devices=1):
-  """Raises UserError with one sentence for the first impossible setting."""
+  """Raises UserError with one sentence for the first impossible setting, before anything is
+  built: a bad value costs the user no compile and leaves no workdir."""
   from gan_jax import games  # pylint: disable=g-import-not-at-top  (games import this module's users)
   game = games.get(config.game)
   for key, choices in CHOICES.items():
-    value = lookup(config, key)
+    value = lookup(config, key, choices[0])
     if value not in choices:
       raise UserError(f"--config.{key}={value!r} is not supported: choose one of {', '.join(choices)}.")
-  for key in ("train.steps", "train.batch_size", "train.n_critic", "train.steps_per_call",
-              "train.num_seeds", "train.log_every", "train.checkpoint_every",
-              "train.sample_every"):
-    if lookup(config, key) < 1:
-      raise UserError(f"--config.{key} must be a positive integer, got {lookup(config, key)}.")
+  for key, allowed in RANGES.items():
+    value = lookup(config, key)
+    if value is not None and not allowed.holds(value):
+      raise UserError(f"--config.{key} must be {allowed}, got {value!r}.")
+  for name, weight in (lookup(config, "loss.perceptual_layers") or {}).items():
+    if not Range(0).holds(weight):
+      raise UserError(f"--config.loss.perceptual_layers.{name} must be >= 0, got {weight}.")
   validate_data(config)
   t = config.train
   if t.batch_size % num_devices:
@@ -367,17 +442,6 @@ def validate(config, num_devices=1):
     if t[key] % t.steps_per_call:
       raise UserError(f"--config.train.{key}={t[key]} must be a multiple of "
                       f"train.steps_per_call={t.steps_per_call} (work is done K steps at a time).")
-  for key in ("every_steps", "num_samples", "num_reference"):
-    if config.eval[key] < 0:
-      raise UserError(f"--config.eval.{key} must be >= 0, got {config.eval[key]}.")
-  for side in ("g", "d"):
-    if not 0.0 <= config.optim[side].get("hold_fraction", 0.0) < 1.0:
-      raise UserError(f"--config.optim.{side}.hold_fraction must be in [0, 1): the share of the "
-                      "steps before the learning rate starts to decay.")
-  if not 0.0 <= t.ema_decay < 1.0:
-    raise UserError(f"--config.train.ema_decay={t.ema_decay} must be in [0, 1).")
-  if t.ema_start < 0:
-    raise UserError(f"--config.train.ema_start={t.ema_start} must be a step >= 0.")
   if config.data.get("scale", 0) and not hasattr(game, "upscale"):
     raise UserError(f"--config.data.scale={config.data.scale} makes low-resolution inputs for "
                     f"super-resolution, which the {config.game} game does not learn: set it 0, "
@@ -388,6 +452,12 @@ def validate(config, num_devices=1):
 def validate_data(config):
   d = config.data
   kind = sources.kind(d.source)
+  if kind == "stacked_digits" and d.channels != 3:
+    raise UserError(f"--config.data.channels={d.channels}: stacked_digits has 3 channels (one "
+                    "digit each), set it to 3.")
+  if kind not in ("ring2d", "grid2d") and d.channels not in (1, 3):
+    raise UserError(f"--config.data.channels={d.channels} is not supported for {d.source}: use 1 "
+                    "(gray) or 3 (RGB).")
   if d.random_flip and kind in ("ring2d", "grid2d"):
     raise UserError(f"--config.data.random_flip mirrors images, and {d.source} holds 2D points: "
                     "set it False.")

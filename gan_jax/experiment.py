@@ -78,7 +78,8 @@ def load(workdir):
 
 
 def restore_latest(exp, ckpt):
-  """The latest checkpointed state, on the default device."""
+  """The latest checkpointed state, on the default device (a damaged latest checkpoint is
+  reported and the one before it read instead)."""
   sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   state, _ = ckpt.restore(exp.abstract_state(sharding))
   return state

@@ -101,12 +101,17 @@ def train(config, workdir, progress=True):
         state = experiment.warm_start(
             state, warm or experiment.load_networks(t.init_from, state, exp.num_seeds, sides))
       return state, 0
-    state, data_state = ckpt.restore(exp.abstract_state(strategy.replicated))
+    # A damaged latest checkpoint is reported and moved aside; the one before it is read.
+    state, data_state = ckpt.restore(exp.abstract_state(strategy.replicated), set_aside=True)
     data.set_state(data_state)
-    return state, ckpt.latest_step()
+    return state, ckpt.restored_step
 
-  state, step = restore_or_init()
-  last_good, rollbacks = (step if ckpt.latest_step() is not None else None), 0
+  try:
+    state, step = restore_or_init()
+  except BaseException:  # none reads back (one UserError): let orbax's threads end first
+    ckpt.close()
+    raise
+  last_good, rollbacks = ckpt.restored_step, 0
   dev_state = strategy.put_state(state)
   reporter = reporting.Reporter(workdir, step, t.steps, enabled=main, progress=progress)
   metrics, first_bad = {}, None

@@ -39,10 +39,6 @@ def validate_augment(config):
     augment_lib.Augment.from_config(config.augment.to_dict())
   except ValueError as e:
     raise UserError(f"--config.augment: {e}.") from None
-  if (config.augment.kind == "ada" and config.data.channels not in (1, 3)
-      and not config.augment.policy.startswith(("bg", "blit", "geom"))):
-    raise UserError(f"ADA's colour transforms need 1 or 3 channels, and data.channels="
-                    f"{config.data.channels}: use --config.augment.policy=bg.")
 
 
 def validate_resnet(config):

@@ -94,15 +94,14 @@ class StyleGame(NoiseGame):
     if reg.adversarial != "non_saturating":
       raise UserError(f"--config.loss.adversarial={reg.adversarial!r}: the stylegan2 game "
                       "plays StyleGAN2's logistic loss; set it to non_saturating.")
-    for key in ("r1_interval", "pl_interval", "pl_batch_shrink"):
-      if reg[key] < 1:
-        raise UserError(f"--config.loss.{key} must be a positive integer, got {reg[key]}.")
     if reg.pl_weight and t.batch_size // reg.pl_batch_shrink < 1:
       raise UserError(f"--config.loss.pl_batch_shrink={reg.pl_batch_shrink} leaves no image of "
                       f"a batch of {t.batch_size} for the path-length penalty: lower it.")
-    if not 0 <= reg.style_mixing <= 1:
-      raise UserError(f"--config.loss.style_mixing={reg.style_mixing} is a probability: use a "
-                      "value in [0, 1].")
+    group = min(config.model.mbstd_group or t.batch_size, t.batch_size)
+    if t.batch_size % group:
+      raise UserError(f"--config.model.mbstd_group={config.model.mbstd_group}: D's "
+                      f"minibatch-stddev groups must split the batch of {t.batch_size}; use a "
+                      "divisor of it (0 = the whole batch).")
     blocks = int(math.log2(r)) - 2
     if not 0 <= t.freeze_d <= blocks:
       raise UserError(f"--config.train.freeze_d={t.freeze_d}: D has {blocks} blocks before its "

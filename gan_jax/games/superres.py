@@ -78,12 +78,15 @@ class SuperResGame:
   def validate(config):
     reg = config.loss
     validate_image_to_image(config, "superres", tuple(adversarial.RELATIVE))
-    for key in ("l1_weight", "perceptual_weight", "adversarial_weight"):
-      if reg[key] < 0:
-        raise UserError(f"--config.loss.{key}={reg[key]} must be >= 0.")
     if not reg.l1_weight + reg.perceptual_weight + reg.adversarial_weight:
       raise UserError("The superres game needs a loss: set loss.l1_weight, "
                       "loss.perceptual_weight or loss.adversarial_weight above 0.")
+    if reg.perceptual_weight:
+      from gan_jax.metrics import vgg  # pylint: disable=g-import-not-at-top
+      try:  # here, not at the step's first trace, after the workdir is written
+        vgg.check_layers(tuple(reg.perceptual_layers))
+      except UserError as e:
+        raise UserError(f"--config.loss.perceptual_layers: {e}") from None
     models.validate_sr(config)  # config.validate_data has checked data.scale and .degrade
 
   def init(self, seed=None):

@@ -89,7 +89,7 @@ def max_pool2x(x):
   return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
-def _check_layers(layers):
+def check_layers(layers):
   layers = (layers,) if isinstance(layers, str) else tuple(layers)
   unknown = [name for name in layers if name not in LAYER_NAMES]
   if unknown or not layers:
@@ -113,7 +113,7 @@ def features(weights: dict, x, layers=("conv5_4",), impl: str = DEFAULT_IMPL) ->
   max pool. Layers past the deepest requested one are not computed. `weights`: `load_weights`'s
   dict (numpy or jax arrays). `impl` is `layers.conv_same`'s ("auto": matrix products on CPU).
   """
-  layers = _check_layers(layers)
+  layers = check_layers(layers)
   last = max(LAYER_NAMES.index(name) for name in layers)
   wanted = set(layers)
   out = {}
@@ -142,7 +142,7 @@ def perceptual_loss(weights: dict, x, y, layer_weights: dict = None, criterion: 
   layer_weights = ESRGAN_LAYERS if layer_weights is None else layer_weights
   if criterion not in ("l1", "l2"):
     raise UserError(f"Perceptual loss criterion {criterion!r} is unknown: use 'l1' or 'l2'.")
-  names = _check_layers(tuple(layer_weights))
+  names = check_layers(tuple(layer_weights))
   fx = features(weights, x, names, impl)
   fy = jax.lax.stop_gradient(features(weights, jax.lax.stop_gradient(y), names, impl))
   total = jnp.float32(0.0)
