@@ -337,7 +337,8 @@ def test_the_noise_game_augments_what_d_sees(tmp_path, flags):
 
 @pytest.mark.parametrize("name,flags,expected", [
     ("gan_ring2d", ("--config.augment.kind=diffaugment",), "learns points"),
-    ("dcgan_digits", ("--config.augment.kind=ada", "--config.augment.p=2"), "0 <= p <= 1"),
+    ("dcgan_digits", ("--config.augment.kind=ada", "--config.augment.p=2"),
+     "augment.p must be in [0, 1]"),
     ("dcgan_digits", ("--config.augment.kind=diffaugment", "--config.augment.policy=blur"),
      "--config.augment"),
 ])
