@@ -519,16 +519,6 @@ def to_json(result):
   return json.dumps({k: clean(v) for k, v in result.items()})
 
 
-def _labels_json(workdir):
-  """The run's class name -> label (labels.json, written by train for data with named classes),
-  or None."""
-  path = os.path.join(workdir, "labels.json")
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
-
-
 def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weights=None,
              num_reference=None, seed=None, truncation=None, truncation_cutoff=None,
              seed_index=None, hr_dir=None, test_dir=None):
@@ -548,7 +538,7 @@ def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weight
     evaluator = Evaluator.from_config(
         exp.config, exp.spec, metrics=metrics, num_samples=num_samples,
         inception_weights=inception_weights, num_reference=num_reference, seed=seed,
-        hr_dir=hr_dir, test_dir=test_dir, class_labels=_labels_json(workdir))
+        hr_dir=hr_dir, test_dir=test_dir, class_labels=sources.read_labels(workdir))
     state = experiment.restore_latest(exp, ckpt)
   finally:
     ckpt.close()

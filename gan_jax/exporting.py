@@ -34,6 +34,7 @@ import tqdm
 from PIL import Image
 
 from gan_jax import provenance, reporting, sampling
+from gan_jax.data import sources
 from gan_jax.errors import UserError
 
 FORMATS = ("folder", "ultralytics-cls", "ultralytics-det", "npz", "tfds")
@@ -384,12 +385,8 @@ class Exporter:
 
 def class_names(workdir, classes):
   """Class names, label i first: the run's labels.json (named classes), else "0", "1", ..."""
-  path = os.path.join(workdir, "labels.json")
-  if classes and os.path.exists(path):
-    with open(path) as f:
-      ids = json.load(f)
-    return sorted(ids, key=ids.get)
-  return [str(i) for i in range(classes)]
+  ids = sources.read_labels(workdir) if classes else None
+  return sorted(ids, key=ids.get) if ids else [str(i) for i in range(classes)]
 
 
 def _write(path, data):

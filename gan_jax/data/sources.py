@@ -307,6 +307,15 @@ def _folder_path(text, source):
   return os.path.expanduser(path)
 
 
+def read_labels(workdir):
+  """The run's labels.json (class name -> label), or None for data without named classes."""
+  path = os.path.join(workdir, "labels.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def write_labels(source, workdir):
   """labels.json in the workdir: class name -> label, for sources with named classes."""
   names = getattr(source, "class_names", None)
