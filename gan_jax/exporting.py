@@ -314,7 +314,9 @@ class Exporter:
   def _run(self, progress):
     writer = WRITERS[self.format](self)
     generated, kept = {}, {}
-    bar = tqdm.tqdm(total=len(self.plan.bounds) - 1, desc=f"export {self.format}", unit="img", disable=not progress)
+    unit = "canvas" if self.format == "ultralytics-det" else "img"
+    bar = tqdm.tqdm(total=len(self.plan.bounds) - 1, desc=f"export {self.format}", unit=unit,
+                    disable=not progress)
     start, pending, index = time.time(), [], 0
     limit = MAX_DRAWS * len(self.plan.labels) + BATCH
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
