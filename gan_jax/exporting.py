@@ -20,9 +20,11 @@ Samples are scored as the uint8 pixels that are written, so a filter's decision 
 the files.
 """
 import concurrent.futures
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -517,7 +519,6 @@ def write_tfds(data_dir, shape, names, files, labels, split):
   """A TFDS dataset TFDS_NAME 1.0.0 under `data_dir` (array_record, so readable with random
   access and without TensorFlow) of encoded pictures `files`: splits train and, for split < 1,
   validation (the last part)."""
-  import io
   import tensorflow_datasets as tfds
   features = {"image": tfds.features.Image(shape=shape, encoding_format="png")}
   if names:
@@ -549,8 +550,14 @@ def write_tfds(data_dir, shape, names, files, labels, split):
         return examples(indices)
 
   builder = GanJaxSynthetic(data_dir=data_dir, file_format="array_record")
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  # Quiet: TFDS would announce a download and draw bars of its own beside export's.
+  tfds.disable_progress_bar()
+  try:
+    with contextlib.redirect_stdout(io.StringIO()):
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  finally:
+    tfds.enable_progress_bar()
   shutil.rmtree(os.path.join(data_dir, "downloads"), ignore_errors=True)
 
 
