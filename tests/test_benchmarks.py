@@ -81,3 +81,15 @@ def test_lazy_regularization_times_each_kind_of_step(tmp_path):
   assert r["cycle_steps"] == 2 and r["timed_steps"] == 2
   assert set(r["lazy_conds"]["step_ms"]) == {"main", "main+greg+dreg"}
   assert r["lazy_conds"]["compile_s"] > 0 and r["no_regularizers"]["step_ms"] > 0
+
+
+def test_checkpoint_stall_times_both_write_modes():
+  out = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "checkpoint_stall.py"),
+                        "--config=gan_ring2d:smoke", "--steps=110", "--window=5"],
+                       capture_output=True, text=True, check=True, cwd=REPO,
+                       env={**os.environ, "PYTHONPATH": REPO})
+  r = json.loads(out.stdout.strip().splitlines()[-1])
+  for mode in ("async", "sync"):
+    assert r[mode]["after_checkpoint_s"] > 0 and r[mode]["after_log_only_s"] > 0
+    assert r[mode]["added_s"] == pytest.approx(
+        r[mode]["after_checkpoint_s"] - r[mode]["after_log_only_s"], abs=2e-4)
