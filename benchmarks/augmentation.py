@@ -32,9 +32,9 @@ import time
 
 import numpy as np
 from absl import app, flags
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from gan_jax import cli, experiment
+from gan_jax import cli, experiment, run_report
 from gan_jax.data import embedded
 from gan_jax.metrics import cas, digits
 
@@ -97,11 +97,7 @@ def train_gan(folder, workdir, seed, steps, smoke):
 
 def synthetic(workdir, per_class, seed):
   """per_class samples of G's EMA for each class, float NHWC in [-1, 1], and their labels."""
-  exp, ckpt = experiment.load(workdir)
-  try:
-    state = experiment.restore_latest(exp, ckpt)
-  finally:
-    ckpt.close()
+  exp, state = experiment.load_latest(workdir)
   labels = np.repeat(np.arange(10), per_class)
   samples, _ = exp.game.generate(state, len(labels), seed=seed, labels=labels, ema=True)
   return np.asarray(samples, np.float32), labels
@@ -148,13 +144,6 @@ def summarize(runs, ks):
   return table
 
 
-def _font(size):
-  try:
-    return ImageFont.load_default(size=size)
-  except TypeError:  # pillow < 10.1: one bitmap size
-    return ImageFont.load_default()
-
-
 def plot(table, ks, per_class, reference, title, path, size=(760, 500)):
   """Accuracy against k (log axis): a line per training set, bars at +-1 std, the all-real
   classifier dashed."""
@@ -162,7 +151,7 @@ def plot(table, ks, per_class, reference, title, path, size=(760, 500)):
   left, right, top, bottom = 70, 20, 50, 130
   img = Image.new("RGB", size, "white")
   draw = ImageDraw.Draw(img)
-  font, small = _font(15), _font(13)
+  font, small = run_report.font(15), run_report.font(13)
   lows = [table[str(k)][kind]["mean"] - table[str(k)][kind]["std"] for k in ks for kind in KINDS]
   y_lo = max(0.0, np.floor(min(lows + [reference]) * 20) / 20 - 0.05)
   y_hi = 1.0

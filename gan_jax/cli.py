@@ -91,6 +91,19 @@ def _seed_index_flag(fv, default):
                        "is config.seed + I)", flag_values=fv)
 
 
+def _ema_flag(fv, use):
+  """--ema / --no-ema (also spelled --noema)."""
+  flags.DEFINE_bool("ema", True, f"{use} the EMA generator weights when the run has them",
+                    flag_values=fv)
+
+
+def _require(fv, verb, *flags_and_meanings):
+  """One UserError for the first (flag, what it is) left unset."""
+  for name, what in flags_and_meanings:
+    if fv[name].value in (None, ""):
+      raise UserError(f"{verb} needs --{name}=..., {what}.")
+
+
 def _check_truncation(fv):
   if fv.truncation_cutoff is not None and fv.truncation is None:
     raise UserError("--truncation_cutoff limits --truncation: give --truncation=T too.")
@@ -108,8 +121,7 @@ def _parse_sample(argv):
   flags.DEFINE_integer("label", None, "class to draw (conditional models)", flag_values=fv)
   flags.DEFINE_integer("seed", 0, "latent seed: same seed, same checkpoint -> same samples",
                        flag_values=fv)
-  flags.DEFINE_bool("ema", True, "use the EMA generator weights when the run has them",
-                    flag_values=fv)
+  _ema_flag(fv, "use")
   _truncation_flags(fv)
   _seed_index_flag(fv, 0)
   flags.DEFINE_string("mix", None, "models with per-layer styles: a style-mixing grid, the "
@@ -117,7 +129,7 @@ def _parse_sample(argv):
                       "sources", flag_values=fv)
   flags.DEFINE_integer("interpolate", None, "a walk between latents: this many frames from "
                        "each to the next, as a GIF and a PNG strip", flag_values=fv)
-  _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])
+  _parse(fv, argv)
   if not fv.workdir:
     raise UserError("sample needs --workdir=DIR, the run to sample from.")
   _check_truncation(fv)
@@ -155,13 +167,12 @@ def _parse_evaluate(argv):
                       "class named as the run's classes (default: the run's eval.test_dir, else "
                       "the data's held-out part)", flag_values=fv)
   flags.DEFINE_integer("seed", None, "latent seed of the scored samples", flag_values=fv)
-  flags.DEFINE_bool("ema", True, "score the EMA generator weights when the run has them",
-                    flag_values=fv)
+  _ema_flag(fv, "score")
   _truncation_flags(fv)
   _seed_index_flag(fv, None)
   # --config.eval.KEY=VALUE, as train takes it, means the same as --KEY=VALUE here.
   argv = ["--" + a[len("--config.eval."):] if a.startswith("--config.eval.") else a for a in argv]
-  _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])
+  _parse(fv, argv)
   if not fv.workdir:
     raise UserError("evaluate needs --workdir=DIR, the run to evaluate.")
   _check_truncation(fv)
@@ -185,15 +196,12 @@ def _parse_translate(argv, verb="translate"):
     flags.DEFINE_integer("tile", 512, "largest tile side, in input pixels", flag_values=fv)
     flags.DEFINE_integer("tile_pad", 16, "input pixels of context around each tile",
                          flag_values=fv)
-  flags.DEFINE_bool("ema", True, "use the EMA generator weights when the run has them",
-                    flag_values=fv)
+  _ema_flag(fv, "use")
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
   _seed_index_flag(fv, 0)
-  _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])
-  for name, what in (("workdir", "the run to apply"), ("input", "an image or a folder of images"),
-                     ("out", "the folder to write PNGs to")):
-    if not fv[name].value:
-      raise UserError(f"{verb} needs --{name}=..., {what}.")
+  _parse(fv, argv)
+  _require(fv, verb, ("workdir", "the run to apply"), ("input", "an image or a folder of images"),
+           ("out", "the folder to write PNGs to"))
   return fv
 
 
@@ -214,8 +222,7 @@ def _parse_export(argv):
                        flag_values=fv)
   flags.DEFINE_float("truncation", None, "the truncation trick, as the model defines it",
                      flag_values=fv)
-  flags.DEFINE_bool("ema", True, "use the EMA generator weights when the run has them",
-                    flag_values=fv)
+  _ema_flag(fv, "use")
   flags.DEFINE_string("filter", None, "discriminator:Q (keep D's top fraction Q) or classifier:C "
                       "(keep samples read as their label with confidence >= C)", flag_values=fv)
   flags.DEFINE_string("classifier", None, "--filter=classifier: digits, or module:function / "
@@ -231,11 +238,9 @@ def _parse_export(argv):
                       flag_values=fv)
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
   _seed_index_flag(fv, 0)
-  _parse(fv, ["--noema" if a == "--no-ema" else a for a in argv])
-  for name, what in (("workdir", "the run to draw from"), ("out", "the folder to write to"),
-                     ("num", "how many images to keep")):
-    if fv[name].value is None:
-      raise UserError(f"export needs --{name}=..., {what}.")
+  _parse(fv, argv)
+  _require(fv, "export", ("workdir", "the run to draw from"), ("out", "the folder to write to"),
+           ("num", "how many images to keep"))
   if fv.canvas < 8 or fv.max_objects < 1:
     raise UserError(f"--canvas={fv.canvas} and --max_objects={fv.max_objects} must be at least 8 "
                     "pixels and 1 object.")
@@ -253,6 +258,8 @@ def _parse_report(argv):
 
 
 def _parse(fv, argv):
+  if "ema" in fv:
+    argv = ["--noema" if a == "--no-ema" else a for a in argv]
   try:
     extra = fv(["gan-jax"] + argv)[1:]
   except flags.Error as e:

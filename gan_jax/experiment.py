@@ -85,6 +85,15 @@ def restore_latest(exp, ckpt):
   return state
 
 
+def load_latest(workdir):
+  """(Experiment, latest checkpointed state) of an existing workdir."""
+  exp, ckpt = load(workdir)
+  try:
+    return exp, restore_latest(exp, ckpt)
+  finally:
+    ckpt.close()
+
+
 def networks(state, sides=("g", "d")):
   """What fine-tuning carries over: the `sides`' weights and other collections, and G's EMA.
   A game names its `fine_tune_sides` where it differs (ESRGAN's GAN stage starts from the PSNR

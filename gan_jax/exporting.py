@@ -32,6 +32,7 @@ import threading
 import time
 
 import numpy as np
+import scipy.special
 import tqdm
 from PIL import Image
 
@@ -91,7 +92,7 @@ def load_classifier(spec, exp):
   if spec == "digits":
     from gan_jax.metrics.digits import DigitsClassifier
     network = DigitsClassifier.load_or_train()
-    return lambda images: _softmax(network.logits(images))
+    return lambda images: scipy.special.softmax(network.logits(images), axis=-1)
   where, _, name = spec.rpartition(":")
   try:
     if where.endswith(".py"):
@@ -104,11 +105,6 @@ def load_classifier(spec, exp):
   except (ImportError, AttributeError, FileNotFoundError, ValueError) as e:
     raise UserError(f"--classifier={spec} could not be loaded ({e}): give module:function or "
                     "path/to/file.py:function.") from None
-
-
-def _softmax(logits):
-  e = np.exp(logits - logits.max(-1, keepdims=True))
-  return e / e.sum(-1, keepdims=True)
 
 
 class Plan:
@@ -203,6 +199,7 @@ class Exporter:
     weights = self.state.g_ema if ema and self.state.g_ema is not None else self.state.g.params
     self.fields = provenance.label(self.exp.config.get("name") or "", os.path.abspath(workdir),
                                    step, seed, provenance.weights_hash(weights))
+    self.packet = provenance.xmp_packet(self.fields)  # the same in every picture
     self.truncation = truncation
 
   def _chosen(self, labels, per_class):
@@ -377,7 +374,7 @@ class Exporter:
   def encode(self, pixels):
     """File bytes of one uint8 HWC picture, with its provenance."""
     picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-    return provenance.encode(picture, self.fields, "png" if self.image_format == "png" else "jpeg")
+    return provenance.encode(picture, self.packet, "png" if self.image_format == "png" else "jpeg")
 
   def name_of(self, label):
     return self.names[label] if self.labelled else None

@@ -6,7 +6,6 @@ digital source type `trainedAlgorithmicMedia`, the standard word for "made by a 
 the generator's weights and the seed. exiftool and PIL read it; `gan-jax provenance PATH` prints
 it back. Metadata is lost when a file is stripped or re-encoded by other tools.
 """
-import functools
 import hashlib
 import io
 import os
@@ -27,7 +26,6 @@ PNG_KEY = "XML:com.adobe.xmp"
 FIELDS = ("config", "run", "step", "seed", "weights")  # gan_jax: attributes, in this order
 
 
-@functools.lru_cache(maxsize=1)
 def version():
   try:
     return metadata.version("gan-jax")
@@ -62,9 +60,8 @@ def xmp_packet(fields):
           ' </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end="r"?>')
 
 
-def encode(image, fields, image_format="png", quality=95):
-  """The file bytes of a PIL image with the XMP packet of `fields` embedded."""
-  packet = xmp_packet(fields)
+def encode(image, packet, image_format="png", quality=95):
+  """The file bytes of a PIL image with `packet` (`xmp_packet`'s) embedded."""
   out = io.BytesIO()
   if image_format == "png":
     info = PngImagePlugin.PngInfo()

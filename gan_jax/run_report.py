@@ -88,7 +88,7 @@ def _label(v):
 
 
 @functools.lru_cache(None)
-def _font(size=12):
+def font(size=12):
   try:
     return ImageFont.load_default(size=size)
   except (TypeError, ImportError, OSError):  # an old Pillow, or none built with FreeType
@@ -98,7 +98,7 @@ def _font(size=12):
 def chart(draw, cell, title, series, xlim, alarms=(), smooth=False):
   """Line chart in `cell` of `series` [(name, steps, values)], with an EMA over the raw (light)
   line when `smooth`; returns its plot area."""
-  font = _font()
+  small = font()
   area = (cell[0] + PAD[0], cell[1] + PAD[1], cell[2] - PAD[2], cell[3] - PAD[3])
   values = np.concatenate([v for _, _, v in series])
   values = values[np.isfinite(values)]
@@ -113,15 +113,15 @@ def chart(draw, cell, title, series, xlim, alarms=(), smooth=False):
     return area[3] - (np.asarray(v, np.float64) - lo) / (hi - lo) * (area[3] - area[1])
   for t in nice_ticks(lo, hi):
     draw.line([(area[0], y_of(t)), (area[2], y_of(t))], fill=GRID)
-    draw.text((area[0] - 4, y_of(t)), _label(t), fill=TEXT, font=font, anchor="rm")
+    draw.text((area[0] - 4, y_of(t)), _label(t), fill=TEXT, font=small, anchor="rm")
   for t in [t for t in nice_ticks(x0, x1, 6) if t == int(t)] if x1 > x0 else [x0]:
     draw.line([(x_of(t), area[3]), (x_of(t), area[3] + 3)], fill=AXIS)
-    draw.text((x_of(t), area[3] + 5), _label(int(t)), fill=TEXT, font=font, anchor="mt")
+    draw.text((x_of(t), area[3] + 5), _label(int(t)), fill=TEXT, font=small, anchor="mt")
   for s in alarms:
     if x0 <= s <= x1:
       draw.line([(x_of(s), area[1]), (x_of(s), area[3])], fill=ALARM, width=2)
   draw.rectangle(area, outline=AXIS)
-  draw.text((area[0], cell[1] + 5), title, fill=TEXT, font=_font(13))
+  draw.text((area[0], cell[1] + 5), title, fill=TEXT, font=font(13))
   legend_x = area[2]
   for (name, steps, v), color in reversed(list(zip(series, COLORS))):
     light = tuple(int(c + (255 - c) * 0.6) for c in color)
@@ -135,9 +135,9 @@ def chart(draw, cell, title, series, xlim, alarms=(), smooth=False):
         for x, y in points[finite]:
           draw.ellipse([x - 2.5, y - 2.5, x + 2.5, y + 2.5], fill=fill)
     if len(series) > 1:
-      legend_x -= draw.textlength(name, font=font) + 18
+      legend_x -= draw.textlength(name, font=small) + 18
       draw.line([(legend_x, cell[1] + 12), (legend_x + 12, cell[1] + 12)], fill=color, width=3)
-      draw.text((legend_x + 15, cell[1] + 12), name, fill=TEXT, font=font, anchor="lm")
+      draw.text((legend_x + 15, cell[1] + 12), name, fill=TEXT, font=small, anchor="lm")
   return area
 
 
@@ -197,7 +197,7 @@ def report(workdir, out=None):
       [f"{len(left_out)} more series not drawn"] if left_out else [])
   draw.text((12, TITLE_H // 2), "   ".join([f"{name}   step {xlim[1]}", *notes,
                                             os.path.normpath(workdir)]),
-            fill=TEXT, font=_font(16), anchor="lm")
+            fill=TEXT, font=font(16), anchor="lm")
   panels = []
   for i, (title, keys, smooth) in enumerate(groups):
     r, c = divmod(i, COLS)
@@ -209,7 +209,7 @@ def report(workdir, out=None):
   if grid:
     top = TITLE_H + rows * PANEL_H
     draw.text((PAD[0], top + 5), f"samples: {os.path.basename(sample_path)}", fill=TEXT,
-              font=_font(13))
+              font=font(13))
     left, top = (width - grid.width) // 2, top + PAD[1]
     img.paste(grid, (left, top))
     draw.rectangle((left - 1, top - 1, left + grid.width, top + grid.height), outline=AXIS)

@@ -15,20 +15,21 @@ from gan_jax import cli, config as config_lib, experiment, provenance
 from gan_jax.data import sources
 
 
-@pytest.fixture(scope="module")
-def cgan_run(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("cgan")
-  assert cli.main(["train", f"--config={config_path('cgan_digits')}", f"--workdir={workdir}",
+def trained(tmp_path_factory, name):
+  workdir = tmp_path_factory.mktemp(name)
+  assert cli.main(["train", f"--config={config_path(name)}", f"--workdir={workdir}",
                    "--noprogress"]) == 0
   return str(workdir)
+
+
+@pytest.fixture(scope="module")
+def cgan_run(tmp_path_factory):
+  return trained(tmp_path_factory, "cgan_digits")
 
 
 @pytest.fixture(scope="module")
 def dcgan_run(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("dcgan")
-  assert cli.main(["train", f"--config={config_path('dcgan_digits')}", f"--workdir={workdir}",
-                   "--noprogress"]) == 0
-  return str(workdir)
+  return trained(tmp_path_factory, "dcgan_digits")
 
 
 def export(workdir, out, *flags):
@@ -126,9 +127,7 @@ def test_discriminator_filter_keeps_the_top_fraction(cgan_run, tmp_path):
   assert 0.15 < r["acceptance"] < 0.35 and sum(r["counts"].values()) == 40
   assert sum(r["generated"].values()) > 100
   # The files hold what was scored: D's scores of them clear their class's threshold.
-  exp, ckpt = experiment.load(cgan_run)
-  state = experiment.restore_latest(exp, ckpt)
-  ckpt.close()
+  exp, state = experiment.load_latest(cgan_run)
   arrays = np.load(out / "synthetic.npz")
   scores = exp.game.discriminate(state, arrays["images"].astype(np.float32) / 127.5 - 1,
                                  arrays["labels"])
@@ -315,9 +314,7 @@ def test_detection_backgrounds_from_pictures_or_another_run(cgan_run, dcgan_run,
   assert canvas.shape == (32, 32, 3) and canvas.std() > 20  # a crop of the noise picture
   assert export(cgan_run, tmp_path / "r", "--num=3", "--format=ultralytics-det", "--canvas=32",
                 f"--background=run:{dcgan_run}") == 0
-  exp, ckpt = experiment.load(dcgan_run)
-  state = experiment.restore_latest(exp, ckpt)
-  ckpt.close()
+  exp, state = experiment.load_latest(dcgan_run)
   from gan_jax import exporting, reporting
   first, _ = exp.game.generate(state, exporting.BATCH, seed=exporting._batch_seed(0, 4, 0))
   expected = Image.fromarray(reporting.to_uint8(first)[0, ..., 0]).resize((32, 32),
