@@ -14,7 +14,7 @@ import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
-from gan_jax.errors import CheckpointWriteFailed, UserError
+from gan_jax.errors import CheckpointWriteFailed, UserError, brief
 
 DAMAGED = "_damaged"  # suffix of the folder beside checkpoints/ where train moves damaged ones
 
@@ -41,6 +41,7 @@ class Checkpointer:
       self.manager.save(step, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)), force=True)
     except Exception as e:  # pylint: disable=broad-except  (any failure here is a failed write)
+      _raise_peer_failure(e)
       raise self._write_failed(step, e) from None
     self.pending = step
 
@@ -64,7 +65,7 @@ class Checkpointer:
       self.restored_step = s
       return restored.state, restored.data
     raise UserError(f"No checkpoint in {self.directory} reads back whole ({_steps(damaged)} "
-                    f"damaged; {_brief(damaged[0][1])}): restore the folder from a backup, or "
+                    f"damaged; {brief(damaged[0][1])}): restore the folder from a backup, or "
                     "move it aside to train from scratch.")
 
   def _report_damaged(self, damaged, good, say, set_aside):
@@ -82,7 +83,7 @@ class Checkpointer:
       self.manager.reload()
       where = f", moved to {target}"
     text = (f"{_steps(damaged).capitalize()} in {self.directory} "
-            f"{'is' if len(damaged) == 1 else 'are'} damaged ({_brief(damaged[0][1])}){where}; "
+            f"{'is' if len(damaged) == 1 else 'are'} damaged ({brief(damaged[0][1])}){where}; "
             f"using the checkpoint of step {good} instead.")
     (say or (lambda t: print(t, file=sys.stderr)))(text)
 
@@ -97,6 +98,7 @@ class Checkpointer:
     try:
       self.manager.wait_until_finished()  # re-raises what failed in the background thread
     except Exception as e:  # pylint: disable=broad-except
+      _raise_peer_failure(e)
       raise self._write_failed(step, e) from None
     # orbax writes step.orbax-checkpoint-tmp-* and renames it when every part is committed
     if not os.path.isdir(os.path.join(self.directory, str(step))):
@@ -109,7 +111,7 @@ class Checkpointer:
             else "no earlier checkpoint was written")
     return CheckpointWriteFailed(
         f"Training stopped: writing the checkpoint of step {step} to {self.directory} failed "
-        f"({_brief(cause)}); {kept} (free space or fix the folder's permissions, then run the "
+        f"({brief(cause)}); {kept} (free space or fix the folder's permissions, then run the "
         "same command to resume).")
 
   def close(self):
@@ -123,6 +125,13 @@ class Checkpointer:
       except Exception:  # pylint: disable=broad-except  (orbax re-raises the failure reported)
         if not self.failed:
           raise
+
+
+def _raise_peer_failure(error):
+  """A write of a multi-process run fails in a collective when another process has died: that is
+  no disk fault, and train reports it as what it is (PeerLost)."""
+  if jax.process_count() > 1 and isinstance(error, jax.errors.JaxRuntimeError):
+    raise error
 
 
 def abstract_like(state, sharding):
@@ -141,15 +150,6 @@ def _steps(damaged):
   listed = ", ".join(str(s) for s, _ in damaged)
   return (f"the checkpoint of step {listed}" if len(damaged) == 1
           else f"the checkpoints of steps {listed}")
-
-
-def _brief(error):
-  """An error's type and first line, short enough for the one line the user reads."""
-  if isinstance(error, str):
-    return error
-  text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-  text = text if len(text) <= 100 else text[:97] + "..."
-  return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _quiet_orbax():

@@ -36,7 +36,7 @@ import sys
 
 from absl import flags
 
-from gan_jax.errors import RunStopped, UserError
+from gan_jax.errors import PeerLost, RunStopped, UserError
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
@@ -299,7 +299,11 @@ def main(argv):
     if verb not in VERBS:
       raise UserError(f"Unknown verb {verb!r}: use one of {', '.join(VERBS)}.")
     from gan_jax import cache, parallel
-    parallel.maybe_initialize_distributed()
+    if verb == "train":
+      parallel.maybe_initialize_distributed()
+    elif parallel.distributed_requested():
+      raise UserError(f"`gan-jax {verb}` runs in one process, only `train` runs across several: "
+                      "run it once, without GAN_JAX_COORDINATOR or GAN_JAX_DISTRIBUTED set.")
     cache.enable_compilation_cache()
     if verb == "train":
       from gan_jax.train import train
@@ -375,6 +379,10 @@ def main(argv):
     return 2
   except RunStopped as e:
     print(f"gan-jax: {e}", file=sys.stderr)
+    if isinstance(e, PeerLost):  # jax's exit handler would wait for the dead process, then abort
+      sys.stdout.flush()
+      sys.stderr.flush()
+      os._exit(1)
     return 1
 
 

@@ -1,5 +1,5 @@
 """The exceptions the CLI turns into one sentence: UserError (bad input, exit code 2) and
-RunStopped (a run stopped by a fault, exit code 1)."""
+RunStopped (a run stopped by a fault, exit code 1), and `brief` for quoting an error inside one."""
 
 
 class UserError(Exception):
@@ -16,3 +16,17 @@ class TrainingDiverged(RunStopped):
 
 class CheckpointWriteFailed(RunStopped):
   """Writing a checkpoint failed (disk full, permission denied), at once or in the background."""
+
+
+class PeerLost(RunStopped):
+  """A collective with the other processes of a multi-process run failed: one has likely died.
+  The CLI exits at once instead of waiting for the dead process at shutdown."""
+
+
+def brief(error):
+  """An error's type and first line, short enough for the one line the user reads."""
+  if isinstance(error, str):
+    return error
+  text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+  text = text if len(text) <= 100 else text[:97] + "..."
+  return f"{type(error).__name__}: {text}" if text else type(error).__name__

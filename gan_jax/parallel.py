@@ -10,20 +10,45 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from gan_jax.errors import UserError
 
-def maybe_initialize_distributed():
-  """Start jax.distributed when the environment describes a multi-process job.
+
+def distributed_requested():
+  """Whether the environment describes a multi-process job.
 
   Set GAN_JAX_COORDINATOR (host:port), GAN_JAX_NUM_PROCESSES and GAN_JAX_PROCESS_ID; on TPU pods
   and SLURM, GAN_JAX_DISTRIBUTED=1 lets JAX discover them.
   """
+  return bool(os.environ.get("GAN_JAX_COORDINATOR")) or os.environ.get("GAN_JAX_DISTRIBUTED") == "1"
+
+
+def maybe_initialize_distributed():
+  """Start jax.distributed when the environment describes a multi-process job.
+
+  GAN_JAX_HEARTBEAT_TIMEOUT (seconds, JAX's default 100) bounds how long the other processes
+  wait for one that died before JAX's runtime ends them."""
+  if not distributed_requested():
+    return
+  kwargs = dict(heartbeat_timeout_seconds=_env_int("GAN_JAX_HEARTBEAT_TIMEOUT", 100, minimum=1))
   if os.environ.get("GAN_JAX_COORDINATOR"):
-    jax.distributed.initialize(
-        coordinator_address=os.environ["GAN_JAX_COORDINATOR"],
-        num_processes=int(os.environ["GAN_JAX_NUM_PROCESSES"]),
-        process_id=int(os.environ["GAN_JAX_PROCESS_ID"]))
-  elif os.environ.get("GAN_JAX_DISTRIBUTED") == "1":
-    jax.distributed.initialize()
+    kwargs.update(coordinator_address=os.environ["GAN_JAX_COORDINATOR"],
+                  num_processes=_env_int("GAN_JAX_NUM_PROCESSES", minimum=1),
+                  process_id=_env_int("GAN_JAX_PROCESS_ID", minimum=0))
+    if kwargs["process_id"] >= kwargs["num_processes"]:
+      raise UserError(f"GAN_JAX_PROCESS_ID={kwargs['process_id']} is not below "
+                      f"GAN_JAX_NUM_PROCESSES={kwargs['num_processes']}: number the processes "
+                      "0, 1, ..., N - 1.")
+  jax.distributed.initialize(**kwargs)
+
+
+def _env_int(name, default=None, minimum=0):
+  text = os.environ.get(name, "")
+  if not text and default is not None:
+    return default
+  if not (text.strip().isdigit() and int(text) >= minimum):
+    raise UserError(f"{name}={text!r} is not a whole number >= {minimum}: set it to one (README, "
+                    "Multi-host, lists the variables a multi-process run reads).")
+  return int(text)
 
 
 def data_mesh():

@@ -9,6 +9,7 @@ import os
 import signal
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 
@@ -16,7 +17,7 @@ from gan_jax import (config as config_lib, evaluate, experiment, parallel, repor
                      step as step_lib)
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.data import pipeline, sources
-from gan_jax.errors import TrainingDiverged, UserError
+from gan_jax.errors import PeerLost, TrainingDiverged, UserError, brief
 from gan_jax.state import fold_in
 
 MAX_ROLLBACKS = 3
@@ -31,27 +32,48 @@ class TrainResult:
 
 
 class _StopRequest:
-  """SIGINT / SIGTERM set a flag; the loop saves a checkpoint at the next step and returns."""
+  """SIGINT / SIGTERM stop the run at the next step, with a checkpoint, in every process.
+
+  One process: a flag. Several: jax.distributed's preemption notifier already catches SIGTERM
+  and tells every process; `multihost_utils.reached_preemption_sync_point` then returns True at
+  the same call in all of them. SIGINT (Ctrl-C) is turned into that SIGTERM.
+  """
 
   def __init__(self):
     self.requested = False
     self.previous = {}
+    self.multi = jax.process_count() > 1
 
   def __enter__(self):
-    if jax.process_count() == 1:
-      try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-          self.previous[sig] = signal.signal(sig, self._handle)
-      except ValueError:  # not the main thread: leave signals alone
-        pass
+    handlers = ({signal.SIGINT: self._forward} if self.multi
+                else {signal.SIGINT: self._handle, signal.SIGTERM: self._handle})
+    try:
+      for sig, handler in handlers.items():
+        self.previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: leave signals alone
+      pass
     return self
 
   def _handle(self, signum, frame):
     self.requested = True
 
+  def _forward(self, signum, frame):
+    os.kill(os.getpid(), signal.SIGTERM)
+
+  def poll(self, call):
+    """Whether to stop after this loop iteration (`call`, counted alike in every process)."""
+    if self.multi and not self.requested:
+      self.requested = multihost_utils.reached_preemption_sync_point(call)
+    return self.requested
+
   def __exit__(self, *exc):
     for sig, handler in self.previous.items():
       signal.signal(sig, handler)
+
+
+def _intact(last_good):
+  return (f"the checkpoint of step {last_good} is intact" if last_good is not None
+          else "no checkpoint had been written yet")
 
 
 def check_workdir(config, workdir):
@@ -114,24 +136,26 @@ def train(config, workdir, progress=True):
   last_good, rollbacks = ckpt.restored_step, 0
   dev_state = strategy.put_state(state)
   reporter = reporting.Reporter(workdir, step, t.steps, enabled=main, progress=progress)
-  metrics, first_bad = {}, None
+  metrics, first_bad, peer_lost = {}, None, False
 
   def save(step):
     ckpt.save(step, strategy.host_state(dev_state), data.get_state())
 
   try:
     with _StopRequest() as stop:
-      while step < t.steps and not stop.requested:
+      stopping, calls = False, 0
+      while step < t.steps and not stopping:
         k = min(t.steps_per_call, t.steps - step)
         batch = jax.tree.map(lambda *xs: np.stack(xs), *[next(data) for _ in range(k)])
         if k not in compiled:
           compiled[k] = strategy.compile(multi_step)
         dev_state, dev_metrics = compiled[k](dev_state, strategy.put_batch(batch))
-        step += k
+        step, calls = step + k, calls + 1
         reporter.advance(k)
+        stopping = stop.poll(calls)  # read once: every check below sees the same answer
         first_bad = dev_metrics["nonfinite_step"] if first_bad is None else (
             jnp.minimum(first_bad, dev_metrics["nonfinite_step"]))  # stays on device: no sync
-        due = lambda every: step % every == 0 or step == t.steps or stop.requested
+        due = lambda every: step % every == 0 or step == t.steps or stopping
         # Evaluation is slow: not on a stop request, and on a multiple of every_steps passed
         # inside this call's K steps.
         every = config.eval.every_steps
@@ -148,10 +172,8 @@ def train(config, workdir, progress=True):
             state = state.replace(rng=fold_in(state.rng, 1000 + rollbacks))
             dev_state, first_bad = strategy.put_state(state), None
             continue
-          where = (f"the checkpoint of step {last_good} is intact" if last_good is not None
-                   else "no checkpoint had been written yet")
           raise TrainingDiverged(f"Training stopped: the loss became non-finite at step {bad}; "
-                                 f"{where} (lower the learning rates or try "
+                                 f"{_intact(last_good)} (lower the learning rates or try "
                                  "--config.train.nan_policy=rollback).")
         if due(t.log_every):
           metrics = strategy.host_metrics(dev_metrics)
@@ -165,11 +187,19 @@ def train(config, workdir, progress=True):
         if eval_due and evaluator is not None:
           result = evaluator.every_seed(exp, strategy.host_state(dev_state), ema=config.eval.ema)
           reporter.log(step, {f"eval/{k}": v for k, v in evaluate.scalars(result).items()})
-      if stop.requested:
+      if stopping:
         reporter.message(f"Stopped at step {step}; checkpoint saved. Run the same command to resume.")
     ckpt.wait()
+  except jax.errors.JaxRuntimeError as e:
+    if jax.process_count() == 1:
+      raise
+    peer_lost = True
+    raise PeerLost(f"Training stopped near step {step}: a collective with the other processes "
+                   f"failed ({brief(e)}), so one of them has likely died; {_intact(last_good)} "
+                   "(run the same command on every host to resume).") from None
   finally:
-    ckpt.close()
+    if not peer_lost:  # orbax would wait for the dead process
+      ckpt.close()
     reporter.close()
-  return TrainResult(step, strategy.host_state(dev_state), metrics, stop.requested)
+  return TrainResult(step, strategy.host_state(dev_state), metrics, stopping)
 

@@ -12,6 +12,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from conftest import REPO, config_path
+from runs import assert_bitwise_equal
 from gan_jax import cli, config as config_lib, experiment
 
 CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "configs")) if f.endswith(".py"))
@@ -114,11 +115,6 @@ def read(workdir, step=None):
     ckpt.close()
 
 
-def assert_same(a, b):
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-
-
 @pytest.fixture(scope="module")
 def ring_run(tmp_path_factory):
   """A finished run with checkpoints 2 and 4, and the states they hold, read while whole."""
@@ -162,7 +158,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_one_before(how, ring_run, t
   # sample / evaluate / export read the one before, exactly as it was written.
   step, state = read(workdir)
   assert step == 2
-  assert_same(state, at_2)
+  assert_bitwise_equal(state, at_2)
   said = capsys.readouterr().err.strip().splitlines()
   assert len(said) == 1 and "checkpoint of step 4" in said[0] and "damaged" in said[0], said
   assert "step 2 instead" in said[0]
@@ -174,7 +170,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_one_before(how, ring_run, t
   assert os.listdir(workdir / "checkpoints_damaged") == ["4"]
   step, state = read(workdir)
   assert step == 4
-  assert_same(state, at_4)  # resume is exact: what step 2 held is what was restored
+  assert_bitwise_equal(state, at_4)  # resume is exact: what step 2 held is what was restored
 
 
 def snapshot(path):

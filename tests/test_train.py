@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, config_path
-from gan_jax import cli, experiment
+from runs import assert_bitwise_equal, final_state
+from gan_jax import cli
 from gan_jax.errors import TrainingDiverged
 from gan_jax.games.noise import NoiseGame
 from gan_jax.state import make_key
@@ -21,19 +22,6 @@ from gan_jax.state import make_key
 def train(name, workdir, *flags, arg="smoke"):
   return cli.main(["train", f"--config={config_path(name, arg)}", f"--workdir={workdir}",
                    "--noprogress", *flags])
-
-
-def final_state(workdir):
-  exp, ckpt = experiment.load(str(workdir))
-  try:
-    return ckpt.latest_step(), experiment.restore_latest(exp, ckpt)
-  finally:
-    ckpt.close()
-
-
-def assert_bitwise_equal(a, b):
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_train_writes_every_output(tmp_path):

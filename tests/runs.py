@@ -1,0 +1,86 @@
+"""Training runs in other processes, as users start them, and their checkpoints read back here."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+
+from conftest import REPO
+from gan_jax import experiment
+
+
+def final_state(workdir):
+  """(latest checkpointed step, its state) of `workdir`."""
+  exp, ckpt = experiment.load(str(workdir))
+  try:
+    return ckpt.latest_step(), experiment.restore_latest(exp, ckpt)
+  finally:
+    ckpt.close()
+
+
+def assert_bitwise_equal(a, b):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def spawn(args, devices=8, env=None, log=None):
+  """`python -m gan_jax ARGS` with `devices` fake CPU devices; output to the file `log`."""
+  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+         **(env or {})}
+  out = open(log, "w") if log else subprocess.PIPE
+  return subprocess.Popen([sys.executable, "-m", "gan_jax", *args], cwd=REPO, env=env,
+                          stdout=out, stderr=subprocess.STDOUT if log else subprocess.PIPE,
+                          text=True)
+
+
+def free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def launch(args, processes, devices, logs, env=None):
+  """One multi-process job on this machine: `processes` processes of `devices` devices each,
+  joined by jax.distributed on 127.0.0.1; process i's output goes to logs[i]."""
+  port = free_port()
+  return [spawn(args, devices, log=logs[i], env={
+      "GAN_JAX_COORDINATOR": f"127.0.0.1:{port}", "GAN_JAX_NUM_PROCESSES": str(processes),
+      "GAN_JAX_PROCESS_ID": str(i), **(env or {})}) for i in range(processes)]
+
+
+def wait_all(procs, timeout):
+  """Return codes of `procs`, killing every one still running after `timeout` seconds."""
+  deadline = time.time() + timeout
+  for p in procs:
+    try:
+      p.wait(timeout=max(deadline - time.time(), 0.1))
+    except subprocess.TimeoutExpired:
+      for q in procs:
+        q.kill()
+      raise AssertionError(f"processes still running after {timeout} s") from None
+  return [p.returncode for p in procs]
+
+
+def logged_steps(workdir):
+  """Steps metrics.jsonl has logged so far (a line being written may be cut short)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line)["step"] for line in f if line.endswith("\n")]
+
+
+def wait_for_step(workdir, step, procs, timeout=240):
+  """Blocks until `workdir` has logged `step` or later; fails if the processes end first."""
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if any(s >= step for s in logged_steps(workdir)):
+      return
+    if any(p.poll() is not None for p in procs):
+      raise AssertionError(f"a process ended before step {step} was logged")
+    time.sleep(0.1)
+  raise AssertionError(f"step {step} was not logged within {timeout} s")
