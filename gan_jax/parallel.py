@@ -6,7 +6,6 @@ Both strategies run the same step function. Host batches have leaves [K, n_criti
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -74,7 +73,8 @@ class PmapStrategy:
     return jax.pmap(fn, axis_name=self.axis_name, donate_argnums=0)
 
   def put_state(self, state):
-    return jax.tree.map(lambda x: jnp.broadcast_to(x, (self.n,) + x.shape), state)
+    # Through the host: pmap refuses arrays committed to other devices, as restored ones are.
+    return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (self.n,) + x.shape), state)
 
   def put_batch(self, batch):
     def split(x):  # [K, nc, B, ...] -> [devices, K, nc, B / devices, ...]
