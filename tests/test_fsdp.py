@@ -138,7 +138,8 @@ def runs(tmp_path_factory):
   shutil.copytree(fsdp_half, root / "fsdp_pmap")
   fsdp_then_jit = train(fsdp_half, "jit", 4)
   fsdp_then_pmap = train(root / "fsdp_pmap", "pmap", 4)
-  return jit_whole, jit_then_fsdp, fsdp_then_jit, fsdp_then_pmap
+  pmap_then_fsdp = train(train(root / "pmap_fsdp", "pmap", 2), "fsdp", 4)
+  return jit_whole, jit_then_fsdp, fsdp_then_jit, fsdp_then_pmap, pmap_then_fsdp
 
 
 def test_checkpoints_resume_across_strategies(runs):
@@ -157,7 +158,7 @@ def test_checkpoints_resume_across_strategies(runs):
 
 
 def test_a_sharded_run_samples_and_evaluates(runs, tmp_path, capsys):
-  jit_whole, jit_then_fsdp, fsdp_then_jit, _ = runs
+  jit_whole, jit_then_fsdp, fsdp_then_jit, *_ = runs
   for name, workdir in (("jit", jit_whole), ("fsdp", jit_then_fsdp)):
     assert cli.main(["sample", f"--workdir={workdir}", "--num=8", "--seed=1",
                      f"--out={tmp_path / name}.npz"]) == 0
