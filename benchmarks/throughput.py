@@ -6,7 +6,8 @@
 Times `steps` calls of the jitted step (state donated, blocked until ready; input pipeline
 excluded) after `warmup` calls and prints one JSON object: img/s (median over calls), step time,
 compile time (the first call's time less a median call's), parameter counts, XLA's flop count per step, MFU where the device's peak is known,
-and peak device memory where the backend reports it. A call runs the config's
+the train state's bytes on one device (`state_bytes_per_device`: what `parallel.strategy=fsdp`
+shrinks) and peak device memory where the backend reports it. A call runs the config's
 `train.steps_per_call` steps; figures are per step.
 """
 import statistics
@@ -66,13 +67,14 @@ def data_spec(config):
   return DataSpec((d.resolution, d.resolution, d.channels), "uint8", 10)
 
 
-def step_flops(fn, state, batch):
+def step_flops(fn, state, batch, steps_axis=0):
   """XLA's flop count for one step, from the lowered program. Cost analysis counts a loop body
-  once, so with K steps per call (a scan) it is asked about a one-step call."""
+  once, so with K steps per call (a scan) it is asked about a one-step call; the K axis is
+  `steps_axis` of the batch's leaves (1 under pmap, after the device axis)."""
   if not hasattr(fn, "lower"):
     return 0.0
   abstract = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None))
-  one_step = jax.tree.map(lambda x: abstract(x[:1]), batch)
+  one_step = jax.tree.map(lambda x: abstract(x[(slice(None),) * steps_axis + (slice(1),)]), batch)
   cost = fn.lower(jax.tree.map(abstract, state), one_step).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost.get("flops", 0.0)) if cost else 0.0
@@ -91,6 +93,11 @@ def prepare(config):
       synthetic_batch(config, spec, np.random.default_rng(0)))
 
 
+def state_bytes_per_device(state):
+  """Bytes of the placed train state held by device 0 (its shard of each leaf)."""
+  return int(sum(x.addressable_shards[0].data.nbytes for x in jax.tree.leaves(state)))
+
+
 def measure(config, steps, warmup):
   strategy, fn, state, batch = prepare(config)
 
@@ -101,7 +108,7 @@ def measure(config, steps, warmup):
 
   # The first call traces, compiles and runs once: what a user waits for before training starts.
   first_call_s, times = timing.time_calls(call, steps, warmup, jax.block_until_ready)
-  flops = step_flops(fn, state, batch)
+  flops = step_flops(fn, state, batch, steps_axis=1 if strategy.axis_name else 0)
   k = config.train.steps_per_call
   step_s = statistics.median(times) / k
   device = jax.devices()[0]
@@ -114,6 +121,7 @@ def measure(config, steps, warmup):
       "steps_per_call": k, **timing.per_step(times, config.train.batch_size, k),
       **timing.first_call(first_call_s, times), "g_params": count(host.g.params),
       "d_params": count(host.d.params), "flops_per_step": flops,
+      "strategy": config.parallel.strategy, "state_bytes_per_device": state_bytes_per_device(state),
   }
   peak = timing.peak_flops(device.device_kind, config.train.dtype)
   if peak and flops:

@@ -135,8 +135,12 @@ def _raise_peer_failure(error):
 
 
 def abstract_like(state, sharding):
-  """ShapeDtypeStructs of `state` with one sharding, the restore target."""
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
+  """ShapeDtypeStructs of `state` placed by `sharding` (one for every leaf, or a tree of them),
+  the restore target."""
+  if isinstance(sharding, jax.sharding.Sharding):
+    sharding = jax.tree.map(lambda _: sharding, state)
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                      state, sharding)
 
 
 def _steps_on_disk(directory):

@@ -90,7 +90,7 @@ def base_config():
       interval=4,        # ada: steps between adjustments of p
   ))
 
-  c.parallel = ml_collections.ConfigDict(dict(strategy="jit"))  # jit | pmap
+  c.parallel = ml_collections.ConfigDict(dict(strategy="jit"))  # jit | pmap | fsdp (state sharded)
 
   c.sample = ml_collections.ConfigDict(dict(num=64))  # size of the grid written during training
 
@@ -338,7 +338,7 @@ CHOICES = {
     "optim.d.schedule": ("constant", "cosine", "linear"),
     "train.nan_policy": ("stop", "rollback"),
     "train.dtype": ("float32", "bfloat16"),
-    "parallel.strategy": ("jit", "pmap"),
+    "parallel.strategy": ("jit", "pmap", "fsdp"),
 }
 
 

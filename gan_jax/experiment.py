@@ -35,7 +35,10 @@ class Experiment:
     return jax.jit(self.game.init)()
 
   def abstract_state(self, sharding):
-    return checkpoint.abstract_like(jax.eval_shape(self.game.init), sharding)
+    """The restore target: the state's shapes placed by `sharding`, one Sharding for every leaf
+    or a function of the shapes giving one per leaf (a strategy's `state_shardings`)."""
+    shapes = jax.eval_shape(self.game.init)
+    return checkpoint.abstract_like(shapes, sharding(shapes) if callable(sharding) else sharding)
 
   @property
   def num_seeds(self):

@@ -1,12 +1,13 @@
-"""How a step runs over devices: `jit` over a mesh (default) or `pmap`; multi-host start-up.
+"""How a step runs over devices: `jit` over a mesh (default), `fsdp` (jit with the state sharded)
+or `pmap`; multi-host start-up.
 
-Both strategies run the same step function. Host batches have leaves [K, n_critic, B_local, ...]
+Every strategy runs the same step function. Host batches have leaves [K, n_critic, B_local, ...]
 (K = steps per call, B_local = this process's share of the global batch).
 """
+import math
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -65,12 +66,16 @@ class JitStrategy:
     self.replicated = NamedSharding(self.mesh, P())
     self.batch = NamedSharding(self.mesh, P(None, None, "data"))
 
+  def state_shardings(self, abstract_state):
+    """Where each leaf of a state of these shapes lives: everywhere, whole."""
+    return jax.tree.map(lambda _: self.replicated, abstract_state)
+
   def compile(self, fn):
     return jax.jit(fn, in_shardings=(self.replicated, self.batch),
                    out_shardings=(self.replicated, self.replicated), donate_argnums=0)
 
   def put_state(self, state):
-    return jax.device_put(state, self.replicated)
+    return jax.device_put(state, self.state_shardings(state))
 
   def put_batch(self, batch):
     def put(x):
@@ -79,7 +84,8 @@ class JitStrategy:
     return jax.tree.map(put, batch)
 
   def host_state(self, state):
-    """The state as one replicated copy (for checkpoints and sampling)."""
+    """The state as one logical copy (for checkpoints and sampling): global arrays, whole on
+    every device under jit, split under fsdp."""
     return state
 
   def host_metrics(self, metrics):
@@ -98,8 +104,12 @@ class PmapStrategy:
   def compile(self, fn):
     return jax.pmap(fn, axis_name=self.axis_name, donate_argnums=0)
 
+  # A restored state is read whole onto every device, then `put_state` stacks it per device.
+  state_shardings = JitStrategy.state_shardings
+
   def put_state(self, state):
-    return jax.tree.map(lambda x: jnp.broadcast_to(x, (self.n,) + x.shape), state)
+    # Through the host: pmap refuses arrays committed to other devices, as restored ones are.
+    return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (self.n,) + x.shape), state)
 
   def put_batch(self, batch):
     def split(x):  # [K, nc, B, ...] -> [devices, K, nc, B / devices, ...]
@@ -114,5 +124,55 @@ class PmapStrategy:
     return jax.device_get(jax.tree.map(lambda x: x[0], metrics))
 
 
+# Leaves with fewer elements stay whole on every device under fsdp: biases, norms' scales, the
+# step, RNG keys. Splitting them saves little memory and costs a gather each.
+FSDP_MIN_SIZE = 2**12
+
+
+class FsdpStrategy(JitStrategy):
+  """ZeRO-3 / FSDP: as `jit` (batch sharded on `data`), but each large state leaf (parameters,
+  both optax states, EMA) is split over `data` along one dimension, so a device holds about 1/N
+  of the state. XLA gathers weights where the step uses them and reduce-scatters the gradients."""
+
+  def state_shardings(self, abstract_state):
+    """Each leaf split along its largest dimension that the device count divides (the later one
+    on a tie); leaves under FSDP_MIN_SIZE elements or without such a dimension stay whole."""
+    n = self.mesh.shape["data"]
+
+    def place(x):
+      dims = [(size, axis) for axis, size in enumerate(x.shape) if size % n == 0]
+      if math.prod(x.shape) < FSDP_MIN_SIZE or not dims:
+        return self.replicated
+      _, axis = max(dims)
+      return NamedSharding(self.mesh, P(*(("data" if a == axis else None)
+                                          for a in range(len(x.shape)))))
+    return jax.tree.map(place, abstract_state)
+
+  def compile(self, fn):
+    return _JitForState(fn, self)
+
+
+class _JitForState:
+  """`fn` under jax.jit with the state's in and out shardings from `strategy.state_shardings`,
+  which need the state's shapes that `compile` is not given: jitted for the first state it is
+  called (or lowered) with. Metrics come back replicated; the state is donated."""
+
+  def __init__(self, fn, strategy):
+    self.fn, self.strategy, self.jitted = fn, strategy, None
+
+  def _for(self, state):
+    if self.jitted is None:
+      shardings = self.strategy.state_shardings(state)
+      self.jitted = jax.jit(self.fn, in_shardings=(shardings, self.strategy.batch),
+                            out_shardings=(shardings, self.strategy.replicated), donate_argnums=0)
+    return self.jitted
+
+  def __call__(self, state, batch):
+    return self._for(state)(state, batch)
+
+  def lower(self, state, batch):
+    return self._for(state).lower(state, batch)
+
+
 def get(name):
-  return {"jit": JitStrategy, "pmap": PmapStrategy}[name]()
+  return {"jit": JitStrategy, "pmap": PmapStrategy, "fsdp": FsdpStrategy}[name]()

@@ -124,7 +124,7 @@ def train(config, workdir, progress=True):
             state, warm or experiment.load_networks(t.init_from, state, exp.num_seeds, sides))
       return state, 0
     # A damaged latest checkpoint is reported and moved aside; the one before it is read.
-    state, data_state = ckpt.restore(exp.abstract_state(strategy.replicated), set_aside=True)
+    state, data_state = ckpt.restore(exp.abstract_state(strategy.state_shardings), set_aside=True)
     data.set_state(data_state)
     return state, ckpt.restored_step
 

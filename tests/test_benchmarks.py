@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from conftest import REPO, config_path
+from gan_jax import parallel
 from test_step import load_config
 
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
@@ -24,6 +25,23 @@ def test_throughput_reports_a_consistent_measurement():
   assert (r["g_params"], r["d_params"]) == (2 * 16 + 16 + 2 * (16 * 16 + 16) + 16 * 2 + 2,
                                             2 * 16 + 16 + 2 * (16 * 16 + 16) + 16 + 1)
   assert r["flops_per_step"] > 0 and r["compile_s"] > 0
+
+
+def test_state_bytes_per_device_under_each_strategy(monkeypatch):
+  monkeypatch.setattr(parallel, "FSDP_MIN_SIZE", 256)  # the ring MLPs' 16x16 kernels split
+  config = load_config("gan_ring2d", **{"train.batch_size": 64, "train.steps_per_call": 1})
+  whole = throughput.measure(config, steps=1, warmup=0)
+  config.parallel.strategy = "pmap"
+  assert throughput.measure(config, steps=1, warmup=0)["state_bytes_per_device"] == (
+      whole["state_bytes_per_device"])  # a whole copy on each device, as jit
+  config.parallel.strategy = "fsdp"
+  split = throughput.measure(config, steps=1, warmup=0)
+  assert whole["strategy"] == "jit" and split["strategy"] == "fsdp"
+  # at least the parameters and Adam's two moments, float32
+  assert whole["state_bytes_per_device"] >= 3 * 4 * (whole["g_params"] + whole["d_params"])
+  # G's and D's two hidden kernels (256 float32 each), each with its two moments: 1/8 on device 0
+  saved = 4 * 3 * 256 * 4 * 7 // 8
+  assert whole["state_bytes_per_device"] - split["state_bytes_per_device"] == saved
 
 
 def test_figures_are_per_step_with_several_steps_per_call():
