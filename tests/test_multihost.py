@@ -91,7 +91,7 @@ def test_checkpoint_restores_with_another_process_count(first, then, one_process
   assert_close(final_state(workdir)[1], final_state(one_process)[1], atol=1e-5)
 
 
-LONG = 100  # steps of the runs stopped on the way
+LONG = 60  # steps of the runs stopped on the way
 
 
 @pytest.fixture(scope="module")
