@@ -131,7 +131,7 @@ def test_cli_on_a_real_smoke_run(tmp_path, capsys):
   assert capsys.readouterr().out.strip() == str(workdir / "report.png")
   result = run_report.report(str(workdir), str(tmp_path / "again.png"))
   assert [p.name for p in result.panels] == ["losses", "D(real) / D(fake)", "gradient norms",
-                                             "r1_penalty", "samples"]  # the ring's R1 term
+                                             "D accuracy", "r1_penalty", "samples"]  # R1: the ring's
   assert result.step == 8 and result.panels[-1].keys[0].endswith("step_000008.png")
   np.testing.assert_array_equal(pixels(workdir / "report.png"), pixels(tmp_path / "again.png"))
 
