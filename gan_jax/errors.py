@@ -16,3 +16,14 @@ class TrainingDiverged(RunStopped):
 
 class CheckpointWriteFailed(RunStopped):
   """Writing a checkpoint failed (disk full, permission denied), at once or in the background."""
+
+
+class HealthAlarm(RunStopped):
+  """The health monitor saw a failing run (D winning, mode collapse, ...) under
+  `train.health=stop`."""
+
+
+def checkpoint_left(step):
+  """What a stopped run leaves to resume from: the checkpoint of `step`, or None yet."""
+  return (f"the checkpoint of step {step} is intact" if step is not None
+          else "no checkpoint had been written yet")
