@@ -30,7 +30,7 @@ AXIS, GRID, TEXT = (90, 90, 90), (232, 232, 232), (30, 30, 30)
 
 @dataclasses.dataclass
 class Panel:
-  name: str    # "losses", "D(real) / D(fake)", "gradient norms", "D accuracy", a key ("l1", "eval/fid"), samples
+  name: str    # a STANDARD title ("losses", ...), a key ("l1", "eval/fid"), samples
   keys: tuple  # the metrics.jsonl keys drawn; samples: the PNG shown
   box: tuple   # (left, top, right, bottom) of the data: a chart's plot area, the sample picture
 

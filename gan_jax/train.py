@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import (config as config_lib, evaluate, experiment, parallel, reporting,
+from gan_jax import (config as config_lib, evaluate, experiment, health, parallel, reporting,
                      step as step_lib)
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.data import pipeline, sources
@@ -114,6 +114,7 @@ def train(config, workdir, progress=True):
   last_good, rollbacks = ckpt.restored_step, 0
   dev_state = strategy.put_state(state)
   reporter = reporting.Reporter(workdir, step, t.steps, enabled=main, progress=progress)
+  monitor = health.Monitor(exp, source, reporter, step)
   metrics, first_bad = {}, None
 
   def save(step):
@@ -156,7 +157,9 @@ def train(config, workdir, progress=True):
         if due(t.log_every):
           metrics = strategy.host_metrics(dev_metrics)
           metrics.pop("nonfinite_step")
+          metrics.update(monitor.check(step, metrics, lambda: strategy.host_state(dev_state)))
           reporter.log(step, metrics)
+          monitor.raise_if_stopping(last_good)
         if due(t.sample_every) and main:
           reporter.samples(step, exp.game.preview(strategy.host_state(dev_state), preview_inputs))
         if due(t.checkpoint_every):

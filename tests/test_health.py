@@ -1,11 +1,18 @@
-"""The training-health monitor: each detector on made-up histories, firing and not."""
+"""The training-health monitor: each detector on made-up histories, firing and not; real runs made
+to fail (mode collapse, a winning D) raise their alarm, healthy ones none; `train.health=stop`
+ends the run with one sentence and exit code 1, `off` writes no health keys."""
+import json
+import os
+import subprocess
+import sys
 import types
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import config as config_lib, health
+from conftest import REPO, config_path
+from gan_jax import cli, config as config_lib, health, run_report
 from gan_jax.errors import HealthAlarm
 from gan_jax.games.common import d_accuracy
 from gan_jax.losses import adversarial
@@ -186,3 +193,114 @@ def test_seeds_are_judged_one_by_one():
   assert list(last["health/g_grad_share"]) == [0.01, 0.01]
   [line] = mon.reporter.lines
   assert "G is not catching up (seeds 1)." in line
+
+
+# --- real runs -----------------------------------------------------------------------------
+
+def records(workdir):
+  return [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def alarms(workdir):
+  """{alarm key: [steps where it was non-zero]}."""
+  found = {}
+  for r in records(workdir):
+    for k, v in r.items():
+      if k.startswith("health/alarm_") and "/seed_" not in k:
+        found.setdefault(k, [])
+        if v:
+          found[k].append(r["step"])
+  return found
+
+
+def train(workdir, *flags, arg=None, name="gan_ring2d"):
+  return cli.main(["train", f"--config={config_path(name, arg)}", f"--workdir={workdir}",
+                   "--noprogress", *flags])
+
+
+# The 2D ring in steps of 50 (its default), short, at constant learning rates and without R1.
+SHORT = ("--config.train.log_every=50", "--config.train.sample_every=100",
+         "--config.train.checkpoint_every=100", "--config.loss.r1_weight=0",
+         "--config.optim.g.schedule=constant", "--config.optim.d.schedule=constant")
+# G 500x faster than D: G moves all its samples onto the one point D likes best.
+COLLAPSE = (*SHORT, "--config.train.steps=300", "--config.optim.g.lr=0.05",
+            "--config.optim.d.lr=1e-4")
+# Healthy: the ring's own recipe, shortened (its learning rates decay over the 400 steps).
+HEALTHY = ("--config.train.steps=400", "--config.train.batch_size=256",
+           "--config.train.steps_per_call=20", "--config.train.log_every=20",
+           "--config.train.sample_every=100", "--config.train.checkpoint_every=400")
+ALARMS = {f"health/alarm_{k}" for k in ("nonfinite", "loss_spike", "d_wins", "g_vanished",
+                                         "collapse")}
+
+
+def test_a_collapsing_run_raises_the_collapse_alarm_and_report_marks_it(tmp_path, capsys):
+  assert train(tmp_path, *COLLAPSE) == 0
+  found = alarms(tmp_path)
+  assert found["health/alarm_collapse"] and found["health/alarm_collapse"][0] <= 200
+  diversity = [r["health/diversity"] for r in records(tmp_path) if "health/diversity" in r]
+  assert len(diversity) == 3 and max(diversity[1:]) < 0.05  # G draws one point
+  out = capsys.readouterr().out
+  assert out.count("Health alarm") == 1 and "likely mode collapse" in out
+  result = run_report.report(str(tmp_path))
+  assert set(found["health/alarm_collapse"]) <= set(result.alarms)
+  assert "health/diversity" in [p.name for p in result.panels]
+
+
+@pytest.mark.slow  # ~60 s on 2 cores: D_WINS_STEPS of D winning take 1100 steps of batch 512
+def test_a_d_that_keeps_winning_raises_its_alarm(tmp_path):
+  """G barely moves (learning rate 1e-6) and the minimax loss gives it little to learn from."""
+  assert train(tmp_path, *SHORT, "--config.train.steps=1100",
+               "--config.loss.adversarial=minimax", "--config.optim.g.lr=1e-6",
+               "--config.optim.d.lr=0.05") == 0
+  found = alarms(tmp_path)
+  assert found["health/alarm_d_wins"] and found["health/alarm_d_wins"][0] <= 1100
+
+
+def test_healthy_ring_runs_raise_no_alarm_in_three_seeds(tmp_path, capsys):
+  """Seeds 0, 1 and 2 in one program (train.num_seeds), each judged on its own."""
+  assert train(tmp_path, *HEALTHY, "--config.train.num_seeds=3") == 0
+  assert "Health alarm" not in capsys.readouterr().out
+  found = {}
+  for r in records(tmp_path):
+    for k, v in r.items():
+      if k.startswith("health/alarm_"):
+        found.setdefault(k, []).extend([r["step"]] if v else [])
+  assert {k.split("/seed_")[0] for k in found} == ALARMS
+  assert {f"health/alarm_collapse/seed_{i}" for i in range(3)} <= found.keys()
+  assert all(steps == [] for steps in found.values()), found
+  diversity = [r for r in records(tmp_path) if "health/diversity" in r]
+  assert len(diversity) == 4 and min(r[f"health/diversity/seed_{i}"] for r in diversity
+                                     for i in range(3)) > 0.8
+
+
+def test_stop_ends_the_cli_with_exit_code_1_and_one_sentence(tmp_path):
+  env = {**os.environ, "PYTHONPATH": REPO}
+  proc = subprocess.run(
+      [sys.executable, "-m", "gan_jax", "train", f"--config={config_path('gan_ring2d', None)}",
+       f"--workdir={tmp_path}", "--noprogress", *COLLAPSE, "--config.train.checkpoint_every=50",
+       "--config.train.health=stop"],
+      capture_output=True, text=True, env=env, timeout=300)
+  assert proc.returncode == 1, proc.stderr
+  err = proc.stderr.strip()
+  assert err.startswith("gan-jax: Training stopped at step 100 by the health monitor: sample "
+                        "diversity dropped to 0% of the real data's"), err
+  assert err.endswith("; the checkpoint of step 50 is intact (--config.train.health=warn logs "
+                      "alarms and trains on).") and "\n" not in err
+  assert "Health alarm at step 100" in proc.stdout
+  assert max(r["step"] for r in records(tmp_path)) == 100  # the alarm was logged, then it stopped
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["50"]
+
+
+def test_off_writes_no_health_keys(tmp_path):
+  assert train(tmp_path / "off", "--config.train.health=off", arg="smoke") == 0
+  logged = records(tmp_path / "off")
+  assert logged and not [k for r in logged for k in r if k.startswith("health/")]
+  assert train(tmp_path / "warn", arg="smoke") == 0  # what off leaves out
+  assert "health/alarm_nonfinite" in records(tmp_path / "warn")[0]
+
+
+def test_a_bad_health_setting_is_one_sentence(tmp_path, capsys):
+  assert train(tmp_path / "run", "--config.train.health=loud", arg="smoke") == 2
+  err = capsys.readouterr().err.strip()
+  assert "--config.train.health='loud' is not supported: choose one of warn, stop, off." in err
+  assert not (tmp_path / "run").exists()
