@@ -16,7 +16,7 @@ from gan_jax import (config as config_lib, evaluate, experiment, health, paralle
                      step as step_lib)
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.data import pipeline, sources
-from gan_jax.errors import TrainingDiverged, UserError
+from gan_jax.errors import TrainingDiverged, UserError, checkpoint_left
 from gan_jax.state import fold_in
 
 MAX_ROLLBACKS = 3
@@ -149,10 +149,8 @@ def train(config, workdir, progress=True):
             state = state.replace(rng=fold_in(state.rng, 1000 + rollbacks))
             dev_state, first_bad = strategy.put_state(state), None
             continue
-          where = (f"the checkpoint of step {last_good} is intact" if last_good is not None
-                   else "no checkpoint had been written yet")
           raise TrainingDiverged(f"Training stopped: the loss became non-finite at step {bad}; "
-                                 f"{where} (lower the learning rates or try "
+                                 f"{checkpoint_left(last_good)} (lower the learning rates or try "
                                  "--config.train.nan_policy=rollback).")
         if due(t.log_every):
           metrics = strategy.host_metrics(dev_metrics)
