@@ -185,7 +185,9 @@ class Monitor:
     if self.mode == "off":
       return {}
     # A rollback returns to an earlier step: what was logged after it did not happen.
-    self.history = [h for h in self.history if h[0] < step][-HISTORY + 1:] + [(step, dict(metrics))]
+    self.history = [h for h in self.history if h[0] < step][-HISTORY + 1:]
+    self.measured_at = min(self.measured_at, self.history[-1][0] if self.history else step)
+    self.history.append((step, dict(metrics)))
     keys, alarms = {}, {}
     detectors = [self._nonfinite, self._loss_spike, self._d_wins, self._g_vanished]
     every = self.sample_every

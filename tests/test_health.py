@@ -176,6 +176,39 @@ def test_a_rollback_forgets_the_steps_it_undid():
   assert [s for s, _ in mon.history] == [10, 20, 30, 40]
 
 
+class Points:
+  """A data source of 2D points."""
+
+  def __init__(self, points):
+    self.points = points
+
+  def __len__(self):
+    return len(self.points)
+
+  def get(self, indices):
+    return {"x": self.points[indices]}
+
+
+def test_diversity_is_measured_past_each_sample_every_and_again_after_a_rollback():
+  points = np.random.default_rng(0).standard_normal((500, 2)).astype(np.float32)
+
+  def generate(state, num, seed, ema):  # the "collapsed" G draws one point
+    return (np.zeros((num, 2)) if state == "collapsed" else points[-num:]), None
+  config = config_lib.base_config()
+  config.train.sample_every, config.train.steps = 100, 1000
+  exp = types.SimpleNamespace(config=config, num_seeds=1, seed_state=lambda state, i: state,
+                              game=types.SimpleNamespace(can_generate=True, generate=generate))
+  mon = health.Monitor(exp, Points(points), Messages(), 0)
+  checked = {s: mon.check(s, winning(0), lambda s=s: "collapsed" if s > 200 else "fine")
+             for s in (50, 100, 150, 250, 300)}
+  assert [s for s, k in checked.items() if "health/diversity" in k] == [100, 250, 300]
+  assert 0.8 < checked[100]["health/diversity"] < 1.2 and not checked[100]["health/alarm_collapse"]
+  assert checked[250]["health/diversity"] == 0 and checked[250]["health/alarm_collapse"]
+  assert "likely mode collapse" in mon.reporter.lines[0]
+  # Rolled back to step 150: the next logged step passes step 200 again.
+  assert "health/diversity" in mon.check(250, winning(0), lambda: "fine")
+
+
 def test_a_nonfinite_gradient_norm_alarms_at_once():
   mon = monitor()
   metrics = {**winning(0), "g_grad_norm": np.inf}
