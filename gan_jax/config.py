@@ -76,6 +76,8 @@ def base_config():
       checkpoint_every=500,
       keep_checkpoints=2,
       nan_policy="stop",     # stop | rollback (restore the last checkpoint, new RNG)
+      health="warn",         # warn | stop | off: alarms for D winning, mode collapse, loss spikes
+                             # (gan_jax/health.py): log them, also end the run, or not watch
       init_from="",          # a run's workdir: start from its networks (fine-tuning)
       dtype="float32",
       num_seeds=1,           # N runs of seeds seed, seed + 1, ... vmapped in one program
@@ -337,6 +339,7 @@ CHOICES = {
     "optim.g.schedule": ("constant", "cosine", "linear"),
     "optim.d.schedule": ("constant", "cosine", "linear"),
     "train.nan_policy": ("stop", "rollback"),
+    "train.health": ("warn", "stop", "off"),
     "train.dtype": ("float32", "bfloat16"),
     "parallel.strategy": ("jit", "pmap", "fsdp"),
 }
@@ -488,8 +491,8 @@ def validate_data(config):
 # the data or what one step computes.
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.sample_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.steps_per_call",
-                     "train.nan_policy", "parallel.strategy", "sample.num", "data.data_dir",
-                     "data.workers", "data.prefetch",
+                     "train.nan_policy", "train.health", "parallel.strategy", "sample.num",
+                     "data.data_dir", "data.workers", "data.prefetch",
                      *(f"eval.{k}" for k in base_config().eval))
 
 

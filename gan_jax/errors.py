@@ -1,5 +1,5 @@
-"""The exceptions the CLI turns into one sentence: UserError (bad input, exit code 2) and
-RunStopped (a run stopped by a fault, exit code 1), and `brief` for quoting an error inside one."""
+"""The exceptions the CLI turns into one sentence, UserError (bad input, exit code 2) and
+RunStopped (a run stopped by a fault, exit code 1), and helpers for the sentences they say."""
 
 
 class UserError(Exception):
@@ -30,3 +30,14 @@ def brief(error):
   text = str(error).strip().splitlines()[0] if str(error).strip() else ""
   text = text if len(text) <= 100 else text[:97] + "..."
   return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class HealthAlarm(RunStopped):
+  """The health monitor saw a failing run (D winning, mode collapse, ...) under
+  `train.health=stop`."""
+
+
+def checkpoint_left(step):
+  """What a stopped run leaves to resume from: the checkpoint of `step`, or None yet."""
+  return (f"the checkpoint of step {step} is intact" if step is not None
+          else "no checkpoint had been written yet")

@@ -14,9 +14,11 @@ from PIL import Image, ImageDraw, ImageFont
 from gan_jax.errors import UserError
 from gan_jax.reporting import save_picture
 
-# What every game logs, drawn two to a panel; any other scalar gets a panel of its own.
+# What the games log, drawn two to a panel where a run has them (D accuracy: the games that draw
+# from noise); any other scalar gets a panel of its own.
 STANDARD = (("losses", ("d_loss", "g_loss")), ("D(real) / D(fake)", ("d_real", "d_fake")),
-            ("gradient norms", ("d_grad_norm", "g_grad_norm")))
+            ("gradient norms", ("d_grad_norm", "g_grad_norm")),
+            ("D accuracy", ("d_acc_real", "d_acc_fake")))
 SMOOTH_FROM = 60  # points in a training series before an EMA is drawn over it
 CAPS = {"": 6, "eval/": 6, "health/": 3}  # panels for other training series, scores, health
 COLS, PANEL_W, PANEL_H, SAMPLES_H, TITLE_H = 3, 420, 250, 560, 34
@@ -28,7 +30,7 @@ AXIS, GRID, TEXT = (90, 90, 90), (232, 232, 232), (30, 30, 30)
 
 @dataclasses.dataclass
 class Panel:
-  name: str    # "losses", "D(real) / D(fake)", "gradient norms", a key ("l1", "eval/fid"), samples
+  name: str    # a STANDARD title ("losses", ...), a key ("l1", "eval/fid"), samples
   keys: tuple  # the metrics.jsonl keys drawn; samples: the PNG shown
   box: tuple   # (left, top, right, bottom) of the data: a chart's plot area, the sample picture
 

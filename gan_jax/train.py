@@ -13,11 +13,11 @@ from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import (config as config_lib, evaluate, experiment, parallel, reporting,
+from gan_jax import (config as config_lib, evaluate, experiment, health, parallel, reporting,
                      step as step_lib)
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.data import pipeline, sources
-from gan_jax.errors import PeerLost, TrainingDiverged, UserError, brief
+from gan_jax.errors import PeerLost, TrainingDiverged, UserError, brief, checkpoint_left
 from gan_jax.state import fold_in
 
 MAX_ROLLBACKS = 3
@@ -69,11 +69,6 @@ class _StopRequest:
   def __exit__(self, *exc):
     for sig, handler in self.previous.items():
       signal.signal(sig, handler)
-
-
-def _intact(last_good):
-  return (f"the checkpoint of step {last_good} is intact" if last_good is not None
-          else "no checkpoint had been written yet")
 
 
 def check_workdir(config, workdir):
@@ -136,6 +131,7 @@ def train(config, workdir, progress=True):
   last_good, rollbacks = ckpt.restored_step, 0
   dev_state = strategy.put_state(state)
   reporter = reporting.Reporter(workdir, step, t.steps, enabled=main, progress=progress)
+  monitor = health.Monitor(exp, source, reporter, step)
   metrics, first_bad, peer_lost = {}, None, False
 
   def save(step):
@@ -173,12 +169,14 @@ def train(config, workdir, progress=True):
             dev_state, first_bad = strategy.put_state(state), None
             continue
           raise TrainingDiverged(f"Training stopped: the loss became non-finite at step {bad}; "
-                                 f"{_intact(last_good)} (lower the learning rates or try "
+                                 f"{checkpoint_left(last_good)} (lower the learning rates or try "
                                  "--config.train.nan_policy=rollback).")
         if due(t.log_every):
           metrics = strategy.host_metrics(dev_metrics)
           metrics.pop("nonfinite_step")
+          metrics.update(monitor.check(step, metrics, lambda: strategy.host_state(dev_state)))
           reporter.log(step, metrics)
+          monitor.raise_if_stopping(last_good)
         if due(t.sample_every) and main:
           reporter.samples(step, exp.game.preview(strategy.host_state(dev_state), preview_inputs))
         if due(t.checkpoint_every):
@@ -195,8 +193,9 @@ def train(config, workdir, progress=True):
       raise
     peer_lost = True
     raise PeerLost(f"Training stopped near step {step}: a collective with the other processes "
-                   f"failed ({brief(e)}), so one of them has likely died; {_intact(last_good)} "
-                   "(run the same command on every host to resume).") from None
+                   f"failed ({brief(e)}), so one of them has likely died; "
+                   f"{checkpoint_left(last_good)} (run the same command on every host to "
+                   "resume).") from None
   finally:
     if not peer_lost:  # orbax would wait for the dead process
       ckpt.close()

@@ -130,8 +130,10 @@ def test_cli_on_a_real_smoke_run(tmp_path, capsys):
   assert cli.main(["report", f"--workdir={workdir}"]) == 0
   assert capsys.readouterr().out.strip() == str(workdir / "report.png")
   result = run_report.report(str(workdir), str(tmp_path / "again.png"))
-  assert [p.name for p in result.panels] == ["losses", "D(real) / D(fake)", "gradient norms",
-                                             "r1_penalty", "samples"]  # the ring's R1 term
+  assert [p.name for p in result.panels] == [  # r1_penalty: the ring's; health: see test_health
+      "losses", "D(real) / D(fake)", "gradient norms", "D accuracy", "r1_penalty",
+      "health/diversity", "health/g_grad_share", "samples"]
+  assert result.alarms == ()  # 8 steps are too few to judge a collapse
   assert result.step == 8 and result.panels[-1].keys[0].endswith("step_000008.png")
   np.testing.assert_array_equal(pixels(workdir / "report.png"), pixels(tmp_path / "again.png"))
 

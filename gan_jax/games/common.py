@@ -5,6 +5,7 @@
 - `apply`: a train-mode forward that threads Flax's other collections (batch statistics).
 - `Devices.update`: grads -> mean over the devices -> optax update -> new NetState.
 - `ema`: the EMA of G's parameters, with TF's warm-up.
+- `d_accuracy`: D's accuracy on reals and fakes, for the health monitor.
 - `init_net`, `init_side`: parameters, other collections and optax state of one network, or of
   several networks on one side of a game.
 - `g_params`, `infer`: the weights inference uses; a network in inference mode, jitted;
@@ -61,6 +62,13 @@ class Devices:
     grads = self.mean(grads)
     updates, opt_state = tx.update(grads, net.opt_state, net.params)
     return NetState(optax.apply_updates(net.params, updates), collections, opt_state), grads
+
+
+def d_accuracy(real_logits, fake_logits, threshold=0.0):
+  """D's accuracy on one batch: the share of reals it scores above `threshold` (its decision
+  boundary) and of fakes below it. Near 1 on both, D wins outright (`gan_jax/health.py`)."""
+  return {"d_acc_real": jnp.mean(real_logits > threshold),
+          "d_acc_fake": jnp.mean(fake_logits < threshold)}
 
 
 def apply(model, params, collections, *inputs, rngs=None, train=True, **kwargs):

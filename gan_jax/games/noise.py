@@ -23,8 +23,8 @@ from gan_jax import augment as augment_lib
 from gan_jax import models, optim, reporting
 from gan_jax.data import sources
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, copy_params, ema, g_params, in_chunks, infer,
-                                  init_net, to_model_input)
+from gan_jax.games.common import (Devices, apply, copy_params, d_accuracy, ema, g_params,
+                                  in_chunks, infer, init_net, to_model_input)
 from gan_jax.losses import adversarial, regularizers
 from gan_jax.models import resnet
 from gan_jax.state import GANState, as_key, make_key
@@ -125,6 +125,7 @@ class NoiseGame:
     g_model, d_model, reg = self.g_model, self.d_model, config.loss
     d_loss_fn, g_loss_fn = adversarial.get(reg.adversarial)
     latent_dim, n_critic = config.model.latent_dim, config.train.n_critic
+    threshold = adversarial.decision_threshold(reg.adversarial)
 
     def latents(key, local_batch):
       return dev.local(jax.random.normal(key, (dev.global_size(local_batch), latent_dim)))
@@ -158,6 +159,8 @@ class NoiseGame:
         d = d.replace(params=regularizers.clip_weights(d.params, reg.weight_clip))
       metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
                  "d_grad_norm": optax.tree.norm(grads), "real_logits": real_logits, **aux}
+      if threshold is not None:
+        metrics.update(d_accuracy(real_logits, fake_logits, threshold))
       return d, metrics
 
     rng = jax.random.fold_in(as_key(state.rng), state.step)

@@ -26,8 +26,8 @@ from gan_jax import augment as augment_lib
 from gan_jax import models, optim
 from gan_jax.data import sources
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, copy_params, ema_update, g_params, in_chunks,
-                                  infer, init_net, to_model_input)
+from gan_jax.games.common import (Devices, apply, copy_params, d_accuracy, ema_update, g_params,
+                                  in_chunks, infer, init_net, to_model_input)
 from gan_jax.games.noise import NoiseGame, validate_augment
 from gan_jax.state import GANState, as_key, make_key
 
@@ -223,7 +223,8 @@ class StyleGame(NoiseGame):
     metrics = {"d_loss": d_loss, "g_loss": g_loss, "d_real": jnp.mean(real_logits),
                "d_fake": jnp.mean(fake_logits), "d_grad_norm": optax.tree.norm(d_grads),
                "g_grad_norm": optax.tree.norm(g_grads),
-               "d_real_sign": jnp.mean(jnp.sign(real_logits))}
+               "d_real_sign": jnp.mean(jnp.sign(real_logits)),
+               **d_accuracy(real_logits, fake_logits)}
     new_state = state.replace(step=step + 1, g=g, d=d, extras=extras,
                               g_ema=ema_update(state.g_ema, g.params, beta))
     metrics = dev.mean(metrics)

@@ -65,6 +65,13 @@ def get(name):
   return LOSSES[name]
 
 
+def decision_threshold(name):
+  """The logit where D's verdict turns from fake to real under loss `name` (its accuracy is
+  measured against it): 0 for the sigmoid and hinge losses, 0.5 between LSGAN's targets 0 and 1,
+  None for the Wasserstein critic, whose scores hold no meaning up to a constant."""
+  return {"least_squares": 0.5, "wasserstein": None}.get(name, 0.0)
+
+
 # pix2pix's and CycleGAN's GANLoss (Isola et al. 2017; Zhu et al. 2017): each logit (one per
 # patch) is pushed towards a target, "real" or "fake"; D's loss is the mean of its real and fake
 # terms (halved, "to slow down D"), G's is the real term on its fakes.

@@ -150,3 +150,14 @@ def density_coverage(real, fake, k: int = 5) -> dict:
   for rows, d in _distance_blocks(real, fake):
     covered[rows] = d.min(axis=1) <= radii[rows]
   return {"density": balls_per_sample / (k * fake.shape[0]), "coverage": float(covered.mean())}
+
+
+def mean_pairwise_distance(features) -> float:
+  """Mean Euclidean distance between two distinct rows: how spread out a sample set is (the
+  health monitor's diversity check compares generated samples' to the real data's)."""
+  features = np.asarray(features, np.float64).reshape(len(features), -1)
+  n = features.shape[0]
+  if n < 2:
+    raise ValueError(f"a pairwise distance needs at least 2 samples, got {n}")
+  total = sum(float(d.sum()) for _, d in _distance_blocks(features, features))
+  return total / (n * (n - 1))  # the diagonal's distances are 0
