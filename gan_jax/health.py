@@ -8,8 +8,9 @@
 - G's gradients vanish, whatever D does: their norm stays a tiny share of its peak (a saturated
   D, dead units): G has stopped learning.
 - Mode collapse: samples from fixed latents lie much closer together than real examples do (mean
-  pairwise distance, the real data's measured once at the start); only for games that draw from
-  noise, and only at the first logged step past each `train.sample_every`, so it stays cheap.
+  pairwise distance, the real data's measured once at the start) or, on the digits, the digits
+  classifier finds few of the 10 digits among them; only for games that draw from noise, and
+  only at the first logged step past each `train.sample_every`, so it stays cheap.
 - Loss spike: a loss jumps far above its recent median, in robust standard deviations.
 - Non-finite: a logged value other than the losses (which `step.make_multi_step` watches and
   `train` stops or rolls back on) is inf or NaN.
@@ -29,6 +30,7 @@ from jax.experimental import multihost_utils
 
 from gan_jax.errors import HealthAlarm, checkpoint_left
 from gan_jax.games.common import to_model_input
+from gan_jax.metrics.digits import NUM_CLASSES as NUM_DIGITS, DigitsClassifier
 from gan_jax.metrics.scores import mean_pairwise_distance
 
 # D wins when its balanced accuracy (the mean of those on reals and on fakes) has stayed at or above
@@ -63,6 +65,14 @@ SPIKE_SIGMAS = 10.0
 SPIKE_HISTORY = 20
 SPIKE_MIN_HISTORY = 8
 SPIKE_FLOOR = 0.05
+# On the digits the classifier reads the same samples: a collapse onto a few digits shows as
+# digits missing, even where the pixel spread stays high (a ring run covering 3 of 8 modes kept
+# 0.49-0.54 of the real spread). A digit counts when it holds at least MIN_CLASS_SHARE of its
+# fair share; the alarm needs fewer than CLASSES_COVERED of them at two checks in a row. Healthy
+# digits DCGANs (2000 steps; 600 with G's lr at 100x and 500x) find 4-6 of 10 at step 100, 9-10
+# from step 200 on.
+MIN_CLASS_SHARE = 0.25
+CLASSES_COVERED = 0.8
 DIVERSITY_SAMPLES = 256  # generated (and real) samples the diversity is measured on
 DIVERSITY_SEED = 7919    # of their fixed latents: other than the sample grid's, any fixed one does
 POOL_SIDE = 32           # images are averaged down to at most this side first: cheap, and a
@@ -148,10 +158,22 @@ def real_diversity(source, seed):
   return diversity(to_model_input(source.get(np.sort(pick))["x"]))
 
 
+def classes_covered(predicted, num_classes):
+  """The share of classes found among samples' predicted labels at no less than a quarter of
+  their fair share (1 / num_classes): 1.0 for uniform digits, 0.1 for one digit."""
+  counts = np.bincount(np.asarray(predicted), minlength=num_classes)
+  return float(np.mean(counts >= MIN_CLASS_SHARE / num_classes * len(predicted)))
+
+
 def _first(value, fired):
   """The value of the first seed an alarm fired for (the value itself for one seed)."""
   value = np.asarray(value, np.float64)
   return float(value[np.argmax(fired)] if value.ndim else value)
+
+
+def _per_seed(values):
+  """One value a seed: [N] under train.num_seeds, else the value."""
+  return np.array(values) if len(values) > 1 else values[0]
 
 
 def _which(fired):
@@ -178,6 +200,9 @@ class Monitor:
     self.stopping = None     # (step, what was seen) once train.health=stop has to end the run
     self.real = (real_diversity(source, exp.config.seed)
                  if self.mode != "off" and exp.game.can_generate else None)
+    self.classifier = (DigitsClassifier.load_or_train() if self.real is not None
+                       and exp.config.data.source == "digits" else None)
+    self.covered = 1.0  # the share of digits found at the last collapse check
 
   def check(self, step, metrics, host_state):
     """The `health/...` keys of logged step `step` with `metrics` (host values); `host_state()`
@@ -257,21 +282,31 @@ class Monitor:
             "use the non_saturating loss")), {"health/g_grad_share": share_of_peak(norms)[-1]}
 
   def _collapse(self, step, state):
-    ratio = self._diversity(state) / self.real
-    fired = collapsed(ratio) & (step >= max(COLLAPSE_FROM * self.steps, COLLAPSE_MIN_STEPS))
-    return "collapse", Alarm(fired, (
-        f"sample diversity dropped to {_first(ratio, fired):.0%} of the real data's (mean pairwise "
-        f"distance of {DIVERSITY_SAMPLES} samples from fixed latents): likely mode collapse"), (
-            "lower the learning rates (G's first), add an R1 or gradient penalty "
-            "(--config.loss.r1_weight, --config.loss.gp_weight), more D steps per G step "
-            "(--config.train.n_critic) or a larger batch")), {"health/diversity": ratio}
+    samples = self._samples(state)
+    ratio = _per_seed([diversity(x) for x in samples]) / self.real
+    fired, series = collapsed(ratio), {"health/diversity": ratio}
+    seen = (f"sample diversity dropped to {_first(ratio, fired):.0%} of the real data's (mean "
+            f"pairwise distance of {DIVERSITY_SAMPLES} samples from fixed latents)")
+    if self.classifier is not None:
+      covered = _per_seed([classes_covered(self.classifier.predict(x), NUM_DIGITS)
+                           for x in samples])
+      # Twice in a row: early on a healthy G draws some digits rarely for a while.
+      fired = fired | ((covered < CLASSES_COVERED) & (self.covered < CLASSES_COVERED))
+      self.covered = covered
+      series["health/classes_covered"] = covered
+      seen += (f"; the digits classifier finds {_first(covered, fired) * NUM_DIGITS:.0f} of "
+               f"{NUM_DIGITS} digits among them")
+    fired = fired & (step >= max(COLLAPSE_FROM * self.steps, COLLAPSE_MIN_STEPS))
+    return "collapse", Alarm(fired, seen + ": likely mode collapse", (
+        "lower the learning rates (G's first), add an R1 or gradient penalty "
+        "(--config.loss.r1_weight, --config.loss.gp_weight), more D steps per G step "
+        "(--config.train.n_critic) or a larger batch")), series
 
-  def _diversity(self, state):
-    """`diversity` of G's samples (the trained weights, not their EMA) per seed."""
-    values = [diversity(self.exp.game.generate(self.exp.seed_state(state, i), DIVERSITY_SAMPLES,
-                                               seed=DIVERSITY_SEED, ema=False)[0])
-              for i in range(self.exp.num_seeds)]
-    return np.array(values) if self.exp.num_seeds > 1 else values[0]
+  def _samples(self, state):
+    """G's samples (the trained weights, not their EMA) from the fixed latents, one set a seed."""
+    return [self.exp.game.generate(self.exp.seed_state(state, i), DIVERSITY_SAMPLES,
+                                   seed=DIVERSITY_SEED, ema=False)[0]
+            for i in range(self.exp.num_seeds)]
 
   def _report(self, step, alarms):
     """One line per alarm that starts; under train.health=stop, the decision to end the run."""

@@ -91,6 +91,17 @@ def test_diversity_of_points_and_images():
   assert not health.collapsed(0.9) and health.collapsed(0.1)
 
 
+def test_classes_covered_counts_digits_found_at_a_quarter_of_their_share():
+  assert health.classes_covered(np.arange(100) % 10, 10) == 1.0
+  assert health.classes_covered(np.zeros(100, int), 10) == 0.1  # one digit
+  # 7 digits evenly, 3 at 2% each (under a quarter of 10%): 7 of 10 found, the alarm's side.
+  few = np.concatenate([np.repeat(np.arange(7), 13), np.repeat([7, 8, 9], 2)])
+  assert health.classes_covered(few, 10) == 0.7 < health.CLASSES_COVERED
+  # 3 at 3% each are still found (a quarter of 10% is 2.5%).
+  some = np.concatenate([np.repeat(np.arange(7), 13), np.repeat([7, 8, 9], 3)])
+  assert health.classes_covered(some, 10) == 1.0
+
+
 def test_d_accuracy_is_measured_at_the_losses_decision_boundary():
   acc = d_accuracy(jnp.array([1.0, -1.0, 2.0, 0.3]), jnp.array([-1.0, 1.0, -3.0, 0.3]), 0.0)
   assert float(acc["d_acc_real"]) == 0.75 and float(acc["d_acc_fake"]) == 0.5
@@ -196,6 +207,7 @@ def test_diversity_is_measured_past_each_sample_every_and_again_after_a_rollback
     return (np.zeros((num, 2)) if state == "collapsed" else points[-num:]), None
   config = config_lib.base_config()
   config.train.sample_every, config.train.steps = 100, 1000
+  config.data.source = "ring2d"
   exp = types.SimpleNamespace(config=config, num_seeds=1, seed_state=lambda state, i: state,
                               game=types.SimpleNamespace(can_generate=True, generate=generate))
   mon = health.Monitor(exp, Points(points), Messages(), 0)
@@ -207,6 +219,31 @@ def test_diversity_is_measured_past_each_sample_every_and_again_after_a_rollback
   assert "likely mode collapse" in mon.reporter.lines[0]
   # Rolled back to step 150: the next logged step passes step 200 again.
   assert "health/diversity" in mon.check(250, winning(0), lambda: "fine")
+
+
+def test_on_the_digits_missing_digits_twice_in_a_row_are_a_collapse(monkeypatch):
+  """Samples as spread out as real digits, but the classifier reads 3 digits in them."""
+  digits = np.random.default_rng(0).uniform(-1, 1, (300, 8, 8, 1)).astype(np.float32)
+
+  class ThreeDigits:
+    def predict(self, images):
+      return np.arange(len(images)) % (3 if self.few else 10)
+  reader = ThreeDigits()
+  monkeypatch.setattr(health.DigitsClassifier, "load_or_train", lambda: reader)
+  config = config_lib.base_config()
+  config.train.sample_every, config.train.steps = 100, 1000
+  exp = types.SimpleNamespace(
+      config=config, num_seeds=1, seed_state=lambda state, i: state, game=types.SimpleNamespace(
+          can_generate=True, generate=lambda state, num, seed, ema: (digits[-num:], None)))
+  mon = health.Monitor(exp, Points(digits), Messages(), 0)
+  checked = {}
+  for step, few in ((100, True), (200, False), (300, True), (400, True)):
+    reader.few = few
+    checked[step] = mon.check(step, winning(0), lambda: "state")
+  assert [checked[s]["health/classes_covered"] for s in (100, 200, 300, 400)] == [.3, 1, .3, .3]
+  assert [bool(checked[s]["health/alarm_collapse"]) for s in (100, 200, 300, 400)] == [
+      False, False, False, True]  # once is early training's unevenness, twice a collapse
+  assert "finds 3 of 10 digits" in mon.reporter.lines[0]
 
 
 def test_a_nonfinite_gradient_norm_alarms_at_once():
