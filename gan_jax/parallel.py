@@ -20,7 +20,8 @@ def distributed_requested():
   Set GAN_JAX_COORDINATOR (host:port), GAN_JAX_NUM_PROCESSES and GAN_JAX_PROCESS_ID; on TPU pods
   and SLURM, GAN_JAX_DISTRIBUTED=1 lets JAX discover them.
   """
-  return bool(os.environ.get("GAN_JAX_COORDINATOR")) or os.environ.get("GAN_JAX_DISTRIBUTED") == "1"
+  return (bool(os.environ.get("GAN_JAX_COORDINATOR"))
+          or os.environ.get("GAN_JAX_DISTRIBUTED") == "1")
 
 
 def maybe_initialize_distributed():
