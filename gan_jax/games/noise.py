@@ -23,8 +23,8 @@ from gan_jax import augment as augment_lib
 from gan_jax import models, optim, reporting
 from gan_jax.data import sources
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, copy_params, ema, g_params, in_chunks, infer,
-                                  init_net, to_model_input)
+from gan_jax.games.common import (Devices, apply, apply_inference, copy_params, ema, g_params,
+                                  in_chunks, infer, init_net, split_variables, to_model_input)
 from gan_jax.losses import adversarial, regularizers
 from gan_jax.models import resnet
 from gan_jax.state import GANState, as_key, make_key
@@ -231,6 +231,19 @@ class NoiseGame:
     params = g_params(state, ema)
     draw = lambda z, labels: infer(self.g_model, params, state.g.collections, z, labels)
     return in_chunks(draw, codes, labels, chunk=chunk)
+
+  def generator(self, state, ema=True, direction=None):
+    """(fn, variables): G in inference mode as a pure, jittable fn(variables, z, labels=None) ->
+    samples (labels: int32 [N], none for an unconditional G), and the Flax variables it takes:
+    G's EMA weights (or G's) and its other collections. `generate` without truncation draws the
+    same samples from `latents`' z."""
+    del direction  # one G
+    model = self.g_model
+
+    def fn(variables, z, labels=None):
+      labels = jnp.zeros(z.shape[:1], jnp.int32) if labels is None else labels
+      return apply_inference(model, *split_variables(variables), z, labels)
+    return fn, {"params": g_params(state, ema), **state.g.collections}
 
   def style_groups(self):
     """Named groups of per-layer styles (`sample --mix`): none, z feeds every layer at once."""

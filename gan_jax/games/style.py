@@ -26,8 +26,9 @@ from gan_jax import augment as augment_lib
 from gan_jax import models, optim
 from gan_jax.data import sources
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, copy_params, ema_update, g_params, in_chunks,
-                                  infer, init_net, to_model_input)
+from gan_jax.games.common import (Devices, apply, apply_inference, copy_params, ema_update,
+                                  g_params, in_chunks, infer, init_net, split_variables,
+                                  to_model_input)
 from gan_jax.games.noise import NoiseGame, validate_augment
 from gan_jax.state import GANState, as_key, make_key
 
@@ -253,6 +254,21 @@ class StyleGame(NoiseGame):
     draw = lambda ws: infer(self.g_model, g_params(state, ema), state.g.collections, ws,
                             method="synthesis", noise_mode="const")
     return in_chunks(draw, codes, chunk=chunk)
+
+  def generator(self, state, ema=True, direction=None):
+    """(fn, variables) as the noise game's: fn(variables, z, labels=None) maps z to ws and
+    renders them with the fixed noise buffers, untruncated (`generate` with truncation=None)."""
+    del direction
+    model = self.g_model
+
+    def fn(variables, z, labels=None):
+      params, collections = split_variables(variables)
+      labels = jnp.zeros(z.shape[:1], jnp.int32) if labels is None else labels
+      ws = apply_inference(model, params, collections, z, labels, method="mapping",
+                           truncation_psi=jnp.float32(1.0), truncation_cutoff=None)
+      return apply_inference(model, params, collections, ws, method="synthesis",
+                             noise_mode="const")
+    return fn, {"params": g_params(state, ema), **state.g.collections}
 
   @staticmethod
   def interpolate(a, b, t):
