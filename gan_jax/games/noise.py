@@ -210,10 +210,14 @@ class NoiseGame:
   # --- inference ---------------------------------------------------------------------------
 
   def latents(self, state, num, seed=0, labels=None, ema=True, truncation=None):
-    """(codes, labels) behind `generate`'s `num` samples of `seed`: G's inputs z here, drawn
-    from a normal truncated at +-`truncation` when given (BigGAN's truncation trick: fidelity for
-    variety)."""
+    """(codes, labels) behind `generate`'s `num` samples of `seed`: G's inputs z here."""
     del state, ema  # z does not depend on the weights
+    return self.noise(num, seed, labels, truncation)
+
+  def noise(self, num, seed=0, labels=None, truncation=None):
+    """(z, labels) of `num` samples of `seed`: z drawn from a normal, truncated at
+    +-`truncation` when given (BigGAN's truncation trick: fidelity for variety); labels cycle
+    through the classes unless given."""
     shape = (num, self.config.model.latent_dim)
     if truncation is None:
       z = jax.random.normal(make_key(seed), shape)

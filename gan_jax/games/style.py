@@ -240,7 +240,7 @@ class StyleGame(NoiseGame):
     """(ws, labels) behind `generate`'s `num` samples of `seed`: the mapping of fixed latents
     (G_ema's, or G's) with the training G's tracked w_avg, truncated toward it by psi =
     `truncation` (for the first `truncation_cutoff` ws; None = 1, no truncation)."""
-    z, labels = super().latents(state, num, seed, labels)
+    z, labels = self.noise(num, seed, labels)
     psi = 1.0 if truncation is None else truncation
     ws = infer(self.g_model, g_params(state, ema), state.g.collections, z, labels,
                method="mapping", truncation_psi=jnp.float32(psi),
