@@ -143,7 +143,7 @@ class Model:
     fn(params, images), float32 NHWC in [-1, 1]. The output is float32 NHWC in [-1, 1] (2D
     runs: points [N, 2])."""
     if self.kind == "translate":
-      direction = self._direction(direction)
+      direction = self.check_direction(direction)
     return self.game.generator(self.state, self.ema, direction)
 
   @property
@@ -236,7 +236,7 @@ class Model:
     if self.kind == "upscale":
       return lambda x: self.game.upscale(self.state, x, ema=self.ema)
     self.require("translate")
-    direction = self._direction(direction)
+    direction = self.check_direction(direction)
     return lambda x: self.game.translate(self.state, x, direction, ema=self.ema)
 
   # --- checks --------------------------------------------------------------------------------
@@ -261,7 +261,8 @@ class Model:
       raise UserError(f"--label={int(bad.flat[0])} is out of range: this model has classes "
                       f"0..{self.num_classes - 1}.")
 
-  def _direction(self, direction):
+  def check_direction(self, direction):
+    """`direction` (default: the first) if this translator has it; else one UserError."""
     directions = self.directions
     direction = direction or directions[0]
     if direction not in directions:
