@@ -19,11 +19,12 @@ depend on their values):
               whose CPU form depends on the batch take the one for N, not for large batches.
 For each config and batch: each side's first call (`first_call_s`: it compiles), then `rounds`
 rounds, each timing every side in turn, blocked until ready: `calls` calls, or as many as fill
-`min_seconds` where calls are short (a side's count is fixed from a call after the first). A round gives
-images/s of each (batch / its median call) and the ratios artifact / in_package (`ratio`) and
-artifact / frozen (`ratio_to_frozen`); the medians over rounds are the figures to quote, since on
-a shared machine a slow spell falls on every side of a round. `max_abs_diff` is the largest
-difference between the artifact's and the in-package outputs (the same G). Prints one JSON object.
+`min_seconds` where calls are short (a side's count is fixed from a call after the first). A
+round gives images/s of each (batch / its median call) and the ratios artifact / in_package
+(`ratio`) and artifact / frozen (`ratio_to_frozen`); the medians over rounds are the figures to
+quote, since on a shared machine a slow spell falls on every side of a round. `max_abs_diff` is
+the largest difference between the artifact's and the in-package outputs (the same G). Prints one
+JSON object.
 """
 import datetime
 import math

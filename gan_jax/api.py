@@ -191,11 +191,11 @@ class Model:
       x, one = self._batch(images)
       out = run(x)
       return self._output(out[0] if one else out, uint8)
-    colours = [translating._is_colour(p) for p in paths]  # pylint: disable=protected-access
+    colours = [translating.is_colour(p) for p in paths]
     for path, colour in zip(paths, colours):
       if colour is None:
         translating.none_readable(path, [path], "read")
-    translating._check_channels("", paths, colours, self.channels)  # pylint: disable=protected-access
+    translating.check_channels("", paths, colours, self.channels)
     outs = []
     for path in paths:
       try:

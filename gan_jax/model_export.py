@@ -171,7 +171,8 @@ def card(model, exported, specs, blob, out, direction):
       "run": {"config": name, "game": config.get("game", "noise"), "model": config.model.name,
               "workdir": os.path.abspath(model.workdir), "step": model.step, "ema": model.ema,
               "seed_index": model.seed_index,
-              **({"direction": model.check_direction(direction)} if model.kind == "translate" else {}),
+              **({"direction": model.check_direction(direction)}
+                 if model.kind == "translate" else {}),
               **({"scale": model.scale} if model.scale else {})},
       "data": {"source": config.data.source, "shape": list(spec.shape),
                "num_classes": spec.num_classes},

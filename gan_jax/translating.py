@@ -65,11 +65,11 @@ def translate_images(input_path, out_dir, fn, channels, multiple, progress=True)
   outputs = [output_path(out_dir, p) for p in relpaths]
   check_outputs(root, relpaths, outputs, out_dir)
   with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
-    colours = list(pool.map(_is_colour, [os.path.join(root, p) for p in relpaths]))
+    colours = list(pool.map(is_colour, [os.path.join(root, p) for p in relpaths]))
   skipped = [p for p, c in zip(relpaths, colours) if c is None]
   if len(skipped) == len(relpaths):
     none_readable(input_path, skipped, "read")
-  _check_channels(root, relpaths, colours, channels)
+  check_channels(root, relpaths, colours, channels)
 
   written = []
   todo = [(p, o) for p, o, c in zip(relpaths, outputs, colours) if c is not None]
@@ -195,7 +195,7 @@ def check_outputs(root, relpaths, outputs, out_dir):
                       f"{out}: pass another --out folder than {out_dir}.")
 
 
-def _is_colour(path):
+def is_colour(path):
   """True for a colour image, False for a gray one, None when pillow cannot read the file.
 
   Opens the header only (plus pillow's cheap `verify`, which for PNG checks the chunk checksums).
@@ -225,7 +225,7 @@ def _gray_palette(palette):
   return bool(np.all((r == g) & (g == b)))
 
 
-def _check_channels(root, relpaths, colours, channels):
+def check_channels(root, relpaths, colours, channels):
   """Refuses colour files for a gray model and gray files for a colour one, all named at once."""
   want_colour = channels == 3
   wrong = [p for p, c in zip(relpaths, colours) if c is not None and c != want_colour]

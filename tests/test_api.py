@@ -122,7 +122,8 @@ def test_translate_arrays_paths_and_the_verb_agree(pix2pix, tmp_path):
   paths = [tmp_path / f"{i}.png" for i in range(3)]
   from_files = model.translate(paths, uint8=True)
   for i, image in enumerate(from_files):
-    np.testing.assert_array_equal(image[..., 0], np.asarray(Image.open(tmp_path / "out" / f"{i}.png")))
+    written = np.asarray(Image.open(tmp_path / "out" / f"{i}.png"))
+    np.testing.assert_array_equal(image[..., 0], written)
   np.testing.assert_array_equal(model.translate(str(paths[0]), uint8=True), from_files[0])
 
 
