@@ -154,22 +154,6 @@ def gpu_tests(budget):
   return record
 
 
-def load_config(path, overrides):
-  from ml_collections import config_flags  # noqa: F401 (the configs import ml_collections)
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("cfg", os.path.join(REPO, path))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  for key, value in overrides.items():
-    *parents, leaf = key.split(".")
-    node = config
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
-
-
 class Check:
   def __init__(self, args, records, budget):
     self.args, self.records, self.budget = args, records, budget
@@ -187,7 +171,7 @@ class Check:
 
   def peer(self, family, path, overrides, steps, batch, dtype, compiled):
     import compare  # here: its absl flags would clash with throughput's in one test process
-    config = load_config(path, overrides)
+    config = timing.load_config(path, overrides)
     cmd = compare.peer_command(config, batch) + steps + self.device_flags + [
         f"--dtype={dtype}"] + (["--compile"] if compiled else [])
     code, out, err = run(cmd, self.budget)

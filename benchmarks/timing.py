@@ -1,7 +1,11 @@
-"""What every benchmark script shares: one way to time calls, one way to report."""
+"""What every benchmark script shares: one way to time calls, one way to report, configs by path."""
+import importlib.util
 import json
+import os
 import statistics
 import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Dense peak FLOP/s of one device, for MFU: (device_kind prefix, dtype) -> flop/s. NVIDIA's
 # datasheets (SXM parts; float32 is the non-tensor-core peak, though XLA may run float32 convs
@@ -79,6 +83,22 @@ def torch_record(name, device, compile, batch_size, dtype, first_s, times, steps
   if device.type == "cuda":
     result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
   return result
+
+
+def load_config(path, overrides=None, arg=None):
+  """A config file's `get_config(arg)` (`path` absolute or from the repository's root) with
+  `overrides` ({"train.batch_size": 8, ...}), for scripts that take several configs."""
+  spec = importlib.util.spec_from_file_location("cfg", os.path.join(REPO, path))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(arg)
+  for key, value in (overrides or {}).items():
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
 
 
 def emit(result, path=None):

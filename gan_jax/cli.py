@@ -19,6 +19,9 @@
                    classifier:C] [--classifier=digits|module:fn] [--image_format=png|jpg]
                    [--overwrite] [--canvas=256] [--max_objects=4]
                    [--background=black|folder:PATH|run:WORKDIR]
+  gan-jax export-model --workdir=DIR --out=FILE [--batch=N|dynamic] [--platforms=cpu,cuda,tpu]
+                   [--ema|--no-ema] [--direction=AtoB|BtoA] [--step=N] [--seed_index=I]
+                   [--overwrite]
   gan-jax report   --workdir=DIR [--out=DIR/report.png]
   gan-jax provenance IMAGE_OR_FOLDER
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
@@ -40,8 +43,8 @@ from gan_jax.errors import PeerLost, RunStopped, UserError
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
-VERBS = ("train", "sample", "evaluate", "translate", "upscale", "export", "provenance",
-         "convert-inception", "convert-vgg19", "report")
+VERBS = ("train", "sample", "evaluate", "translate", "upscale", "export", "export-model",
+         "provenance", "convert-inception", "convert-vgg19", "report")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -247,6 +250,28 @@ def _parse_export(argv):
   return fv
 
 
+def _parse_export_model(argv):
+  from gan_jax import model_export
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "the run whose G to export", flag_values=fv)
+  flags.DEFINE_string("out", None, "the artifact to write; its JSON card goes beside it",
+                      flag_values=fv)
+  flags.DEFINE_string("batch", "dynamic", "images per call: N, or dynamic (any)", flag_values=fv)
+  flags.DEFINE_string("platforms", model_export.DEFAULT_PLATFORMS, "where the artifact may run: "
+                      f"some of {','.join(model_export.PLATFORMS)}", flag_values=fv)
+  _ema_flag(fv, "export")
+  flags.DEFINE_string("direction", None, "a CycleGAN run's AtoB or BtoA (default AtoB)",
+                      flag_values=fv)
+  flags.DEFINE_integer("step", None, "the checkpoint to export (default: the latest)",
+                       flag_values=fv)
+  flags.DEFINE_bool("overwrite", False, "replace an existing --out and its card", flag_values=fv)
+  _seed_index_flag(fv, 0)
+  _parse(fv, argv)
+  _require(fv, "export-model", ("workdir", "the run whose G to export"),
+           ("out", "the file to write the artifact to"))
+  return fv
+
+
 def _parse_report(argv):
   fv = flags.FlagValues()
   flags.DEFINE_string("workdir", None, "the run to draw", flag_values=fv)
@@ -355,6 +380,14 @@ def main(argv):
           image_format=fv.image_format, overwrite=fv.overwrite, canvas=canvas,
           seed_index=fv.seed_index)
       print(exporting.summary(record, fv.out))
+    elif verb == "export-model":
+      from gan_jax import model_export
+      fv = _parse_export_model(rest)
+      record = model_export.export_model(
+          fv.workdir, fv.out, batch=fv.batch, platforms=fv.platforms, ema=fv.ema,
+          seed_index=fv.seed_index, step=fv.step, direction=fv.direction,
+          overwrite=fv.overwrite)
+      print(model_export.summary(record, fv.out))
     elif verb == "report":
       from gan_jax import run_report
       fv = _parse_report(rest)

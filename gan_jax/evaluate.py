@@ -33,7 +33,7 @@ import os
 
 import numpy as np
 
-from gan_jax import config as config_lib, experiment, sampling
+from gan_jax import api, config as config_lib, experiment
 from gan_jax.data import embedded, sources
 from gan_jax.errors import UserError
 
@@ -534,7 +534,7 @@ def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weight
   try:
     if seed_index is not None:
       exp.check_seed_index(seed_index)
-    truncate = sampling.truncation_args(exp, workdir, truncation, truncation_cutoff)
+    truncate = api.truncation_args(exp, workdir, truncation, truncation_cutoff)
     evaluator = Evaluator.from_config(
         exp.config, exp.spec, metrics=metrics, num_samples=num_samples,
         inception_weights=inception_weights, num_reference=num_reference, seed=seed,

@@ -80,12 +80,23 @@ def load(workdir):
   return Experiment.build(config, spec), ckpt
 
 
-def restore_latest(exp, ckpt):
-  """The latest checkpointed state, on the default device (a damaged latest checkpoint is
-  reported and the one before it read instead)."""
+def restore(exp, ckpt, step=None):
+  """The state of checkpoint `step`, on the default device; by default the latest (a damaged
+  latest checkpoint is reported and the one before it read instead). One UserError for a step
+  the run did not keep."""
+  kept = sorted(ckpt.manager.all_steps())
+  if step is not None and step not in kept:
+    raise UserError(f"step={step} is not a checkpoint of {os.path.dirname(ckpt.directory)}, "
+                    f"which keeps steps {', '.join(map(str, kept))}: pick one of those, or leave "
+                    "step out for the latest.")
   sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  state, _ = ckpt.restore(exp.abstract_state(sharding))
+  state, _ = ckpt.restore(exp.abstract_state(sharding), step)
   return state
+
+
+def restore_latest(exp, ckpt):
+  """The latest checkpointed state, on the default device (`restore`)."""
+  return restore(exp, ckpt)
 
 
 def load_latest(workdir):

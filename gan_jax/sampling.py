@@ -6,7 +6,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from gan_jax import experiment, reporting
+from gan_jax import api, reporting
 from gan_jax.errors import UserError
 
 GIF_MIN_SIDE = 128  # small images are enlarged (nearest neighbour) so the animation is visible
@@ -15,43 +15,12 @@ GIF_FRAME_MS = 40
 
 def open_run(workdir, label, truncation, truncation_cutoff, seed_index=0):
   """(experiment, latest state of run `seed_index` (of a train.num_seeds run), number of
-  classes, truncation arguments) of a run to draw from; one UserError for a request the run
-  cannot serve."""
-  exp, ckpt = experiment.load(workdir)
-  try:
-    exp.check_seed_index(seed_index)
-    if not exp.game.can_generate:
-      verb = "upscale" if getattr(exp.game, "scale", 0) else "translate"
-      raise UserError(f"{workdir} holds a {exp.config.game} run, which maps images to images "
-                      f"rather than drawing from noise: use `gan-jax {verb} --workdir={workdir} "
-                      "--input=IMAGES --out=FOLDER`.")
-    classes = exp.spec.num_classes if exp.config.model.conditional else 0
-    if label is not None and not classes:
-      raise UserError(f"--label needs a conditional model, and {workdir} trained an "
-                      "unconditional one: drop --label.")
-    if label is not None and not 0 <= label < classes:
-      raise UserError(f"--label={label} is out of range: this model has classes 0..{classes - 1}.")
-    truncate = truncation_args(exp, workdir, truncation, truncation_cutoff)
-    state = exp.seed_state(experiment.restore_latest(exp, ckpt), seed_index)
-  finally:
-    ckpt.close()
-  return exp, state, classes, truncate
-
-
-def truncation_args(exp, workdir, truncation, truncation_cutoff):
-  """`generate`'s truncation arguments ({} for none); what `truncation` means is the game's (a
-  threshold on z, psi toward the average w). One UserError for a run that cannot take them."""
-  if truncation is None:
-    return {}
-  if not getattr(exp.game, "can_truncate", False):  # translators have no latents
-    raise UserError(f"--truncation needs a model that draws from noise, and {workdir} trained "
-                    f"{exp.config.model.name}, which maps images: drop it.")
-  if truncation_cutoff is None:
-    return dict(truncation=truncation)
-  if not exp.game.style_groups():
-    raise UserError(f"--truncation_cutoff truncates the first N per-layer styles, and {workdir} "
-                    f"trained {exp.config.model.name}, which has one z for all layers: drop it.")
-  return dict(truncation=truncation, truncation_cutoff=truncation_cutoff)
+  classes, truncation arguments) of a run to draw from, opened by `api.load`; one UserError for
+  a request the run cannot serve."""
+  model = api.load(workdir, seed_index=seed_index, needs="sample")
+  model.check_labels(label)
+  truncate = api.truncation_args(model.exp, workdir, truncation, truncation_cutoff)
+  return model.exp, model.state, model.num_classes, truncate
 
 
 def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,

@@ -39,26 +39,10 @@ def translate(workdir, input_path, out_dir, direction=None, ema=True, progress=T
               seed_index=0):
   """Translates `input_path` (an image or a folder) with the latest checkpoint of `workdir`
   (run `seed_index` of a train.num_seeds run)."""
-  from gan_jax import experiment  # pylint: disable=g-import-not-at-top  (jax is slow to import)
-  exp, ckpt = experiment.load(workdir)
-  try:
-    game, name = exp.game, exp.config.get("game", "noise")
-    exp.check_seed_index(seed_index)
-    if not game.directions:
-      what, verb = (("upscales", "upscale") if getattr(game, "scale", 0) else
-                    ("draws from noise", "sample"))
-      raise UserError(f"{workdir} holds a {name} run, which {what} rather than translating "
-                      f"images: use `gan-jax {verb} --workdir={workdir}`.")
-    direction = direction or game.directions[0]
-    if direction not in game.directions:
-      choices = " or ".join(f"--direction={d}" for d in game.directions)
-      raise UserError(f"--direction={direction} is not a direction of this {name} run: use "
-                      f"{choices}.")
-    state = exp.seed_state(experiment.restore_latest(exp, ckpt), seed_index)
-  finally:
-    ckpt.close()
-  fn = lambda x: game.translate(state, x, direction, ema=ema)
-  return translate_images(input_path, out_dir, fn, exp.spec.shape[-1], game.multiple, progress)
+  from gan_jax import api  # pylint: disable=g-import-not-at-top  (jax is slow to import)
+  model = api.load(workdir, ema=ema, seed_index=seed_index, needs="translate")
+  fn = model.image_fn(direction)
+  return translate_images(input_path, out_dir, fn, model.channels, model.game.multiple, progress)
 
 
 @dataclasses.dataclass
@@ -81,22 +65,21 @@ def translate_images(input_path, out_dir, fn, channels, multiple, progress=True)
   outputs = [output_path(out_dir, p) for p in relpaths]
   check_outputs(root, relpaths, outputs, out_dir)
   with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
-    colours = list(pool.map(_is_colour, [os.path.join(root, p) for p in relpaths]))
+    colours = list(pool.map(is_colour, [os.path.join(root, p) for p in relpaths]))
   skipped = [p for p, c in zip(relpaths, colours) if c is None]
   if len(skipped) == len(relpaths):
     none_readable(input_path, skipped, "read")
-  _check_channels(root, relpaths, colours, channels)
+  check_channels(root, relpaths, colours, channels)
 
   written = []
   todo = [(p, o) for p, o, c in zip(relpaths, outputs, colours) if c is not None]
   for relpath, out in tqdm.tqdm(todo, desc="translating", unit="image", disable=not progress):
     try:
-      with Image.open(os.path.join(root, relpath)) as image:
-        pixels = np.asarray(images._to_channels(ImageOps.exif_transpose(image), channels))
+      pixels = read_pixels(os.path.join(root, relpath), channels)
     except Exception:  # passed the header check but does not decode (e.g. a truncated JPEG)
       skipped.append(relpath)
       continue
-    result = translate_array(pixels.reshape(*pixels.shape[:2], channels), fn, multiple)
+    result = translate_array(pixels, fn, multiple)
     save_png(out, result)
     written.append(out)
   if not written:
@@ -113,21 +96,34 @@ def output_path(out_dir, relpath):
   return os.path.join(out_dir, os.path.splitext(relpath)[0] + ".png")
 
 
+def read_pixels(path, channels):
+  """uint8 [H, W, channels] of an image file, oriented as viewers show it and converted like the
+  training data (`images._to_channels`)."""
+  with Image.open(path) as image:
+    pixels = np.asarray(images._to_channels(ImageOps.exif_transpose(image), channels))
+  return pixels.reshape(*pixels.shape[:2], channels)
+
+
 def translate_array(pixels, fn, multiple):
   """uint8 [H, W, C] -> uint8 [H, W, C'] through `fn`, padded to multiples of `multiple`."""
-  h, w = pixels.shape[:2]
   x = pixels.astype(np.float32) / 127.5 - 1.0
+  return reporting.to_uint8(translate_batch(x[None], fn, multiple)[0])
+
+
+def translate_batch(x, fn, multiple):
+  """float32 [N, H, W, C] in [-1, 1] -> `fn`'s [N, H, W, C'], the batch padded to multiples of
+  `multiple` on the way in and cropped back on the way out."""
+  h, w = x.shape[1:3]
   padded, (top, left) = pad_to_multiple(x, multiple)
-  y = np.asarray(fn(padded[None]), dtype=np.float32)
-  if y.ndim != 4 or y.shape[:3] != (1,) + padded.shape[:2] or y.shape[3] not in (1, 3):
-    raise ValueError(f"fn turned an image of shape {(1,) + padded.shape} into {y.shape}: it must "
-                     "keep the batch, height and width, and give 1 or 3 channels")
-  y = y[0, top:top + h, left:left + w]
-  return reporting.to_uint8(y)
+  y = np.asarray(fn(padded), dtype=np.float32)
+  if y.ndim != 4 or y.shape[:3] != padded.shape[:3] or y.shape[3] not in (1, 3):
+    raise ValueError(f"fn turned images of shape {padded.shape} into {y.shape}: it must keep "
+                     "the batch, height and width, and give 1 or 3 channels")
+  return y[:, top:top + h, left:left + w]
 
 
 def pad_to_multiple(x, multiple):
-  """(x [H, W, C] padded up to multiples of `multiple`, (top, left) offsets of x in it).
+  """(x [..., H, W, C] padded up to multiples of `multiple`, (top, left) offsets of x in it).
 
   The pad is split evenly between the two sides, so the picture stays centered and neither border
   gets all the padding. Reflect padding continues the picture's texture, which a generator
@@ -136,10 +132,10 @@ def pad_to_multiple(x, multiple):
   as the picture (it would need mirrored copies of mirrors), so a small side is edge-padded.
   """
   pads = []
-  for n in x.shape[:2]:
+  for n in x.shape[-3:-1]:
     total = -n % multiple
     pads.append((total // 2, total - total // 2))
-  for axis, (before, after) in enumerate(pads):
+  for axis, (before, after) in zip((x.ndim - 3, x.ndim - 2), pads):
     if before or after:
       mode = "reflect" if max(before, after) < x.shape[axis] else "edge"
       width = [(0, 0)] * x.ndim
@@ -199,7 +195,7 @@ def check_outputs(root, relpaths, outputs, out_dir):
                       f"{out}: pass another --out folder than {out_dir}.")
 
 
-def _is_colour(path):
+def is_colour(path):
   """True for a colour image, False for a gray one, None when pillow cannot read the file.
 
   Opens the header only (plus pillow's cheap `verify`, which for PNG checks the chunk checksums).
@@ -229,7 +225,7 @@ def _gray_palette(palette):
   return bool(np.all((r == g) & (g == b)))
 
 
-def _check_channels(root, relpaths, colours, channels):
+def check_channels(root, relpaths, colours, channels):
   """Refuses colour files for a gray model and gray files for a colour one, all named at once."""
   want_colour = channels == 3
   wrong = [p for p, c in zip(relpaths, colours) if c is not None and c != want_colour]

@@ -29,21 +29,10 @@ def upscale(workdir, input_path, out_dir, tile=512, tile_pad=16, ema=True, progr
             seed_index=0):
   """Upscales `input_path` (a picture or a folder) with the latest checkpoint of `workdir`."""
   check_tiling(tile, tile_pad)
-  from gan_jax import experiment  # pylint: disable=g-import-not-at-top  (jax is slow to import)
-  exp, ckpt = experiment.load(workdir)
-  try:
-    game, name = exp.game, exp.config.get("game", "noise")
-    exp.check_seed_index(seed_index)
-    if not getattr(game, "scale", 0):
-      verb = "translate" if game.directions else "sample"
-      raise UserError(f"{workdir} holds a {name} run, which does not upscale pictures: use "
-                      f"`gan-jax {verb} --workdir={workdir}`.")
-    state = exp.seed_state(experiment.restore_latest(exp, ckpt), seed_index)
-  finally:
-    ckpt.close()
-  fn = lambda x: game.upscale(state, x, ema=ema)
-  return upscale_images(input_path, out_dir, fn, game.scale, exp.spec.shape[-1], tile, tile_pad,
-                        progress)
+  from gan_jax import api  # pylint: disable=g-import-not-at-top  (jax is slow to import)
+  model = api.load(workdir, ema=ema, seed_index=seed_index, needs="upscale")
+  return upscale_images(input_path, out_dir, model.image_fn(), model.game.scale, model.channels,
+                        tile, tile_pad, progress)
 
 
 def check_tiling(tile, tile_pad):
@@ -69,9 +58,7 @@ def upscale_images(input_path, out_dir, fn, scale, channels, tile=512, tile_pad=
                   disable=not progress)
   for relpath, out in bar:
     try:
-      with Image.open(f"{root}/{relpath}") as picture:
-        picture = ImageOps.exif_transpose(picture)
-        picture.load()
+      picture = read_picture(f"{root}/{relpath}")
     except Exception:  # any failure of pillow's: a file that is not a readable picture
       skipped.append(relpath)
       continue
@@ -84,6 +71,14 @@ def upscale_images(input_path, out_dir, fn, scale, channels, tile=512, tile_pad=
     folder.report_left_out(f"{len(skipped)} of {len(relpaths)} image files in {input_path} that "
                            "pillow cannot read", sorted(skipped))
   return translating.Report(written, sorted(skipped))
+
+
+def read_picture(path):
+  """The picture at `path`, decoded and oriented as viewers show it (EXIF applied)."""
+  with Image.open(path) as picture:
+    picture = ImageOps.exif_transpose(picture)
+    picture.load()
+  return picture
 
 
 def upscale_picture(picture, fn, scale, channels, tile=512, tile_pad=16):
@@ -120,13 +115,18 @@ def tile_starts(size, tile):
 
 def upscale_array(pixels, fn, scale, tile=512, tile_pad=16):
   """uint8 [H, W, C] -> uint8 [H * scale, W * scale, C] through `fn`, tile by tile."""
-  h, w, _ = pixels.shape
   x = pixels.astype(np.float32) / 127.5 - 1.0
+  return reporting.to_uint8(upscale_float(x, fn, scale, tile, tile_pad))
+
+
+def upscale_float(x, fn, scale, tile=512, tile_pad=16):
+  """float32 [H, W, C] in [-1, 1] -> `fn`'s float32 [H * scale, W * scale, C], tile by tile."""
+  h, w, _ = x.shape
   th, tw, p = min(tile, h), min(tile, w), tile_pad
   mode = "reflect" if p < min(h, w) else "edge"  # reflection needs a picture longer than the pad
   padded = np.pad(x, ((p, p), (p, p), (0, 0)), mode=mode)
   corners = [(t, l) for t in tile_starts(h, th) for l in tile_starts(w, tw)]
-  out = np.empty((h * scale, w * scale, pixels.shape[-1]), np.float32)
+  out = np.empty((h * scale, w * scale, x.shape[-1]), np.float32)
   s = scale
   for i in range(0, len(corners), TILES_AT_ONCE):
     group = corners[i:i + TILES_AT_ONCE]
@@ -137,4 +137,4 @@ def upscale_array(pixels, fn, scale, tile=512, tile_pad=16):
                        f"make them {s} times larger")
     for (t, l), y in zip(group, results):
       out[t * s:(t + th) * s, l * s:(l + tw) * s] = y[p * s:(p + th) * s, p * s:(p + tw) * s]
-  return reporting.to_uint8(out)
+  return out

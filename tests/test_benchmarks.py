@@ -111,3 +111,25 @@ def test_checkpoint_stall_times_both_write_modes():
     assert r[mode]["after_checkpoint_s"] > 0 and r[mode]["after_log_only_s"] > 0
     assert r[mode]["added_s"] == pytest.approx(
         r[mode]["after_checkpoint_s"] - r[mode]["after_log_only_s"], abs=2e-4)
+
+
+def test_inference_times_every_side_and_their_ratio(tmp_path):
+  out = tmp_path / "inference.json"
+  subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "inference.py"),
+                  "--configs=cgan_digits,pix2pix_digits", "--arg=smoke", "--batches=1,3",
+                  "--rounds=2", "--calls=1", "--min_seconds=0", f"--json={out}"],
+                 capture_output=True, text=True, check=True, cwd=REPO,
+                 env={**os.environ, "PYTHONPATH": REPO})
+  r = json.loads(out.read_text())
+  assert r["backend"] == "cpu" and list(r["configs"]) == ["cgan_digits", "pix2pix_digits"]
+  assert r["configs"]["cgan_digits"]["kind"] == "sample"
+  assert r["configs"]["pix2pix_digits"]["kind"] == "translate"
+  for config in r["configs"].values():
+    assert list(config["batches"]) == ["1", "3"] and config["g_params"] > 0
+    for b in config["batches"].values():
+      sides = [b[s]["rounds_imgs_per_sec"] for s in ("in_package", "frozen", "artifact",
+                                                     "artifact_call", "artifact_fixed")]
+      assert all(len(s) == 2 and min(s) > 0 for s in sides)
+      assert b["ratios"] == pytest.approx([a / i for a, i in zip(sides[2], sides[0])])
+      assert min(b["ratios"]) <= b["ratio"] <= max(b["ratios"])
+      assert b["max_abs_diff"] < 1e-4  # the artifact runs the same G

@@ -200,14 +200,14 @@ def palette_image(colours):
 def test_how_modes_count(tmp_path, image, colour):
   path = str(tmp_path / "x.png")
   image.save(path)
-  assert translating._is_colour(path) is colour
+  assert translating.is_colour(path) is colour
 
 
 @pytest.mark.parametrize("colours, colour", [([(0, 0, 0), (9, 9, 9)], False),
                                              ([(0, 0, 0), (0, 0, 255)], True)])
 def test_bmp_palettes_count_too(tmp_path, colours, colour):  # stored as BGRX, not RGB
   palette_image(colours).save(tmp_path / "x.bmp")
-  assert translating._is_colour(str(tmp_path / "x.bmp")) is colour
+  assert translating.is_colour(str(tmp_path / "x.bmp")) is colour
 
 
 def test_single_file(tmp_path):

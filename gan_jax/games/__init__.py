@@ -16,6 +16,9 @@ A game is built from (config, data spec, pmap axis name or None) and offers
                                  (`sample --truncation`, `--mix`; none for plain z)
   directions, translate(...)     maps images to images (`gan-jax translate`, `evaluate`)
   scale, upscale(...)            maps images to `scale` times larger ones (`gan-jax upscale`)
+  generator(state, ema, direction) -> (fn, variables)
+                                 G in inference mode as a pure, jittable fn(variables, inputs):
+                                 z (and labels), or an image batch (`gan_jax.api`, `export-model`)
 `config.game` picks one; nothing outside the game modules branches on its name. With
 train.num_seeds > 1, `build` wraps the game in `seeds.Seeds`: N runs vmapped in one program.
 """

@@ -9,9 +9,9 @@
 - `init_net`, `init_side`: parameters, other collections and optax state of one network, or of
   several networks on one side of a game.
 - `g_params`, `infer`: the weights inference uses; a network in inference mode, jitted;
-  `in_chunks` runs it over a large batch.
+  `in_chunks` runs it over a large batch. `apply_inference`, `image_generator`: the same forward
+  unjitted, as the pure function a game's `generator` gives (`gan_jax.api`, `export-model`).
 """
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -133,11 +133,23 @@ def g_params(state, ema):
   return state.g_ema if ema and state.g_ema is not None else state.g.params
 
 
-@functools.partial(jax.jit, static_argnums=0, static_argnames=("method", "noise_mode"))
-def infer(model, params, collections, *inputs, **kwargs):
+def apply_inference(model, params, collections, *inputs, **kwargs):
   """`model` in inference mode (running batch statistics, no dropout); `kwargs`: the module's
-  other arguments (truncation, noise mode) or `method=` (a method's name)."""
+  other arguments (truncation, noise mode) or `method=` (a method's name). Not jitted: a game's
+  `generator` is built on it for callers that jit or export it as they need."""
   return model.apply({"params": params, **collections}, *inputs, train=False, **kwargs)
+
+
+# One jit for every network's inference: it caches a compiled program per model and shapes.
+infer = jax.jit(apply_inference, static_argnums=0, static_argnames=("method", "noise_mode"))
+
+
+def image_generator(model, params, collections):
+  """(fn, variables) of an image-to-image G: fn(variables, images) -> images, pure and jittable
+  (float NHWC in [-1, 1] both ways), and the Flax variables it takes."""
+  def fn(variables, images):
+    return apply_inference(model, *split_variables(variables), images)
+  return fn, {"params": params, **collections}
 
 
 def in_chunks(fn, *inputs, chunk):

@@ -17,8 +17,8 @@ import numpy as np
 import optax
 
 from gan_jax import reporting
-from gan_jax.games.common import (apply, copy_params, ema, g_params, in_chunks, infer, init_side,
-                                  to_model_input)
+from gan_jax.games.common import (apply, copy_params, ema, g_params, image_generator, in_chunks,
+                                  infer, init_side, to_model_input)
 from gan_jax.games.paired import PREVIEW_ROWS, Translator, validate_translation
 from gan_jax.losses import adversarial
 from gan_jax.state import GANState, as_key, make_key
@@ -144,6 +144,11 @@ class CycleGame(Translator):
     params = g_params(state, ema)[name]
     run = lambda x: infer(self.g_model, params, state.g.collections[name], x)
     return in_chunks(run, jnp.asarray(images, jnp.float32), chunk=chunk)
+
+  def generator(self, state, ema=True, direction="AtoB"):
+    """(fn, variables): G_ab (AtoB) or G_ba (BtoA) as a pure fn(variables, images) -> images."""
+    name = NETS[direction]
+    return image_generator(self.g_model, g_params(state, ema)[name], state.g.collections[name])
 
   def preview_inputs(self, source, held_out=None):
     a, b = _two_domains(source if held_out is None else held_out, PREVIEW_ROWS)

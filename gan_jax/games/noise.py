@@ -23,8 +23,9 @@ from gan_jax import augment as augment_lib
 from gan_jax import models, optim, reporting
 from gan_jax.data import sources
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, copy_params, d_accuracy, ema, g_params,
-                                  in_chunks, infer, init_net, to_model_input)
+from gan_jax.games.common import (Devices, apply, apply_inference, copy_params, d_accuracy, ema,
+                                  g_params, in_chunks, infer, init_net, split_variables,
+                                  to_model_input)
 from gan_jax.losses import adversarial, regularizers
 from gan_jax.models import resnet
 from gan_jax.state import GANState, as_key, make_key
@@ -213,10 +214,14 @@ class NoiseGame:
   # --- inference ---------------------------------------------------------------------------
 
   def latents(self, state, num, seed=0, labels=None, ema=True, truncation=None):
-    """(codes, labels) behind `generate`'s `num` samples of `seed`: G's inputs z here, drawn
-    from a normal truncated at +-`truncation` when given (BigGAN's truncation trick: fidelity for
-    variety)."""
+    """(codes, labels) behind `generate`'s `num` samples of `seed`: G's inputs z here."""
     del state, ema  # z does not depend on the weights
+    return self.noise(num, seed, labels, truncation)
+
+  def noise(self, num, seed=0, labels=None, truncation=None):
+    """(z, labels) of `num` samples of `seed`: z drawn from a normal, truncated at
+    +-`truncation` when given (BigGAN's truncation trick: fidelity for variety); labels cycle
+    through the classes unless given."""
     shape = (num, self.config.model.latent_dim)
     if truncation is None:
       z = jax.random.normal(make_key(seed), shape)
@@ -234,6 +239,19 @@ class NoiseGame:
     params = g_params(state, ema)
     draw = lambda z, labels: infer(self.g_model, params, state.g.collections, z, labels)
     return in_chunks(draw, codes, labels, chunk=chunk)
+
+  def generator(self, state, ema=True, direction=None):
+    """(fn, variables): G in inference mode as a pure, jittable fn(variables, z, labels=None) ->
+    samples (labels: int32 [N], none for an unconditional G), and the Flax variables it takes:
+    G's EMA weights (or G's) and its other collections. `generate` without truncation draws the
+    same samples from `latents`' z."""
+    del direction  # one G
+    model = self.g_model
+
+    def fn(variables, z, labels=None):
+      labels = jnp.zeros(z.shape[:1], jnp.int32) if labels is None else labels
+      return apply_inference(model, *split_variables(variables), z, labels)
+    return fn, {"params": g_params(state, ema), **state.g.collections}
 
   def style_groups(self):
     """Named groups of per-layer styles (`sample --mix`): none, z feeds every layer at once."""

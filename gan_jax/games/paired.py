@@ -16,8 +16,8 @@ import optax
 from gan_jax import models, optim, reporting
 from gan_jax.data import sources
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, copy_params, ema, g_params, in_chunks, infer,
-                                  init_net, to_model_input)
+from gan_jax.games.common import (Devices, apply, copy_params, ema, g_params, image_generator,
+                                  in_chunks, infer, init_net, to_model_input)
 from gan_jax.losses import adversarial
 from gan_jax.state import GANState, as_key, make_key
 
@@ -130,6 +130,11 @@ class PairedGame(Translator):
     params = g_params(state, ema)
     run = lambda x: infer(self.g_model, params, state.g.collections, x)
     return in_chunks(run, jnp.asarray(images, jnp.float32), chunk=chunk)
+
+  def generator(self, state, ema=True, direction="AtoB"):
+    """(fn, variables): G as a pure fn(variables, images) -> images (`common.image_generator`)."""
+    del direction
+    return image_generator(self.g_model, g_params(state, ema), state.g.collections)
 
   def preview_inputs(self, source, held_out=None):
     """Fixed pairs: the first held-out ones where the data has a held-out part."""

@@ -26,8 +26,9 @@ from gan_jax import augment as augment_lib
 from gan_jax import models, optim
 from gan_jax.data import sources
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, copy_params, d_accuracy, ema_update, g_params,
-                                  in_chunks, infer, init_net, to_model_input)
+from gan_jax.games.common import (Devices, apply, apply_inference, copy_params, d_accuracy,
+                                  ema_update, g_params, in_chunks, infer, init_net,
+                                  split_variables, to_model_input)
 from gan_jax.games.noise import NoiseGame, validate_augment
 from gan_jax.state import GANState, as_key, make_key
 
@@ -240,7 +241,7 @@ class StyleGame(NoiseGame):
     """(ws, labels) behind `generate`'s `num` samples of `seed`: the mapping of fixed latents
     (G_ema's, or G's) with the training G's tracked w_avg, truncated toward it by psi =
     `truncation` (for the first `truncation_cutoff` ws; None = 1, no truncation)."""
-    z, labels = super().latents(state, num, seed, labels)
+    z, labels = self.noise(num, seed, labels)
     psi = 1.0 if truncation is None else truncation
     ws = infer(self.g_model, g_params(state, ema), state.g.collections, z, labels,
                method="mapping", truncation_psi=jnp.float32(psi),
@@ -254,6 +255,21 @@ class StyleGame(NoiseGame):
     draw = lambda ws: infer(self.g_model, g_params(state, ema), state.g.collections, ws,
                             method="synthesis", noise_mode="const")
     return in_chunks(draw, codes, chunk=chunk)
+
+  def generator(self, state, ema=True, direction=None):
+    """(fn, variables) as the noise game's: fn(variables, z, labels=None) maps z to ws and
+    renders them with the fixed noise buffers, untruncated (`generate` with truncation=None)."""
+    del direction
+    model = self.g_model
+
+    def fn(variables, z, labels=None):
+      params, collections = split_variables(variables)
+      labels = jnp.zeros(z.shape[:1], jnp.int32) if labels is None else labels
+      ws = apply_inference(model, params, collections, z, labels, method="mapping",
+                           truncation_psi=jnp.float32(1.0), truncation_cutoff=None)
+      return apply_inference(model, params, collections, ws, method="synthesis",
+                             noise_mode="const")
+    return fn, {"params": g_params(state, ema), **state.g.collections}
 
   @staticmethod
   def interpolate(a, b, t):

@@ -27,8 +27,8 @@ import optax
 from gan_jax import models, optim, reporting
 from gan_jax.data import degrade
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, copy_params, ema, g_params, in_chunks, infer,
-                                  init_net, to_model_input)
+from gan_jax.games.common import (Devices, apply, copy_params, ema, g_params, image_generator,
+                                  in_chunks, infer, init_net, to_model_input)
 from gan_jax.games.paired import PREVIEW_ROWS, validate_image_to_image
 from gan_jax.losses import adversarial
 from gan_jax.state import GANState, make_key
@@ -160,6 +160,11 @@ class SuperResGame:
     params = g_params(state, ema)
     run = lambda x: infer(self.g_model, params, state.g.collections, x)
     return in_chunks(run, jnp.asarray(images, jnp.float32), chunk=chunk)
+
+  def generator(self, state, ema=True, direction=None):
+    """(fn, variables): G as a pure fn(variables, LR images) -> HR images, `scale` times larger."""
+    del direction
+    return image_generator(self.g_model, g_params(state, ema), state.g.collections)
 
   def preview_inputs(self, source, held_out=None):
     """Fixed (LR, HR) pairs: centre crops of the held-out pictures where the data has them,

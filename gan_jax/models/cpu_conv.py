@@ -203,7 +203,9 @@ def form(kernel, out_shape):
   (bfloat16 would lose precision in the transforms' sums)."""
   c, o = kernel.shape[2:]
   b, h, w = out_shape[:3]
-  weight_bound = 16 * c * o >= WINOGRAD_CACHE_ENTRIES and 2 * b * h * w < max(c, o)
+  # A dynamic batch (jax.export's symbolic "b") has no size to weigh: take the large-batch form.
+  few_pixels = isinstance(b, int) and 2 * b * h * w < max(c, o)
+  weight_bound = 16 * c * o >= WINOGRAD_CACHE_ENTRIES and few_pixels
   winograd = (min(c, o) >= WINOGRAD_MIN_CHANNELS and kernel.dtype == jnp.float32
               and h % 2 == 0 and w % 2 == 0 and not weight_bound)
   return "winograd" if winograd else "im2col"

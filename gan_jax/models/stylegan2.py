@@ -480,7 +480,9 @@ class SynthesisNetwork(nn.Module):
     if ws.shape[1] != synthesis_num_ws(self.resolution):
       raise ValueError(f"ws must be [B, {synthesis_num_ws(self.resolution)}, w_dim], got "
                        f"{ws.shape}")
-    fused = default_fused(train) if fused is None else fused
+    # The fused form's grouped conv needs a known batch: a dynamic one (jax.export's symbolic
+    # "b") takes the batched form.
+    fused = (default_fused(train) and isinstance(ws.shape[0], int)) if fused is None else fused
     ch = lambda r: channels_at(r, self.channel_base, self.channel_max)
     kw = dict(conv_clamp=self.conv_clamp, dtype=self.dtype, impl=self.impl)
     ws = ws.astype(jnp.float32)
