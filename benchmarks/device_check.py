@@ -10,7 +10,8 @@ In order, until the budget (seconds) runs out:
      mode and under `torch.compile` (`benchmarks/peers/`, as `compare.py` picks it), alternating
      ours / eager / compiled for `--rounds` rounds, each run a fresh process on the same device;
   3. the largest batch of the biggest model that fits (doubling until a run fails; in bfloat16,
-     the dtype people train big models in).
+     the dtype people train big models in);
+  4. DCGAN-64's generator at batch 1, 64 and 1024, in-package and exported (`inference.py`).
 Each record (family, config, batch, dtype, framework, img/s, MFU, peak memory, compile seconds)
 is appended to `--out` as soon as it is measured, so a run cut short keeps what it measured;
 the first record describes the machine (device, driver, CUDA, jax and torch versions, date).
@@ -154,6 +155,17 @@ def gpu_tests(budget):
   return record
 
 
+def inference(budget, dry_run):
+  """`inference.py` on DCGAN-64: the generator's images/s at batch 1, 64 and 1024, in-package
+  and exported (`gan-jax export-model`); smoke sizes in a dry run."""
+  sizes = (["--arg=smoke", "--batches=1,4", "--rounds=1"] if dry_run
+           else ["--batches=1,64,1024", "--rounds=2"])
+  code, out, err = run([os.path.join(HERE, "inference.py"), "--configs=dcgan64"] + sizes, budget)
+  result = last_json(out) if code == 0 else None
+  return ({"kind": "inference", **result} if result is not None
+          else {"kind": "inference", "error": _failure(code, err)})
+
+
 class Check:
   def __init__(self, args, records, budget):
     self.args, self.records, self.budget = args, records, budget
@@ -277,6 +289,7 @@ def main():
   check = Check(args, records, budget)
   if check.steps_of_every_family():
     check.largest_batch()
+    records.add(inference(budget, args.dry_run))
   if budget.left() < 5:
     records.add({"kind": "stopped", "reason": f"the {args.budget:.0f} s budget ran out"})
 

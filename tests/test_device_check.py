@@ -61,6 +61,10 @@ def test_dry_run_measures_every_family_and_renders(tmp_path):
       assert "error" in peer[0]
   largest = next(r for r in records if r["kind"] == "max_batch")
   assert largest["family"] == device_check.DRY_RUN_BIGGEST and largest["batch"] >= 4
+  inference = next(r for r in records if r["kind"] == "inference")
+  for batch in ("1", "4"):  # the generator in-package and exported, side by side
+    sides = inference["configs"]["dcgan64"]["batches"][batch]
+    assert sides["in_package"]["imgs_per_sec"] > 0 and sides["artifact"]["imgs_per_sec"] > 0
   assert not any(r["kind"] == "stopped" for r in records)
 
   table = render_tables.render(records, path)
@@ -74,7 +78,7 @@ def test_spent_budget_stops_cleanly_and_keeps_what_it_measured(tmp_path):
   records, path = run_check(tmp_path, "--dry-run", "--budget=1")
   kinds = [r["kind"] for r in records]
   assert kinds[0] == "environment" and kinds[-1] == "stopped"
-  assert "step" not in kinds and "max_batch" not in kinds
+  assert "step" not in kinds and "max_batch" not in kinds and "inference" not in kinds
   assert "Stopped early: the 1 s budget ran out" in render_tables.render(records, path)
 
 
