@@ -100,6 +100,12 @@ def _ema_flag(fv, use):
                     flag_values=fv)
 
 
+def _direction_flag(fv):
+  """--direction, for games that translate both ways (their `directions`; the first by default)."""
+  flags.DEFINE_string("direction", None, "which way a two-way translator runs, one of the game's "
+                      "directions (AtoB or BtoA; default the first)", flag_values=fv)
+
+
 def _require(fv, verb, *flags_and_meanings):
   """One UserError for the first (flag, what it is) left unset."""
   for name, what in flags_and_meanings:
@@ -193,8 +199,7 @@ def _parse_translate(argv, verb="translate"):
   flags.DEFINE_string("out", None, "folder for the PNGs (sub-folders and names kept)",
                       flag_values=fv)
   if verb == "translate":
-    flags.DEFINE_string("direction", None, "AtoB or BtoA (two-way runs; default AtoB)",
-                        flag_values=fv)
+    _direction_flag(fv)
   else:
     flags.DEFINE_integer("tile", 512, "largest tile side, in input pixels", flag_values=fv)
     flags.DEFINE_integer("tile_pad", 16, "input pixels of context around each tile",
@@ -260,8 +265,7 @@ def _parse_export_model(argv):
   flags.DEFINE_string("platforms", model_export.DEFAULT_PLATFORMS, "where the artifact may run: "
                       f"some of {','.join(model_export.PLATFORMS)}", flag_values=fv)
   _ema_flag(fv, "export")
-  flags.DEFINE_string("direction", None, "a CycleGAN run's AtoB or BtoA (default AtoB)",
-                      flag_values=fv)
+  _direction_flag(fv)
   flags.DEFINE_integer("step", None, "the checkpoint to export (default: the latest)",
                        flag_values=fv)
   flags.DEFINE_bool("overwrite", False, "replace an existing --out and its card", flag_values=fv)
