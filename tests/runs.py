@@ -9,8 +9,8 @@ import time
 import jax
 import numpy as np
 
-from conftest import REPO
-from gan_jax import experiment
+from conftest import REPO, config_path
+from gan_jax import cli, experiment
 
 
 def final_state(workdir):
@@ -84,3 +84,13 @@ def wait_for_step(workdir, step, procs, timeout=240):
       raise AssertionError(f"a process ended before step {step} was logged")
     time.sleep(0.1)
   raise AssertionError(f"step {step} was not logged within {timeout} s")
+
+
+def trained(tmp_path_factory, name, *overrides, config=None):
+  """runs/<name> under the session's temporary folder: a smoke run of configs/<config or name>,
+  trained once per test process (test_api, test_export and test_export_model share them)."""
+  workdir = tmp_path_factory.getbasetemp() / "trained" / "runs" / name
+  if not (workdir / "checkpoints").is_dir():
+    assert cli.main(["train", f"--config={config_path(config or name)}", f"--workdir={workdir}",
+                     "--noprogress", *overrides]) == 0
+  return workdir

@@ -9,20 +9,11 @@ import pytest
 from PIL import Image
 
 import gan_jax
-from conftest import REPO, config_path
+from conftest import REPO
+from runs import trained
 from gan_jax import cli
 
 SECTION = "## Using a trained model"
-
-
-def trained(tmp_path_factory, name, *overrides, config=None):
-  """runs/<name> under the session's temporary folder: a smoke run of configs/<config or name>,
-  trained once per session (test_export_model.py uses the same runs)."""
-  workdir = tmp_path_factory.getbasetemp() / "trained" / "runs" / name
-  if not (workdir / "checkpoints").is_dir():
-    assert cli.main(["train", f"--config={config_path(config or name)}", f"--workdir={workdir}",
-                     "--noprogress", *overrides]) == 0
-  return workdir
 
 
 def readme_blocks():

@@ -10,26 +10,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import config_path
+from runs import trained
 from gan_jax import cli, config as config_lib, experiment, provenance
 from gan_jax.data import sources
 
 
-def trained(tmp_path_factory, name):
-  workdir = tmp_path_factory.mktemp(name)
-  assert cli.main(["train", f"--config={config_path(name)}", f"--workdir={workdir}",
-                   "--noprogress"]) == 0
-  return str(workdir)
-
-
 @pytest.fixture(scope="module")
 def cgan_run(tmp_path_factory):
-  return trained(tmp_path_factory, "cgan_digits")
+  return str(trained(tmp_path_factory, "cgan_digits"))
 
 
 @pytest.fixture(scope="module")
 def dcgan_run(tmp_path_factory):
-  return trained(tmp_path_factory, "dcgan_digits")
+  return str(trained(tmp_path_factory, "dcgan_digits"))
 
 
 def export(workdir, out, *flags):

@@ -15,7 +15,8 @@ import pytest
 
 import gan_jax
 from gan_jax import cli, provenance
-from test_api import readme_blocks, trained
+from runs import trained
+from test_api import readme_blocks
 from test_cli import assert_one_clear_error
 
 PLATFORMS = ("cpu", "cuda", "tpu")  # the default
