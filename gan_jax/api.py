@@ -17,8 +17,9 @@ import os
 import numpy as np
 from PIL import Image
 
-from gan_jax import experiment, reporting, translating, upscaling
+from gan_jax import experiment, latents as latents_lib, reporting, translating, upscaling
 from gan_jax.errors import UserError
+from gan_jax.latents import Latents
 
 # What a run does, by its game: in words, as the alternative, the verb and the method that do it.
 KINDS = {
@@ -89,7 +90,8 @@ def load(workdir, step=None, ema=True, seed_index=0, needs=None):
 class Model:
   """A trained run's G, ready to use. Attributes: `workdir`, `config` (the run's resolved
   config), `step` (the checkpoint's), `kind` ("sample", "translate" or "upscale"), `ema`,
-  `seed_index`, `channels`, `num_classes` (0 unless conditional), `directions` (translators),
+  `seed_index`, `channels`, `num_classes` (0 unless conditional), `spaces` (the latent spaces of
+  noise models: "z", and "w", "w+" behind a mapping network), `directions` (translators),
   `scale` (super-resolution); `exp` and `state` are the Experiment and GANState underneath."""
 
   def __init__(self, workdir, exp, state, ema=True, seed_index=0):
@@ -122,6 +124,10 @@ class Model:
     return tuple(self.game.directions)
 
   @property
+  def spaces(self):
+    return tuple(getattr(self.game, "spaces", ())) if self.kind == "sample" else ()
+
+  @property
   def scale(self):
     return getattr(self.game, "scale", 0)
 
@@ -135,16 +141,21 @@ class Model:
 
   # --- G as a pure function ------------------------------------------------------------------
 
-  def generator(self, direction=None):
+  def generator(self, direction=None, space="z"):
     """(fn, params): G in inference mode as a pure, jittable fn(params, *inputs), and the Flax
     variables it takes (G's EMA weights unless loaded with ema=False). Noise runs:
-    fn(params, z, labels=None), z float32 [N, latent_dim] from a standard normal (`noise`),
-    labels int32 [N]; translators (`direction`, default the first) and super-resolution:
+    fn(params, codes, labels=None), codes of `space` (one of `spaces`; z float32
+    [N, latent_dim] from a standard normal, `noise`), labels int32 [N] (or float32 [N, classes],
+    a mix of classes); translators (`direction`, default the first) and super-resolution:
     fn(params, images), float32 NHWC in [-1, 1]. The output is float32 NHWC in [-1, 1] (2D
-    runs: points [N, 2])."""
+    runs: points [N, 2]). Differentiable in the codes and the params (`project`)."""
     if self.kind == "translate":
       direction = self.check_direction(direction)
-    return self.game.generator(self.state, self.ema, direction)
+      return self.game.generator(self.state, self.ema, direction)
+    if self.kind == "sample":
+      self.check_space(space)
+      return self.game.generator(self.state, self.ema, space=space)
+    return self.game.generator(self.state, self.ema)
 
   @property
   def generator_fn(self):
@@ -160,6 +171,52 @@ class Model:
     self.require("sample")
     self.check_labels(labels, num)
     return self.game.noise(num, seed, labels)
+
+  # --- latent codes (`gan_jax.latents`) ------------------------------------------------------
+
+  def latents(self, num, seed=0, labels=None, space=None, truncation=None,
+              truncation_cutoff=None):
+    """The `Latents` behind `sample(num, seed, labels, truncation, truncation_cutoff)`, in
+    `space` (default: the furthest of `spaces`, which carries every truncation)."""
+    self.require("sample")
+    space = self.check_space(space or self.spaces[-1])
+    self.check_labels(labels, num)
+    truncate = truncation_args(self.exp, self.workdir, truncation, truncation_cutoff)
+    if space != self.spaces[-1] and truncate:
+      # z cannot carry a truncation made in w; w cannot carry one of the first N ws only.
+      if space == "z" or truncation_cutoff is not None:
+        raise UserError(f"--truncation{'_cutoff' if space == 'w' else ''} acts in "
+                        f"{self.spaces[-1]}, and {space} codes cannot carry it: drop it, or use "
+                        f"--space={self.spaces[-1]}.")
+    if space == "z" and len(self.spaces) > 1:
+      codes, labels = self.game.noise(num, seed, labels)
+    else:
+      codes, labels = self.game.latents(self.state, num, seed, labels, self.ema, **truncate)
+      codes = codes[:, 0] if space == "w" else codes
+    return Latents(space, codes, labels)
+
+  def to_space(self, latents, space):
+    """`latents` carried into `space` (z -> w -> w+: forward only; z through the mapping
+    network, untruncated)."""
+    self.check_latents(latents)
+    self.check_space(space)
+    have, want = latents_lib.SPACES.index(latents.space), latents_lib.SPACES.index(space)
+    if want < have:
+      raise UserError(f"{latents.space} codes cannot be taken back to {space}: the mapping "
+                      f"network has no inverse; work in {latents.space} (--space="
+                      f"{latents.space}).")
+    codes = latents.codes
+    if latents.space == "z" and want > have:
+      codes = self.game.map(self.state, codes, latents.labels, self.ema)[:, 0]
+    if space == "w+" and codes.ndim == 2:
+      codes = np.repeat(codes[:, None], self.game.code_shapes()["w+"][0], axis=1)
+    return Latents(space, codes, latents.labels)
+
+  def render(self, latents, uint8=False):
+    """The images of `latents` (any of `spaces`): float32 NHWC in [-1, 1], or uint8 pixels."""
+    self.check_latents(latents)
+    codes = self.to_space(latents, self.spaces[-1]).codes
+    return self._output(self.game.render(self.state, codes, latents.labels, self.ema), uint8)
 
   # --- what the verbs do ---------------------------------------------------------------------
 
@@ -260,6 +317,30 @@ class Model:
     if bad.size:
       raise UserError(f"--label={int(bad.flat[0])} is out of range: this model has classes "
                       f"0..{self.num_classes - 1}.")
+
+  def check_space(self, space):
+    """`space` if this model reads codes of it; else one UserError."""
+    self.require("sample")
+    if space not in self.spaces:
+      raise UserError(f"--space={space} is not a latent space of {self.workdir}'s "
+                      f"{self.config.model.name}: use {' or '.join(self.spaces)}.")
+    return space
+
+  def check_latents(self, latents):
+    """One UserError for codes of another space or shape than this model reads, or labels it
+    cannot take."""
+    self.check_space(latents.space)
+    want = self.game.code_shapes()[latents.space]
+    if latents.codes.shape[1:] != want:
+      raise UserError(f"These {latents.space} codes have shape {latents.codes.shape[1:]} and "
+                      f"{self.workdir}'s {self.config.model.name} reads {want}: they were made "
+                      "for another model; project or sample them with this one.")
+    labels = latents.labels
+    if self.num_classes and labels.ndim == 2 and labels.shape[1] != self.num_classes:
+      raise UserError(f"These codes mix {labels.shape[1]} classes and {self.workdir} has "
+                      f"{self.num_classes}: they were made for another model.")
+    if self.num_classes and labels.ndim == 1:
+      self.check_labels(labels)
 
   def check_direction(self, direction):
     """`direction` (default: the first) if this translator has it; else one UserError."""

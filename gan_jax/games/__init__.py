@@ -10,15 +10,21 @@ A game is built from (config, data spec, pmap axis name or None) and offers
   can_generate, generate(...)    draws from noise (`gan-jax sample`, `evaluate`, `export`)
   discriminate(state, images, labels)
                                  D's scores, higher more real (`export --filter=discriminator:Q`)
-  latents, render, interpolate   generate's two halves (codes, then images) and a walk between
-                                 codes (`gan-jax sample --interpolate`)
+  latents, render                generate's two halves (codes, then images)
+  spaces, code_shapes(), map(...)
+                                 the latent spaces G reads (z; w and w+ behind a mapping
+                                 network), one code's shape in each, z -> ws (`gan_jax.latents`)
+  latent_map(state, ema), features(state, z, labels, ema)
+                                 the linear map that first reads the latent, and the features of
+                                 that layer (SeFa and GANSpace directions, `gan_jax.directions`)
   can_truncate, style_groups()   an average style to truncate toward; ws by coarse, middle, fine
                                  (`sample --truncation`, `--mix`; none for plain z)
   directions, translate(...)     maps images to images (`gan-jax translate`, `evaluate`)
   scale, upscale(...)            maps images to `scale` times larger ones (`gan-jax upscale`)
-  generator(state, ema, direction) -> (fn, variables)
+  generator(state, ema, direction[, space]) -> (fn, variables)
                                  G in inference mode as a pure, jittable fn(variables, inputs):
-                                 z (and labels), or an image batch (`gan_jax.api`, `export-model`)
+                                 codes of `space` (and labels), or an image batch (`gan_jax.api`,
+                                 `export-model`, `project`)
 `config.game` picks one; nothing outside the game modules branches on its name. With
 train.num_seeds > 1, `build` wraps the game in `seeds.Seeds`: N runs vmapped in one program.
 """

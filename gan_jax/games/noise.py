@@ -68,6 +68,7 @@ class NoiseGame:
   can_generate = True   # `gan-jax sample` draws from it
   can_truncate = True   # `gan-jax sample --truncation=T`: z from a normal truncated at +-T
   directions = ()       # nothing to translate
+  spaces = ("z",)       # the latent spaces G reads (`gan_jax.latents`)
 
   def __init__(self, config, spec, axis_name=None):
     self.config, self.spec = config, spec
@@ -240,12 +241,14 @@ class NoiseGame:
     draw = lambda z, labels: infer(self.g_model, params, state.g.collections, z, labels)
     return in_chunks(draw, codes, labels, chunk=chunk)
 
-  def generator(self, state, ema=True, direction=None):
+  def generator(self, state, ema=True, direction=None, space="z"):
     """(fn, variables): G in inference mode as a pure, jittable fn(variables, z, labels=None) ->
-    samples (labels: int32 [N], none for an unconditional G), and the Flax variables it takes:
-    G's EMA weights (or G's) and its other collections. `generate` without truncation draws the
-    same samples from `latents`' z."""
+    samples (labels: int32 [N] classes or float32 [N, classes] mixes of them, none for an
+    unconditional G), and the Flax variables it takes: G's EMA weights (or G's) and its other
+    collections. `generate` without truncation draws the same samples from `latents`' z."""
     del direction  # one G
+    if space != "z":
+      raise ValueError(f"{self.config.model.name} reads z only, not {space}")
     model = self.g_model
 
     def fn(variables, z, labels=None):
@@ -253,21 +256,13 @@ class NoiseGame:
       return apply_inference(model, *split_variables(variables), z, labels)
     return fn, {"params": g_params(state, ema), **state.g.collections}
 
+  def code_shapes(self):
+    """The shape of one code in each of `spaces`."""
+    return {"z": (self.config.model.latent_dim,)}
+
   def style_groups(self):
     """Named groups of per-layer styles (`sample --mix`): none, z feeds every layer at once."""
     return {}
-
-  @staticmethod
-  def interpolate(a, b, t):
-    """Codes between a and b (t in [0, 1]): along the great circle, where Gaussian z lie."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    cos = np.sum(a * b, -1, keepdims=True) / (np.linalg.norm(a, axis=-1, keepdims=True)
-                                              * np.linalg.norm(b, axis=-1, keepdims=True))
-    omega = np.arccos(np.clip(cos, -1.0, 1.0))
-    if np.all(omega < 1e-6):
-      return ((1 - t) * a + t * b).astype(np.float32)
-    return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(
-        np.float32)
 
   def generate(self, state, num, seed=0, labels=None, ema=True, chunk=1000, truncation=None):
     """`num` samples from fixed latents of `seed` (numpy), with G in inference mode."""

@@ -64,6 +64,7 @@ def ema_beta(step, batch_size, ema_kimg, rampup):
 
 class StyleGame(NoiseGame):
   can_truncate = True  # `gan-jax sample --truncation=PSI`: w pulled toward its tracked average
+  spaces = ("z", "w", "w+")
 
   def __init__(self, config, spec, axis_name=None):
     self.config, self.spec = config, spec
@@ -242,11 +243,14 @@ class StyleGame(NoiseGame):
     (G_ema's, or G's) with the training G's tracked w_avg, truncated toward it by psi =
     `truncation` (for the first `truncation_cutoff` ws; None = 1, no truncation)."""
     z, labels = self.noise(num, seed, labels)
+    return self.map(state, z, labels, ema, truncation, truncation_cutoff), labels
+
+  def map(self, state, z, labels, ema=True, truncation=None, truncation_cutoff=None):
+    """ws [N, num_ws, w_dim] of z [N, z_dim] (numpy) through the mapping network."""
     psi = 1.0 if truncation is None else truncation
-    ws = infer(self.g_model, g_params(state, ema), state.g.collections, z, labels,
-               method="mapping", truncation_psi=jnp.float32(psi),
-               truncation_cutoff=truncation_cutoff)
-    return np.asarray(ws), labels
+    return np.asarray(infer(self.g_model, g_params(state, ema), state.g.collections, z, labels,
+                            method="mapping", truncation_psi=jnp.float32(psi),
+                            truncation_cutoff=truncation_cutoff))
 
   def render(self, state, codes, labels=None, ema=True, chunk=500):
     """Images of ws [N, num_ws, w_dim] with the fixed noise buffers (NVIDIA's
@@ -256,25 +260,29 @@ class StyleGame(NoiseGame):
                             method="synthesis", noise_mode="const")
     return in_chunks(draw, codes, chunk=chunk)
 
-  def generator(self, state, ema=True, direction=None):
-    """(fn, variables) as the noise game's: fn(variables, z, labels=None) maps z to ws and
-    renders them with the fixed noise buffers, untruncated (`generate` with truncation=None)."""
+  def generator(self, state, ema=True, direction=None, space="z"):
+    """(fn, variables) as the noise game's: fn(variables, codes, labels=None) renders codes of
+    `space` with the fixed noise buffers (in "noise_const", among the variables): z through the
+    mapping, untruncated (`generate` with truncation=None); w [N, w_dim] given to every layer;
+    w+ [N, num_ws, w_dim] as they are (labels unused: ws carry them)."""
     del direction
     model = self.g_model
 
-    def fn(variables, z, labels=None):
+    def fn(variables, codes, labels=None):
       params, collections = split_variables(variables)
-      labels = jnp.zeros(z.shape[:1], jnp.int32) if labels is None else labels
-      ws = apply_inference(model, params, collections, z, labels, method="mapping",
-                           truncation_psi=jnp.float32(1.0), truncation_cutoff=None)
-      return apply_inference(model, params, collections, ws, method="synthesis",
+      if space == "z":
+        labels = jnp.zeros(codes.shape[:1], jnp.int32) if labels is None else labels
+        codes = apply_inference(model, params, collections, codes, labels, method="mapping",
+                                truncation_psi=jnp.float32(1.0), truncation_cutoff=None)
+      elif space == "w":
+        codes = jnp.broadcast_to(codes[:, None], (codes.shape[0], model.num_ws, codes.shape[-1]))
+      return apply_inference(model, params, collections, codes, method="synthesis",
                              noise_mode="const")
     return fn, {"params": g_params(state, ema), **state.g.collections}
 
-  @staticmethod
-  def interpolate(a, b, t):
-    """ws between a and b: linearly, as StyleGAN's walks in W."""
-    return ((1 - t) * np.asarray(a) + t * np.asarray(b)).astype(np.float32)
+  def code_shapes(self):
+    m, n = self.config.model, self.g_model.num_ws
+    return {"z": (m.latent_dim,), "w": (self.g_model.w_dim,), "w+": (n, self.g_model.w_dim)}
 
   def style_groups(self):
     """The ws that modulate coarse (4-8 px), middle (16-32 px) and fine (64 px on, and the last

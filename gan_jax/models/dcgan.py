@@ -9,10 +9,10 @@ import math
 from typing import Any, Optional
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import Conv4x4s2, ConvTranspose4x4s2, dcgan_init, norm_layer
+from gan_jax.models.layers import (Conv4x4s2, ConvTranspose4x4s2, class_vector, dcgan_init,
+                                   norm_layer)
 
 
 class Generator(nn.Module):
@@ -30,7 +30,7 @@ class Generator(nn.Module):
     n_up = int(math.log2(self.resolution)) - 2
     x = z.astype(self.dtype)
     if self.num_classes:
-      x = jnp.concatenate([x, jax.nn.one_hot(labels, self.num_classes, dtype=self.dtype)], -1)
+      x = jnp.concatenate([x, class_vector(labels, self.num_classes, self.dtype)], -1)
     ch = self.width * 2 ** (n_up - 1)
     x = nn.Dense(4 * 4 * ch, use_bias=False, kernel_init=dcgan_init, dtype=self.dtype)(x)
     x = x.reshape(x.shape[0], 4, 4, ch)

@@ -201,6 +201,23 @@ class ConvS1(nn.Module):
     return _add_bias(self, out, self.use_bias)
 
 
+def class_vector(labels, num_classes, dtype=jnp.float32):
+  """One-hot rows [B, num_classes] of integer class ids [B]; float class weights [B, num_classes]
+  (a mix of classes, as label walks draw) pass as they are."""
+  labels = jnp.asarray(labels)
+  if jnp.issubdtype(labels.dtype, jnp.integer):
+    return jax.nn.one_hot(labels, num_classes, dtype=dtype)
+  return labels.astype(dtype)
+
+
+def embed_classes(embed, labels):
+  """An nn.Embed's rows for integer class ids [B], or their mix for float class weights
+  [B, num_classes]: the same row for a one-hot weight."""
+  if jnp.issubdtype(jnp.asarray(labels).dtype, jnp.integer):
+    return embed(labels)
+  return jnp.asarray(labels, embed.embedding.dtype) @ embed.embedding
+
+
 def instance_norm(x, epsilon=1e-5):
   """PyTorch's InstanceNorm2d(affine=False): each image's channels to zero mean, unit variance
   over H x W (biased variance), statistics in float32; no parameters, no running averages."""

@@ -38,7 +38,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import SNConv, SNDense, SNEmbed, avg_pool2x, upsample2x
+from gan_jax.models.layers import (SNConv, SNDense, SNEmbed, avg_pool2x, embed_classes,
+                                   upsample2x)
 
 # Channel multipliers: G's input (at 4x4) then each up-block's output; D's block outputs and
 # whether each block halves the side.
@@ -89,13 +90,15 @@ class SelfAttention(nn.Module):
 
 class ConditionalBatchNorm(nn.Module):
   """Batch norm without affine parameters, then x * (1 + gain) + bias from the condition:
-  integer class labels index embeddings (zero-initialised, so training starts at plain BN);
-  a float vector goes through a (spectrally normalized, with `spectral_norm`) linear map without
-  bias (BigGAN). None: plain batch norm with its own scale and bias."""
+  class labels (int ids, or float class weights) index embeddings (zero-initialised, so
+  training starts at plain BN); with `vector_cond`, a float vector goes through a (spectrally
+  normalized, with `spectral_norm`) linear map without bias (BigGAN). None: plain batch norm with
+  its own scale and bias."""
   num_classes: int = 0
   spectral_norm: bool = False
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  vector_cond: bool = False
 
   @nn.compact
   def __call__(self, x, cond, train):
@@ -106,9 +109,10 @@ class ConditionalBatchNorm(nn.Module):
     if affine:
       return x
     c = x.shape[-1]
-    if jnp.issubdtype(cond.dtype, jnp.integer):
-      gain = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros, name="gain")(cond)
-      bias = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros, name="bias")(cond)
+    if not self.vector_cond:
+      embed = lambda name: embed_classes(
+          nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros, name=name), cond)
+      gain, bias = embed("gain"), embed("bias")
     else:
       linear = lambda name: SNDense(c, use_bias=False, spectral_norm=self.spectral_norm,
                                     dtype=self.dtype, name=name)
@@ -126,11 +130,12 @@ class GBlock(nn.Module):
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
   conv_impl: str = "auto"
+  vector_cond: bool = False  # cond is BigGAN's vector, not class labels
 
   @nn.compact
   def __call__(self, x, cond, train):
     norm = lambda: ConditionalBatchNorm(self.num_classes, self.spectral_norm, self.axis_name,
-                                        self.dtype)
+                                        self.dtype, self.vector_cond)
     conv = lambda k, **kw: SNConv(self.features, k, spectral_norm=self.spectral_norm,
                                   dtype=self.dtype, impl=self.conv_impl, **kw)
     h = nn.relu(norm()(x, cond, train))
@@ -165,7 +170,8 @@ class DBlock(nn.Module):
 
 
 class Generator(nn.Module):
-  """z [B, latent_dim] (+ int labels [B]) -> images [B, res, res, channels] in [-1, 1].
+  """z [B, latent_dim] (+ int labels [B], or class weights [B, classes]) -> images
+  [B, res, res, channels] in [-1, 1].
 
   resolution: 32, 64 or 128. channels: image channels. width: channels of the 32x32 G (256 for
   SNGAN), the multiplier of BigGAN's layouts at 64 and 128. latent_dim: z's size.
@@ -202,8 +208,9 @@ class Generator(nn.Module):
                          f"{z.shape[-1]} does not divide")
       z, *chunks = jnp.split(z, n_blocks + 1, axis=-1)
       if self.num_classes:
-        shared = nn.Embed(self.num_classes, self.shared_dim, name="shared",
-                          embedding_init=nn.initializers.normal(1.0))(labels).astype(self.dtype)
+        shared = embed_classes(nn.Embed(self.num_classes, self.shared_dim, name="shared",
+                                        embedding_init=nn.initializers.normal(1.0)),
+                               labels).astype(self.dtype)
         chunks = [jnp.concatenate([shared, c], -1) for c in chunks]
       conds = chunks
     else:
@@ -213,7 +220,7 @@ class Generator(nn.Module):
     x = SNDense(4 * 4 * ch, spectral_norm=sn, dtype=self.dtype)(z, train).reshape(-1, 4, 4, ch)
     for i, cond in enumerate(conds):
       x = GBlock(self.width * mults[i + 1], self.num_classes, sn, self.axis_name, self.dtype,
-                 self.conv_impl)(x, cond, train)
+                 self.conv_impl, vector_cond=bool(self.shared_dim))(x, cond, train)
       if x.shape[1] == self.attention_res:
         x = SelfAttention(sn, self.dtype)(x, train)
     x = nn.relu(ConditionalBatchNorm(axis_name=self.axis_name, dtype=self.dtype)(x, None, train))

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.models import cpu_conv
-from gan_jax.models.layers import _use_gemm, conv_same, target_backend
+from gan_jax.models.layers import _use_gemm, class_vector, conv_same, target_backend
 
 LRELU_GAIN = math.sqrt(2.0)
 FIR_1331 = (1.0, 3.0, 3.0, 1.0)
@@ -325,14 +325,6 @@ class Conv(nn.Module):
 
 # --- Mapping network --------------------------------------------------------------------------
 
-def _labels_to_c(labels, c_dim):
-  """Integer class ids [B] -> one-hot [B, c_dim]; float [B, c_dim] (NVIDIA's c) passes."""
-  labels = jnp.asarray(labels)
-  if labels.ndim == 1:
-    return jax.nn.one_hot(labels, c_dim, dtype=jnp.float32)
-  return labels.astype(jnp.float32)
-
-
 class MappingNetwork(nn.Module):
   """z (and label) -> w: 2nd-moment normalisation of z and of the label embedding, `num_layers`
   FC layers with lr multiplier 0.01 and leaky ReLU; tracks the running mean of w (beta 0.995)
@@ -357,7 +349,7 @@ class MappingNetwork(nn.Module):
       if labels is None:
         raise ValueError(f"this mapping network is conditional (c_dim={self.c_dim}): pass labels")
       embed = FullyConnected(self.embed_features or self.w_dim, name="embed")
-      parts.append(normalize_2nd_moment(embed(_labels_to_c(labels, self.c_dim))))
+      parts.append(normalize_2nd_moment(embed(class_vector(labels, self.c_dim))))
     x = jnp.concatenate(parts, -1) if len(parts) > 1 else parts[0]
     for i in range(self.num_layers):
       width = self.w_dim if i == self.num_layers - 1 else (self.layer_features or self.w_dim)
