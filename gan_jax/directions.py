@@ -107,11 +107,11 @@ def ganspace(model, num=5, seed=0, samples=SAMPLES):
   features = model.game.features(model.state, z.codes, z.labels, model.ema).astype(np.float64)
   centred = features - features.mean(0)
   num = min(num, *centred.shape)
-  _, singular, components = np.linalg.svd(centred, full_matrices=False)
-  components, singular = components[:num], singular[:num]
+  # The principal axes are the covariance's top eigenvectors (cheaper than an SVD of the samples).
+  components, variances = top_eigenvectors(centred.T @ centred / (len(centred) - 1), num)
   if "w" in model.spaces:  # the features are w: the components are the directions
     return Directions("w", components.astype(np.float32),
-                      (singular / np.sqrt(len(centred) - 1)).astype(np.float32), "ganspace")
+                      np.sqrt(np.maximum(variances, 0)).astype(np.float32), "ganspace")
   coords = centred @ components.T  # [N, num]; z ~ coords @ back, fitted by least squares
   back = np.linalg.lstsq(coords, z.codes.astype(np.float64), rcond=None)[0]
   vectors = back / np.linalg.norm(back, axis=1, keepdims=True)

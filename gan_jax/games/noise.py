@@ -81,7 +81,7 @@ def first_reader(model, params, collections, z, labels):
       apply_inference(model, params, collections, z, labels)
     return finished
 
-  a, b = outputs(z, labels), outputs(z + 1.0, labels)
+  a, b = jax.jit(outputs)(z, labels), jax.jit(outputs)(z + 1.0, labels)
   index = next(i for i, (x, y) in enumerate(zip(a, b))
                if x.shape == y.shape and not np.array_equal(np.asarray(x), np.asarray(y)))
   return lambda z, labels: outputs(z, labels)[index]
@@ -286,7 +286,8 @@ class NoiseGame:
   def features(self, state, z, labels, ema=True):
     """The output of G's first layer that reads z, flattened [N, F] (GANSpace's early
     features), for z [N, latent_dim] (numpy)."""
-    reader = first_reader(self.g_model, g_params(state, ema), state.g.collections, z[:2], labels[:2])
+    reader = first_reader(self.g_model, g_params(state, ema), state.g.collections, z[:2],
+                          labels[:2])
     run = jax.jit(lambda z, labels: reader(z, labels).reshape(len(z), -1))
     return in_chunks(run, np.asarray(z, np.float32), np.asarray(labels), chunk=1000)
 
@@ -298,8 +299,9 @@ class NoiseGame:
     z, labels = np.zeros((2, dim), np.float32), np.zeros((2,), np.int32)
     reader = first_reader(self.g_model, g_params(state, ema), state.g.collections, z, labels)
     out = lambda z: reader(z[None], labels[:1]).reshape(-1)
-    jac = np.asarray(jax.jacrev(out)(jnp.zeros((dim,), jnp.float32)))  # [F, dim]
+    jac = np.asarray(jax.jit(jax.jacrev(out))(jnp.zeros((dim,), jnp.float32)))  # [F, dim]
     ones = np.ones((1, dim), np.float32)
+    out = jax.jit(out)
     if not np.allclose(np.asarray(out(ones[0])) - np.asarray(out(0 * ones[0])), jac.sum(1),
                        atol=1e-4, rtol=1e-3):
       raise UserError(f"The first layer of {self.config.model.name}'s G that reads z is not "
