@@ -1,0 +1,268 @@
+"""`gan-jax explore`: the page driven by a real headless Chromium, its HTTP endpoints on smoke runs,
+and every bad input as one sentence (HTTP 400 for requests; exit code 2 for the CLI)."""
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import gan_jax
+from conftest import REPO
+from runs import trained
+from gan_jax import cli, explorer
+
+ARTIFACTS = "GAN_JAX_TEST_ARTIFACTS"  # a folder to copy the browser test's screenshot into
+
+
+@pytest.fixture(scope="module")
+def cgan(tmp_path_factory):
+  return trained(tmp_path_factory, "cgan_digits")
+
+
+@pytest.fixture(scope="module")
+def pix2pix(tmp_path_factory):
+  return trained(tmp_path_factory, "pix2pix_digits")
+
+
+@contextlib.contextmanager
+def serving(workdir):
+  """An explorer of `workdir` serving on a free port from a thread of this process."""
+  server = explorer.open_server(workdir, port=0)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    yield server
+  finally:
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def cgan_server(cgan):
+  with serving(cgan) as server:
+    yield server
+
+
+def request(server, path, data=None):
+  """(status, content type, body) of GET `path` (POST with `data`)."""
+  req = urllib.request.Request(server.url.rstrip("/") + path, data=data,
+                               method="POST" if data is not None else "GET")
+  try:
+    with urllib.request.urlopen(req, timeout=60) as r:
+      return r.status, r.headers["Content-Type"], r.read()
+  except urllib.error.HTTPError as e:
+    return e.code, e.headers["Content-Type"], e.read()
+
+
+def pixels(body):
+  return np.asarray(Image.open(io.BytesIO(body)))
+
+
+def png_bytes(array):
+  out = io.BytesIO()
+  Image.fromarray(array).save(out, format="PNG")
+  return out.getvalue()
+
+
+def assert_one_sentence(text, *expected):
+  text = text.decode() if isinstance(text, bytes) else text
+  for part in expected:
+    assert part in text, text
+  assert "\n" not in text.strip() and text.strip().endswith("."), text
+
+
+def test_info_says_what_the_run_is(cgan_server, cgan):
+  status, kind, body = request(cgan_server, "/info")
+  info = json.loads(body)
+  assert (status, kind) == (200, "application/json")
+  assert (info["kind"], info["num_classes"], info["spaces"], info["step"]) == (
+      "sample", 10, ["z"], 4)
+  assert info["classes"] == list(range(10)) and info["workdir"] == str(cgan)
+  assert info["truncation"]["kind"] == "threshold" and info["project"] is False
+  assert cgan_server.server_address[0] == "127.0.0.1"
+  status, kind, body = request(cgan_server, "/")
+  assert status == 200 and kind.startswith("text/html") and b"gan-jax explore" in body
+
+
+def test_image_is_the_models_sample_enlarged(cgan_server, cgan):
+  model = gan_jax.load(cgan)
+  status, kind, body = request(cgan_server, "/image?seed=3&label=5")
+  assert (status, kind) == (200, "image/png")
+  shown = pixels(body)
+  assert shown.shape == (256, 256)  # 16 px enlarged 16x, nearest-neighbour
+  want = model.sample(1, seed=3, labels=[5], uint8=True)[0, ..., 0]
+  np.testing.assert_array_equal(shown[::16, ::16], want)
+  np.testing.assert_array_equal(shown, np.repeat(np.repeat(want, 16, 0), 16, 1))
+  other = pixels(request(cgan_server, "/image?seed=4&label=5")[2])
+  truncated = pixels(request(cgan_server, "/image?seed=3&label=5&truncation=0.5")[2])
+  assert not np.array_equal(shown, other) and not np.array_equal(shown, truncated)
+  np.testing.assert_array_equal(truncated[::16, ::16], model.sample(
+      1, seed=3, labels=[5], truncation=0.5, uint8=True)[0, ..., 0])
+
+
+@pytest.mark.parametrize("query,expected", [
+    ("direction=99&strength=1", "direction=99"),
+    ("label=10", "out of range"),
+    ("seed=-1", "seed=-1 is out of range"),
+    ("truncation=abc", "truncation='abc' is not a number"),
+    ("strength=nan", "strength=nan is out of range"),
+    ("colour=red", "Unknown parameter 'colour'"),
+])
+def test_bad_image_requests_are_400_with_one_sentence(cgan_server, query, expected):
+  status, kind, body = request(cgan_server, "/image?" + query)
+  assert status == 400 and kind.startswith("text/plain"), (status, body)
+  assert_one_sentence(body, expected)
+  assert request(cgan_server, "/image?seed=1")[0] == 200  # and it keeps serving
+  assert request(cgan_server, "/nothing")[0] == 404
+
+
+def test_translator_upload_shows_translates_output(pix2pix):
+  model = gan_jax.load(pix2pix)
+  digit = (np.arange(16 * 16).reshape(16, 16) % 256).astype(np.uint8)
+  with serving(pix2pix) as server:
+    info = json.loads(request(server, "/info")[2])
+    assert (info["kind"], info["translate_directions"], info["truncation"]) == (
+        "translate", ["AtoB"], None)
+    status, kind, body = request(server, "/translate", data=png_bytes(digit))
+    assert (status, kind) == (200, "image/png")
+    want = model.translate(digit[..., None], uint8=True)[..., 0]
+    np.testing.assert_array_equal(pixels(body)[::16, ::16], want)
+    colour = np.stack([digit] * 3, -1)
+    for data, query, expected in [
+        (png_bytes(colour), "", "The uploaded image is in colour"),
+        (b"not an image", "", "not an image pillow can read"),
+        (b"", "", "The upload is empty"),
+        (png_bytes(digit), "?direction=BtoA", "--direction=BtoA is not a direction"),
+    ]:
+      status, _, body = request(server, "/translate" + query, data=data)
+      assert status == 400, body
+      assert_one_sentence(body, expected)
+    status, _, body = request(server, "/image?seed=1")
+    assert status == 400
+    assert_one_sentence(body, "translates images rather than drawing from noise")
+
+
+def run_cli(capsys, *args):
+  code = cli.main(["explore", *args])
+  err = capsys.readouterr().err.strip()
+  return code, err
+
+
+def test_cli_refuses_a_workdir_it_cannot_read(tmp_path, capsys, monkeypatch):
+  code, err = run_cli(capsys, f"--workdir={tmp_path / 'missing'}")
+  assert code == 2 and "\n" not in err and "does not exist" in err
+  code, err = run_cli(capsys, f"--workdir={tmp_path}")
+  assert code == 2 and "\n" not in err and "holds no training run" in err
+  monkeypatch.setattr(os, "access", lambda *a, **k: False)  # as for another user's run (root here)
+  code, err = run_cli(capsys, f"--workdir={tmp_path}")
+  assert code == 2 and "\n" not in err and "cannot be read (permission denied)" in err
+  code, err = run_cli(capsys)
+  assert code == 2 and "explore needs --workdir" in err
+
+
+def test_cli_refuses_a_port_in_use(cgan, capsys):
+  with socket.socket() as taken:
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    start = time.perf_counter()
+    code, err = run_cli(capsys, f"--workdir={cgan}", f"--port={port}")
+  assert code == 2 and "\n" not in err and f"Port {port} on 127.0.0.1 is in use" in err, err
+  assert time.perf_counter() - start < 5  # refused before the model is loaded
+  code, err = run_cli(capsys, f"--workdir={cgan}", "--port=70000")
+  assert code == 2 and "is not a TCP port" in err
+
+
+def test_cli_prints_the_url_and_exits_0_on_ctrl_c(cgan):
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  proc = subprocess.Popen([sys.executable, "-m", "gan_jax", "explore", f"--workdir={cgan}",
+                           "--port=0"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  try:
+    line = proc.stdout.readline()
+    assert line.startswith(f"exploring {cgan} at http://127.0.0.1:"), (line, proc.stderr.read())
+    url = line.split(" at ")[1].split()[0]
+    with urllib.request.urlopen(url + "image?seed=2&label=1", timeout=60) as r:
+      assert r.status == 200 and r.headers["Content-Type"] == "image/png"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+  finally:
+    proc.kill()
+    proc.communicate()
+
+
+def browser():
+  """A headless Chromium driven by selenium; skips with how to install what is missing."""
+  try:
+    from selenium import webdriver  # pylint: disable=import-outside-toplevel
+    from selenium.webdriver.chrome.service import Service  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    pytest.skip("the browser test needs selenium: pip install selenium (or .[test])")
+  chrome = shutil.which("chromium") or shutil.which("chromium-browser")
+  driver = shutil.which("chromedriver")
+  if not (chrome and driver):
+    pytest.skip("the browser test needs Chromium and its driver: apt install chromium "
+                "chromium-driver (Debian; Ubuntu's snap chromium-browser works too)")
+  options = webdriver.ChromeOptions()
+  options.binary_location = chrome
+  for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+              "--window-size=900,600", "--force-device-scale-factor=1"):
+    options.add_argument(arg)
+  return webdriver.Chrome(options=options, service=Service(executable_path=driver))
+
+
+def wait_for(driver, script, timeout=30):
+  """The first truthy value `script` returns within `timeout` seconds."""
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    value = driver.execute_script(script)
+    if value:
+      return value
+    time.sleep(0.05)
+  error = driver.execute_script("return document.getElementById('error').textContent")
+  raise AssertionError(f"not true within {timeout} s: {script} (the page's error: {error!r})")
+
+
+def test_page_in_a_headless_browser(cgan_server, tmp_path):
+  from selenium.webdriver.common.by import By  # pylint: disable=import-outside-toplevel
+  from selenium.webdriver.common.keys import Keys  # pylint: disable=import-outside-toplevel
+  driver = browser()
+  try:
+    driver.get(cgan_server.url)
+    query = "return document.getElementById('sample').dataset.query"
+    assert wait_for(driver, query) == "seed=0&label=0"
+    assert "cgan_digits" in driver.find_element(By.ID, "run").text
+    image = driver.find_element(By.ID, "sample")
+    before = np.asarray(Image.open(io.BytesIO(image.screenshot_as_png)).convert("L"))
+    driver.find_element(By.ID, "seed").send_keys(Keys.ARROW_RIGHT)  # the seed slider, moved
+    wait_for(driver, query + " === 'seed=1&label=0'")
+    after = np.asarray(Image.open(io.BytesIO(image.screenshot_as_png)).convert("L"))
+    assert (before != after).any(), "moving the seed did not change the image"
+    for shown, query in [(before, "seed=0&label=0"), (after, "seed=1&label=0")]:
+      served = pixels(request(cgan_server, "/image?" + query)[2])
+      assert shown.shape == served.shape, (shown.shape, served.shape)
+      np.testing.assert_array_equal(shown, served)  # on screen: exactly what the model drew
+    assert driver.find_element(By.ID, "seed-number").get_attribute("value") == "1"
+    assert driver.find_element(By.ID, "error").text == ""
+    timings = driver.execute_script("return window.explorerTimings")
+    assert len(timings) == 2 and all(t > 0 for t in timings)
+    shot = tmp_path / "explore.png"
+    driver.save_screenshot(str(shot))
+    assert Image.open(shot).size[0] > 0
+    if os.environ.get(ARTIFACTS):
+      os.makedirs(os.environ[ARTIFACTS], exist_ok=True)
+      shutil.copy(shot, os.path.join(os.environ[ARTIFACTS], "explore.png"))
+  finally:
+    driver.quit()
