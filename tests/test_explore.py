@@ -23,6 +23,9 @@ from conftest import REPO
 from runs import trained
 from gan_jax import cli, explorer
 
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from browser import chromium  # noqa: E402  (benchmarks/explore_latency.py drives it too)
+
 ARTIFACTS = "GAN_JAX_TEST_ARTIFACTS"  # a folder to copy the browser test's screenshot into
 
 
@@ -204,23 +207,11 @@ def test_cli_prints_the_url_and_exits_0_on_ctrl_c(cgan):
 
 
 def browser():
-  """A headless Chromium driven by selenium; skips with how to install what is missing."""
+  """A headless Chromium driven by selenium; skips saying how to install what is missing."""
   try:
-    from selenium import webdriver  # pylint: disable=import-outside-toplevel
-    from selenium.webdriver.chrome.service import Service  # pylint: disable=import-outside-toplevel
-  except ImportError:
-    pytest.skip("the browser test needs selenium: pip install selenium (or .[test])")
-  chrome = shutil.which("chromium") or shutil.which("chromium-browser")
-  driver = shutil.which("chromedriver")
-  if not (chrome and driver):
-    pytest.skip("the browser test needs Chromium and its driver: apt install chromium "
-                "chromium-driver (Debian; Ubuntu's snap chromium-browser works too)")
-  options = webdriver.ChromeOptions()
-  options.binary_location = chrome
-  for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-              "--window-size=900,600", "--force-device-scale-factor=1"):
-    options.add_argument(arg)
-  return webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    return chromium()
+  except RuntimeError as e:
+    pytest.skip(f"the browser test {e}")
 
 
 def wait_for(driver, script, timeout=30):
