@@ -21,7 +21,8 @@ from PIL import Image
 import gan_jax
 from conftest import REPO
 from runs import trained
-from gan_jax import cli, explorer
+from gan_jax import cli, directions, explorer
+from gan_jax.errors import UserError
 
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 from browser import chromium  # noqa: E402  (benchmarks/explore_latency.py drives it too)
@@ -94,6 +95,8 @@ def test_info_says_what_the_run_is(cgan_server, cgan):
       "sample", 10, ["z"], 4)
   assert info["classes"] == list(range(10)) and info["workdir"] == str(cgan)
   assert info["truncation"]["kind"] == "threshold" and info["project"] is False
+  assert (info["directions"]["method"], info["directions"]["space"]) == ("sefa", "z")
+  assert info["directions"]["count"] == len(info["directions"]["sigmas"]) > 0
   assert cgan_server.server_address[0] == "127.0.0.1"
   status, kind, body = request(cgan_server, "/")
   assert status == 200 and kind.startswith("text/html") and b"gan-jax explore" in body
@@ -113,6 +116,33 @@ def test_image_is_the_models_sample_enlarged(cgan_server, cgan):
   assert not np.array_equal(shown, other) and not np.array_equal(shown, truncated)
   np.testing.assert_array_equal(truncated[::16, ::16], model.sample(
       1, seed=3, labels=[5], truncation=0.5, uint8=True)[0, ..., 0])
+
+
+def test_a_direction_moves_the_sample_as_directions_move_does(cgan_server, cgan):
+  model = gan_jax.load(cgan)
+  found = directions.sefa(model)
+  np.testing.assert_allclose(found.vectors, cgan_server.explorer.directions.vectors, atol=1e-6)
+  start = model.latents(1, seed=3, labels=[5])
+  want = model.render(directions.move(model, start, found, 1, -2.5), uint8=True)[0, ..., 0]
+  moved = pixels(request(cgan_server, "/image?seed=3&label=5&direction=1&strength=-2.5")[2])
+  np.testing.assert_array_equal(moved[::16, ::16], want)
+  still = pixels(request(cgan_server, "/image?seed=3&label=5&direction=1&strength=0")[2])
+  assert not np.array_equal(moved, still)
+  np.testing.assert_array_equal(still, pixels(request(cgan_server, "/image?seed=3&label=5")[2]))
+
+
+def test_directions_from_a_file(cgan, tmp_path):
+  model = gan_jax.load(cgan)
+  path = directions.sefa(model, 2).save(str(tmp_path / "dirs.npz"))
+  server = explorer.open_server(cgan, port=0, directions=path)
+  try:
+    assert server.explorer.info()["directions"]["count"] == 2
+  finally:
+    server.server_close()
+  other = directions.Directions("z", np.ones((2, 7), np.float32), np.ones(2, np.float32), "sefa")
+  with pytest.raises(UserError) as error:
+    explorer.open_server(cgan, port=0, directions=other.save(str(tmp_path / "other.npz")))
+  assert_one_sentence(str(error.value), "have 7 dimensions")
 
 
 @pytest.mark.parametrize("query,expected", [
