@@ -287,3 +287,25 @@ def test_page_in_a_headless_browser(cgan_server, tmp_path):
       shutil.copy(shot, os.path.join(os.environ[ARTIFACTS], "explore.png"))
   finally:
     driver.quit()
+
+
+def test_translator_page_in_a_headless_browser(pix2pix, tmp_path):
+  from selenium.webdriver.common.by import By  # pylint: disable=import-outside-toplevel
+  digit = (np.random.default_rng(0).random((16, 16)) * 255).astype(np.uint8)
+  Image.fromarray(digit).save(tmp_path / "digit.png")
+  driver = browser()
+  try:
+    with serving(pix2pix) as server:
+      driver.get(server.url)
+      wait_for(driver, "return document.body.dataset.ready")
+      assert not driver.find_element(By.ID, "noise").is_displayed()  # no seed for a translator
+      assert driver.find_element(By.ID, "upload").is_displayed()
+      driver.find_element(By.ID, "file").send_keys(str(tmp_path / "digit.png"))
+      wait_for(driver, "return document.getElementById('output').dataset.name === 'digit.png'")
+      shown = driver.find_element(By.ID, "output").screenshot_as_png
+      served = request(server, "/translate", data=(tmp_path / "digit.png").read_bytes())[2]
+      np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(shown)).convert("L")),
+                                    pixels(served))
+      assert driver.find_element(By.ID, "error").text == ""
+  finally:
+    driver.quit()
