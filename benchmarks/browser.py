@@ -3,9 +3,9 @@ chromium-driver, driven by selenium)."""
 import shutil
 
 
-def chromium(width=900, height=600):
-  """A selenium driver of headless Chromium; RuntimeError saying how to install what is missing
-  (tests/test_explore.py skips with it)."""
+def chromium(width=900, height=600, args=()):
+  """A selenium driver of headless Chromium (`args`: more command-line switches); RuntimeError
+  saying how to install what is missing (tests/test_explore.py skips with it)."""
   try:
     from selenium import webdriver  # pylint: disable=import-outside-toplevel
     from selenium.webdriver.chrome.service import Service  # pylint: disable=import-outside-toplevel
@@ -19,6 +19,6 @@ def chromium(width=900, height=600):
   options = webdriver.ChromeOptions()
   options.binary_location = browser
   for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-              f"--window-size={width},{height}", "--force-device-scale-factor=1"):
+              f"--window-size={width},{height}", "--force-device-scale-factor=1", *args):
     options.add_argument(arg)
   return webdriver.Chrome(options=options, service=Service(executable_path=driver))
