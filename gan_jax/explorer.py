@@ -39,7 +39,7 @@ from gan_jax.errors import UserError, brief
 
 DISPLAY = 256               # smallest side of a shown image, px (nearest-neighbour enlargement)
 MAX_UPLOAD = 20 * 2 ** 20   # bytes of one uploaded file
-MAX_PIXELS = 1024 * 1024    # pixels of one uploaded picture: more is a job for the batch verbs
+MAX_PIXELS = 1024 * 1024    # output pixels of one upload: more is a job for the batch verbs
 SEED_MAX = 2 ** 31 - 1
 STRENGTH_MAX = 100.0        # |strength| of a direction: far beyond what any walk shows
 IMAGE_PARAMS = ("seed", "label", "truncation", "direction", "strength")
@@ -73,10 +73,15 @@ class Explorer:
                 num_classes=model.num_classes, classes=list(range(model.num_classes)),
                 spaces=list(model.spaces), truncation=self._truncation_info(),
                 directions=self._directions_info(), translate_directions=[], scale=model.scale,
-                project=False, display=DISPLAY, max_pixels=MAX_PIXELS)
+                project=False, display=DISPLAY, max_upload_pixels=self._max_upload())
     if model.kind == "translate":
       info["translate_directions"] = list(model.directions)
     return info
+
+  def _max_upload(self):
+    """The most pixels an upload may have: its output, `scale` times larger each way for
+    super-resolution, stays within MAX_PIXELS (an interactive page; the verbs take any size)."""
+    return MAX_PIXELS // max(self.model.scale, 1) ** 2
 
   def _truncation_info(self):
     """The truncation control, as the model means truncation: psi toward the average w (models
@@ -151,7 +156,7 @@ class Explorer:
     elif direction is not None:
       raise UserError("direction is for translators, and this run upscales pictures: leave it "
                       "out.")
-    picture = read_upload(data)
+    picture = read_upload(data, self._max_upload(), f"gan-jax {model.kind}")
     with self._lock:
       if model.kind == "upscale":
         out = model.upscale(picture, uint8=True)
@@ -181,8 +186,9 @@ class Explorer:
     return time.perf_counter() - start
 
 
-def read_upload(data):
-  """The PIL image of an uploaded file; one UserError for an empty, unreadable or huge one."""
+def read_upload(data, max_pixels, verb):
+  """The PIL image of an uploaded file; one UserError for an empty, unreadable or huge one (more
+  than `max_pixels`: `verb` takes any size)."""
   if not data:
     raise UserError("The upload is empty: choose an image file (png, jpg, webp or bmp).")
   try:
@@ -191,10 +197,10 @@ def read_upload(data):
   except Exception:  # pylint: disable=broad-except  (pillow raises many types for bad files)
     raise UserError("The uploaded file is not an image pillow can read: upload a png, jpg, webp "
                     "or bmp image.") from None
-  if picture.width * picture.height > MAX_PIXELS:
+  if picture.width * picture.height > max_pixels:
     raise UserError(f"The uploaded image is {picture.width} x {picture.height} pixels, more than "
-                    f"the explorer's {MAX_PIXELS} per picture: shrink it, or use `gan-jax "
-                    "translate` / `gan-jax upscale`, which take any size.")
+                    f"the {max_pixels} the explorer takes for this run: shrink it, or use "
+                    f"`{verb}`, which takes any size.")
   return picture
 
 
@@ -269,6 +275,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   disable_nagle_algorithm = True
 
   def do_GET(self):  # noqa: N802  (the standard library's name)
+    if not self._local():
+      return
     url = urllib.parse.urlsplit(self.path)
     explorer = self.server.explorer
     routes = {
@@ -279,6 +287,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     self._answer(routes.get(url.path))
 
   def do_POST(self):  # noqa: N802
+    if not self._local():
+      return
     url = urllib.parse.urlsplit(self.path)
     explorer = self.server.explorer
     if url.path == "/translate":
@@ -291,6 +301,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                  b"Projection is not available: this install has no gan_jax.projection yet.")
     else:
       self._answer(None)
+
+  def _local(self):
+    """Whether the request names this machine as its host; else answers 403. Listening on
+    127.0.0.1 keeps other machines out, and this keeps out web pages that rebind their own name
+    to 127.0.0.1 (DNS rebinding) to read the explorer from the user's browser."""
+    host = self.headers.get("Host", "").rpartition(":")[0] or self.headers.get("Host", "")
+    if host in ("127.0.0.1", "localhost", "[::1]"):
+      return True
+    self.close_connection = True
+    self._send(403, "text/plain; charset=utf-8",
+               f"The explorer answers requests for 127.0.0.1 or localhost, not {host!r}: open "
+               f"{self.server.url}.".encode())
+    return False
 
   def _body(self):
     """The request's body (an upload), at most MAX_UPLOAD bytes."""

@@ -161,6 +161,19 @@ def test_bad_image_requests_are_400_with_one_sentence(cgan_server, query, expect
   assert request(cgan_server, "/nothing")[0] == 404
 
 
+def test_requests_for_another_host_are_refused(cgan_server):
+  """A page that rebinds its own name to 127.0.0.1 must not read the explorer (DNS rebinding)."""
+  req = urllib.request.Request(cgan_server.url + "info", headers={"Host": "evil.example:80"})
+  with pytest.raises(urllib.error.HTTPError) as error:
+    urllib.request.urlopen(req, timeout=30)
+  assert error.value.code == 403
+  assert_one_sentence(error.value.read(), "not 'evil.example'")
+  req = urllib.request.Request(cgan_server.url + "info", headers={
+      "Host": f"localhost:{cgan_server.server_address[1]}"})
+  with urllib.request.urlopen(req, timeout=30) as r:
+    assert r.status == 200
+
+
 def test_translator_upload_shows_translates_output(pix2pix):
   model = gan_jax.load(pix2pix)
   digit = (np.arange(16 * 16).reshape(16, 16) % 256).astype(np.uint8)
@@ -177,6 +190,7 @@ def test_translator_upload_shows_translates_output(pix2pix):
         (png_bytes(colour), "", "The uploaded image is in colour"),
         (b"not an image", "", "not an image pillow can read"),
         (b"", "", "The upload is empty"),
+        (png_bytes(np.zeros((1025, 1024), np.uint8)), "", "1024 x 1025 pixels, more than"),
         (png_bytes(digit), "?direction=BtoA", "--direction=BtoA is not a direction"),
     ]:
       status, _, body = request(server, "/translate" + query, data=data)
