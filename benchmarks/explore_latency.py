@@ -15,6 +15,7 @@ SeFa directions and the warm-up compile, until the URL is printed), then
   selenium, Chromium or chromedriver.
 Prints one JSON object (milliseconds: median, p90, max).
 """
+import datetime
 import http.client
 import json
 import os
@@ -178,7 +179,9 @@ def main(_):
     if driver is not None:
       driver.quit()
   result = {"what": "gan-jax explore: control change to new image", "goal_ms": 300,
-            "cpu_count": os.cpu_count(), "machine": platform.machine(),
+            "command": " ".join(["python", "benchmarks/explore_latency.py", *sys.argv[1:]]),
+            "date": datetime.date.today().isoformat(), "cpu_count": os.cpu_count(),
+            "machine": platform.machine(),
             "python": platform.python_version(), "runs": runs}
   if skipped:
     result["browser_skipped"] = skipped
