@@ -28,6 +28,7 @@
                    [--ema|--no-ema] [--direction=AtoB|BtoA] [--step=N] [--seed_index=I]
                    [--overwrite]
   gan-jax report   --workdir=DIR [--out=DIR/report.png]
+  gan-jax explore  --workdir=DIR [--port=7860] [--directions=dirs.npz]
   gan-jax provenance IMAGE_OR_FOLDER
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
   gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
@@ -49,7 +50,7 @@ from gan_jax.errors import PeerLost, RunStopped, UserError
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
 VERBS = ("train", "sample", "interpolate", "directions", "evaluate", "translate", "upscale", "export", "export-model",
-         "provenance", "convert-inception", "convert-vgg19", "report")
+         "provenance", "convert-inception", "convert-vgg19", "report", "explore")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -349,6 +350,18 @@ def _parse_report(argv):
   return fv
 
 
+def _parse_explore(argv):
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "the run to explore", flag_values=fv)
+  flags.DEFINE_integer("port", 7860, "port on 127.0.0.1 (0: any free one)", flag_values=fv)
+  flags.DEFINE_string("directions", None, "an .npz of `gan-jax directions` (default: SeFa's, "
+                      "computed at start-up)", flag_values=fv)
+  _parse(fv, argv)
+  if not fv.workdir:
+    raise UserError("explore needs --workdir=DIR, the run to explore.")
+  return fv
+
+
 def _parse(fv, argv):
   if "ema" in fv:
     argv = ["--noema" if a == "--no-ema" else a for a in argv]
@@ -472,6 +485,17 @@ def main(argv):
       from gan_jax import run_report
       fv = _parse_report(rest)
       print(run_report.report(fv.workdir, fv.out).path)
+    elif verb == "explore":
+      from gan_jax import explorer
+      fv = _parse_explore(rest)
+      server = explorer.open_server(fv.workdir, fv.port, fv.directions)
+      print(f"exploring {fv.workdir} at {server.url} (Ctrl-C to stop)", flush=True)
+      try:
+        server.serve_forever()
+      except KeyboardInterrupt:
+        pass
+      finally:
+        server.server_close()
     elif verb == "provenance":
       from gan_jax import provenance
       if len(rest) != 1 or rest[0].startswith("-"):
