@@ -11,7 +11,8 @@ cycling through the classes) moved -3, 0 and +3 sigma, and
   prob_shift       mean total-variation distance of the classifier's probabilities between -3 and
                    +3 sigma (0: it reads the same, 1: entirely different digits).
 A direction that restyles (slant, thickness) moves pixels and keeps the digit; one that changes
-the digit moves both. Then `walk_frames_per_s`: frames of `gan-jax interpolate` rendered per
+the digit moves both. `random`: the same for `num` random unit directions of SeFa's space, the
+baseline a found direction should beat. Then `walk_frames_per_s`: frames of `gan-jax interpolate` rendered per
 second (a 2-keyframe walk of 64 frames, the median of 5 after a first, compiling call), and the
 time to find each method's directions. Prints one JSON object.
 """
@@ -59,16 +60,26 @@ def walk_speed(model):
   return round(65 / float(np.median(times[1:])), 1)
 
 
+def random_directions(model, num, space):
+  dim = model.game.code_shapes()[space][-1]
+  vectors = np.random.default_rng(0).normal(size=(num, dim))
+  vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+  return directions.Directions(space, vectors.astype(np.float32),
+                               directions.sigmas(model, space, vectors, 0), "random")
+
+
 def main(_):
   model = api.load(FLAGS.workdir)
   classifier = DigitsClassifier.load_or_train()
   codes = model.latents(FLAGS.samples, seed=1)
   result = {"workdir": os.path.abspath(FLAGS.workdir), "step": model.step,
             "samples": FLAGS.samples, "methods": {}}
-  for method in directions.METHODS:
+  finders = {"sefa": directions.sefa, "ganspace": directions.ganspace,
+             "random": lambda model, num: random_directions(model, num, space)}
+  for method, finder in finders.items():
     start = time.perf_counter()
-    found = (directions.sefa if method == "sefa" else directions.ganspace)(model, FLAGS.num)
-    seconds = time.perf_counter() - start
+    found = finder(model, FLAGS.num)
+    space, seconds = found.space, time.perf_counter() - start
     result["methods"][method] = {
         "find_s": round(seconds, 2), "space": found.space,
         "directions": [effect(model, found, i, codes, classifier) for i in range(len(found))]}

@@ -98,7 +98,7 @@ def sefa(model, num=5, seed=0):
   space, weights = model.game.latent_map(model.state, model.ema)
   vectors = sefa_vectors(weights, min(num, weights.shape[0]))
   return Directions(space, vectors.astype(np.float32),
-                    _sigmas(model, space, vectors, seed), "sefa")
+                    sigmas(model, space, vectors, seed), "sefa")
 
 
 def ganspace(model, num=5, seed=0, samples=SAMPLES):
@@ -115,11 +115,11 @@ def ganspace(model, num=5, seed=0, samples=SAMPLES):
   coords = centred @ components.T  # [N, num]; z ~ coords @ back, fitted by least squares
   back = np.linalg.lstsq(coords, z.codes.astype(np.float64), rcond=None)[0]
   vectors = back / np.linalg.norm(back, axis=1, keepdims=True)
-  return Directions("z", vectors.astype(np.float32), _sigmas(model, "z", vectors, seed),
+  return Directions("z", vectors.astype(np.float32), sigmas(model, "z", vectors, seed),
                     "ganspace")
 
 
-def _sigmas(model, space, vectors, seed):
+def sigmas(model, space, vectors, seed):
   """The spread of sampled codes along each unit vector (1 for z: a standard normal's)."""
   if space == "z":
     return np.ones(len(vectors), np.float32)
