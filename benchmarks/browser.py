@@ -1,6 +1,7 @@
 """Headless Chromium for the explorer's benchmark and browser test (Debian's chromium and
 chromium-driver, driven by selenium)."""
 import shutil
+import time
 
 
 def chromium(width=900, height=600, args=()):
@@ -22,3 +23,17 @@ def chromium(width=900, height=600, args=()):
               f"--window-size={width},{height}", "--force-device-scale-factor=1", *args):
     options.add_argument(arg)
   return webdriver.Chrome(options=options, service=Service(executable_path=driver))
+
+
+def wait_for(driver, script, timeout=60, poll=0.01):
+  """The first truthy value `script` returns within `timeout` seconds; AssertionError naming the
+  page's error line otherwise."""
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    value = driver.execute_script(script)
+    if value:
+      return value
+    time.sleep(poll)
+  error = driver.execute_script(
+      "const e = document.getElementById('error'); return e && e.textContent")
+  raise AssertionError(f"not true within {timeout} s: {script} (the page's error: {error!r})")

@@ -9,7 +9,7 @@ import time
 
 from absl import app, flags
 
-from browser import chromium
+from browser import chromium, wait_for
 from gan_jax import cache, explorer
 
 flags.DEFINE_string("workdir", "/work/runs/cgan_digits", "a trained run")
@@ -42,14 +42,6 @@ if (direction !== null) {
 """
 
 
-def wait(driver, script, timeout=60):
-  deadline = time.time() + timeout
-  while not driver.execute_script(script):
-    if time.time() > deadline:
-      raise AssertionError(f"not true within {timeout} s: {script}")
-    time.sleep(0.05)
-
-
 def main(_):
   cache.enable_compilation_cache()
   server = explorer.open_server(FLAGS.workdir, port=0)
@@ -57,11 +49,11 @@ def main(_):
   driver = chromium(width=1000, height=620, args=["--hide-scrollbars"])
   try:
     driver.get(server.url)
-    wait(driver, "return document.getElementById('sample').dataset.query")
+    wait_for(driver, "return document.getElementById('sample').dataset.query")
     driver.execute_script(SET, FLAGS.seed, FLAGS.label, FLAGS.truncation, FLAGS.direction,
                           FLAGS.strength)
     want = f"strength={FLAGS.strength:g}" if FLAGS.direction is not None else f"seed={FLAGS.seed}"
-    wait(driver, "const q = document.getElementById('sample').dataset.query;"
+    wait_for(driver, "const q = document.getElementById('sample').dataset.query;"
          f"return q && q.includes('{want}')")
     time.sleep(0.5)  # let the last image paint
     driver.save_screenshot(FLAGS.out)

@@ -29,7 +29,7 @@ import urllib.parse
 from absl import app, flags
 
 import timing
-from browser import chromium
+from browser import chromium, wait_for
 
 flags.DEFINE_list("workdirs", ["/work/runs/dcgan_digits", "/work/runs/cgan_digits"],
                   "trained runs to explore")
@@ -109,13 +109,13 @@ el.dispatchEvent(new Event(event));
 def time_browser(driver, url, info, n):
   """The page's own times from a control change to the new image's load event."""
   driver.get(url)
-  wait(driver, "return window.explorerTimings && window.explorerTimings.length === 1")
+  wait_for(driver, "return window.explorerTimings && window.explorerTimings.length === 1")
   if info["truncation"]:
     driver.execute_script("document.getElementById('truncate').checked = true;"
                           "document.getElementById('truncation').disabled = false;")
   if info["directions"] and info["directions"]["count"]:
     driver.execute_script(SET_CONTROL, "direction", "0", "change")
-    wait(driver, "return window.explorerTimings.length === 2")
+    wait_for(driver, "return window.explorerTimings.length === 2")
   by_control = {}
   for control, query in queries(info, n):
     values = dict(urllib.parse.parse_qsl(query))
@@ -129,7 +129,7 @@ def time_browser(driver, url, info, n):
       driver.execute_script(SET_CONTROL, "strength", values["strength"], "input")
     else:
       driver.execute_script(SET_CONTROL, control, values[control], "input")
-    wait(driver, f"return window.explorerTimings.length > {before}")
+    wait_for(driver, f"return window.explorerTimings.length > {before}")
     ms = driver.execute_script("return window.explorerTimings[window.explorerTimings.length-1]")
     by_control.setdefault(control, []).append(ms)
   error = driver.execute_script("return document.getElementById('error').textContent")
@@ -137,14 +137,6 @@ def time_browser(driver, url, info, n):
   every = [ms for values in by_control.values() for ms in values]
   return {"change_to_image_ms": spread(every),
           "by_control_median_ms": {k: statistics.median(v) for k, v in by_control.items()}}
-
-
-def wait(driver, script, timeout=60):
-  deadline = time.time() + timeout
-  while not driver.execute_script(script):
-    if time.time() > deadline:
-      raise AssertionError(f"not true within {timeout} s: {script}")
-    time.sleep(0.005)
 
 
 def measure(workdir, changes, driver):

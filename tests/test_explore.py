@@ -25,7 +25,7 @@ from gan_jax import cli, directions, explorer
 from gan_jax.errors import UserError
 
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-from browser import chromium  # noqa: E402  (benchmarks/explore_latency.py drives it too)
+from browser import chromium, wait_for  # noqa: E402  (benchmarks/explore_latency.py drives it too)
 
 ARTIFACTS = "GAN_JAX_TEST_ARTIFACTS"  # a folder to copy the browser test's screenshot into
 
@@ -256,18 +256,6 @@ def browser():
     return chromium()
   except RuntimeError as e:
     pytest.skip(f"the browser test {e}")
-
-
-def wait_for(driver, script, timeout=30):
-  """The first truthy value `script` returns within `timeout` seconds."""
-  deadline = time.time() + timeout
-  while time.time() < deadline:
-    value = driver.execute_script(script)
-    if value:
-      return value
-    time.sleep(0.05)
-  error = driver.execute_script("return document.getElementById('error').textContent")
-  raise AssertionError(f"not true within {timeout} s: {script} (the page's error: {error!r})")
 
 
 def test_page_in_a_headless_browser(cgan_server, tmp_path):
