@@ -263,8 +263,10 @@ def save_gif(path, frames):
 # --- the optimisation ---------------------------------------------------------------------------
 
 def psnr(images, targets):
-  """PSNR in dB of float images in [-1, 1] (peak-to-peak 2), one per image."""
-  mse = np.mean((np.asarray(images, np.float64) - np.asarray(targets, np.float64)) ** 2,
+  """PSNR in dB of float images vs targets in [-1, 1] (peak-to-peak 2), one per image; images
+  clipped to [-1, 1] first, as their pixels are (StyleGAN2's have no tanh)."""
+  images = np.clip(np.asarray(images, np.float64), -1.0, 1.0)
+  mse = np.mean((images - np.asarray(targets, np.float64)) ** 2,
                 axis=(1, 2, 3))
   return 10 * np.log10(4.0 / np.maximum(mse, 1e-12))
 
