@@ -20,11 +20,13 @@ noise-to-image run of ours:
   trained on natural photos at 64 px and up) is not used.
 - Several starts at once, kept best (the lowest final loss): for mapping-network models the mean
   w and ws of random z pulled halfway to it; for plain models z = 0 and random z. Conditional
-  models try every class (each with its starts) unless a label is given, and keep the class of the
-  best: the latent written has an ordinary class label, and the choice is itself a reading of the
-  picture. (Optimising a soft label would write a mix of classes that no `--label` names.)
+  models try every class (the starts shared out over them, at least one each) unless a label is
+  given, and keep the class of the best: the latent written has an ordinary class label, and
+  the choice is itself a reading of the picture. (Optimising a soft label would write a mix of
+  classes that no `--label` names.)
   Every start of every image of a batch is one row of one jitted program; a chunk of steps runs
-  as one `lax.scan`, so the host sees the optimisation only between chunks (the GIF's frames).
+  as one `lax.scan`; between chunks the host draws each picture's leading start (the GIF's
+  frames), so no history of every start is kept.
 
 `project(workdir, image, out)` writes, per input picture NAME: OUT/NAME.png (the projection),
 OUT/NAME.npz (its `Latents`, with the run, step and source) and OUT/NAME.gif (the target beside
@@ -61,7 +63,7 @@ class Settings:
   the noise factor are NVIDIA's projector's; the loss weights were tuned on the digits runs
   (`benchmarks/projection.py`)."""
   steps: int = DEFAULT_STEPS
-  starts: int = 8              # per class tried
+  starts: int = 8              # per picture, shared out over the classes tried (>= 1 each)
   lr: float = 0.1
   lr_rampup: float = 0.05
   lr_rampdown: float = 0.25
@@ -77,13 +79,15 @@ class Settings:
 class Projection:
   """One batch's results: `latents` (one per picture), `images` (float32 NHWC in [-1, 1], what
   the latents render to), `frames` (per picture: uint8 frames, target beside current), `psnr`
-  (dB vs the target, peak-to-peak 2) and the final `perceptual` distance and `mse`."""
+  (dB vs the target, peak-to-peak 2), the final `perceptual` distance and `mse`, and how many
+  `candidates` (starts x classes) each picture had."""
   latents: Latents
   images: np.ndarray
   frames: list
   psnr: np.ndarray
   perceptual: np.ndarray
   mse: np.ndarray
+  candidates: int
 
 
 @dataclasses.dataclass
@@ -115,8 +119,8 @@ def project(workdir_or_model, image, out, steps=DEFAULT_STEPS, space=None, label
   `Report`. One UserError, before anything is written, for input the user can fix."""
   model = _open(workdir_or_model, ema)
   space = _check_args(model, space, label, steps, starts, batch)
-  settings = dataclasses.replace(settings or Settings(), steps=int(steps),
-                                 starts=int(starts or (settings or Settings()).starts))
+  settings = settings or Settings()
+  settings = dataclasses.replace(settings, steps=int(steps), starts=int(starts or settings.starts))
   root, relpaths = find_pictures(image, out)
   colours = [translating.is_colour(os.path.join(root, p)) for p in relpaths]
   skipped = [p for p, c in zip(relpaths, colours) if c is None]
@@ -130,10 +134,12 @@ def project(workdir_or_model, image, out, steps=DEFAULT_STEPS, space=None, label
   if not todo:
     translating.none_readable(image, skipped, "decoded")
   written, psnr = [], []
+  batch = min(batch, len(todo))
   with tqdm.tqdm(total=len(todo) * settings.steps, desc=f"projecting {len(todo)}", unit="step",
                  disable=not progress) as bar:
     for i in range(0, len(todo), batch):
-      result = projector.project(targets[i:i + batch], label, bar.update)
+      result = projector.project(_padded(targets[i:i + batch], batch), label,
+                                 lambda n, k=len(targets[i:i + batch]): bar.update(n * k // batch))
       for j, relpath in enumerate(todo[i:i + batch]):
         written.append(_write(out, relpath, result, j, model, os.path.join(root, relpath)))
         psnr.append(float(result.psnr[j]))
@@ -141,6 +147,12 @@ def project(workdir_or_model, image, out, steps=DEFAULT_STEPS, space=None, label
     folder.report_left_out(f"{len(skipped)} of {len(relpaths)} image files in {image} that "
                            "pillow cannot read", sorted(skipped))
   return Report(written, sorted(skipped), projector.distance, space, psnr)
+
+
+def _padded(pixels, batch):
+  """The last, short batch filled up with copies of its last picture: one shape, one compile."""
+  extra = batch - len(pixels)
+  return np.concatenate([pixels, np.repeat(pixels[-1:], extra, 0)]) if extra else pixels
 
 
 def _open(workdir_or_model, ema):
@@ -158,9 +170,9 @@ def _check_args(model, space, label, steps, starts, batch):
                     "into a run that draws images.")
   space = model.check_space(space or ("w" if "w" in model.spaces else "z"))
   if label is not None:
-    model.check_labels(label)
     if np.ndim(label):
       raise UserError(f"--label={label!r} must be one class for every picture.")
+    model.check_labels(label)
   for name, value in (("steps", steps), ("starts", starts), ("batch", batch)):
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
                               or value < 1):
@@ -322,7 +334,7 @@ class Projector:
     self._final = jax.jit(jax.vmap(self._losses, in_axes=(None, 0, None, 0, 0, 0)))
     self._target_features = jax.jit(jax.vmap(lambda nets, x: self._features(nets, x[None]),
                                              in_axes=(None, 0)))
-    self._frames = jax.jit(jax.vmap(self._render_one, in_axes=(None, 0, 0, 0)))
+    self._snapshot = jax.jit(self._render_best)
 
   # --- pure pieces, each for one candidate (vmapped over candidates) ---
 
@@ -359,34 +371,46 @@ class Projector:
       noise = jax.tree.map(lambda o, c: c + (1 - back) * (o - c), opt["noise"],
                            nets[0]["noise_const"])
     perceptual, mse = self._losses(nets, code, noise, label, target, target_features)
-    loss = s.perceptual_weight * perceptual + s.mse_weight * mse
-    if self.has_noise:
-      reg = sum(noise_regularizer(b) for b in jax.tree.leaves(opt["noise"]))
-      loss = loss + s.noise_reg_weight * reg
-    return loss
+    fit = s.perceptual_weight * perceptual + s.mse_weight * mse
+    if not self.has_noise:
+      return fit, fit
+    reg = sum(noise_regularizer(b) for b in jax.tree.leaves(opt["noise"]))
+    return fit + s.noise_reg_weight * reg, fit
 
   def _run_chunk(self, length, carry, first, steps, key, nets, labels, targets, features):
-    """`length` optimisation steps from step `first` (those past `steps` change nothing)."""
+    """`length` optimisation steps from step `first` (those past `steps` change nothing);
+    returns the new carry and each candidate's fit (the loss less the noise regulariser) at the
+    last step."""
     s, tx = self.settings, optax.scale_by_adam()
     per_coordinate = self.spread / math.sqrt(self.starts.shape[-1])
-    grad = jax.vmap(jax.grad(self._loss), in_axes=(0, 0, None, None, 0, 0, 0))
+    grad = jax.vmap(jax.grad(self._loss, has_aux=True), in_axes=(0, 0, None, None, 0, 0, 0))
 
     def step(carry, i):
       opt, adam = carry
       factors = _ramps(i.astype(jnp.float32), steps.astype(jnp.float32), s)
       keys = jax.random.split(jax.random.fold_in(key, i), len(labels))
-      updates, new_adam = tx.update(grad(opt, keys, factors, nets, labels, targets, features),
-                                    adam)
+      grads, fit = grad(opt, keys, factors, nets, labels, targets, features)
+      updates, new_adam = tx.update(grads, adam)
       lr = s.lr * factors[0]
       new = {"code": opt["code"] - lr * per_coordinate * updates["code"]}
       if self.has_noise:
         new["noise"] = jax.tree.map(lambda p, u: _normalized(p - lr * u), opt["noise"],
                                     updates["noise"])
       keep = i < steps
-      return jax.tree.map(lambda a, b: jnp.where(keep, a, b), (new, new_adam), (opt, adam)), None
+      return jax.tree.map(lambda a, b: jnp.where(keep, a, b), (new, new_adam), (opt, adam)), fit
 
-    carry, _ = jax.lax.scan(step, carry, first + jnp.arange(length))
-    return carry
+    carry, fits = jax.lax.scan(step, carry, first + jnp.arange(length))
+    return carry, fits[jnp.minimum(length - 1, steps - 1 - first)]
+
+  def _render_best(self, nets, opt, best, labels, back):
+    """Images [B, H, W, C] of candidates `best` as the loss sees them (noise buffers `back` of the
+    way handed back), for the GIF."""
+    noise = None
+    if self.has_noise:
+      noise = jax.tree.map(lambda o, c: c + (1 - back) * (o[best] - c), opt["noise"],
+                           nets[0]["noise_const"])
+    render = jax.vmap(self._render_one, in_axes=(None, 0, 0, 0))
+    return render(nets, opt["code"][best], noise, labels[best])[:, 0]
 
   # --- the host side ---
 
@@ -396,10 +420,11 @@ class Projector:
     s, n = self.settings, len(pixels)
     targets = pixels.astype(np.float32) / 127.5 - 1.0
     classes = [label] if label is not None else list(range(len(self.starts)))
-    per_picture = len(classes) * s.starts
-    codes = np.concatenate([self.starts[c] for c in classes])  # [per_picture, ...]
+    per_class = -(-s.starts // len(classes))
+    per_picture = len(classes) * per_class
+    codes = np.concatenate([self.starts[c, :per_class] for c in classes])  # [per_picture, ...]
     codes = np.tile(codes, (n,) + (1,) * (codes.ndim - 1))
-    labels = jnp.asarray(np.tile(np.repeat(np.asarray(classes, np.int32), s.starts), n))
+    labels = jnp.asarray(np.tile(np.repeat(np.asarray(classes, np.int32), per_class), n))
     cand_targets = jnp.asarray(np.repeat(targets, per_picture, axis=0))
     features = self._target_features(self.nets, cand_targets)
     opt = {"code": jnp.asarray(codes)}
@@ -408,12 +433,14 @@ class Projector:
                                   self.nets[0]["noise_const"])
     carry = (opt, optax.scale_by_adam().init(opt))
     length = max(1, -(-s.steps // FRAMES))
-    key, history = jax.random.key(self.seed), []
+    key, drawn = jax.random.key(self.seed), []
     for first in range(0, s.steps, length):
-      carry = self._chunk(length, carry, jnp.int32(first), jnp.int32(s.steps), key, self.nets,
-                          labels, cand_targets, features)
+      carry, fit = self._chunk(length, carry, jnp.int32(first), jnp.int32(s.steps), key,
+                               self.nets, labels, cand_targets, features)
       done = min(first + length, s.steps)
-      history.append((done, jax.device_get(carry[0])))
+      leading = np.arange(n) * per_picture + np.argmin(np.reshape(fit, (n, per_picture)), 1)
+      back = _ramps(done, s.steps, s)[2]
+      drawn.append(np.asarray(self._snapshot(self.nets, carry[0], leading, labels, back)))
       if on_steps:
         on_steps(n * (done - first))
     final = carry[0]["code"]
@@ -423,26 +450,17 @@ class Projector:
     best = np.arange(n) * per_picture + np.argmin(score, axis=1)
     latents = Latents(self.space, np.asarray(final)[best], np.asarray(labels)[best])
     images = self.model.render(latents)
-    frames = [self._gif_frames(history, b, labels[b], targets[j], images[j])
-              for j, b in enumerate(best)]
+    frames = [_frames(targets[j], [d[j] for d in drawn] + [images[j]]) for j in range(n)]
     return Projection(latents, images, frames, psnr(images, targets), perceptual[best],
-                      mse[best])
+                      mse[best], per_picture)
 
-  def _gif_frames(self, history, b, label, target, result):
-    """uint8 frames of the target beside candidate `b` at each recorded step, then beside the
-    result."""
-    codes = jnp.asarray(np.stack([opt["code"][b] for _, opt in history]))
-    noise = None
-    if self.has_noise:
-      const = jax.device_get(self.nets[0]["noise_const"])
-      noise = jax.tree.map(lambda *bufs: np.stack(bufs), *[
-          jax.tree.map(lambda c, o: c + (1 - _ramps(done, self.settings.steps,
-                                                    self.settings)[2]) * (o[b] - c), const,
-                       opt["noise"]) for done, opt in history])
-    labels = jnp.full((len(history),), label, jnp.int32)
-    drawn = np.asarray(self._frames(self.nets, codes, noise, labels))[:, 0]
-    drawn = np.concatenate([drawn, result[None]])
-    return reporting.to_uint8(np.concatenate([np.broadcast_to(target, drawn.shape), drawn], 2))
+
+def _frames(target, drawn):
+  """uint8 GIF frames: the target beside each image of `drawn`, a white pixel column between."""
+  drawn = reporting.to_uint8(np.stack(drawn))
+  left = np.broadcast_to(reporting.to_uint8(target), drawn.shape)
+  gap = np.full(drawn.shape[:2] + (1,) + drawn.shape[3:], 255, np.uint8)
+  return np.concatenate([left, gap, drawn], 2)
 
 
 def _normalized(buffers):

@@ -43,10 +43,12 @@ def test_recovers_generated_pictures_and_renders_them_back(dcgan):
   assert result.latents.space == "z" and result.latents.codes.shape == (3, 8)
   np.testing.assert_array_equal(dcgan.render(result.latents), result.images)
   frames = result.frames[0]  # the target beside the image, then the result last
-  assert frames.shape[1:] == (16, 32, 1) and 10 < len(frames) <= projection.FRAMES + 1
+  assert frames.shape[1:] == (16, 33, 1) and 10 < len(frames) <= projection.FRAMES + 1
   np.testing.assert_array_equal(frames[:, :, :16],
                                 np.broadcast_to(targets[0], (len(frames), 16, 16, 1)))
-  assert not np.array_equal(frames[0, :, 16:], frames[-1, :, 16:])
+  assert (frames[:, :, 16] == 255).all()
+  assert not np.array_equal(frames[0, :, 17:], frames[-1, :, 17:])
+  np.testing.assert_array_equal(frames[-1, :, 17:], dcgan.render(result.latents, uint8=True)[0])
 
 
 def test_conditional_run_tries_every_class_or_the_one_given(cgan):
