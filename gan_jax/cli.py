@@ -29,6 +29,8 @@
                    [--overwrite]
   gan-jax report   --workdir=DIR [--out=DIR/report.png]
   gan-jax explore  --workdir=DIR [--port=7860] [--directions=dirs.npz]
+  gan-jax project  --workdir=DIR --image=PHOTO_OR_FOLDER --out=DIR [--steps=N] [--space=z|w|w+]
+                   [--label=K] [--seed=S] [--noprogress]
   gan-jax provenance IMAGE_OR_FOLDER
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
   gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
@@ -49,8 +51,9 @@ from gan_jax.errors import PeerLost, RunStopped, UserError
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
-VERBS = ("train", "sample", "interpolate", "directions", "evaluate", "translate", "upscale", "export", "export-model",
-         "provenance", "convert-inception", "convert-vgg19", "report", "explore")
+VERBS = ("train", "sample", "interpolate", "directions", "project", "explore", "evaluate",
+         "translate", "upscale", "export", "export-model", "provenance", "convert-inception",
+         "convert-vgg19", "report")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -362,6 +365,28 @@ def _parse_explore(argv):
   return fv
 
 
+def _parse_project(argv):
+  from gan_jax import projection
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "the run to project into", flag_values=fv)
+  flags.DEFINE_string("image", None, "a picture, or a folder of pictures (searched recursively)",
+                      flag_values=fv)
+  flags.DEFINE_string("out", None, "folder for NAME.png, NAME.npz and NAME.gif", flag_values=fv)
+  flags.DEFINE_integer("steps", projection.DEFAULT_STEPS, "optimisation steps", flag_values=fv)
+  flags.DEFINE_string("space", None, "latent space: z, w or w+ (default w where the model has a "
+                      "mapping network, else z)", flag_values=fv)
+  flags.DEFINE_integer("label", None, "class of conditional models (default: try every class)",
+                       flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "seed of the random starts and the latent noise",
+                       flag_values=fv)
+  flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
+  _parse(fv, argv)
+  _require(fv, "project", ("workdir", "the run to project into"),
+           ("image", "a picture or a folder of pictures"),
+           ("out", "the folder to write the projections to"))
+  return fv
+
+
 def _parse(fv, argv):
   if "ema" in fv:
     argv = ["--noema" if a == "--no-ema" else a for a in argv]
@@ -496,6 +521,12 @@ def main(argv):
         pass
       finally:
         server.server_close()
+    elif verb == "project":
+      from gan_jax import projection
+      fv = _parse_project(rest)
+      report = projection.project(fv.workdir, fv.image, fv.out, steps=fv.steps, space=fv.space,
+                                  label=fv.label, seed=fv.seed, progress=fv.progress)
+      print(report.summary(fv.out))
     elif verb == "provenance":
       from gan_jax import provenance
       if len(rest) != 1 or rest[0].startswith("-"):
