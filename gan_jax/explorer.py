@@ -14,8 +14,9 @@ what the page will ask for (a warm-up) and returns the server, which the CLI the
 Endpoints: GET / (the page), GET /info (JSON: the run, its kind, classes, latent spaces,
 directions, truncation), GET /image?seed=&label=&truncation=&direction=&strength= (a PNG,
 enlarged with nearest-neighbour to at least `DISPLAY` px), POST /translate?direction= (an
-uploaded image through a translator or super-resolution G; a PNG). POST /project answers that
-projection is not available until `gan_jax.projection` exists. Bad requests get HTTP 400 and one
+uploaded image through a translator or super-resolution G; a PNG), POST /project (an uploaded
+picture projected into a noise model's latent space, `gan-jax project`'s optimisation with
+PROJECT_STEPS steps; a PNG of the target beside its projection). Bad requests get HTTP 400 and one
 sentence, as the CLI's bad input does.
 """
 import errno
@@ -34,7 +35,7 @@ from importlib import resources
 import numpy as np
 from PIL import Image
 
-from gan_jax import translating
+from gan_jax import reporting, translating
 from gan_jax.errors import UserError, brief
 
 DISPLAY = 256               # smallest side of a shown image, px (nearest-neighbour enlargement)
@@ -43,6 +44,7 @@ MAX_PIXELS = 1024 * 1024    # output pixels of one upload: more is a job for the
 SEED_MAX = 2 ** 31 - 1
 STRENGTH_MAX = 100.0        # |strength| of a direction: far beyond what any walk shows
 IMAGE_PARAMS = ("seed", "label", "truncation", "direction", "strength")
+PROJECT_STEPS = 200         # fewer than `gan-jax project`'s default: an answer within seconds
 
 
 class Explorer:
@@ -53,8 +55,9 @@ class Explorer:
   and the page sends one request at a time.
   """
 
-  def __init__(self, model, directions=None):
+  def __init__(self, model, directions=None, project_steps=PROJECT_STEPS):
     self.model, self.directions = model, directions
+    self.project_steps, self._projector = project_steps, None
     self._lock = threading.Lock()
     self._page = resources.files("gan_jax").joinpath("explorer.html").read_bytes()
 
@@ -73,7 +76,7 @@ class Explorer:
                 num_classes=model.num_classes, classes=list(range(model.num_classes)),
                 spaces=list(model.spaces), truncation=self._truncation_info(),
                 directions=self._directions_info(), translate_directions=[], scale=model.scale,
-                project=False, display=DISPLAY, max_upload_pixels=self._max_upload())
+                project=model.kind == "sample", display=DISPLAY, max_upload_pixels=self._max_upload())
     if model.kind == "translate":
       info["translate_directions"] = list(model.directions)
     return info
@@ -166,6 +169,30 @@ class Explorer:
         pixels = translating.read_pixels(io.BytesIO(data), model.channels)
         out = model.translate(pixels, direction, uint8=True)
     return png(enlarge(out, DISPLAY))
+
+  def project(self, data):
+    """PNG bytes of an uploaded picture beside its projection into the model's latent space
+    (fitted to the run's size as `gan-jax project` fits it; the projector compiles on the first
+    upload)."""
+    from gan_jax import projection  # pylint: disable=import-outside-toplevel
+    model = self.model
+    if model.kind != "sample":
+      raise UserError(f"Projection puts a picture into a noise model's latent space, and "
+                      f"{model.workdir} {'translates' if model.kind == 'translate' else 'upscales'}"
+                      " pictures: use the upload above instead.")
+    read_upload(data, MAX_PIXELS, "gan-jax project")
+    colour = translating.is_colour(io.BytesIO(data))
+    projection.check_channels("", ["The uploaded image"], [colour], model.channels)
+    pixels = projection.fit_picture(translating.read_pixels(io.BytesIO(data), model.channels),
+                                    model)
+    with self._lock:
+      if self._projector is None:
+        settings = projection.Settings(steps=self.project_steps)
+        space = "w" if "w" in model.spaces else "z"  # `gan-jax project`'s default
+        self._projector = projection.Projector(model, space, settings)
+      result = self._projector.project(pixels[None])
+    pair = np.concatenate([pixels, reporting.to_uint8(result.images)[0]], axis=1)
+    return png(enlarge(pair, DISPLAY))
 
   def warm_up(self):
     """Compiles what the page will ask for, so the first control change is as quick as the rest:
@@ -296,9 +323,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       direction = query.get("direction", [None])[-1] or None
       self._answer(lambda: ("image/png", explorer.transform(self._body(), direction)))
     elif url.path == "/project":
-      self._body()
-      self._send(501, "text/plain; charset=utf-8",
-                 b"Projection is not available: this install has no gan_jax.projection yet.")
+      self._answer(lambda: ("image/png", explorer.project(self._body())))
     else:
       self._answer(None)
 

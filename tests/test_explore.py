@@ -94,7 +94,7 @@ def test_info_says_what_the_run_is(cgan_server, cgan):
   assert (info["kind"], info["num_classes"], info["spaces"], info["step"]) == (
       "sample", 10, ["z"], 4)
   assert info["classes"] == list(range(10)) and info["workdir"] == str(cgan)
-  assert info["truncation"]["kind"] == "threshold" and info["project"] is False
+  assert info["truncation"]["kind"] == "threshold" and info["project"] is True
   assert (info["directions"]["method"], info["directions"]["space"]) == ("sefa", "z")
   assert info["directions"]["count"] == len(info["directions"]["sigmas"]) > 0
   assert cgan_server.server_address[0] == "127.0.0.1"
@@ -172,6 +172,27 @@ def test_requests_for_another_host_are_refused(cgan_server):
       "Host": f"localhost:{cgan_server.server_address[1]}"})
   with urllib.request.urlopen(req, timeout=30) as r:
     assert r.status == 200
+
+
+def test_project_upload_shows_the_picture_beside_its_projection(cgan_server, cgan):
+  """An upload is fitted to the run's size and projected as `gan-jax project` does (fewer
+  steps); the answer is the target beside the image its latent renders to."""
+  cgan_server.explorer.project_steps = 20
+  model = gan_jax.load(cgan)
+  target = model.sample(1, seed=2, labels=3, uint8=True)[0]
+  status, kind, body = request(cgan_server, "/project", data=png_bytes(target[..., 0]))
+  assert (status, kind) == (200, "image/png"), body
+  shown = pixels(body)
+  side = target.shape[0]
+  scale = shown.shape[0] // side
+  assert shown.shape == (side * scale, 2 * side * scale)
+  np.testing.assert_array_equal(shown[::scale, ::scale][:, :side], target[..., 0])
+  projected = shown[::scale, ::scale][:, side:].astype(np.float32)
+  assert np.abs(projected - target[..., 0]).mean() < 40  # near the target after 20 steps
+  colour = png_bytes(np.stack([target[..., 0]] * 3, -1))
+  status, _, body = request(cgan_server, "/project", data=colour)
+  assert status == 400
+  assert_one_sentence(body, "is in colour")
 
 
 def test_translator_upload_shows_translates_output(pix2pix):
