@@ -265,7 +265,7 @@ def test_cli_prints_the_url_and_exits_0_on_ctrl_c(cgan):
     with urllib.request.urlopen(url + "image?seed=2&label=1", timeout=60) as r:
       assert r.status == 200 and r.headers["Content-Type"] == "image/png"
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 0
+    assert proc.wait(timeout=120) == 0  # exiting (JAX's teardown) is slow on a loaded machine
   finally:
     proc.kill()
     proc.communicate()
