@@ -12,8 +12,8 @@ cycling through the classes) moved -3, 0 and +3 sigma, and
                    +3 sigma (0: it reads the same, 1: entirely different digits).
 A direction that restyles (slant, thickness) moves pixels and keeps the digit; one that changes
 the digit moves both. `random`: the same for `num` random unit directions of SeFa's space, the
-baseline a found direction should beat. Then `walk_frames_per_s`: frames of `gan-jax interpolate` rendered per
-second (a 2-keyframe walk of 64 frames, the median of 5 after a first, compiling call), and the
+baseline a found direction should beat. Then `walk_frames_per_s`: frames of `gan-jax
+interpolate` rendered per second (a 2-keyframe walk of 64 frames, the median of 5 after a first, compiling call), and the
 time to find each method's directions. Prints one JSON object.
 """
 import datetime

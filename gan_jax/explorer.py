@@ -76,7 +76,8 @@ class Explorer:
                 num_classes=model.num_classes, classes=list(range(model.num_classes)),
                 spaces=list(model.spaces), truncation=self._truncation_info(),
                 directions=self._directions_info(), translate_directions=[], scale=model.scale,
-                project=model.kind == "sample", display=DISPLAY, max_upload_pixels=self._max_upload())
+                project=model.kind == "sample", display=DISPLAY,
+                max_upload_pixels=self._max_upload())
     if model.kind == "translate":
       info["translate_directions"] = list(model.directions)
     return info
