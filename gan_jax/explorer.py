@@ -183,7 +183,7 @@ class Explorer:
                       " pictures: use the upload above instead.")
     read_upload(data, MAX_PIXELS, "gan-jax project")
     colour = translating.is_colour(io.BytesIO(data))
-    projection.check_channels("", ["The uploaded image"], [colour], model.channels)
+    translating.check_channels("", ["The uploaded image"], [colour], model.channels, "draws")
     pixels = projection.fit_picture(translating.read_pixels(io.BytesIO(data), model.channels),
                                     model)
     with self._lock:

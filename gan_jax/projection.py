@@ -129,7 +129,7 @@ def project(workdir_or_model, image, out, steps=DEFAULT_STEPS, space=None, label
   skipped = [p for p, c in zip(relpaths, colours) if c is None]
   if len(skipped) == len(relpaths):
     translating.none_readable(image, skipped, "read")
-  check_channels(root, relpaths, colours, model.channels)
+  translating.check_channels(root, relpaths, colours, model.channels, does="draws")
   projector = Projector(model, space, settings, seed)
   todo = [p for p, c in zip(relpaths, colours) if c is not None]
   targets, todo, bad = _read_all(root, todo, model)
@@ -185,53 +185,11 @@ def _check_args(model, space, label, steps, starts, batch):
 
 def find_pictures(image, out):
   """(root, sorted relpaths of the pictures to project): the file itself, or every picture under
-  the folder (as `translate` walks it) outside `out`."""
-  if not os.path.exists(image):
-    raise UserError(f"--image={image} does not exist: pass a picture, or a folder of pictures.")
-  if os.path.exists(out) and not os.path.isdir(out):
-    raise UserError(f"--out={out} is a file: pass a folder for the projections.")
-  if not os.path.isdir(image):
-    return os.path.dirname(image) or ".", [os.path.basename(image)]
-  relpaths, others = folder.walk_images(image)
-  inside = os.path.realpath(out) + os.sep
-  relpaths = [p for p in relpaths
-              if not os.path.realpath(os.path.join(image, p)).startswith(inside)]
-  if not relpaths:
-    kinds = ", ".join(e[1:] for e in images_lib.EXTENSIONS)
-    content = f"holds no {kinds} files (only {others} others)" if others else "has no pictures"
-    raise UserError(f"--image={image} {content} outside --out: pass a picture or a folder of "
-                    "pictures.")
-  _check_outputs(image, relpaths, out)
-  return image, relpaths
-
-
-def _check_outputs(root, relpaths, out):
-  """Refuses, before anything is written, two pictures with one output name, or outputs that
-  would overwrite a picture."""
-  seen = {}
-  inputs = {os.path.realpath(os.path.join(root, p)) for p in relpaths}
-  for relpath in relpaths:
-    stem = os.path.splitext(relpath)[0]
-    if stem in seen:
-      raise UserError(f"{os.path.join(root, seen[stem])} and {os.path.join(root, relpath)} would "
-                      f"both be projected to {os.path.join(out, stem)}.png: rename one of them.")
-    seen[stem] = relpath
-    if os.path.realpath(os.path.join(out, stem + ".png")) in inputs:
-      raise UserError(f"Projecting {os.path.join(root, relpath)} would overwrite a picture in "
-                      f"{out}: pass another --out folder.")
-
-
-def check_channels(root, relpaths, colours, channels):
-  """Refuses colour pictures for a gray model and gray ones for a colour model, in one sentence
-  (`translating.is_colour` tells them apart from the header)."""
-  want = channels == 3
-  wrong = [p for p, c in zip(relpaths, colours) if c is not None and c != want]
-  if wrong:
-    more = f" and {len(wrong) - 1} other pictures" if len(wrong) > 1 else ""
-    have, model = ("grayscale", "colour (RGB)") if want else ("in colour", "grayscale")
-    raise UserError(f"{os.path.join(root, wrong[0])}{more} {'are' if more else 'is'} {have} but "
-                    f"this model draws {model} images: convert {'them' if more else 'it'} to "
-                    f"{'RGB' if want else 'gray (mode L)'} first.")
+  the folder outside `out`, as `translate` finds them; refuses outputs that would collide."""
+  root, relpaths = translating.find_inputs(image, out, flag="image")
+  translating.check_outputs(root, relpaths, [translating.output_path(out, p) for p in relpaths],
+                            out, "Projecting", "projected")
+  return root, relpaths
 
 
 def fit_picture(pixels, model):

@@ -152,18 +152,19 @@ def none_readable(input_path, relpaths, what):
                   f"(e.g. {relpaths[0]}): check that they are valid png, jpg, webp or bmp images.")
 
 
-def find_inputs(input_path, out_dir):
-  """(root, sorted relpaths of the inputs under it); a single file is its own folder's only one."""
+def find_inputs(input_path, out_dir, flag="input"):
+  """(root, sorted relpaths of the inputs under it); a single file is its own folder's only one.
+  `flag`: the verb's name for the input (--input, --image)."""
   if not os.path.exists(input_path):
-    raise UserError(f"Input {input_path} does not exist: pass --input=IMAGE or --input=FOLDER of "
-                    "images.")
+    raise UserError(f"--{flag}={input_path} does not exist: pass --{flag}=IMAGE or "
+                    f"--{flag}=FOLDER of images.")
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-    raise UserError(f"Output {out_dir} is a file: pass --out=FOLDER, a folder for the PNGs.")
+    raise UserError(f"--out={out_dir} is a file: pass --out=FOLDER, a folder for the outputs.")
   if not os.path.isdir(input_path):
     return os.path.dirname(input_path) or ".", [os.path.basename(input_path)]
   if os.path.realpath(out_dir) == os.path.realpath(input_path):
     raise UserError(f"--out={out_dir} is the input folder itself: pass another folder, so the "
-                    "translations do not overwrite or mix with the inputs.")
+                    "outputs do not overwrite or mix with the inputs.")
   relpaths, others = folder.walk_images(input_path)
   # An out_dir inside the input folder holds earlier outputs, not inputs.
   inside = os.path.realpath(out_dir) + os.sep
@@ -175,23 +176,24 @@ def find_inputs(input_path, out_dir):
     content = f"holds no {kinds} files (only {others} others)" if others else "is empty"
     if ours:
       content = f"holds no images outside the output folder {out_dir}"
-    raise UserError(f"Input folder {input_path} {content}: pass --input=IMAGE or a folder of "
-                    "images to translate.")
+    raise UserError(f"Input folder {input_path} {content}: pass --{flag}=IMAGE or a folder of "
+                    "images.")
   return input_path, relpaths
 
 
-def check_outputs(root, relpaths, outputs, out_dir):
-  """Refuses, before anything is written, outputs that would overwrite inputs or each other."""
+def check_outputs(root, relpaths, outputs, out_dir, doing="Translating", done="written"):
+  """Refuses, before anything is written, outputs that would overwrite inputs or each other.
+  `doing`, `done`: the verb's words ("Projecting", "projected")."""
   sources = {}
   for relpath, out in zip(relpaths, outputs):
     if out in sources:
       raise UserError(f"{os.path.join(root, sources[out])} and {os.path.join(root, relpath)} would "
-                      f"both be written to {out}: rename one of them.")
+                      f"both be {done} to {out}: rename one of them.")
     sources[out] = relpath
   inputs = {os.path.realpath(os.path.join(root, p)) for p in relpaths}
   for relpath, out in zip(relpaths, outputs):
     if os.path.realpath(out) in inputs:
-      raise UserError(f"Translating {os.path.join(root, relpath)} would overwrite the input "
+      raise UserError(f"{doing} {os.path.join(root, relpath)} would overwrite the input "
                       f"{out}: pass another --out folder than {out_dir}.")
 
 
@@ -225,8 +227,9 @@ def _gray_palette(palette):
   return bool(np.all((r == g) & (g == b)))
 
 
-def check_channels(root, relpaths, colours, channels):
-  """Refuses colour files for a gray model and gray files for a colour one, all named at once."""
+def check_channels(root, relpaths, colours, channels, does="translates"):
+  """Refuses colour files for a gray model and gray files for a colour one, all named at once.
+  `does`: what the model does with images ("translates", "draws")."""
   want_colour = channels == 3
   wrong = [p for p, c in zip(relpaths, colours) if c is not None and c != want_colour]
   if not wrong:
@@ -235,11 +238,11 @@ def check_channels(root, relpaths, colours, channels):
   count = f"{first}" + (f" and {len(wrong) - 1} other files" if len(wrong) > 1 else "")
   if want_colour:
     raise UserError(f"{count} {'are' if len(wrong) > 1 else 'is'} grayscale but this model "
-                    "translates colour (3-channel) images: give it colour images, or convert "
-                    "them to RGB first if a gray picture is what you mean to translate.")
-  raise UserError(f"{count} {'are' if len(wrong) > 1 else 'is'} in colour but this model "
-                  "translates grayscale (1-channel) images: give it grayscale images, or convert "
-                  "them to gray (mode L) first.")
+                    f"{does} colour images (3 channels): give it colour images, or convert them "
+                    "to RGB first.")
+  raise UserError(f"{count} {'are' if len(wrong) > 1 else 'is'} in colour but this model {does} "
+                  "grayscale images (1 channel): give it grayscale images, or convert them to "
+                  "gray (mode L) first.")
 
 
 def save_png(path, pixels):

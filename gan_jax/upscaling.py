@@ -52,7 +52,7 @@ def upscale_images(input_path, out_dir, fn, scale, channels, tile=512, tile_pad=
   check_tiling(tile, tile_pad)
   root, relpaths = translating.find_inputs(input_path, out_dir)
   outputs = [translating.output_path(out_dir, p) for p in relpaths]
-  translating.check_outputs(root, relpaths, outputs, out_dir)
+  translating.check_outputs(root, relpaths, outputs, out_dir, "Upscaling")
   written, skipped = [], []
   bar = tqdm.tqdm(list(zip(relpaths, outputs)), desc="upscaling", unit="image",
                   disable=not progress)
