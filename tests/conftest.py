@@ -29,3 +29,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
       if "gpu" in item.keywords:
         item.add_marker(skip)
+
+
+# Smoke runs several test files read (`runs.trained` trains each once per test process).
+@pytest.fixture(scope="module")
+def cgan(tmp_path_factory):
+  from runs import trained  # pylint: disable=import-outside-toplevel  (runs imports this file)
+  return trained(tmp_path_factory, "cgan_digits")
+
+
+@pytest.fixture(scope="module")
+def pix2pix(tmp_path_factory):
+  from runs import trained  # pylint: disable=import-outside-toplevel
+  return trained(tmp_path_factory, "pix2pix_digits")

@@ -26,16 +26,6 @@ def readme_blocks():
 
 
 @pytest.fixture(scope="module")
-def cgan(tmp_path_factory):
-  return trained(tmp_path_factory, "cgan_digits")
-
-
-@pytest.fixture(scope="module")
-def pix2pix(tmp_path_factory):
-  return trained(tmp_path_factory, "pix2pix_digits")
-
-
-@pytest.fixture(scope="module")
 def psnr(tmp_path_factory):
   return trained(tmp_path_factory, "rrdb_psnr")
 

@@ -20,7 +20,6 @@ from PIL import Image
 
 import gan_jax
 from conftest import REPO
-from runs import trained
 from gan_jax import cli, directions, explorer
 from gan_jax.errors import UserError
 
@@ -28,16 +27,6 @@ sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 from browser import chromium, wait_for  # noqa: E402  (benchmarks/explore_latency.py drives it too)
 
 ARTIFACTS = "GAN_JAX_TEST_ARTIFACTS"  # a folder to copy the browser test's screenshot into
-
-
-@pytest.fixture(scope="module")
-def cgan(tmp_path_factory):
-  return trained(tmp_path_factory, "cgan_digits")
-
-
-@pytest.fixture(scope="module")
-def pix2pix(tmp_path_factory):
-  return trained(tmp_path_factory, "pix2pix_digits")
 
 
 @contextlib.contextmanager

@@ -13,11 +13,6 @@ from runs import trained
 
 
 @pytest.fixture(scope="module")
-def cgan(tmp_path_factory):
-  return trained(tmp_path_factory, "cgan_digits")
-
-
-@pytest.fixture(scope="module")
 def style(tmp_path_factory):
   return trained(tmp_path_factory, "stylegan2_digits")
 
