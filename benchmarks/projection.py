@@ -1,8 +1,8 @@
 """`gan-jax project` measured on the digits runs: how well it recovers pictures, and how fast.
 
-  python benchmarks/projection.py [--dcgan=/work/runs/dcgan_digits]
-      [--stylegan2=/work/runs/stylegan2_digits] [--cgan=/work/runs/cgan_digits]
-      [--held_out_run=/work/runs/dcgan_digits_train_split] [--num=16] [--held_out=360]
+  python benchmarks/projection.py [--dcgan=runs/dcgan_digits]
+      [--stylegan2=runs/stylegan2_digits] [--cgan=runs/cgan_digits]
+      [--held_out_run=runs/dcgan_digits_train_split] [--num=16] [--held_out=360]
       [--steps=500] [--json=benchmarks/results/cpu_projection.json]
 
 (a) Generated pictures: `--num` samples each run draws itself (seed 1000, quantised to uint8 as a
@@ -37,10 +37,10 @@ from gan_jax.data import embedded
 from gan_jax.metrics import digits as digits_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-flags.DEFINE_string("dcgan", "/work/runs/dcgan_digits", "DCGAN digits run")
-flags.DEFINE_string("stylegan2", "/work/runs/stylegan2_digits", "StyleGAN2 digits run")
-flags.DEFINE_string("cgan", "/work/runs/cgan_digits", "conditional DCGAN digits run")
-flags.DEFINE_string("held_out_run", "/work/runs/dcgan_digits_train_split",
+flags.DEFINE_string("dcgan", "runs/dcgan_digits", "DCGAN digits run")
+flags.DEFINE_string("stylegan2", "runs/stylegan2_digits", "StyleGAN2 digits run")
+flags.DEFINE_string("cgan", "runs/cgan_digits", "conditional DCGAN digits run")
+flags.DEFINE_string("held_out_run", "runs/dcgan_digits_train_split",
                     "DCGAN trained on the classifier's train split (trained here when missing)")
 flags.DEFINE_integer("num", 16, "generated pictures per run")
 flags.DEFINE_integer("held_out", 360, "held-out real digits projected (of 360)")

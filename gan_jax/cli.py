@@ -4,7 +4,12 @@
   gan-jax sample   --workdir=DIR [--num=N] [--out=PATH.png|.npz] [--label=K] [--seed=S] [--no-ema]
                    [--truncation=T] [--truncation_cutoff=N]
                    [--mix=coarse|middle|fine|I-J] [--interpolate=FRAMES --out=PATH.gif]
-                   [--seed_index=I]
+                   [--latent=LATENTS.npz] [--direction=DIRS.npz:I --strength=S] [--seed_index=I]
+  gan-jax interpolate --workdir=DIR --seeds=A,B[,C...|LATENTS.npz] [--steps=16] [--space=z|w|w+]
+                   [--label=K|--labels=K,L,...] [--out=walk.gif|walk.png|walk.npz]
+                   [--truncation=T] [--ema|--no-ema] [--seed_index=I]
+  gan-jax directions --workdir=DIR [--method=sefa|ganspace] [--num=5] [--out=dirs.npz]
+                   [--seed=S] [--label=K] [--ema|--no-ema] [--seed_index=I]
   gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits,cas,psnr_y,ssim_y]
                    [--num_samples=N] [--ema|--no-ema] [--inception_weights=PATH]
                    [--num_reference=N] [--seed=S] [--test_dir=DIR]
@@ -23,6 +28,7 @@
                    [--ema|--no-ema] [--direction=AtoB|BtoA] [--step=N] [--seed_index=I]
                    [--overwrite]
   gan-jax report   --workdir=DIR [--out=DIR/report.png]
+  gan-jax explore  --workdir=DIR [--port=7860] [--directions=dirs.npz]
   gan-jax project  --workdir=DIR --image=PHOTO_OR_FOLDER --out=DIR [--steps=N] [--space=z|w|w+]
                    [--label=K] [--seed=S] [--noprogress]
   gan-jax provenance IMAGE_OR_FOLDER
@@ -45,8 +51,9 @@ from gan_jax.errors import PeerLost, RunStopped, UserError
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
-VERBS = ("train", "sample", "evaluate", "translate", "upscale", "export", "export-model",
-         "provenance", "convert-inception", "convert-vgg19", "report", "project")
+VERBS = ("train", "sample", "interpolate", "directions", "project", "explore", "evaluate",
+         "translate", "upscale", "export", "export-model", "provenance", "convert-inception",
+         "convert-vgg19", "report")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -140,10 +147,22 @@ def _parse_sample(argv):
                       "sources", flag_values=fv)
   flags.DEFINE_integer("interpolate", None, "a walk between latents: this many frames from "
                        "each to the next, as a GIF and a PNG strip", flag_values=fv)
+  flags.DEFINE_string("latent", None, "draw the codes of a latent file (`project`, `sample "
+                      "--out=X.npz`) instead of new ones", flag_values=fv)
+  flags.DEFINE_string("direction", None, "FILE:I: move the codes along direction I of a file "
+                      "`gan-jax directions` wrote", flag_values=fv)
+  flags.DEFINE_float("strength", 1.0, "--direction: how far, in sigmas (-3 to 3 spans nearly "
+                     "all codes)", flag_values=fv)
   _parse(fv, argv)
   if not fv.workdir:
     raise UserError("sample needs --workdir=DIR, the run to sample from.")
   _check_truncation(fv)
+  if (fv.mix is not None or fv.interpolate is not None) and (fv.latent or fv.direction):
+    raise UserError("--latent and --direction draw plain samples: drop --mix or --interpolate "
+                    "(walk latent files with `gan-jax interpolate --seeds=A.npz,B.npz`).")
+  if fv.latent and (fv.truncation is not None or fv.num is not None):
+    raise UserError("--latent draws the codes of its file as they are: drop --num and "
+                    "--truncation.")
   if fv.mix is not None and fv.interpolate is not None:
     raise UserError("--mix and --interpolate make different pictures: give one of them.")
   mode = "mix" if fv.mix is not None else "interpolate" if fv.interpolate is not None else None
@@ -159,6 +178,52 @@ def _parse_sample(argv):
     raise UserError(f"--out={fv.out} must end in {need} with --{mode}.")
   if not need and not fv.out.endswith((".png", ".npz")):
     raise UserError(f"--out={fv.out} must end in .png (a picture) or .npz (arrays).")
+  return fv
+
+
+def _parse_interpolate(argv):
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "the run to walk through", flag_values=fv)
+  flags.DEFINE_list("seeds", None, "keyframes: latent seeds (the first sample of `sample "
+                    "--seed=S`) or latent files (.npz of `project` or `sample`)", flag_values=fv)
+  flags.DEFINE_integer("steps", 16, "frames from each keyframe to the next", flag_values=fv)
+  flags.DEFINE_enum("space", None, ["z", "w", "w+"], "where to walk: slerp in z, lerp in w "
+                    "(default: w for mapping-network models, z otherwise)", flag_values=fv)
+  flags.DEFINE_integer("label", None, "class of every keyframe (conditional models)",
+                       flag_values=fv)
+  flags.DEFINE_list("labels", None, "one class per keyframe, walked between (conditional "
+                    "models)", flag_values=fv)
+  flags.DEFINE_string("out", "walk.gif", "walk.gif (an animation), walk.png (a strip, a row per "
+                      "leg) or walk.npz (images and codes)", flag_values=fv)
+  flags.DEFINE_float("truncation", None, "the truncation trick, as the model defines it",
+                     flag_values=fv)
+  _ema_flag(fv, "use")
+  _seed_index_flag(fv, 0)
+  _parse(fv, argv)
+  _require(fv, "interpolate", ("workdir", "the run to walk through"),
+           ("seeds", "two or more latent seeds or files, such as --seeds=0,1"))
+  if fv.labels is not None and not all(v.isdigit() for v in fv.labels):
+    raise UserError(f"--labels={','.join(fv.labels)} must be class indices, such as --labels=3,8.")
+  return fv
+
+
+def _parse_directions(argv):
+  from gan_jax import directions
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "the run to find directions in", flag_values=fv)
+  flags.DEFINE_enum("method", "sefa", list(directions.METHODS), "sefa (closed form, from G's "
+                    "weights) or ganspace (PCA of sampled codes' features)", flag_values=fv)
+  flags.DEFINE_integer("num", 5, "directions to keep, the strongest first", flag_values=fv)
+  flags.DEFINE_string("out", "dirs.npz", "the directions (.npz); their grid is written beside "
+                      "it as .png", flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "latent seed of the grid's sample (and of GANSpace's codes)",
+                       flag_values=fv)
+  flags.DEFINE_integer("label", None, "class of the grid's sample (conditional models)",
+                       flag_values=fv)
+  _ema_flag(fv, "use")
+  _seed_index_flag(fv, 0)
+  _parse(fv, argv)
+  _require(fv, "directions", ("workdir", "the run to find directions in"))
   return fv
 
 
@@ -288,6 +353,18 @@ def _parse_report(argv):
   return fv
 
 
+def _parse_explore(argv):
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "the run to explore", flag_values=fv)
+  flags.DEFINE_integer("port", 7860, "port on 127.0.0.1 (0: any free one)", flag_values=fv)
+  flags.DEFINE_string("directions", None, "an .npz of `gan-jax directions` (default: SeFa's, "
+                      "computed at start-up)", flag_values=fv)
+  _parse(fv, argv)
+  if not fv.workdir:
+    raise UserError("explore needs --workdir=DIR, the run to explore.")
+  return fv
+
+
 def _parse_project(argv):
   from gan_jax import projection
   fv = flags.FlagValues()
@@ -373,7 +450,20 @@ def main(argv):
       elif fv.interpolate is not None:
         print(*sampling.interpolation(fv.workdir, fv.out, fv.interpolate, fv.num, **kw))
       else:
-        print(sampling.sample(fv.workdir, fv.num, fv.out, **kw))
+        print(sampling.sample(fv.workdir, fv.num, fv.out, latent=fv.latent,
+                              direction=fv.direction, strength=fv.strength, **kw))
+    elif verb == "interpolate":
+      from gan_jax import sampling
+      fv = _parse_interpolate(rest)
+      labels = [int(v) for v in fv.labels] if fv.labels is not None else None
+      print(sampling.interpolate(fv.workdir, fv.seeds, fv.out, steps=fv.steps, space=fv.space,
+                                 label=fv.label, labels=labels, ema=fv.ema,
+                                 truncation=fv.truncation, seed_index=fv.seed_index))
+    elif verb == "directions":
+      from gan_jax import directions
+      fv = _parse_directions(rest)
+      print(*directions.find(fv.workdir, fv.out, fv.method, fv.num, seed=fv.seed, label=fv.label,
+                             ema=fv.ema, seed_index=fv.seed_index))
     elif verb == "evaluate":
       from gan_jax import evaluate
       fv = _parse_evaluate(rest)
@@ -420,6 +510,17 @@ def main(argv):
       from gan_jax import run_report
       fv = _parse_report(rest)
       print(run_report.report(fv.workdir, fv.out).path)
+    elif verb == "explore":
+      from gan_jax import explorer
+      fv = _parse_explore(rest)
+      server = explorer.open_server(fv.workdir, fv.port, fv.directions)
+      print(f"exploring {fv.workdir} at {server.url} (Ctrl-C to stop)", flush=True)
+      try:
+        server.serve_forever()
+      except KeyboardInterrupt:
+        pass
+      finally:
+        server.server_close()
     elif verb == "project":
       from gan_jax import projection
       fv = _parse_project(rest)

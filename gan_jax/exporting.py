@@ -184,8 +184,8 @@ class Exporter:
     self.seed, self.ema, self.filter = seed, ema, parse_filter(filter)
     self.canvas = canvas or Canvas()
     self.replace = self._check_out(overwrite)
-    self.exp, self.state, classes, self.truncate = sampling.open_run(
-        workdir, None, truncation, None, seed_index)
+    model, self.truncate = sampling.open_run(workdir, None, truncation, None, seed_index)
+    self.exp, self.state, classes = model.exp, model.state, model.num_classes
     if len(self.exp.spec.shape) != 3:
       raise UserError(f"export writes images, and {workdir} learned 2D points: use `gan-jax "
                       f"sample --workdir={workdir} --out=points.npz`.")
@@ -461,7 +461,8 @@ class GeneratedBackgrounds:
   unconditional one trained on scenes), enlarged to the canvas by bicubic."""
 
   def __init__(self, workdir, seed, ema):
-    self.exp, self.state, _, _ = sampling.open_run(workdir, None, None, None)
+    model, _ = sampling.open_run(workdir, None, None, None)
+    self.exp, self.state = model.exp, model.state
     if len(self.exp.spec.shape) != 3:
       raise UserError(f"--background=run:{workdir} learned 2D points, not pictures: use a run "
                       "that draws images.")

@@ -238,11 +238,17 @@ def check_channels(root, relpaths, colours, channels):
                     f"{'RGB' if want else 'gray (mode L)'} first.")
 
 
+def fit_picture(pixels, model):
+  """uint8 pixels [H, W, C] of the model's channels -> [R, R, C], fitted as the run's training
+  pictures were (its data.resize; a random crop becomes the centre crop)."""
+  resize = model.config.data.get("resize", "center_crop")
+  resize = "center_crop" if resize == "random_crop" else resize
+  return images_lib.fit_array(pixels, model.exp.spec.shape[0], model.channels, resize)
+
+
 def _read_all(root, relpaths, model):
   """(uint8 [N, R, R, C] targets fitted as the run's training pictures were, the relpaths read,
   the relpaths that did not decode)."""
-  resize = model.config.data.get("resize", "center_crop")
-  resize = "center_crop" if resize == "random_crop" else resize
   resolution, channels = model.exp.spec.shape[0], model.channels
   pixels, done, bad = [], [], []
   for relpath in relpaths:
@@ -251,7 +257,7 @@ def _read_all(root, relpaths, model):
     except Exception:  # pylint: disable=broad-except  (passed the header check, does not decode)
       bad.append(relpath)
       continue
-    pixels.append(images_lib.fit_array(picture, resolution, channels, resize))
+    pixels.append(fit_picture(picture, model))
     done.append(relpath)
   shape = (0, resolution, resolution, channels)
   return (np.stack(pixels) if pixels else np.zeros(shape, np.uint8)), done, bad

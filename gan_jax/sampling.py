@@ -1,42 +1,47 @@
-"""`gan-jax sample`: draw from a trained run into a PNG grid or an .npz of arrays, a
-style-mixing grid (models with per-layer styles), or a walk between latents as an animated GIF
-and a PNG strip."""
+"""`gan-jax sample` and `gan-jax interpolate`: draw from a trained run into a PNG grid or an .npz
+(images and the codes behind them), a style-mixing grid (models with per-layer styles), or a walk
+between latents as an animated GIF, a PNG strip or an .npz."""
 import os
 
 import numpy as np
 from PIL import Image
 
-from gan_jax import api, reporting
+from gan_jax import api, directions as directions_lib, latents as latents_lib, reporting
 from gan_jax.errors import UserError
+from gan_jax.latents import Latents
 
 GIF_MIN_SIDE = 128  # small images are enlarged (nearest neighbour) so the animation is visible
 GIF_FRAME_MS = 40
+WALK_FORMATS = (".gif", ".png", ".npz")
 
 
-def open_run(workdir, label, truncation, truncation_cutoff, seed_index=0):
-  """(experiment, latest state of run `seed_index` (of a train.num_seeds run), number of
-  classes, truncation arguments) of a run to draw from, opened by `api.load`; one UserError for
-  a request the run cannot serve."""
-  model = api.load(workdir, seed_index=seed_index, needs="sample")
+def open_run(workdir, label, truncation, truncation_cutoff, seed_index=0, ema=True):
+  """(the run's Model, truncation arguments) of a run to draw from, opened by `api.load`; one
+  UserError for a request the run cannot serve."""
+  model = api.load(workdir, ema=ema, seed_index=seed_index, needs="sample")
   model.check_labels(label)
-  truncate = api.truncation_args(model.exp, workdir, truncation, truncation_cutoff)
-  return model.exp, model.state, model.num_classes, truncate
+  return model, api.truncation_args(model.exp, workdir, truncation, truncation_cutoff)
 
 
 def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,
-           truncation_cutoff=None, seed_index=0):
-  """Writes `num` samples of the latest checkpoint to `out` (.png or .npz); returns `out`.
-  `truncation` (as the game defines it) and `truncation_cutoff` (per-layer styles);
-  `seed_index`: which run of a train.num_seeds run."""
-  exp, state, classes, truncate = open_run(workdir, label, truncation, truncation_cutoff,
-                                        seed_index)
-  samples, labels = exp.game.generate(state, num, seed=seed, labels=label, ema=ema, **truncate)
+           truncation_cutoff=None, seed_index=0, latent=None, direction=None, strength=1.0):
+  """Writes `num` samples of the latest checkpoint to `out` (.png or .npz, which also holds the
+  codes behind them: a latent file); returns `out`. `truncation` (as the game defines it) and
+  `truncation_cutoff` (per-layer styles); `seed_index`: which run of a train.num_seeds run.
+  latent: a latent file (`project`, `sample --out=X.npz`) to draw instead of `num` new codes.
+  direction: "dirs.npz:I", moved along by `strength` sigmas."""
+  model, truncate = open_run(workdir, label, truncation, truncation_cutoff, seed_index, ema)
+  if latent:
+    codes = latents_lib.load(latent)
+    model.check_latents(codes)
+  else:
+    codes = model.latents(num, seed, label, **truncate)
+  if direction:
+    codes = directions_lib.move(model, codes, *directions_lib.parse(direction), strength)
+  samples = model.render(codes)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   if out.endswith(".npz"):
-    arrays = {"samples": samples.astype(np.float32)}
-    if classes:
-      arrays["labels"] = labels
-    np.savez(out, **arrays)
+    codes.save(out, samples=samples, workdir=os.path.abspath(workdir), step=model.step)
   else:
     reporting.save_picture(out, reporting.sample_picture(samples))
   return out
@@ -64,10 +69,10 @@ def style_mix(workdir, out, styles="coarse", num=5, seed=0, label=None, ema=True
   (latents of seed + 1), the left column `num` row sources (latents of seed, the first `num`
   images of `sample --seed`); each cell is its row's source with the ws of `styles` taken from
   its column's. Returns `out`."""
-  exp, state, _, truncate = open_run(workdir, label, truncation, truncation_cutoff, seed_index)
-  game = exp.game
+  model, truncate = open_run(workdir, label, truncation, truncation_cutoff, seed_index, ema)
+  game, state = model.game, model.state
   if not game.style_groups():
-    raise UserError(f"--mix swaps per-layer styles, and {workdir}'s {exp.config.model.name} "
+    raise UserError(f"--mix swaps per-layer styles, and {workdir}'s {model.config.model.name} "
                     "has none: drop --mix.")
   rows, _ = game.latents(state, num, seed, label, ema, **truncate)
   picked = parse_styles(styles, game.style_groups(), rows.shape[1])
@@ -84,27 +89,118 @@ def style_mix(workdir, out, styles="coarse", num=5, seed=0, label=None, ema=True
   return out
 
 
+def walk(model, keyframes, steps, space=None, closed=False):
+  """The frames of a walk through `keyframes` (Latents), `steps` frames from each to the next
+  (the last keyframe ends it, or with `closed` the walk returns to the first): codes in `space`
+  (default the model's furthest; codes from further spaces move it on), slerp in z, lerp in w
+  and w+; labels that differ are walked as class weights. Returns (images, the frames' Latents)."""
+  space = latents_lib.furthest(space or model.spaces[-1], keyframes.space)
+  keyframes = model.to_space(keyframes, space)
+  ends = np.arange(len(keyframes) if closed else len(keyframes) - 1)
+  t = (np.arange(steps) / steps).reshape((steps,) + (1,) * (keyframes.codes.ndim - 1))
+  step = latents_lib.slerp if space == "z" else latents_lib.lerp
+  points, labels = keyframes.codes, keyframes.labels
+  walking = model.num_classes and (labels.ndim == 2 or len(set(labels.tolist())) > 1)
+  if walking and labels.ndim == 1:
+    labels = np.eye(model.num_classes, dtype=np.float32)[labels]
+  codes, walked = [], []
+  for i in ends:
+    j = (i + 1) % len(keyframes)
+    codes.append(step(points[i][None], points[j][None], t))
+    walked.append(latents_lib.lerp(labels[i], labels[j], t.reshape(-1, 1)) if walking
+                  else np.repeat(labels[i:i + 1], steps, 0))
+  if not closed:  # the walk ends on its last keyframe
+    codes.append(points[-1:])
+    walked.append(labels[-1:])
+  frames = Latents(space, np.concatenate(codes), np.concatenate(walked))
+  return model.render(frames), frames
+
+
+def save_walk(out, images, frames, steps, **info):
+  """A walk's frames as an animated GIF (small images enlarged), a PNG strip with a row per leg
+  of `steps` frames (an open walk's rows end on the next leg's first frame), or an .npz of the
+  images and their codes, by `out`'s ending."""
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  if out.endswith(".npz"):
+    frames.save(out, samples=images, **info)
+  elif out.endswith(".png"):
+    cols = steps + len(images) % steps  # open walks: one more frame, the last keyframe
+    rows = [images[i:i + cols] for i in range(0, len(images) - cols + 1, steps)]
+    reporting.save_picture(out, reporting.image_grid(np.concatenate(rows), cols=cols))
+  else:
+    pixels = reporting.to_uint8(images)
+    pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
+    scale = max(1, -(-GIF_MIN_SIDE // max(pixels.shape[1:3])))
+    pictures = [Image.fromarray(p).resize((p.shape[1] * scale, p.shape[0] * scale),
+                                          Image.NEAREST) for p in pixels]
+    pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=GIF_FRAME_MS,
+                     loop=0)
+  return out
+
+
 def interpolation(workdir, out, frames=16, num=4, seed=0, label=None, ema=True,
                   truncation=None, truncation_cutoff=None, seed_index=0):
-  """A closed walk through `num` latents of `seed` (the first `num` images of `sample --seed`),
-  `frames` frames from each to the next (as the game's `interpolate` draws them), as an
-  animated GIF at `out` and a PNG strip beside it, one row per leg. Returns both paths."""
-  exp, state, _, truncate = open_run(workdir, label, truncation, truncation_cutoff, seed_index)
-  if len(exp.spec.shape) != 3:
-    raise UserError(f"--interpolate animates images, and {workdir} learned 2D points: drop it.")
-  game = exp.game
-  codes, labels = game.latents(state, num, seed, label, ema, **truncate)
-  t = (np.arange(frames) / frames).reshape((frames,) + (1,) * (codes.ndim - 1))
-  walk = np.concatenate([game.interpolate(codes[i][None], codes[(i + 1) % num][None], t)
-                         for i in range(num)])
-  images = game.render(state, walk, np.repeat(labels, frames), ema=ema)
-  pixels = reporting.to_uint8(images)
-  pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
-  scale = max(1, -(-GIF_MIN_SIDE // max(pixels.shape[1:3])))
-  pictures = [Image.fromarray(p).resize((p.shape[1] * scale, p.shape[0] * scale), Image.NEAREST)
-              for p in pixels]
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=GIF_FRAME_MS, loop=0)
+  """`sample --interpolate`: a closed walk through `num` latents of `seed` (the first `num`
+  images of `sample --seed`), `frames` frames from each to the next, as an animated GIF at
+  `out` and a PNG strip beside it, one row per leg. Returns both paths."""
+  model, truncate = open_run(workdir, label, truncation, truncation_cutoff, seed_index, ema)
+  _require_images(model)
+  images, codes = walk(model, model.latents(num, seed, label, **truncate), frames, closed=True)
   strip = os.path.splitext(out)[0] + ".png"
-  reporting.save_picture(strip, reporting.image_grid(images, cols=frames))
+  for path in (out, strip):
+    save_walk(path, images, codes, frames)
   return out, strip
+
+
+def interpolate(workdir, seeds, out, steps=16, space=None, label=None, labels=None, ema=True,
+                truncation=None, seed_index=0):
+  """`gan-jax interpolate`: a walk through `seeds` (ints: the first sample of `sample --seed=S`;
+  paths: every code of a latent file), `steps` frames from each to the next, written to `out`
+  (.gif, .png strip with a row per leg, or .npz). label: one class for every keyframe;
+  labels: one per keyframe, walked between. Returns `out`."""
+  if not out.endswith(WALK_FORMATS):
+    raise UserError(f"--out={out} must end in .gif (an animation), .png (a strip) or .npz "
+                    "(images and codes).")
+  if steps < 1:
+    raise UserError(f"--steps={steps} must be a positive number of frames per leg.")
+  if label is not None and labels is not None:
+    raise UserError("--label gives every keyframe one class and --labels one each: give one.")
+  model, truncate = open_run(workdir, label, truncation, None, seed_index, ema)
+  _require_images(model)
+  if space:
+    model.check_space(space)
+  keyframes = _keyframes(model, seeds, label, truncate, space)
+  if len(keyframes) < 2:
+    raise UserError(f"--seeds={','.join(map(str, seeds))} gives one latent: a walk needs two "
+                    "or more (--seeds=A,B).")
+  if labels is not None:
+    if len(labels) != len(keyframes):
+      raise UserError(f"--labels gives {len(labels)} classes for {len(keyframes)} keyframes: "
+                      "give one per keyframe.")
+    model.check_labels(labels)
+    keyframes = Latents(keyframes.space, keyframes.codes, np.asarray(labels, np.int32))
+  images, frames = walk(model, keyframes, steps, space)
+  return save_walk(out, images, frames, steps, workdir=os.path.abspath(workdir),
+                   step=model.step)
+
+
+def _keyframes(model, seeds, label, truncate, space):
+  """The codes `seeds` name, carried into one space."""
+  found = []
+  for seed in seeds:
+    if isinstance(seed, str) and not seed.lstrip("-").isdigit():
+      codes = latents_lib.load(seed)
+      model.check_latents(codes)
+      if label is not None:
+        codes = Latents(codes.space, codes.codes, np.full(len(codes), label, np.int32))
+    else:
+      codes = model.latents(1, int(seed), label, space=space, **truncate)
+    found.append(codes)
+  space = latents_lib.furthest(*(c.space for c in found))
+  return latents_lib.concatenate([model.to_space(c, space) for c in found])
+
+
+def _require_images(model):
+  if len(model.exp.spec.shape) != 3:
+    raise UserError(f"A walk animates images, and {model.workdir} learned 2D points: sample "
+                    "them instead.")

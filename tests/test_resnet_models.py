@@ -139,7 +139,7 @@ def test_conditional_batch_norm_by_hand():
 
   # BigGAN's form: gain and bias a linear map of a vector condition (no SN here).
   cond = rand((4, 5), 3)
-  cbn = resnet.ConditionalBatchNorm()
+  cbn = resnet.ConditionalBatchNorm(vector_cond=True)
   variables = cbn.init(jax.random.key(0), x, cond, train=True)
   wg, wb = rand((5, 3), 4), rand((5, 3), 5)
   params = {"gain": {"kernel": wg}, "bias": {"kernel": wb}}

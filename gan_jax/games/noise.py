@@ -14,6 +14,7 @@ Inference draws samples from fixed latents of a seed (and labels, for conditiona
 """
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -62,6 +63,28 @@ def validate_resnet(config):
     raise UserError(f"--config.model.attention_res={m.attention_res} is not a side both G's and "
                     f"D's blocks output at resolution {r}: use one of "
                     f"{', '.join(map(str, sides))}, or 0.")
+
+
+def first_reader(model, params, collections, z, labels):
+  """fn(z, labels) -> the output of the first layer of G (`model`, in inference mode) whose
+  output changes with z: found by running G on two z (`z`, `z` + 1) and comparing the outputs
+  of its layers in the order they finish (layers inside others finish first)."""
+  def outputs(z, labels):
+    finished = []
+
+    def record(next_fun, args, kwargs, context):
+      out = next_fun(*args, **kwargs)
+      if context.method_name == "__call__" and isinstance(out, jax.Array):
+        finished.append(out)
+      return out
+    with nn.intercept_methods(record):
+      apply_inference(model, params, collections, z, labels)
+    return finished
+
+  a, b = jax.jit(outputs)(z, labels), jax.jit(outputs)(z + 1.0, labels)
+  index = next(i for i, (x, y) in enumerate(zip(a, b))
+               if x.shape == y.shape and not np.array_equal(np.asarray(x), np.asarray(y)))
+  return lambda z, labels: outputs(z, labels)[index]
 
 
 class NoiseGame:
@@ -259,6 +282,31 @@ class NoiseGame:
   def code_shapes(self):
     """The shape of one code in each of `spaces`."""
     return {"z": (self.config.model.latent_dim,)}
+
+  def features(self, state, z, labels, ema=True):
+    """The output of G's first layer that reads z, flattened [N, F] (GANSpace's early
+    features), for z [N, latent_dim] (numpy)."""
+    reader = first_reader(self.g_model, g_params(state, ema), state.g.collections, z[:2],
+                          labels[:2])
+    run = jax.jit(lambda z, labels: reader(z, labels).reshape(len(z), -1))
+    return in_chunks(run, np.asarray(z, np.float32), np.asarray(labels), chunk=1000)
+
+  def latent_map(self, state, ema=True):
+    """("z", A [latent_dim, F]): the linear map from z to G's first layer that reads it (SeFa's
+    weights; the same map whatever the layer: a dense layer, a transposed conv of a 1x1 input,
+    spectrally normalized or not; the label's part of the layer is left out)."""
+    dim = self.config.model.latent_dim
+    z, labels = np.zeros((2, dim), np.float32), np.zeros((2,), np.int32)
+    reader = first_reader(self.g_model, g_params(state, ema), state.g.collections, z, labels)
+    out = lambda z: reader(z[None], labels[:1]).reshape(-1)
+    jac = np.asarray(jax.jit(jax.jacrev(out))(jnp.zeros((dim,), jnp.float32)))  # [F, dim]
+    ones = np.ones((1, dim), np.float32)
+    out = jax.jit(out)
+    if not np.allclose(np.asarray(out(ones[0])) - np.asarray(out(0 * ones[0])), jac.sum(1),
+                       atol=1e-4, rtol=1e-3):
+      raise UserError(f"The first layer of {self.config.model.name}'s G that reads z is not "
+                      "linear in it, so SeFa has no closed form here: use --method=ganspace.")
+    return "z", jac.T
 
   def style_groups(self):
     """Named groups of per-layer styles (`sample --mix`): none, z feeds every layer at once."""

@@ -17,6 +17,7 @@ Every image D sees, in every phase, goes through `augment` (ADA or DiffAugment).
 """
 import math
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -283,6 +284,19 @@ class StyleGame(NoiseGame):
   def code_shapes(self):
     m, n = self.config.model, self.g_model.num_ws
     return {"z": (m.latent_dim,), "w": (self.g_model.w_dim,), "w+": (n, self.g_model.w_dim)}
+
+  def features(self, state, z, labels, ema=True):
+    """w [N, w_dim] of z, untruncated: GANSpace's PCA runs on w in StyleGAN."""
+    return self.map(state, z, labels, ema)[:, 0]
+
+  def latent_map(self, state, ema=True):
+    """("w", A [w_dim, F]): the style affines of every synthesis layer side by side (SeFa's
+    weights for StyleGAN: the layers that read w). Each layer's equalized-lr gain is one scalar,
+    which SeFa's per-column normalisation removes."""
+    flat = flax.traverse_util.flatten_dict(g_params(state, ema))
+    kernels = [np.asarray(v) for k, v in sorted(flat.items())
+               if "synthesis_network" in k and "affine" in k and k[-1] == "kernel"]
+    return "w", np.concatenate(kernels, axis=1)
 
   def style_groups(self):
     """The ws that modulate coarse (4-8 px), middle (16-32 px) and fine (64 px on, and the last
