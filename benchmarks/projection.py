@@ -137,7 +137,8 @@ def main(_):
   record = {"benchmark": "projection", "backend": jax.default_backend(), "threads": os.cpu_count(),
             "jax": jax.__version__, "date": datetime.date.today().isoformat(),
             "command": "python " + " ".join(sys.argv),
-            "settings": {k: v for k, v in vars(settings).items()}, "batch": projection.BATCH,
+            "settings": {k: v for k, v in vars(settings).items()},
+            "starts_by_space": projection.STARTS, "batch": projection.BATCH,
             "generated": {}, "held_out": {}}
   for workdir in (FLAGS.dcgan, FLAGS.stylegan2, FLAGS.cgan):
     if workdir:
