@@ -21,6 +21,25 @@ def save_npz(path: str, arrays: dict) -> None:
     raise
 
 
+def load_npz(path: str, expected: dict, holds: str, verb: str) -> dict:
+  """{name: array} of a converted .npz at `path` (which exists), read without pickle; one
+  UserError if it does not decode or its names and shapes are not `expected`'s ({name: shape}).
+  `holds` says what it should hold ("VGG19's weights"), `verb` the command that writes it."""
+  from gan_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      arrays = {k: z[k] for k in z.files}
+  except (OSError, ValueError) as e:
+    raise UserError(f"{path} is not a readable .npz ({e}): convert the weights again with "
+                    f"`{verb}`.") from None
+  bad = sorted(k for k in set(expected) | set(arrays)
+               if k not in arrays or k not in expected or arrays[k].shape != tuple(expected[k]))
+  if bad:
+    raise UserError(f"{path} does not hold {holds} (first mismatch: {bad[0]}): convert them "
+                    f"again with `{verb}`.")
+  return arrays
+
+
 def read_torch_weights(torch_path: str, network: str, filename: str, url: str) -> dict:
   """A published PyTorch state dict (`filename`, from `url`) as {key: numpy array}, for a
   converter into the cache's .npz; one UserError for each way the file can be wrong. Needs torch,
