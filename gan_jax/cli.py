@@ -34,6 +34,7 @@
   gan-jax provenance IMAGE_OR_FOLDER
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
   gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
+  gan-jax convert-lpips --vgg16=vgg16-397923af.pth --lin=vgg.pth [--out=OUT.npz]
   --seed_index=I: run I (seed config.seed + I) of a --config.train.num_seeds=N run (default 0;
   evaluate without it scores every run, then their mean and standard deviation)
 
@@ -53,7 +54,7 @@ CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
 VERBS = ("train", "sample", "interpolate", "directions", "project", "explore", "evaluate",
          "translate", "upscale", "export", "export-model", "provenance", "convert-inception",
-         "convert-vgg19", "report")
+         "convert-vgg19", "convert-lpips", "report")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -387,6 +388,18 @@ def _parse_project(argv):
   return fv
 
 
+def _parse_convert_lpips(argv):
+  from gan_jax.metrics import lpips, vgg
+  fv = flags.FlagValues()
+  flags.DEFINE_string("vgg16", None, f"torchvision's {vgg.VGG16.torch_weights}", flag_values=fv)
+  flags.DEFINE_string("lin", None, f"lpips's weights/v0.1/{lpips.LIN_WEIGHTS}", flag_values=fv)
+  flags.DEFINE_string("out", None, "the .npz to write (default: the cache's)", flag_values=fv)
+  _parse(fv, argv)
+  _require(fv, "convert-lpips", ("vgg16", f"torchvision's {vgg.VGG16.torch_weights}"),
+           ("lin", f"lpips's weights/v0.1/{lpips.LIN_WEIGHTS}"))
+  return fv
+
+
 def _parse(fv, argv):
   if "ema" in fv:
     argv = ["--noema" if a == "--no-ema" else a for a in argv]
@@ -533,13 +546,17 @@ def main(argv):
         raise UserError("provenance takes one path: gan-jax provenance IMAGE_OR_FOLDER.")
       for path, line in provenance.report(rest[0]):
         print(f"{path}: {line}")
-    elif verb in ("convert-inception", "convert-vgg19"):
-      from gan_jax.metrics import inception, vgg
-      network = inception if verb == "convert-inception" else vgg
-      if not 1 <= len(rest) <= 2 or any(a.startswith("-") for a in rest):
-        raise UserError(f"{verb} takes the .pth path and optionally the output path: "
-                        f"gan-jax {verb} {network.TORCH_WEIGHTS} [OUT.npz].")
-      out = network.convert(*rest)
+    elif verb in ("convert-inception", "convert-vgg19", "convert-lpips"):
+      from gan_jax.metrics import inception, lpips, vgg
+      if verb == "convert-lpips":
+        fv = _parse_convert_lpips(rest)
+        out = lpips.convert(fv.vgg16, fv.lin, fv.out)
+      else:
+        network = inception if verb == "convert-inception" else vgg
+        if not 1 <= len(rest) <= 2 or any(a.startswith("-") for a in rest):
+          raise UserError(f"{verb} takes the .pth path and optionally the output path: "
+                          f"gan-jax {verb} {network.TORCH_WEIGHTS} [OUT.npz].")
+        out = network.convert(*rest)
       print(f"{out} sha256={inception.file_sha256(out)}")
     return 0
   except UserError as e:
