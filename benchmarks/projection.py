@@ -71,7 +71,7 @@ def run_projection(model, pixels, space=None, label=None):
 def summary(model, space, projector, parts, warm, first):
   psnr = np.concatenate([p.psnr for p in parts])
   out = {"workdir": model.workdir, "step": model.step, "space": space,
-         "candidates_per_picture": parts[0].candidates,
+         "distance": projector.distance, "candidates_per_picture": parts[0].candidates,
          "pictures": int(len(psnr)), "psnr_mean": round(float(psnr.mean()), 2),
          "psnr_median": round(float(np.median(psnr)), 2), "psnr_min": round(float(psnr.min()), 2),
          "share_psnr_ge_30": round(float(np.mean(psnr >= 30)), 4),

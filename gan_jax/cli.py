@@ -30,7 +30,7 @@
   gan-jax report   --workdir=DIR [--out=DIR/report.png]
   gan-jax explore  --workdir=DIR [--port=7860] [--directions=dirs.npz]
   gan-jax project  --workdir=DIR --image=PHOTO_OR_FOLDER --out=DIR [--steps=N] [--space=z|w|w+]
-                   [--label=K] [--seed=S] [--noprogress]
+                   [--label=K] [--seed=S] [--lpips=LPIPS.npz] [--noprogress]
   gan-jax provenance IMAGE_OR_FOLDER
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
   gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
@@ -380,11 +380,16 @@ def _parse_project(argv):
                        flag_values=fv)
   flags.DEFINE_integer("seed", 0, "seed of the random starts and the latent noise",
                        flag_values=fv)
+  flags.DEFINE_string("lpips", None, "LPIPS weights `gan-jax convert-lpips` wrote, the "
+                      "distance to fit by (default: the cache's file where it exists, else the "
+                      "run's D features)", flag_values=fv)
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
   _parse(fv, argv)
   _require(fv, "project", ("workdir", "the run to project into"),
            ("image", "a picture or a folder of pictures"),
            ("out", "the folder to write the projections to"))
+  if fv.lpips == "":
+    raise UserError("--lpips= needs the path of a file `gan-jax convert-lpips` wrote.")
   return fv
 
 
@@ -393,7 +398,8 @@ def _parse_convert_lpips(argv):
   fv = flags.FlagValues()
   flags.DEFINE_string("vgg16", None, f"torchvision's {vgg.VGG16.torch_weights}", flag_values=fv)
   flags.DEFINE_string("lin", None, f"lpips's weights/v0.1/{lpips.LIN_WEIGHTS}", flag_values=fv)
-  flags.DEFINE_string("out", None, "the .npz to write (default: the cache's)", flag_values=fv)
+  flags.DEFINE_string("out", None, "the .npz to write (default: the cache's, where `project` "
+                      "finds it)", flag_values=fv)
   _parse(fv, argv)
   _require(fv, "convert-lpips", ("vgg16", f"torchvision's {vgg.VGG16.torch_weights}"),
            ("lin", f"lpips's weights/v0.1/{lpips.LIN_WEIGHTS}"))
@@ -538,7 +544,8 @@ def main(argv):
       from gan_jax import projection
       fv = _parse_project(rest)
       report = projection.project(fv.workdir, fv.image, fv.out, steps=fv.steps, space=fv.space,
-                                  label=fv.label, seed=fv.seed, progress=fv.progress)
+                                  label=fv.label, seed=fv.seed, progress=fv.progress,
+                                  lpips=fv.lpips)
       print(report.summary(fv.out))
     elif verb == "provenance":
       from gan_jax import provenance

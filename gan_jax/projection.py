@@ -12,12 +12,14 @@ noise-to-image run of ours:
   `sample`, `interpolate` and `--direction` render with the run's own, so the optimised buffers
   are handed back to the run's over 75% to 90% of the steps and the last 10% fit the latent alone:
   what is written is exactly what the latent renders to.
-- Loss: a perceptual distance plus pixel MSE. The distance is our own: the run's discriminator
-  (inference mode) read at every convolutional layer (flax `capture_intermediates`), each
-  position's channel vector scaled to unit length (as LPIPS does before its learned weights),
-  squared differences averaged. D has learned what the run's images look like, at the run's
-  resolution and channels, and needs no download; LPIPS (VGG features and learned weights
-  trained on natural photos at 64 px and up) is not used.
+- Loss: a perceptual distance plus pixel MSE. The distance is LPIPS (VGG16, v0.1 lin weights;
+  `metrics/lpips.py`, NVIDIA's projector's distance) where its converted weights are at hand:
+  the file given (`lpips=`), else the one `gan-jax convert-lpips` writes into the cache when it
+  is there. Otherwise it is our own: the run's discriminator (inference mode) read at every
+  convolutional layer (flax `capture_intermediates`), each position's channel vector scaled to
+  unit length (as LPIPS does before its learned weights), squared differences averaged. D has
+  learned what the run's images look like, at the run's resolution and channels, and needs no
+  download. Which one was used is `Projector.distance`, which `project` prints.
 - Several starts at once, kept best (the lowest final loss): for plain models z = 0 and 7
   random z; for mapping-network models the mean w alone by default (`STARTS` says why), more
   being ws of random z pulled halfway to it. Conditional models try every class (the starts
@@ -50,6 +52,7 @@ from gan_jax.data import folder, images as images_lib
 from gan_jax.errors import UserError
 from gan_jax.games.common import apply_inference, split_variables
 from gan_jax.latents import Latents
+from gan_jax.metrics import lpips as lpips_lib
 
 DEFAULT_STEPS = 500
 FRAMES = 25          # GIF frames (about: one every steps / FRAMES steps), plus the result
@@ -67,8 +70,9 @@ STARTS = {"z": 8, "w": 1, "w+": 1}
 class Settings:
   """The optimisation's knobs. lr is relative to the latent's per-coordinate spread (1 for z;
   the mapped ws' for w), so one value serves models whose ws have different scales. The ramps,
-  the latent noise and the noise regulariser's weight are NVIDIA's projector's; the loss weights
-  (1 and 1) met the goals on the digits runs as first set (`benchmarks/projection.py`)."""
+  the latent noise and the noise regulariser's weight are NVIDIA's projector's; the D-feature
+  and MSE weights (1 and 1) met the goals on the digits runs as first set
+  (`benchmarks/projection.py`)."""
   steps: int = DEFAULT_STEPS
   starts: int = None           # per picture (None: STARTS), shared out over the classes tried
   lr: float = 0.1
@@ -77,7 +81,13 @@ class Settings:
   latent_noise: float = 0.05   # x the latent's spread (its norm), decaying to 0 ...
   noise_ramp: float = 0.75     # ... at this fraction of the steps
   handback: tuple = (0.75, 0.9)  # noise buffers return to the run's between these fractions
-  perceptual_weight: float = 1.0
+  perceptual_weight: float = 1.0  # of the D-feature distance
+  # LPIPS at NVIDIA's projector's weight, 1: the noise regulariser's weight, the learning rate
+  # and the ramps here are that recipe's, set with LPIPS at 1. LPIPS reads about 0.44x what the
+  # D-feature distance reads for the same disagreement of unit feature vectors (it sums 5 taps
+  # whose v0.1 lin weights average 0.07-0.11 a channel; D's is a mean over layers), so pixel MSE
+  # weighs about twice as much beside LPIPS as beside D's features.
+  lpips_weight: float = 1.0
   mse_weight: float = 1.0
   noise_reg_weight: float = 1e5
 
@@ -120,10 +130,11 @@ class Report:
 # --- the library function -----------------------------------------------------------------------
 
 def project(workdir_or_model, image, out, steps=DEFAULT_STEPS, space=None, label=None, seed=0,
-            progress=True, starts=None, batch=BATCH, ema=True, settings=None):
+            progress=True, starts=None, batch=BATCH, ema=True, settings=None, lpips=None):
   """Projects the picture `image` (or every picture under the folder) into the run's latent
   space and writes NAME.png, NAME.npz and NAME.gif under `out` (sub-folders kept). Returns a
-  `Report`. One UserError, before anything is written, for input the user can fix."""
+  `Report`. `lpips` is `Projector`'s. One UserError, before anything is written, for input the
+  user can fix."""
   model = _open(workdir_or_model, ema)
   space = _check_args(model, space, label, steps, starts, batch)
   settings = settings or Settings()
@@ -134,7 +145,7 @@ def project(workdir_or_model, image, out, steps=DEFAULT_STEPS, space=None, label
   if len(skipped) == len(relpaths):
     translating.none_readable(image, skipped, "read")
   translating.check_channels(root, relpaths, colours, model.channels, does="draws")
-  projector = Projector(model, space, settings, seed)
+  projector = Projector(model, space, settings, seed, lpips)
   todo = [p for p, c in zip(relpaths, colours) if c is not None]
   targets, todo, bad = _read_all(root, todo, model)
   skipped += bad
@@ -254,9 +265,18 @@ def psnr(images, targets):
   return 10 * np.log10(4.0 / np.maximum(mse, 1e-12))
 
 
-def _unit(x):
-  """Each position's channel vector scaled to unit length (LPIPS's normalisation)."""
-  return x * jax.lax.rsqrt(jnp.sum(jnp.square(x), -1, keepdims=True) + 1e-10)
+def lpips_weights(lpips, side):
+  """(LPIPS's weights as device arrays, their path), or (None, None) for D's features. `lpips`:
+  a file `gan-jax convert-lpips` wrote (it must be readable, and the pictures large enough for
+  LPIPS), None for the cache's file where it exists and the pictures are large enough, or False
+  for D's features."""
+  if lpips is False:
+    return None, None
+  path = lpips or lpips_lib.default_weights_path()
+  if lpips is None and (not os.path.exists(path) or side < lpips_lib.MIN_SIDE):
+    return None, None
+  lpips_lib.check_size(side, side)
+  return jax.tree.map(jnp.asarray, lpips_lib.load_weights(path)), path
 
 
 def noise_regularizer(buffer):
@@ -286,22 +306,31 @@ def _ramps(step, steps, s):
 
 class Projector:
   """Projects batches of pictures into one run's `space` (see the module's docstring). The
-  networks' variables are arguments of the jitted programs, not constants baked into them."""
+  networks' variables are arguments of the jitted programs, not constants baked into them.
+  `lpips`: a converted LPIPS file, None for the cache's where it exists, False for D's features
+  (`lpips_weights`)."""
 
-  def __init__(self, model, space, settings=Settings(), seed=0):
+  def __init__(self, model, space, settings=Settings(), seed=0, lpips=None):
     settings = dataclasses.replace(settings, starts=settings.starts or STARTS[space])
     self.model, self.space, self.settings, self.seed = model, space, settings, seed
+    lpips_params, self.lpips_path = lpips_weights(lpips, model.exp.spec.shape[0])
     self.render_fn, g_vars = model.generator(space=space)
-    self.nets = (g_vars, {"params": model.state.d.params, **model.state.d.collections})
+    self.nets = (g_vars, {"params": model.state.d.params, **model.state.d.collections},
+                 lpips_params)
     self.has_noise = "noise_const" in g_vars
     classes = list(range(model.num_classes)) if model.num_classes else [0]
     self.starts, self.spread = _starts(model, space, classes, settings.starts, seed)
-    shape = (1,) + tuple(model.exp.spec.shape)
-    self.layers = len(jax.eval_shape(self._features, self.nets, jnp.zeros(shape)))
     noise = "; noise buffers optimised" if self.has_noise else ""
-    self.distance = (f"the run's D features ({self.layers} conv layers, unit-normalised) "
-                     f"x {settings.perceptual_weight:g} + pixel MSE x {settings.mse_weight:g}"
-                     f"{noise}")
+    if self.lpips_path:
+      self.perceptual_weight = settings.lpips_weight
+      what = f"LPIPS (VGG16, v0.1 lin weights, from {self.lpips_path})"
+    else:
+      self.perceptual_weight = settings.perceptual_weight
+      shape = (1,) + tuple(model.exp.spec.shape)
+      layers = len(jax.eval_shape(self._features, self.nets, jnp.zeros(shape)))
+      what = f"the run's D features ({layers} conv layers, unit-normalised)"
+    self.distance = (f"{what} x {self.perceptual_weight:g} + pixel MSE x "
+                     f"{settings.mse_weight:g}{noise}")
     self._steps = jax.jit(self._run_steps, static_argnums=0)
     self._final = jax.jit(jax.vmap(self._losses, in_axes=(None, 0, None, 0, 0, 0)))
     self._target_features = jax.jit(jax.vmap(lambda nets, x: self._features(nets, x[None]),
@@ -311,13 +340,16 @@ class Projector:
   # --- pure pieces, each for one candidate (vmapped over candidates) ---
 
   def _features(self, nets, image):
-    """D's conv features of one image [1, H, W, C], D in inference mode and alone in its batch
-    (minibatch-stddev then sees no other candidate)."""
+    """The distance's features of one image [1, H, W, C]: LPIPS's taps, or D's conv features,
+    D in inference mode and alone in its batch (minibatch-stddev then sees no other candidate);
+    each position's channel vector scaled to unit length."""
+    if self.lpips_path:
+      return lpips_lib.features(nets[2], image)
     params, cols = split_variables(nets[1])
     _, found = apply_inference(self.model.game.d_model, params, cols, image,
                                jnp.zeros((1,), jnp.int32), capture_intermediates=True,
                                mutable=["intermediates"])
-    return [_unit(x) for x in jax.tree.leaves(found) if x.ndim == 4]
+    return [lpips_lib.unit_normalize(x) for x in jax.tree.leaves(found) if x.ndim == 4]
 
   def _render_one(self, nets, code, noise, label):
     """[1, H, W, C] of one code, with `noise` as the noise buffers (None: the run's own)."""
@@ -330,8 +362,11 @@ class Projector:
     """(perceptual distance, pixel MSE) of one code against its target."""
     image = self._render_one(nets, code, noise, label)
     features = self._features(nets, image)
-    perceptual = sum(jnp.mean(jnp.sum(jnp.square(a - b), -1))
-                     for a, b in zip(features, target_features)) / len(features)
+    if self.lpips_path:
+      perceptual = lpips_lib.distance_of_features(nets[2], features, target_features)[0]
+    else:
+      perceptual = sum(jnp.mean(jnp.sum(jnp.square(a - b), -1))
+                       for a, b in zip(features, target_features)) / len(features)
     return perceptual, jnp.mean(jnp.square(image[0] - target))
 
   def _loss(self, opt, key, factors, nets, label, target, target_features):
@@ -343,7 +378,7 @@ class Projector:
       noise = jax.tree.map(lambda o, c: c + (1 - back) * (o - c), opt["noise"],
                            nets[0]["noise_const"])
     perceptual, mse = self._losses(nets, code, noise, label, target, target_features)
-    fit = s.perceptual_weight * perceptual + s.mse_weight * mse
+    fit = self.perceptual_weight * perceptual + s.mse_weight * mse
     if not self.has_noise:
       return fit, fit
     reg = sum(noise_regularizer(b) for b in jax.tree.leaves(opt["noise"]))
@@ -424,7 +459,7 @@ class Projector:
     final = carry[0]["code"]
     perceptual, mse = map(np.asarray, self._final(self.nets, final, None, labels, cand_targets,
                                                   features))
-    score = (s.perceptual_weight * perceptual + s.mse_weight * mse).reshape(n, per_picture)
+    score = (self.perceptual_weight * perceptual + s.mse_weight * mse).reshape(n, per_picture)
     best = np.arange(n) * per_picture + np.argmin(score, axis=1)
     latents = Latents(self.space, np.asarray(final)[best], np.asarray(labels)[best])
     images = self.model.render(latents)

@@ -1,4 +1,5 @@
-"""LPIPS (VGG16, v0.1) against a torch forward of the same weights, and its conversion.
+"""LPIPS (VGG16, v0.1) against a torch forward of the same weights, its conversion, and LPIPS as
+`gan-jax project`'s distance.
 
 No real VGG16 weights are needed: random He-normal ones are saved as a torchvision-style state
 dict. The lin weights are the lpips package's own where it is installed (found as a file; the
@@ -11,10 +12,12 @@ import os
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
-from gan_jax import cli
+from gan_jax import cli, projection
 from gan_jax.errors import UserError
 from gan_jax.metrics import lpips, vgg
+from runs import trained
 
 # torchvision's vgg16 cfg "D"; "M" is a 2x2 max pool. LPIPS reads the ReLUs at these indices.
 TORCHVISION_CFG_D = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
@@ -240,3 +243,63 @@ def test_missing_or_wrong_weights_say_how_to_get_them(tmp_path):
   vgg.save_weights(vgg.random_weights(0, vgg.VGG16), str(tmp_path / "vgg16_only.npz"))
   with pytest.raises(UserError, match="does not hold LPIPS's VGG16 and lin weights.*lin/relu1_2"):
     lpips.load_weights(str(tmp_path / "vgg16_only.npz"))
+
+
+# ---------------------------------------------------------------------------------------------
+# `gan-jax project`
+
+
+@pytest.fixture(scope="module")
+def dcgan(tmp_path_factory):
+  return trained(tmp_path_factory, "dcgan_digits")
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp("lpips_random") / "lpips.npz")
+  return vgg.save_weights(lpips.random_weights(3), path)
+
+
+def save_picture(workdir, path):
+  import gan_jax  # pylint: disable=import-outside-toplevel
+  pixels = gan_jax.load(workdir).sample(1, seed=5, uint8=True)[0]
+  Image.fromarray(pixels[..., 0]).save(path)
+  return path
+
+
+def test_project_fits_by_lpips_from_the_file_given(dcgan, weights_file, tmp_path, capsys):
+  image = save_picture(dcgan, tmp_path / "a.png")
+  out = tmp_path / "out"
+  assert cli.main(["project", f"--workdir={dcgan}", f"--image={image}", f"--out={out}",
+                   "--steps=8", f"--lpips={weights_file}", "--noprogress"]) == 0
+  line = capsys.readouterr().out.strip()
+  assert f"wrote 1 projections to {out}" in line, line
+  assert f"distance: LPIPS (VGG16, v0.1 lin weights, from {weights_file}) x 1" in line, line
+  assert "D features" not in line
+  assert sorted(os.listdir(out)) == ["a.gif", "a.npz", "a.png"]
+
+
+def test_the_cache_file_is_used_when_present(dcgan, weights_file, tmp_path, monkeypatch):
+  import gan_jax  # pylint: disable=import-outside-toplevel
+  model = gan_jax.load(dcgan)
+  monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
+  assert "the run's D features" in projection.Projector(model, "z").distance
+  os.symlink(weights_file, lpips.default_weights_path())
+  found = projection.Projector(model, "z")
+  assert found.lpips_path == lpips.default_weights_path()
+  assert found.distance.startswith(f"LPIPS (VGG16, v0.1 lin weights, from {found.lpips_path})")
+  assert "D features" in projection.Projector(model, "z", lpips=False).distance
+
+
+@pytest.mark.parametrize("case", ["missing", "not npz", "empty"])
+def test_bad_lpips_path_is_one_sentence(case, dcgan, tmp_path, capsys):
+  image = save_picture(dcgan, tmp_path / "a.png")
+  path = {"missing": tmp_path / "none.npz", "not npz": tmp_path / "junk.npz", "empty": ""}[case]
+  (tmp_path / "junk.npz").write_text("junk")
+  out = tmp_path / "out"
+  assert cli.main(["project", f"--workdir={dcgan}", f"--image={image}", f"--out={out}",
+                   f"--lpips={path}"]) == 2
+  expected = {"missing": "none.npz does not exist: download", "not npz": "not a readable .npz",
+              "empty": "--lpips= needs the path"}[case]
+  assert_one_clear_error(capsys, expected)
+  assert not out.exists()
