@@ -1,10 +1,14 @@
-"""Captioned data (t2i_digits, metadata.jsonl folders, TFDS text) and caption embeddings."""
+"""Captioned data (t2i_digits, metadata.jsonl folders, TFDS text), caption embeddings and the
+t2i_digits metrics."""
 import io
 import json
 import logging
 import os
 import re
+import shutil
 import zlib
+
+import jax
 
 import numpy as np
 import pytest
@@ -15,6 +19,7 @@ from gan_jax import config as config_lib, experiment
 from gan_jax.data import captions, embedded, pipeline, sources
 from gan_jax.data.spec import DataSpec
 from gan_jax.errors import UserError
+from gan_jax.metrics import digits as digits_lib, text
 
 
 def data_config(source, resolution=16, channels=3, **data):
@@ -347,3 +352,82 @@ def test_captions_resume_and_split_over_processes_exactly(text_folder):
   for step in range(3):
     joined = np.concatenate([h[step]["text"] for h in halves], axis=1)
     np.testing.assert_array_equal(joined, single[step]["text"])
+
+
+# --- metrics: attribute accuracy and R-precision --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def classifier():
+  return digits_lib.DigitsClassifier.load_or_train()
+
+
+@pytest.fixture(scope="module")
+def dual():
+  return text.DualEncoder.load_or_train()
+
+
+@pytest.fixture(scope="module")
+def held_out_reals():
+  return captions.reals(captions.ALL_PAIRS, 32)
+
+
+def recoloured(pairs):
+  """The same digits asked for in the next colour: every colour wrong."""
+  return np.stack([pairs[:, 0], (pairs[:, 1] + 1) % 5], axis=1)
+
+
+def test_attributes_of_real_digits_read_right_and_wrong_colours_read_wrong(classifier,
+                                                                           held_out_reals):
+  images, pairs = held_out_reals
+  right = text.attribute_accuracy(images, pairs, classifier)
+  assert right["colour"] == 1.0 and right["digit"] > 0.95 and right["both"] > 0.95
+  as_float = text.attribute_accuracy(images.astype(np.float32) / 127.5 - 1, pairs, classifier)
+  assert as_float == right
+  wrong = text.attribute_accuracy(images, recoloured(pairs), classifier)
+  assert wrong["colour"] == 0.0 and wrong["both"] == 0.0 and wrong["digit"] == right["digit"]
+  assert (text.read_colours(np.zeros((2, 8, 8, 3), np.uint8)) == -1).all()  # nothing inked
+  dim = (images[:10].astype(np.float32) * 0.6).astype(np.uint8)  # darker ink, same hue
+  np.testing.assert_array_equal(text.read_colours(dim), pairs[:10, 1])
+
+
+def test_r_precision_ranks_true_captions_first_for_real_digits(dual, held_out_reals):
+  images, pairs = held_out_reals
+  pool = captions.prompts(captions.ALL_PAIRS)
+  truth = [captions.caption(tuple(p), captions.TEMPLATES[i % 7]) for i, p in enumerate(pairs)]
+  assert text.r_precision(images, truth, pool, dual) > 0.9
+  lies = [captions.caption(tuple(p), captions.TEMPLATES[i % 7])
+          for i, p in enumerate(recoloured(pairs))]
+  assert text.r_precision(images, lies, pool, dual) < 0.1
+
+
+def test_prompt_metrics_score_a_generator_against_the_real_reference(classifier, dual):
+  reference = text.reference(16, samples_per_pair=7, classifier=classifier, dual=dual)
+  assert sorted(reference) == sorted(f"{g}/{w}/{k}" for g in ("seen", "held_out")
+                                     for w in ("templates", "paraphrases")
+                                     for k in ("digit", "colour", "both", "r_precision"))
+  assert min(reference.values()) > 0.85
+  real = text.real_generator(16)
+  asked = []
+
+  def wrong_colours(prompts):  # draws the asked digit in the next colour
+    asked.extend(prompts)
+    pairs = recoloured(np.array([captions.pair_of(t) for t in prompts]))
+    return real([captions.caption(tuple(p), captions.TEMPLATES[0]) for p in pairs])
+
+  scores = text.prompt_metrics(wrong_colours, samples_per_pair=7, classifier=classifier,
+                               dual=dual, batch_size=100)
+  assert len(asked) == 50 * 7 * 2 and captions.caption((0, 1), captions.PARAPHRASES[0]) in asked
+  assert scores["held_out/templates/digit"] > 0.85 and scores["held_out/templates/both"] == 0
+  assert max(v for k, v in scores.items() if k.endswith(("colour", "r_precision"))) < 0.1
+
+
+def test_the_dual_encoder_is_cached_and_retrained_for_other_words(dual, tmp_path, monkeypatch):
+  shutil.copy(text.dual_cache_path(), tmp_path / "dual.npz")
+  monkeypatch.setattr(text, "dual_cache_path", lambda: str(tmp_path / "dual.npz"))
+  trained = []
+  params = jax.tree.map(np.asarray, dual.params)
+  monkeypatch.setattr(text, "_train_dual", lambda vocab: trained.append(vocab) or params)
+  assert text.DualEncoder.load_or_train().vocab == dual.vocab and not trained  # read back
+  monkeypatch.setattr(text, "vocabulary", lambda: dual.vocab + ("crimson",))
+  assert text.DualEncoder.load_or_train().vocab[-1] == "crimson" and len(trained) == 1
+  assert text.DualEncoder.load_or_train().vocab[-1] == "crimson" and len(trained) == 1  # cached
