@@ -19,7 +19,8 @@ def base_config():
 
   c.data = ml_collections.ConfigDict(dict(
       # digits | stacked_digits | ring2d | grid2d | digit_edges | digit_styles | photos |
-      # tfds:NAME[:SPLIT] | folder:PATH | pair:A,B | unpaired:A,B (see README, Data)
+      # t2i_digits | tfds:NAME[:SPLIT] | folder:PATH | captions:PATH | pair:A,B | unpaired:A,B
+      # (see README, Data)
       source="digits",
       resolution=32,     # images are brought to resolution x resolution x channels
       channels=1,
@@ -29,6 +30,7 @@ def base_config():
       load_size=0,       # random jitter (pix2pix): resize to load_size, random-crop back; 0 = off
       subset=0,          # train on N examples only, a fixed random choice (small-data runs); 0 = all
       data_dir="",       # TFDS data dir ("" = TFDS's default)
+      text_key="",       # TFDS: the text feature that captions each image (e.g. captions/text)
       workers=0,         # threads decoding steps in parallel (0 = one per CPU core)
       prefetch=4,        # steps decoded ahead of the train step
   ))
@@ -458,6 +460,13 @@ def validate_data(config):
   if kind == "stacked_digits" and d.channels != 3:
     raise UserError(f"--config.data.channels={d.channels}: stacked_digits has 3 channels (one "
                     "digit each), set it to 3.")
+  if kind == "t2i_digits" and d.channels != 3:
+    raise UserError(f"--config.data.channels={d.channels}: t2i_digits draws digits in colours, "
+                    "set it to 3.")
+  if d.get("text_key") and kind != "tfds":
+    raise UserError(f"--config.data.text_key={d.text_key} names a TFDS text feature, and "
+                    f"{d.source} is no TFDS dataset: use tfds:NAME, or captions:PATH for a folder "
+                    "with a metadata.jsonl.")
   if kind not in ("ring2d", "grid2d") and d.channels not in (1, 3):
     raise UserError(f"--config.data.channels={d.channels} is not supported for {d.source}: use 1 "
                     "(gray) or 3 (RGB).")

@@ -63,6 +63,14 @@ def save_spec(spec, workdir):
     json.dump(dataclasses.asdict(spec), f)
 
 
+def load_spec(workdir):
+  """The DataSpec `save_spec` wrote; specs saved before captioned data existed have no text_dim
+  (0: no text)."""
+  with open(os.path.join(workdir, "data_spec.json")) as f:
+    raw = json.load(f)
+  return DataSpec(tuple(raw["shape"]), raw["dtype"], raw["num_classes"], raw.get("text_dim", 0))
+
+
 def load(workdir):
   """(Experiment, Checkpointer) for an existing workdir; one clear error when it has no run."""
   paths = [os.path.join(workdir, f) for f in ("config.json", "data_spec.json")]
@@ -70,9 +78,7 @@ def load(workdir):
     raise UserError(f"{workdir} holds no training run: train one first with "
                     f"`gan-jax train --workdir={workdir}`.")
   config = config_lib.load_json(paths[0])
-  with open(paths[1]) as f:
-    raw = json.load(f)
-  spec = DataSpec(tuple(raw["shape"]), raw["dtype"], raw["num_classes"])
+  spec = load_spec(workdir)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
   if ckpt.latest_step() is None:
     raise UserError(f"{workdir} has no checkpoint yet: train longer (a checkpoint is written every "

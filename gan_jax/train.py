@@ -16,7 +16,7 @@ import numpy as np
 from gan_jax import (config as config_lib, evaluate, experiment, health, parallel, reporting,
                      step as step_lib)
 from gan_jax.checkpoint import Checkpointer
-from gan_jax.data import pipeline, sources
+from gan_jax.data import captions, pipeline, sources
 from gan_jax.errors import PeerLost, TrainingDiverged, UserError, brief, checkpoint_left
 from gan_jax.state import fold_in
 
@@ -87,7 +87,9 @@ def train(config, workdir, progress=True):
   """Trains `config` in `workdir`, resuming from its latest checkpoint if there is one."""
   config_lib.validate(config, jax.device_count())
   check_workdir(config, workdir)
-  source = sources.build(config)
+  # Text runs: captions embedded once (read back from the workdir on resume), text_dim in the spec.
+  source = captions.for_training(sources.build(config), config, workdir,
+                                 progress and jax.process_index() == 0)
   exp = experiment.Experiment.build(config, source.spec)
   strategy = parallel.get(config.parallel.strategy)
   multi_step = step_lib.make_multi_step(exp.game_for(strategy.axis_name).train_step)
@@ -107,6 +109,7 @@ def train(config, workdir, progress=True):
     config_lib.save_json(config, os.path.join(workdir, "config.json"))
     experiment.save_spec(source.spec, workdir)
     sources.write_labels(source, workdir)
+    captions.save(source, workdir)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), t.keep_checkpoints)
   data = pipeline.make_iterator(source, config, jax.process_index(), jax.process_count())
   preview_inputs = exp.game.preview_inputs(source, sources.build(config, split="test"))

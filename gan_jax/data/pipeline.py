@@ -16,6 +16,7 @@ from PIL import Image
 FLIP_STREAM = 1  # random flips draw from their own stream, apart from the shuffles
 JITTER_STREAM = 2  # and so do the random crops of the jitter
 DEGRADE_STREAM = 3  # and the degradations that make SR inputs
+CAPTION_STREAM = 4  # and the caption each example of captioned data shows
 
 
 class StepBatches:
@@ -26,6 +27,8 @@ class StepBatches:
 
   `load_size` > 0 turns on pix2pix's random jitter (`_jitter`) before the flips. `degrade` (a
   `degrade.Degrader`) turns HR images into super-resolution pairs after the flips (`_degrade`).
+  A source with caption embeddings (`spec.text_dim` > 0, `captions.TextSource`) adds "text":
+  float32 [n_critic, local_batch, text_dim], one caption's embedding per example (`_caption_draws`).
   """
 
   def __init__(self, source, batch_size, n_critic, seed, process_index=0, process_count=1,
@@ -59,7 +62,12 @@ class StepBatches:
     domains = getattr(self.source, "domains", (self.source,))
     batch = {}
     for domain, source in enumerate(domains):
-      part = source.get(self._indices(positions, len(source), domain))
+      indices = self._indices(positions, len(source), domain)
+      if source.spec.text_dim:
+        part = source.get(indices, self._caption_draws(step, domain))
+        part["text"] = source.embeddings[part.pop("caption")]
+      else:
+        part = source.get(indices)
       if self.load_size:
         part = self._jitter(step, domain, part)
       batch.update({_domain_key(domain, k): v for k, v in part.items()})
@@ -68,6 +76,13 @@ class StepBatches:
     if self.degrade is not None:
       batch = self._degrade(step, batch)
     return {k: v.reshape((self.n_critic, -1) + v.shape[1:]) for k, v in batch.items()}
+
+  def _caption_draws(self, step, domain):
+    """One draw in [0, 1) per example, made per global position from (seed, step, domain), that
+    picks which of its captions the example shows: resume and any process count see the same."""
+    draws = np.random.default_rng([self.seed, step, CAPTION_STREAM, domain]).random(
+        self.n_critic * self.batch_size)
+    return self._global_to_local(draws)
 
   def _flip(self, step, batch):
     """Mirrors each image with probability 1/2, decided per global position from (seed, step),

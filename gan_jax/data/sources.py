@@ -3,7 +3,9 @@
 A source has `spec` (shape of one example, dtype, number of classes), `__len__` and
 `get(indices) -> {"x": array[B, ...], "label": int32[B]}`. Images are uint8 HWC; 2D points are
 float32 [2]. Sources of two image domains (for translation) add "y" and "y_label"; labelled image
-sources have `class_names` (label i is class_names[i]).
+sources have `class_names` (label i is class_names[i]). Captioned sources (`captions`) have the
+distinct caption strings as `captions` and add a "caption" id per example to what `get` returns
+when given one draw per example; a text run embeds them (`captions.embed`).
 
 `config.data.source` names one:
   digits | stacked_digits | ring2d | grid2d      embedded, no download
@@ -13,8 +15,12 @@ sources have `class_names` (label i is class_names[i]).
   photos                                         photographs bundled with scikit-image and
                                                  scikit-learn: square crops at seeded places (HR
                                                  patches for super-resolution)
-  tfds:NAME[:SPLIT]                              a prepared TFDS dataset (split: train)
+  t2i_digits                                     embedded, captioned: real digits drawn in 5
+                                                 colours, 10 (digit, colour) pairs held out
+  tfds:NAME[:SPLIT]                              a prepared TFDS dataset (split: train); captioned
+                                                 with data.text_key naming its text feature
   folder:PATH                                    a folder of images, classes = subfolders
+  captions:PATH                                  a folder of images captioned by its metadata.jsonl
   pair:A,B                                       two folders of aligned pairs (same names)
   unpaired:A,B | unpaired:tfds:NAME              two domains, each a folder or tfds:NAME:SPLIT;
                                                  tfds:NAME alone means its trainA and trainB
@@ -33,7 +39,7 @@ import os
 
 import numpy as np
 
-from gan_jax.data import embedded, folder, tfds_source
+from gan_jax.data import captions, embedded, folder, tfds_source
 from gan_jax.data.spec import DataSpec
 from gan_jax.errors import UserError
 
@@ -145,8 +151,12 @@ class Subset:
   def __len__(self):
     return len(self.indices)
 
-  def get(self, indices):
-    return self.source.get(self.indices[indices])
+  @property
+  def captions(self):
+    return getattr(self.source, "captions", None)
+
+  def get(self, indices, *caption_draws):
+    return self.source.get(self.indices[indices], *caption_draws)
 
 
 class Unpaired:
@@ -162,13 +172,14 @@ class Unpaired:
 
 
 TRANSLATION = ("digit_edges", "digit_styles")  # embedded two-domain tasks, with a held-out split
-EMBEDDED = ("digits", "stacked_digits", "ring2d", "grid2d", "photos") + TRANSLATION
-FILE_KINDS = ("tfds", "folder", "pair", "unpaired")
+EMBEDDED = ("digits", "stacked_digits", "ring2d", "grid2d", "photos", "t2i_digits") + TRANSLATION
+FILE_KINDS = ("tfds", "folder", "captions", "pair", "unpaired")
 TWO_DOMAINS = ("pair", "unpaired") + TRANSLATION
 PAIRED_KINDS = ("pair", "digit_edges")  # two domains aligned example by example
 SPLITS = ("train", "test")
 HALVES_SEED = 0  # digit_styles: which train digits are domain A's and which B's
-FORMS = ", ".join(EMBEDDED + ("tfds:NAME[:SPLIT]", "folder:PATH", "pair:A,B", "unpaired:A,B"))
+FORMS = ", ".join(EMBEDDED + ("tfds:NAME[:SPLIT]", "folder:PATH", "captions:PATH", "pair:A,B",
+                              "unpaired:A,B"))
 
 
 def kind(source):
@@ -223,6 +234,10 @@ def _build_train(config):
   if name == "photos":
     _check_photo_channels(d)
     return PhotoCrops(d.resolution, d.channels)
+  if name == "t2i_digits":
+    if d.channels != 3:
+      raise UserError("t2i_digits draws digits in colours: set --config.data.channels=3.")
+    return captions.DigitCaptions(d.resolution)
   if name in ("ring2d", "grid2d"):
     modes, std = ((embedded.ring_modes(), embedded.RING_STD) if name == "ring2d"
                   else (embedded.grid_modes(), embedded.GRID_STD))
@@ -281,6 +296,8 @@ def _build_images(d):
   head, _, rest = d.source.partition(":")
   if head in ("tfds", "folder"):
     return _one_domain(d.source, d)
+  if head == "captions":
+    return captions.CaptionFolder.scan(_folder_path(d.source, d.source, head), d)
   parts = rest.split(",")
   if head == "unpaired" and len(parts) == 1 and parts[0].startswith("tfds:"):
     parts = [f"{parts[0]}:trainA", f"{parts[0]}:trainB"]  # the cycle_gan layout
@@ -296,14 +313,15 @@ def _build_images(d):
 
 def _one_domain(text, d):
   if text.startswith("tfds:"):
-    return tfds_source.TfdsSource(text.removeprefix("tfds:"), d)
+    source = tfds_source.TfdsSource(text.removeprefix("tfds:"), d)
+    return captions.TfdsCaptions(source, d.text_key) if d.get("text_key") else source
   return folder.FolderSource.scan(_folder_path(text, d.source), d)
 
 
-def _folder_path(text, source):
-  path = text.removeprefix("folder:")
+def _folder_path(text, source, head="folder"):
+  path = text.removeprefix(f"{head}:")
   if not path:
-    raise UserError(f"--config.data.source={source} names no folder: use folder:PATH.")
+    raise UserError(f"--config.data.source={source} names no folder: use {head}:PATH.")
   return os.path.expanduser(path)
 
 

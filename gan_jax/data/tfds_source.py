@@ -72,6 +72,7 @@ class TfdsSource:
     if not keys:
       raise UserError(f"TFDS dataset {name!r} has no image feature: use an image dataset.")
     self.image_key = keys[0]
+    self.name, self.features = name, features  # captioned TFDS data reads its text feature
     label = features["label"] if "label" in features else None
     label = label if isinstance(label, tfds.features.ClassLabel) else None
     self.class_names = list(label.names) if label is not None else None

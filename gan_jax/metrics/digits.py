@@ -112,16 +112,21 @@ class _DigitsNet(nn.Module):
     return nn.Dense(NUM_CLASSES)(features), features
 
 
-def to_8x8_gray(images: np.ndarray) -> np.ndarray:
-  """[N, R, R, C] in [-1, 1] -> [N, 8, 8, 1] by channel mean and (R/8)x(R/8) average pooling.
+def to_8x8(images: np.ndarray) -> np.ndarray:
+  """[N, R, R, C] -> [N, 8, 8, C] float32 by (R/8)x(R/8) average pooling.
 
-  Done on the host so the jitted network sees one shape whatever the resolution: one compile.
-  Also the features of the Classification Accuracy Score (`metrics/cas.py`).
+  Done on the host so a jitted network sees one shape whatever the resolution: one compile.
   """
-  n, h, _, _ = images.shape
+  n, h, _, c = images.shape
   f = h // 8
-  x = images.mean(axis=-1, keepdims=True, dtype=np.float32)
-  return x.reshape(n, 8, f, 8, f, 1).mean(axis=(2, 4))
+  return images.reshape(n, 8, f, 8, f, c).mean(axis=(2, 4), dtype=np.float32)
+
+
+def to_8x8_gray(images: np.ndarray) -> np.ndarray:
+  """[N, R, R, C] in [-1, 1] -> [N, 8, 8, 1] by channel mean and `to_8x8`: what the classifier
+  reads. Also the features of the Classification Accuracy Score (`metrics/cas.py`).
+  """
+  return to_8x8(images.mean(axis=-1, keepdims=True, dtype=np.float32))
 
 
 @jax.jit
@@ -140,7 +145,7 @@ def _check_images(images) -> np.ndarray:
   return images
 
 
-def _shifted(images: np.ndarray, rng: np.random.RandomState, max_shift: int,
+def shifted(images: np.ndarray, rng: np.random.RandomState, max_shift: int,
              pad_mode: str = "constant") -> np.ndarray:
   """Each image moved by its own random (dy, dx) in [-max_shift, max_shift], background filled:
   black (-1) for "constant", the border pixels repeated for "edge" (a light style's paper)."""
@@ -161,13 +166,15 @@ def _resample_round_trip(images: np.ndarray, factor: int) -> np.ndarray:
   return to_8x8_gray(np.asarray(up))
 
 
-def _init_params(model: nn.Module, rng: np.random.RandomState) -> dict:
-  """He-normal kernels and zero biases drawn with numpy.
+def init_params(model: nn.Module, rng: np.random.RandomState, *inputs) -> dict:
+  """He-normal kernels, unit-normal embedding tables and zero biases drawn with numpy; `inputs`:
+  example arguments of `model` (default: one 8x8 gray digit).
 
   Flax's own initializers compile threefry and truncated-normal code that costs seconds on a busy
   CPU; numpy draws are instant and identical on every platform.
   """
-  shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))["params"]
+  inputs = inputs or (jnp.zeros((1, 8, 8, 1)),)
+  shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), *inputs)["params"]
   flat = traverse_util.flatten_dict(shapes)
   out = {}
   for path in sorted(flat):
@@ -175,6 +182,8 @@ def _init_params(model: nn.Module, rng: np.random.RandomState) -> dict:
     if path[-1] == "kernel":
       fan_in = int(np.prod(shape[:-1]))
       out[path] = (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+    elif path[-1] == "embedding":
+      out[path] = rng.standard_normal(shape).astype(np.float32)
     else:
       out[path] = np.zeros(shape, np.float32)
   return traverse_util.unflatten_dict(out)
@@ -205,7 +214,7 @@ def _train(seed: int = _SEED, epochs: int = 30, batch_size: int = 128, lr: float
   steps_per_epoch = n // batch_size
   rng = np.random.RandomState(seed)
   model = _DigitsNet()
-  params = _init_params(model, rng)
+  params = init_params(model, rng)
   tx = optax.adamw(optax.cosine_decay_schedule(lr, epochs * steps_per_epoch), weight_decay=1e-4)
   opt_state = tx.init(params)
 
@@ -222,7 +231,7 @@ def _train(seed: int = _SEED, epochs: int = 30, batch_size: int = 128, lr: float
   for _ in range(epochs):
     perm = rng.permutation(n)
     x_ep = variants[rng.randint(len(variants), size=n), perm]
-    x_ep = _shifted(x_ep, rng, max_shift, "constant" if style is None else "edge") if max_shift \
+    x_ep = shifted(x_ep, rng, max_shift, "constant" if style is None else "edge") if max_shift \
         else x_ep
     y_ep = y_all[perm]
     for b in range(steps_per_epoch):  # drop the ragged tail: one compiled shape
