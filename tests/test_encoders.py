@@ -86,3 +86,143 @@ def test_encode_is_in_order_whatever_the_batching(minilm):
 def test_encode_rejects_a_bare_string(minilm):
   with pytest.raises(UserError, match="list of strings"):
     minilm.encode("a red seven")
+
+
+# --- CLIP's text tower against transformers, on random weights (no CLIP weights offline) ---
+
+# A byte-level tokenizer in CLIP's form: 256 byte symbols, then <|startoftext|> and
+# <|endoftext|> as the two largest ids (so the legacy argmax rule finds the end of text).
+BOS, EOS = 256, 257
+
+
+def write_clip_tokenizer(folder):
+  from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+  alphabet = pre_tokenizers.ByteLevel.alphabet()
+  vocab = {c: i for i, c in enumerate(sorted(alphabet))}
+  vocab.update({"<|startoftext|>": BOS, "<|endoftext|>": EOS})
+  tok = Tokenizer(models.BPE(vocab, [], unk_token=None))
+  tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  tok.decoder = decoders.ByteLevel()
+  tok.add_special_tokens(["<|startoftext|>", "<|endoftext|>"])  # their ids stay BOS and EOS
+  tok.post_processor = processors.TemplateProcessing(
+      single="<|startoftext|> $A <|endoftext|>",
+      special_tokens=[("<|startoftext|>", BOS), ("<|endoftext|>", EOS)])
+  tok.save(str(folder / "tokenizer.json"))
+
+
+# ViT-B/32's and ViT-L/14's text towers (width, heads, MLP, context, projection as released) at
+# 2 of their 12 layers and the toy vocabulary; B/32 with the legacy eos_token_id 2 of OpenAI's
+# configs (argmax pooling), L/14 with the end-of-text id (first-occurrence pooling).
+LAYOUTS = {
+    "vit_b32": dict(hidden_size=512, num_attention_heads=8, intermediate_size=2048,
+                    projection_dim=512, eos_token_id=2),
+    "vit_l14": dict(hidden_size=768, num_attention_heads=12, intermediate_size=3072,
+                    projection_dim=768, eos_token_id=EOS),
+}
+
+
+def random_clip_checkpoint(folder, layout, seed=0):
+  """A CLIPTextModelWithProjection of `layout` with random weights, saved with a tokenizer."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  torch.manual_seed(seed)
+  config = transformers.CLIPTextConfig(
+      vocab_size=EOS + 1, num_hidden_layers=2, max_position_embeddings=77,
+      hidden_act="quick_gelu", bos_token_id=BOS, pad_token_id=EOS, **LAYOUTS[layout])
+  model = transformers.CLIPTextModelWithProjection(config).eval()
+  with torch.no_grad():  # LayerNorms off their identity init, so they are tested too
+    for name, p in model.named_parameters():
+      if "norm" in name:
+        p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn_like(p))
+  model.save_pretrained(folder)
+  write_clip_tokenizer(folder)
+  return model
+
+
+def hf_clip_embeddings(model, folder, texts):
+  import torch
+  from transformers import PreTrainedTokenizerFast
+  tok = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"),
+                                pad_token="<|endoftext|>")
+  batch = tok(texts, padding=True, truncation=True, max_length=77, return_tensors="pt")
+  with torch.no_grad():
+    emb = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).text_embeds
+  return torch.nn.functional.normalize(emb, dim=-1).numpy(), batch
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_clip_text_matches_transformers(tmp_path, layout):
+  model = random_clip_checkpoint(tmp_path, layout)
+  # An end-of-text inside a text: pooling takes the first, not the last token.
+  texts = SENTENCES + ["before <|endoftext|> after"]
+  ref, batch = hf_clip_embeddings(model, tmp_path, texts)
+  enc = encoders.get(f"clip:{tmp_path}")
+  assert enc.dim == LAYOUTS[layout]["projection_dim"] and enc.name == f"clip:{tmp_path}"
+  # The same tokens as transformers' tokenizer (truncated at 77 keeping <|endoftext|>)...
+  for i, row in enumerate(enc.token_ids(texts)):
+    n = int(batch["attention_mask"][i].sum())
+    assert list(batch["input_ids"][i][:n]) == list(row), texts[i]
+  assert list(row).count(EOS) == 2
+  # ...and the same normalised projections of the end-of-text state.
+  ours = enc.encode(texts, batch_size=8)
+  diff = np.abs(ours - ref).max()
+  print(f"clip text tower ({layout}) vs transformers: max abs difference {diff:.2e}")
+  assert diff < 1e-4
+
+
+def test_clip_tokenizer_round_trip_and_truncation(tmp_path):
+  random_clip_checkpoint(tmp_path, "vit_b32")
+  enc = encoders.get(f"clip:{tmp_path}")
+  (ids,) = enc.token_ids(["A red Seven, déjà vu!"])
+  assert ids[0] == BOS and ids[-1] == EOS
+  assert enc.tokenizer.decode(ids.tolist()) == "a red seven, déjà vu!"
+  (long,) = enc.token_ids(["seven " * 40])
+  assert len(long) == 77 and long[0] == BOS and long[-1] == EOS
+
+
+def test_clip_open_clip_layout_reads_the_same_tower(tmp_path):
+  """open_clip's key layout (packed q, k, v; x @ text_projection) gives the same embeddings as
+  the Hugging Face files it was written from."""
+  import json
+  from safetensors.numpy import load_file, save_file
+  hf, oc = tmp_path / "hf", tmp_path / "oc"
+  hf.mkdir()
+  oc.mkdir()
+  random_clip_checkpoint(hf, "vit_b32")
+  w = load_file(str(hf / "model.safetensors"))
+  t = {"token_embedding.weight": w["text_model.embeddings.token_embedding.weight"],
+       "positional_embedding": w["text_model.embeddings.position_embedding.weight"],
+       "ln_final.weight": w["text_model.final_layer_norm.weight"],
+       "ln_final.bias": w["text_model.final_layer_norm.bias"],
+       "text_projection": np.ascontiguousarray(w["text_projection.weight"].T),
+       "logit_scale": np.full((), 4.6, np.float32)}
+  names = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "self_attn.out_proj": "attn.out_proj",
+           "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
+  for i in range(2):
+    hf_layer, oc_layer = f"text_model.encoder.layers.{i}.", f"transformer.resblocks.{i}."
+    for kind in ("weight", "bias"):
+      t[f"{oc_layer}attn.in_proj_{kind}"] = np.concatenate(
+          [w[f"{hf_layer}self_attn.{n}_proj.{kind}"] for n in "qkv"])
+      for a, b in names.items():
+        t[f"{oc_layer}{b}.{kind}"] = w[f"{hf_layer}{a}.{kind}"]
+  save_file(t, str(oc / "open_clip_model.safetensors"))
+  (oc / "open_clip_config.json").write_text(json.dumps({"model_cfg": {
+      "embed_dim": 512, "quick_gelu": True, "vision_cfg": {},
+      "text_cfg": {"context_length": 77, "vocab_size": EOS + 1, "width": 512, "heads": 8,
+                   "layers": 2}}}))
+  write_clip_tokenizer(oc)
+  np.testing.assert_allclose(encoders.get(f"clip:{oc}").encode(SENTENCES[:8]),
+                             encoders.get(f"clip:{hf}").encode(SENTENCES[:8]), atol=1e-6)
+
+
+def test_clip_folder_errors(tmp_path):
+  with pytest.raises(UserError, match="names no folder"):
+    encoders.get(f"clip:{tmp_path / 'nowhere'}")
+  with pytest.raises(UserError, match="holds no CLIP checkpoint"):
+    encoders.get(f"clip:{tmp_path}")
+  (tmp_path / "open_clip_config.json").write_text(
+      '{"model_cfg": {"embed_dim": 512, "text_cfg": {"pool_type": "eos"}}}')
+  (tmp_path / "open_clip_model.safetensors").write_bytes(b"")
+  with pytest.raises(UserError, match=r"does not read \(pool_type\)"):
+    encoders.get(f"clip:{tmp_path}")
