@@ -19,8 +19,8 @@ import tqdm
 from gan_jax.errors import UserError
 
 # Sequence lengths are padded up to one of these (or the model's maximum), batches to a power of
-# two: few shapes, so few compiles, and little padding for short captions.
-LENGTH_BUCKETS = (16, 32, 64, 128, 256, 512)
+# two: few shapes, so few compiles, and at most a third of padding (short captions: 8 or 12).
+LENGTH_BUCKETS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 MIN_BATCH = 8
 
 
