@@ -147,7 +147,13 @@ def hf_clip_embeddings(model, folder, texts):
                                 pad_token="<|endoftext|>")
   batch = tok(texts, padding=True, truncation=True, max_length=77, return_tensors="pt")
   with torch.no_grad():
-    emb = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).text_embeds
+    if hasattr(model, "get_text_features"):  # a whole CLIPModel
+      emb = model.get_text_features(input_ids=batch["input_ids"],
+                                    attention_mask=batch["attention_mask"])
+      emb = getattr(emb, "pooler_output", emb)  # transformers 5 returns an output object
+    else:
+      emb = model(input_ids=batch["input_ids"],
+                  attention_mask=batch["attention_mask"]).text_embeds
   return torch.nn.functional.normalize(emb, dim=-1).numpy(), batch
 
 
@@ -226,3 +232,80 @@ def test_clip_folder_errors(tmp_path):
   (tmp_path / "open_clip_model.safetensors").write_bytes(b"")
   with pytest.raises(UserError, match=r"does not read \(pool_type\)"):
     encoders.get(f"clip:{tmp_path}")
+
+
+# --- CLIP's image tower and the CLIP score, against transformers' CLIPModel ---
+
+def random_clip_model(folder, seed=0):
+  """A CLIPModel with ViT-B/32's image tower (2 of 12 layers) and the toy text tower, random
+  weights, saved with the tokenizer."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  torch.manual_seed(seed)
+  text_config = dict(vocab_size=EOS + 1, num_hidden_layers=2, hidden_act="quick_gelu",
+                     bos_token_id=BOS, pad_token_id=EOS, **LAYOUTS["vit_b32"])
+  text_config.pop("projection_dim")
+  config = transformers.CLIPConfig(
+      text_config=text_config, projection_dim=512,
+      vision_config=dict(hidden_size=768, num_attention_heads=12, intermediate_size=3072,
+                         num_hidden_layers=2, patch_size=32, image_size=224,
+                         hidden_act="quick_gelu"))
+  model = transformers.CLIPModel(config).eval()
+  with torch.no_grad():
+    for name, p in model.named_parameters():
+      if "norm" in name:
+        p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn_like(p))
+  model.save_pretrained(folder)
+  write_clip_tokenizer(folder)
+  return model
+
+
+def test_clip_image_tower_and_score_match_transformers(tmp_path):
+  import torch
+  from gan_jax.encoders import clip_vision
+  from gan_jax.metrics import clip_score
+  model = random_clip_model(tmp_path)
+  images = np.random.default_rng(0).uniform(-1, 1, (3, 224, 224, 3)).astype(np.float32)
+  captions = ["a red seven", "two blue fives", "the digit 0 in green"]
+  pixels = ((images + 1) / 2 - np.array(clip_vision.MEAN)) / np.array(clip_vision.STD)
+  with torch.no_grad():
+    img = model.get_image_features(
+        pixel_values=torch.from_numpy(pixels.transpose(0, 3, 1, 2).astype(np.float32)))
+    img = getattr(img, "pooler_output", img)  # transformers 5 returns an output object
+  ref_img = torch.nn.functional.normalize(img, dim=-1).numpy()
+  scorer = clip_score.ClipScorer(str(tmp_path))
+  ours = scorer.vision.encode(images, batch_size=2)  # a padded last batch too
+  diff = np.abs(ours - ref_img).max()
+  print(f"clip image tower (vit_b32) vs transformers: max abs difference {diff:.2e}")
+  assert diff < 1e-4
+  ref_txt, _ = hf_clip_embeddings(model, tmp_path, captions)
+  want = 100 * np.mean(np.maximum(np.sum(ref_img * ref_txt, axis=1), 0))
+  assert abs(scorer(images, captions) - want) < 1e-3
+
+
+def test_clip_score_is_100_times_the_clipped_mean_cosine():
+  from gan_jax.metrics.clip_score import clip_score
+  a = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
+  b = np.array([[2.0, 0.0], [0.0, -1.0], [1.0, 1.0]])  # cos 1, -1 (clipped to 0), 1/sqrt(2)
+  assert clip_score(a, b) == pytest.approx(100 * (1 + 0 + 2 ** -0.5) / 3)
+  with pytest.raises(UserError, match="as many of each"):
+    clip_score(a, b[:2])
+
+
+def test_clip_preprocess_fits_any_image_to_the_tower():
+  from gan_jax.encoders import clip_vision
+  gray = np.full((2, 32, 48, 1), 0.5, np.float32)  # wider than tall: resized, centre-cropped
+  x = np.asarray(clip_vision.preprocess(gray, 224))
+  assert x.shape == (2, 224, 224, 3)
+  np.testing.assert_allclose(x, np.broadcast_to(
+      (0.75 - np.array(clip_vision.MEAN)) / np.array(clip_vision.STD), x.shape), atol=1e-5)
+
+
+def test_clip_resize_is_pils_bicubic():
+  from PIL import Image
+  from gan_jax.encoders import clip_vision
+  picture = np.random.default_rng(0).uniform(0, 1, (32, 32)).astype(np.float32)
+  pil = np.asarray(Image.fromarray(picture, mode="F").resize((224, 224), Image.BICUBIC))
+  ours = np.asarray(clip_vision.preprocess(picture[None, :, :, None] * 2 - 1, 224))[0, :, :, 0]
+  np.testing.assert_allclose(ours * clip_vision.STD[0] + clip_vision.MEAN[0], pil, atol=1e-5)
+

@@ -19,7 +19,7 @@ import tqdm
 from gan_jax.errors import UserError
 
 # Sequence lengths are padded up to one of these (or the model's maximum), batches to a power of
-# two: few shapes, so few compiles, and at most a third of padding (short captions: 8 or 12).
+# two: few shapes, so few compiles, and above 8 positions less than a third of padding.
 LENGTH_BUCKETS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 MIN_BATCH = 8
 
@@ -37,11 +37,13 @@ def read_safetensors(path: str) -> dict:
 
 
 def torch_key(path: tuple) -> tuple[str, bool]:
-  """The PyTorch tensor behind a Flax leaf, and whether it is stored transposed (Linear)."""
+  """The PyTorch tensor behind a Flax leaf, and whether its axes are reversed in PyTorch
+  (Linear's [out, in], Conv's OIHW against HWIO). A leaf of another name is a bare parameter of
+  that name (CLIP's class_embedding)."""
   *modules, leaf = path
   weight = ".".join(modules) + ".weight"
   return {"kernel": (weight, True), "embedding": (weight, False), "scale": (weight, False),
-          "bias": (".".join(modules) + ".bias", False)}[leaf]
+          "bias": (".".join(modules) + ".bias", False)}.get(leaf, (".".join(path), False))
 
 
 def params_from_torch(tensors: dict, shapes: dict, source: str) -> dict:
@@ -55,7 +57,8 @@ def params_from_torch(tensors: dict, shapes: dict, source: str) -> dict:
       missing.append(name)
       continue
     value = np.asarray(tensors[name], np.float32)
-    value = value.T if transpose else value
+    if transpose:  # [out, in] -> [in, out]; OIHW -> HWIO
+      value = value.T if value.ndim == 2 else value.transpose(2, 3, 1, 0)
     if value.shape != want.shape:
       wrong.append(f"{name} {tuple(value.shape)} (expected {tuple(want.shape)})")
     leaves[path] = value
