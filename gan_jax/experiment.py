@@ -72,7 +72,7 @@ def load(workdir):
   config = config_lib.load_json(paths[0])
   with open(paths[1]) as f:
     raw = json.load(f)
-  spec = DataSpec(tuple(raw["shape"]), raw["dtype"], raw["num_classes"])
+  spec = DataSpec(tuple(raw["shape"]), raw["dtype"], raw["num_classes"], raw.get("text_dim", 0))
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
   if ckpt.latest_step() is None:
     raise UserError(f"{workdir} has no checkpoint yet: train longer (a checkpoint is written every "

@@ -7,3 +7,4 @@ class DataSpec:
   shape: tuple      # of one example, e.g. (64, 64, 3) or (2,)
   dtype: str        # "uint8" images or "float32" points
   num_classes: int  # 0: unlabelled
+  text_dim: int = 0  # width of each example's caption embedding ("text"); 0: no captions
