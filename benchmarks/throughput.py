@@ -38,7 +38,8 @@ def synthetic_batch(config, spec, rng):
   """One call's batch [K, n_critic, B, ...] ([K, n_critic, B, N, ...] for train.num_seeds N > 1):
   uint8 images or float points, random labels; for two-domain data (the translation games) a
   second domain as "y" and "y_label"; for super-resolution (data.scale) LR inputs as "x" and HR
-  targets as "y"."""
+  targets as "y"; for captioned data (spec.text_dim) a random unit embedding per example as
+  "text"."""
   t = config.train
   seeds = (t.num_seeds,) if t.get("num_seeds", 1) > 1 else ()
   lead = (t.steps_per_call, t.n_critic, t.batch_size) + seeds
@@ -57,14 +58,23 @@ def synthetic_batch(config, spec, rng):
                   else rng.standard_normal(shape).astype(np.float32))
     batch["label" if key == "x" else "y_label"] = (
         rng.integers(0, max(spec.num_classes, 1), lead).astype(np.int32))
+  if spec.text_dim:
+    e = rng.standard_normal(lead + (spec.text_dim,)).astype(np.float32)
+    batch["text"] = e / np.linalg.norm(e, axis=-1, keepdims=True)
   return batch
+
+
+# The caption embedding width of each sentence encoder (`config.text.encoder`), for stand-in
+# captioned data: MiniLM's sentence embeddings are 384-dimensional.
+TEXT_DIMS = {"minilm": 384}
 
 
 def data_spec(config):
   d = config.data
   if config.model.name == "mlp":
     return DataSpec((2,), "float32", 8)
-  return DataSpec((d.resolution, d.resolution, d.channels), "uint8", 10)
+  text_dim = TEXT_DIMS[config.text.encoder] if "text" in config else 0
+  return DataSpec((d.resolution, d.resolution, d.channels), "uint8", 10, text_dim)
 
 
 def step_flops(fn, state, batch, steps_axis=0):

@@ -15,7 +15,7 @@ def base_config():
   c = ml_collections.ConfigDict()
   c.name = ""  # set by each variant; names the default workdir runs/<name>
   c.seed = 0
-  c.game = "noise"  # noise | paired | cycle | stylegan2 | superres: what is trained (games/)
+  c.game = "noise"  # noise | paired | cycle | stylegan2 | superres | text: what is trained (games/)
 
   c.data = ml_collections.ConfigDict(dict(
       # digits | stacked_digits | ring2d | grid2d | digit_edges | digit_styles | photos |
@@ -275,6 +275,32 @@ def superres(c, paper):
   return c
 
 
+def text_to_image(c):
+  """DF-GAN's recipe (Tao et al. 2022, as its code sets it): G with deep text-image fusion and
+  the one-way-output D, z of 100, width 32 on both sides; hinge loss with mismatched pairs and
+  MA-GP (k 2, p 6); Adam (0, 0.9) at 1e-4 for G and 4e-4 for D; batch 32; one D step per G
+  step, no augmentation. Captions are embedded once by `text.encoder` (the data's
+  "text"); an EMA of G (0.999) draws the samples, as in the other games."""
+  c.game = "text"
+  c.data.channels = 3
+  c.model = ml_collections.ConfigDict(dict(
+      name="dfgan",
+      latent_dim=100,
+      g_width=32,         # the paper's code's ngf: feature maps carry width x 1..8 channels
+      d_width=32,         # ndf
+      conditional=False,  # G reads sentence embeddings, not classes
+  ))
+  c.text = ml_collections.ConfigDict(dict(encoder="minilm"))  # gan_jax/encoders
+  c.loss.adversarial = "hinge"
+  c.loss.magp_weight = 2.0   # MA-GP's k; 0 = off
+  c.loss.magp_power = 6.0    # MA-GP's p
+  for side, lr in ((c.optim.g, 1e-4), (c.optim.d, 4e-4)):
+    side.lr, side.b1, side.b2, side.schedule = lr, 0.0, 0.9, "constant"
+  c.train.batch_size = 32
+  c.train.ema_decay = 0.999
+  return c
+
+
 def apply_arg(c, arg):
   """`smoke`: tiny sizes so a test trains a variant in seconds."""
   if not arg:
@@ -309,6 +335,11 @@ def apply_arg(c, arg):
     c.train.batch_size = 8
     c.loss.r1_interval, c.loss.pl_interval = 2, 2  # both lazy phases run within the 4 steps
     c.augment.ada_kimg = 0.1  # ADA's p visibly moves at its first adjustment (step 4)
+  elif c.model.name == "dfgan":
+    c.data.resolution = 16
+    c.model.latent_dim = 8
+    c.model.g_width = c.model.d_width = 4
+    c.train.batch_size = 8
   elif c.game == "superres":
     c.data.resolution = 32
     c.model.features, c.model.blocks, c.model.growth = 8, 1, 4
@@ -394,7 +425,8 @@ RANGES = {
     **{f"loss.{k}": NON_NEGATIVE for k in (
         "gp_weight", "r1_weight", "weight_clip", "ortho_weight", "adversarial_weight",
         "l1_weight", "cycle_weight", "identity_weight", "perceptual_weight", "r1_gamma",
-        "pl_weight")},
+        "pl_weight", "magp_weight")},
+    "loss.magp_power": Range(2, note="below 2 it has no gradient where D's is zero"),
     "loss.r1_interval": COUNT, "loss.pl_interval": COUNT, "loss.pl_batch_shrink": COUNT,
     "loss.pl_decay": Range(0, 1), "loss.style_mixing": PROBABILITY,
     **_optim("g"), **_optim("d"),

@@ -4,7 +4,7 @@ import math
 import os
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 
 def to_uint8(images):
@@ -22,6 +22,28 @@ def image_grid(images, cols=None):
     r, q = divmod(i, cols)
     grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = img
   return grid[..., 0] if c == 1 else grid
+
+
+def captioned_grid(images, captions, cols):
+  """`image_grid` in rows of `cols` with each row's caption written under it (none: the plain
+  grid); the text is clipped at the grid's right edge."""
+  grid = image_grid(images, cols)
+  if not captions:
+    return grid
+  h = images.shape[1] + 1  # a row and the gap above it
+  font = ImageFont.load_default()
+  left, top, _, bottom = font.getbbox("Ag")
+  band = bottom - top + 4
+  picture = Image.fromarray(grid).convert("RGB")
+  out = Image.new("RGB", (picture.width, picture.height + len(captions) * band), "white")
+  draw = ImageDraw.Draw(out)
+  for r, caption in enumerate(captions):
+    y = r * (h + band)
+    out.paste(picture.crop((0, r * h, picture.width, (r + 1) * h)), (0, y))
+    draw.text((2 - left, y + h + 2 - top), str(caption), fill=(0, 0, 0), font=font)
+  out.paste(picture.crop((0, len(captions) * h, picture.width, picture.height)),
+            (0, len(captions) * (h + band)))  # the gap under the last row
+  return np.asarray(out)
 
 
 def side_by_side(*columns, per_row=2):

@@ -138,7 +138,7 @@ class NoiseGame:
     k_g, k_d, rng = jax.random.split(make_key(self.config.seed if seed is None else seed), 3)
     z = jnp.zeros((2, self.config.model.latent_dim), jnp.float32)
     x = jnp.zeros((2,) + tuple(self.spec.shape), jnp.float32)
-    labels = jnp.zeros((2,), jnp.int32)
+    labels = self.no_labels(2)
     g = init_net(self.g_model, k_g, self.g_tx, z, labels)
     return GANState(step=jnp.zeros((), jnp.int32), g=g,
                     d=init_net(self.d_model, k_d, self.d_tx, x, labels),
@@ -238,6 +238,11 @@ class NoiseGame:
 
   # --- inference ---------------------------------------------------------------------------
 
+  def no_labels(self, num):
+    """G's and D's label input where none is given (initialisation, a bare `generator` call):
+    class 0."""
+    return jnp.zeros((num,), jnp.int32)
+
   def latents(self, state, num, seed=0, labels=None, ema=True, truncation=None):
     """(codes, labels) behind `generate`'s `num` samples of `seed`: G's inputs z here."""
     del state, ema  # z does not depend on the weights
@@ -276,7 +281,7 @@ class NoiseGame:
     model = self.g_model
 
     def fn(variables, z, labels=None):
-      labels = jnp.zeros(z.shape[:1], jnp.int32) if labels is None else labels
+      labels = self.no_labels(z.shape[0]) if labels is None else labels
       return apply_inference(model, *split_variables(variables), z, labels)
     return fn, {"params": g_params(state, ema), **state.g.collections}
 
@@ -297,7 +302,7 @@ class NoiseGame:
     weights; the same map whatever the layer: a dense layer, a transposed conv of a 1x1 input,
     spectrally normalized or not; the label's part of the layer is left out)."""
     dim = self.config.model.latent_dim
-    z, labels = np.zeros((2, dim), np.float32), np.zeros((2,), np.int32)
+    z, labels = np.zeros((2, dim), np.float32), np.asarray(self.no_labels(2))
     reader = first_reader(self.g_model, g_params(state, ema), state.g.collections, z, labels)
     out = lambda z: reader(z[None], labels[:1]).reshape(-1)
     jac = np.asarray(jax.jit(jax.jacrev(out))(jnp.zeros((dim,), jnp.float32)))  # [F, dim]

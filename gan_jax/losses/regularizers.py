@@ -33,6 +33,25 @@ def r1_penalty(d_fn, real):
   return jnp.mean(_per_sample_sq_norm(_input_grads(d_fn, real)))
 
 
+def matching_aware_gp(d_fn, real, text, k=2.0, p=6.0, has_aux=False):
+  """DF-GAN's matching-aware zero-centred gradient penalty (MA-GP, Tao et al. 2022):
+  k E[||(grad_x D(x, e), grad_e D(x, e))||^p] at real images x with their own sentences e, the
+  gradient taken w.r.t. both (the paper's k = 2, p = 6).
+
+  d_fn(x, e) -> logits [B], or (logits, aux) with `has_aux`. Returns (penalty, logits) or
+  (penalty, logits, aux): the gradient comes with D's logits on those pairs, so a step's loss
+  needs no second pass over them.
+  """
+  if has_aux:
+    logits, pull, aux = jax.vjp(d_fn, real, text, has_aux=True)
+  else:
+    logits, pull = jax.vjp(d_fn, real, text)
+  grad_x, grad_e = pull(jnp.ones_like(logits))  # per sample: samples are independent in D
+  squared = _per_sample_sq_norm(grad_x) + _per_sample_sq_norm(grad_e)
+  penalty = k * jnp.mean(squared ** (p / 2))  # no square root: smooth at a zero gradient
+  return (penalty, logits, aux) if has_aux else (penalty, logits)
+
+
 def clip_weights(params, c):
   """WGAN weight clipping: every D parameter into [-c, c]."""
   return jax.tree.map(lambda p: jnp.clip(p, -c, c), params)

@@ -4,7 +4,7 @@ import math
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
-from gan_jax.models import dcgan, mlp, resnet, sr, stylegan2
+from gan_jax.models import dcgan, dfgan, mlp, resnet, sr, stylegan2
 from gan_jax.models.patchgan import PatchGAN
 from gan_jax.models.resnet_gen import ResnetGenerator
 from gan_jax.models.unet import UNet
@@ -49,7 +49,14 @@ def build(config, data_spec, axis_name=None):
     return (stylegan2.Generator(z_dim=m.latent_dim, w_dim=m.w_dim, axis_name=axis_name,
                                 mapping_layers=m.mapping_layers, **kw),
             stylegan2.Discriminator(mbstd_group_size=m.mbstd_group, **kw))
-  raise UserError(f"Unknown model {m.name!r}: choose dcgan, resnet, mlp or stylegan2.")
+  if m.name == "dfgan":
+    if not data_spec.text_dim:
+      raise UserError(f"The DF-GAN draws images of captions, and {config.data.source!r} has no "
+                      "caption embeddings: use a captioned source such as t2i_digits.")
+    kw = dict(resolution=config.data.resolution, dtype=dtype)
+    return (dfgan.Generator(channels=config.data.channels, width=m.g_width, **kw),
+            dfgan.Discriminator(width=m.d_width, **kw))
+  raise UserError(f"Unknown model {m.name!r}: choose dcgan, resnet, mlp, stylegan2 or dfgan.")
 
 
 def _translation_generator(name):

@@ -13,6 +13,10 @@ from gan_jax.models import cpu_conv
 # DCGAN init (Radford et al. 2016): weights ~ N(0, 0.02).
 dcgan_init = nn.initializers.normal(0.02)
 
+# PyTorch's default conv and linear init (kaiming uniform, a = sqrt(5)): U(+-1 / sqrt(fan_in)).
+# Biases start at zero here.
+torch_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+
 # Output phase a (0 or 1) of a 4x4 / stride-2 / pad-1 transposed conv reads two input rows; the
 # window's offset d (0 or 1) within the padded input meets kernel tap 3 - a - 2d.
 _PHASE_TAPS = jnp.array([[3, 1], [2, 0]])  # [a, d]

@@ -36,11 +36,9 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.models.layers import (Conv4x4s2, SNConv, conv4x4s2, norm_layer, pixel_shuffle,
-                                   spectral_normalize)
+                                   spectral_normalize, torch_init)
 
-# PyTorch's default conv and linear init (kaiming uniform, a = sqrt(5)): U(+-1 / sqrt(fan_in)).
-# BasicSR keeps it for the layers it does not re-initialise; biases start at zero here.
-torch_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+# BasicSR keeps PyTorch's default init (`torch_init`) for the layers it does not re-initialise.
 
 # ESRGAN's init (BasicSR's default_init_weights(..., scale=0.1)): Kaiming normal (fan_in, gain
 # sqrt(2)) scaled by 0.1. Small residual branches start the deep trunk near the identity, which

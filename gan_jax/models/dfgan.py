@@ -1,0 +1,161 @@
+"""DF-GAN (Tao et al. 2022): text-to-image in one stage, G fusing the sentence into every block,
+D judging (image, sentence) pairs with one output.
+
+Channels (`width`: the paper's code's ngf / ndf, 32 there): the feature map of side s carries
+width x min(2 ** i, 8) channels, i = log2(resolution / s); from 32 pixels up, 8 x width at 4x4.
+
+G(z, e): a linear layer from z to the 4x4 feature map, then per doubling a block
+  nearest 2x, then DFBlock -> conv3x3 -> DFBlock -> conv3x3, plus a shortcut (a 1x1 conv where
+  the channels change);
+then LeakyReLU 0.2, conv3x3 to the image's channels, tanh. Every DFBlock (deep fusion) reads
+cond = [z, e] and applies (affine, LeakyReLU 0.2) twice; an affine scales and shifts each channel
+by gamma(cond) and beta(cond), two-layer MLPs (linear, ReLU, linear) whose last layer starts at
+gamma = 1, beta = 0.
+
+D(x, e): conv3x3 to `width` channels, then per halving a block whose residual branch, conv4x4
+stride 2 -> LeakyReLU -> conv3x3 -> LeakyReLU (no biases), is scaled by a learned gamma that
+starts at 0, plus a shortcut (a 1x1 conv where the channels change, 2x2 average pooling). At
+4x4 the sentence embedding, repeated at every position, joins the features (the paper's
+"one-way output"): conv3x3 to 2 x width, LeakyReLU, a 4x4 valid conv to one logit (a dense
+layer). `features` and `judge` are the two halves, so a step scores one image's features
+against several sentences (the mismatched pairs) without running the blocks again.
+
+Speed (exact rewrites, every backend computes the same function): affines and LeakyReLUs act per
+channel and commute with nearest upsampling, so a G block's first DFBlock and its shortcut run
+before the upsampling, at a quarter of the pixels, and the upsampling and the first conv3x3 are
+one 4x4 stride-2 transposed conv (`layers.upsample_conv3x3`); D's shortcut pools before its 1x1
+conv. Inits are PyTorch's defaults (`layers.torch_init`) as in the paper's code.
+"""
+import math
+from functools import partial
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from gan_jax.models.layers import Conv4x4s2, SNConv, avg_pool2x, torch_init, upsample2x
+
+
+def channels(resolution, width):
+  """Channels of the feature maps of side 4, 8, ..., resolution."""
+  n = int(math.log2(resolution)) - 1
+  return [width * min(2 ** i, 8) for i in reversed(range(n))]
+
+
+def _lrelu(x):
+  return nn.leaky_relu(x, 0.2)
+
+
+def _conv(features, kernel_size, dtype, impl, **kw):
+  """A plain conv (no spectral norm) with PyTorch's init."""
+  return SNConv(features, kernel_size, spectral_norm=False, kernel_init=torch_init, dtype=dtype,
+                impl=impl, **kw)
+
+
+class Affine(nn.Module):
+  """x * gamma(cond) + beta(cond), per channel; gamma and beta start at 1 and 0."""
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, cond):
+    ch = x.shape[-1]
+
+    def mlp(bias_init, name):
+      h = nn.relu(nn.Dense(ch, kernel_init=torch_init, dtype=self.dtype, name=f"{name}_0")(cond))
+      return nn.Dense(ch, kernel_init=nn.initializers.zeros, bias_init=bias_init,
+                      dtype=self.dtype, name=f"{name}_1")(h)
+    gamma, beta = mlp(nn.initializers.ones, "gamma"), mlp(nn.initializers.zeros, "beta")
+    return x * gamma[:, None, None, :] + beta[:, None, None, :]
+
+
+class DFBlock(nn.Module):
+  """Deep text-image fusion: (affine, LeakyReLU 0.2) twice."""
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, cond):
+    for _ in range(2):
+      x = _lrelu(Affine(self.dtype)(x, cond))
+    return x
+
+
+class GBlock(nn.Module):
+  features: int
+  dtype: Any = jnp.float32
+  impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, x, cond, train):
+    conv = partial(_conv, dtype=self.dtype, impl=self.impl)
+    # DFBlock, nearest 2x and conv3x3, in that order (see the module's docstring)
+    h = conv(self.features, 3, resample="up")(DFBlock(self.dtype)(x, cond), train)
+    h = conv(self.features, 3)(DFBlock(self.dtype)(h, cond), train)
+    shortcut = conv(self.features, 1)(x, train) if x.shape[-1] != self.features else x
+    return upsample2x(shortcut) + h
+
+
+class Generator(nn.Module):
+  resolution: int
+  channels: int
+  width: int = 32
+  dtype: Any = jnp.float32
+  impl: str = "auto"  # see layers._use_gemm
+
+  @nn.compact
+  def __call__(self, z, text, train=True):
+    chans = channels(self.resolution, self.width)
+    z = z.astype(self.dtype)
+    cond = jnp.concatenate([z, text.astype(self.dtype)], -1)
+    h = nn.Dense(16 * chans[0], kernel_init=torch_init, dtype=self.dtype)(z)
+    h = h.reshape(h.shape[0], 4, 4, chans[0])
+    for c in chans[1:]:
+      h = GBlock(c, self.dtype, self.impl)(h, cond, train)
+    out = _conv(self.channels, 3, self.dtype, self.impl)(_lrelu(h), train)
+    return jnp.tanh(out.astype(jnp.float32))
+
+
+class DBlock(nn.Module):
+  features: int
+  dtype: Any = jnp.float32
+  impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, x, train):
+    h = _lrelu(Conv4x4s2(self.features, kernel_init=torch_init, dtype=self.dtype,
+                         impl=self.impl)(x))
+    h = _lrelu(_conv(self.features, 3, self.dtype, self.impl, use_bias=False)(h, train))
+    shortcut = avg_pool2x(x)
+    if x.shape[-1] != self.features:
+      shortcut = _conv(self.features, 1, self.dtype, self.impl)(shortcut, train)
+    gamma = self.param("gamma", nn.initializers.zeros, (), jnp.float32)
+    return shortcut + gamma.astype(h.dtype) * h
+
+
+class Discriminator(nn.Module):
+  resolution: int
+  width: int = 32
+  dtype: Any = jnp.float32
+  impl: str = "auto"
+
+  def setup(self):
+    chans = channels(self.resolution, self.width)[::-1]  # from the image down to 4x4
+    self.from_image = _conv(chans[0], 3, self.dtype, self.impl)
+    self.blocks = [DBlock(c, self.dtype, self.impl) for c in chans[1:]]
+    self.joint = _conv(2 * self.width, 3, self.dtype, self.impl, use_bias=False)
+    self.logit = nn.Dense(1, use_bias=False, kernel_init=torch_init, dtype=self.dtype)
+
+  def features(self, x, train=True):
+    """The 4x4 feature map of images x."""
+    h = self.from_image(x.astype(self.dtype), train)
+    for block in self.blocks:
+      h = block(h, train)
+    return h
+
+  def judge(self, h, text, train=True):
+    """Logits [B] of 4x4 features h with sentence embeddings text [B, D]."""
+    e = jnp.broadcast_to(text.astype(h.dtype)[:, None, None, :], h.shape[:3] + text.shape[-1:])
+    h = _lrelu(self.joint(jnp.concatenate([h, e], -1), train))
+    return self.logit(h.reshape(h.shape[0], -1))[:, 0].astype(jnp.float32)
+
+  def __call__(self, x, text, train=True):
+    return self.judge(self.features(x, train), text, train)

@@ -1,0 +1,225 @@
+"""The text game (DF-GAN): MA-GP against finite differences, what one step changes, jit == pmap,
+bitwise resume, G reading the sentence, captioned sample grids, the PyTorch peer's networks, and
+its bad input. Data: a captioned stand-in source (random images, a random unit embedding each)."""
+import importlib.util
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, config_path
+from runs import assert_bitwise_equal, final_state
+from test_games import assert_close_to_scale
+from test_step import load_config, run
+from gan_jax import cli, train as train_lib
+from gan_jax.data import sources
+from gan_jax.data.spec import DataSpec
+from gan_jax.experiment import Experiment
+from gan_jax.losses import regularizers
+from gan_jax.models import dfgan
+
+TEXT_DIM = 12
+
+
+class CaptionedSource:
+  """`size` random 16x16 RGB images with a random unit caption embedding each, and words for
+  them (`captions`, `caption_embeddings`, as captioned sources have them)."""
+
+  def __init__(self, size=48, resolution=16, text_dim=TEXT_DIM, seed=0):
+    rng = np.random.default_rng(seed)
+    self.x = rng.integers(0, 256, (size, resolution, resolution, 3), np.uint8)
+    self.labels = rng.integers(0, 50, size).astype(np.int32)
+    e = rng.standard_normal((size, text_dim)).astype(np.float32)
+    self.caption_embeddings = e / np.linalg.norm(e, axis=1, keepdims=True)
+    self.captions = [f"caption {i}" for i in range(size)]
+    self.spec = DataSpec((resolution, resolution, 3), "uint8", 50, text_dim)
+
+  def __len__(self):
+    return len(self.x)
+
+  def get(self, indices):
+    return {"x": self.x[indices], "label": self.labels[indices],
+            "text": self.caption_embeddings[indices]}
+
+
+@pytest.fixture
+def captioned(monkeypatch):
+  """Every config's training data is the captioned stand-in (the configs name `digits`, which
+  validates as an RGB image source)."""
+  source = CaptionedSource()
+  monkeypatch.setattr(sources, "build", lambda config, split="train": (
+      source if split == "train" else None))
+  return source
+
+
+def smoke(**overrides):
+  return load_config("t2i_digits", **{"data.source": "digits", "train.health": "off",
+                                      **overrides})
+
+
+# --- MA-GP -------------------------------------------------------------------------------------
+
+def critic(x, e, scale=1.0):
+  """A per-sample D(x, e) whose gradient mixes image and sentence: sum(w x^2) + sum(x) (v . e)
+  + |e|^2."""
+  w = jnp.linspace(0.5, 1.5, x[0].size).reshape(x.shape[1:])
+  v = jnp.linspace(-1.0, 1.0, e.shape[-1])
+  axes = tuple(range(1, x.ndim))
+  return scale * (jnp.sum(w * x ** 2, axes) + jnp.sum(x, axes) * (e @ v) + jnp.sum(e ** 2, -1))
+
+
+def finite_difference_grad(fn, x, h=1e-4):
+  g = np.zeros_like(x)
+  for idx in np.ndindex(x.shape):
+    step = np.zeros_like(x)
+    step[idx] = h
+    g[idx] = (fn(x + step) - fn(x - step)) / (2 * h)
+  return g
+
+
+def test_magp_matches_finite_differences():
+  with jax.enable_x64(True):  # central differences of float64 sums: tight tolerances
+    rng = np.random.default_rng(0)
+    x, e = rng.normal(size=(3, 2, 2, 1)), rng.normal(size=(3, 4))
+    total = lambda x, e: float(jnp.sum(critic(jnp.asarray(x), jnp.asarray(e))))
+    gx = finite_difference_grad(lambda v: total(v, e), x).reshape(3, -1)
+    ge = finite_difference_grad(lambda v: total(x, v), e)
+    norms = np.sqrt(np.sum(gx ** 2, 1) + np.sum(ge ** 2, 1))
+    penalty, logits = regularizers.matching_aware_gp(critic, x, e, k=2.0, p=6.0)
+    np.testing.assert_allclose(penalty, 2.0 * np.mean(norms ** 6), rtol=1e-6)
+    np.testing.assert_allclose(logits, critic(x, e))
+    # k and p as given; the logits come back with an aux output when asked for
+    penalty, _, aux = regularizers.matching_aware_gp(lambda x, e: (critic(x, e), e.sum()), x, e,
+                                                     k=0.5, p=2.0, has_aux=True)
+    np.testing.assert_allclose(penalty, 0.5 * np.mean(norms ** 2), rtol=1e-6)
+    np.testing.assert_allclose(aux, e.sum())
+    # D's update differentiates the penalty in D's parameters (here one scale s): a double
+    # backward. The gradient scales with s, so the penalty with s^6: d/ds at 1 is 6 x penalty.
+    of_scale = lambda s: regularizers.matching_aware_gp(lambda x, e: critic(x, e, s), x, e)[0]
+    np.testing.assert_allclose(jax.grad(of_scale)(1.0), 6 * of_scale(1.0), rtol=1e-5)
+
+
+# --- the step ----------------------------------------------------------------------------------
+
+def one_step(config, source):
+  exp = Experiment.build(config, source.spec)
+  state = exp.init_state()
+  t = config.train
+  batch = {k: v.reshape((1, t.batch_size) + v.shape[1:])
+           for k, v in source.get(np.arange(t.batch_size)).items()}
+  new, metrics = jax.jit(exp.game.train_step)(state, batch)
+  return exp, state, new, metrics
+
+
+def test_one_step_trains_both_sides(captioned):
+  config = smoke()
+  exp, before, after, metrics = one_step(config, captioned)
+  assert int(after.step) == 1
+  for key in ("d_loss", "g_loss", "magp", "d_real", "d_fake", "d_mismatched"):
+    assert np.isfinite(metrics[key]), key
+  assert metrics["magp"] > 0
+  changed = lambda a, b: not np.array_equal(np.asarray(a), np.asarray(b))
+  # The affines' MLPs start with zero last layers (gamma 1, beta 0): their first layers get no
+  # gradient at the first step; everything else in G takes one.
+  for path, old in jax.tree_util.tree_leaves_with_path(before.g.params):
+    name = jax.tree_util.keystr(path)
+    assert changed(old, _at(after.g.params, path)) != ("a_0']" in name), name
+  # D's residual branches are scaled by a gamma that starts at 0: their kernels get no gradient
+  # until gamma has moved; everything else (gamma too) takes a step.
+  for path, old in jax.tree_util.tree_leaves_with_path(before.d.params):
+    name = jax.tree_util.keystr(path)
+    residual = "blocks_" in name and ("Conv4x4s2" in name or "SNConv_0" in name)
+    assert changed(old, _at(after.d.params, path)) != residual, name
+  # the EMA moved towards G
+  assert changed(before.g_ema["Dense_0"]["kernel"], after.g_ema["Dense_0"]["kernel"])
+
+
+def _at(tree, path):
+  for key in path:
+    tree = tree[key.key]
+  return tree
+
+
+def test_generator_reads_the_sentence(captioned):
+  # At init every affine gives gamma 1, beta 0 whatever the sentence; one step in, it matters.
+  exp, before, after, _ = one_step(smoke(), captioned)
+  e = captioned.caption_embeddings[:2]
+  for state, differ in ((before, False), (after, True)):
+    a, _ = exp.game.generate(state, 4, seed=3, labels=e[0])
+    b, _ = exp.game.generate(state, 4, seed=3, labels=e[1])
+    again, _ = exp.game.generate(state, 4, seed=3, labels=np.stack([e[0]] * 4))
+    np.testing.assert_array_equal(a, again)  # one [D] embedding is every sample's
+    assert (not np.array_equal(a, b)) == differ
+  # D scores pairs: the same images with other sentences get other logits
+  images, _ = exp.game.generate(after, 4, seed=3, labels=e[0])
+  assert not np.allclose(exp.game.discriminate(after, images, np.stack([e[0]] * 4)),
+                         exp.game.discriminate(after, images, np.stack([e[1]] * 4)))
+
+
+def test_jit_and_pmap_match_single_device(captioned):
+  config = smoke(**{"train.batch_size": 16})
+  single, _ = run(config, "single")
+  for strategy in ("jit", "pmap"):
+    config.parallel.strategy = strategy
+    got, metrics = run(config, strategy)
+    assert int(got.step) == 2 and np.isfinite(metrics["d_loss"]).all()
+    for side in ("g", "d", "g_ema"):
+      assert_close_to_scale(getattr(got, side), getattr(single, side), 2e-4)
+
+
+# --- the loop ----------------------------------------------------------------------------------
+
+def train(workdir, **overrides):
+  return train_lib.train(smoke(**overrides), str(workdir), progress=False)
+
+
+def test_resume_is_bitwise_and_grids_show_captions(captioned, tmp_path):
+  train(tmp_path / "whole", **{"train.steps": 6})
+  train(tmp_path / "split", **{"train.steps": 2})
+  train(tmp_path / "split", **{"train.steps": 6})
+  (step_a, a), (step_b, b) = final_state(tmp_path / "whole"), final_state(tmp_path / "split")
+  assert step_a == step_b == 6
+  assert_bitwise_equal(a, b)
+  # 16 samples: 4 rows of 4, each row one caption of the data, written in a white band under it
+  picture = np.asarray(Image.open(tmp_path / "whole" / "samples" / "step_000004.png"))
+  side = 16 + 1  # an image and the gap above it
+  assert picture.shape[1] == 4 * side + 1 and picture.shape[0] > 4 * side + 1 + 4 * 8
+  band = picture[side:side + 8]
+  assert (band == 255).mean() > 0.5 and band.min() < 100  # mostly paper, some ink
+
+
+def test_text_game_on_data_without_captions_is_one_sentence(tmp_path, capsys):
+  code = cli.main(["train", f"--config={config_path('t2i_digits')}", "--config.data.source=digits",
+                   f"--workdir={tmp_path}", "--noprogress"])
+  assert code == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+  assert err.startswith("gan-jax: error: ") and "no caption embeddings" in err, err
+  assert not os.path.exists(tmp_path / "checkpoints")
+
+
+# --- the PyTorch peer --------------------------------------------------------------------------
+
+def load_peer():
+  pytest.importorskip("torch", reason="the PyTorch peer needs torch (pip install torch)")
+  path = os.path.join(REPO, "benchmarks", "peers", "torch_dfgan.py")
+  spec = importlib.util.spec_from_file_location("torch_dfgan", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.parametrize("resolution,width", [(32, 32), (64, 8), (16, 4)])
+def test_peer_networks_have_our_parameter_counts(resolution, width):
+  peer = load_peer()
+  count = lambda tree: sum(x.size for x in jax.tree.leaves(tree))
+  z, e = jnp.zeros((1, 100)), jnp.zeros((1, 384))
+  x = jnp.zeros((1, resolution, resolution, 3))
+  ours_g = jax.eval_shape(dfgan.Generator(resolution, 3, width).init, jax.random.key(0), z, e)
+  ours_d = jax.eval_shape(dfgan.Discriminator(resolution, width).init, jax.random.key(0), x, e)
+  torch_count = lambda net: sum(p.numel() for p in net.parameters())
+  assert count(ours_g) == torch_count(peer.Generator(resolution, 3, width, 100, 384))
+  assert count(ours_d) == torch_count(peer.Discriminator(resolution, 3, width, 384))
