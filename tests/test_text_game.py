@@ -26,14 +26,14 @@ TEXT_DIM = 12
 
 class CaptionedSource:
   """`size` random 16x16 RGB images with a random unit caption embedding each, and words for
-  them (`captions`, `caption_embeddings`, as captioned sources have them)."""
+  them (`captions`, `embeddings`, as captioned sources have them)."""
 
   def __init__(self, size=48, resolution=16, text_dim=TEXT_DIM, seed=0):
     rng = np.random.default_rng(seed)
     self.x = rng.integers(0, 256, (size, resolution, resolution, 3), np.uint8)
     self.labels = rng.integers(0, 50, size).astype(np.int32)
     e = rng.standard_normal((size, text_dim)).astype(np.float32)
-    self.caption_embeddings = e / np.linalg.norm(e, axis=1, keepdims=True)
+    self.embeddings = e / np.linalg.norm(e, axis=1, keepdims=True)
     self.captions = [f"caption {i}" for i in range(size)]
     self.spec = DataSpec((resolution, resolution, 3), "uint8", 50, text_dim)
 
@@ -42,7 +42,7 @@ class CaptionedSource:
 
   def get(self, indices):
     return {"x": self.x[indices], "label": self.labels[indices],
-            "text": self.caption_embeddings[indices]}
+            "text": self.embeddings[indices]}
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def _at(tree, path):
 def test_generator_reads_the_sentence(captioned):
   # At init every affine gives gamma 1, beta 0 whatever the sentence; one step in, it matters.
   exp, before, after, _ = one_step(smoke(), captioned)
-  e = captioned.caption_embeddings[:2]
+  e = captioned.embeddings[:2]
   for state, differ in ((before, False), (after, True)):
     a, _ = exp.game.generate(state, 4, seed=3, labels=e[0])
     b, _ = exp.game.generate(state, 4, seed=3, labels=e[1])

@@ -165,13 +165,13 @@ class TextGame(NoiseGame):
 
   def preview_inputs(self, source, held_out=None):
     """The captions the sample grids show, one row each: (captions or None, embeddings [R, D]),
-    a fixed choice of the source's `captions` and `caption_embeddings` where it has them, else
+    a fixed choice of the source's `captions` and `embeddings` where it has them, else
     of its examples' embeddings (then with no words to write)."""
     del held_out
     rows = -(-self.config.sample.num // self.columns())
     rng = np.random.default_rng(self.config.seed)
     captions = getattr(source, "captions", None)
-    embeddings = getattr(source, "caption_embeddings", None)
+    embeddings = getattr(source, "embeddings", None)
     if captions is not None and embeddings is not None:
       picked = rng.choice(len(captions), rows, replace=len(captions) < rows)
       return [captions[i] for i in picked], np.asarray(embeddings, np.float32)[picked]
