@@ -120,6 +120,11 @@ class Model:
     return self.exp.spec.num_classes if self.config.model.get("conditional", False) else 0
 
   @property
+  def text_dim(self):
+    """Width of the caption embeddings a text-to-image run reads (0: not one)."""
+    return self.exp.spec.text_dim
+
+  @property
   def directions(self):
     return tuple(self.game.directions)
 
@@ -298,10 +303,32 @@ class Model:
 
   # --- checks --------------------------------------------------------------------------------
 
+  def encode(self, texts):
+    """Caption embeddings [N, D] of `texts` (a string or a list of them) by the sentence encoder
+    the run trained with: what a text-to-image run takes where others take labels."""
+    if not self.text_dim:
+      raise UserError(f"--text needs a text-to-image run, and {self.workdir} trained "
+                      f"{self.config.model.name}, which reads no captions: drop --text.")
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+      raise UserError("Give at least one caption, and no empty ones (e.g. --text='a red seven').")
+    if getattr(self, "_encoder", None) is None:
+      from gan_jax import encoders  # pylint: disable=g-import-not-at-top  (text runs only)
+      self._encoder = encoders.get(self.config.text.encoder)
+    return np.asarray(self._encoder.encode(texts), np.float32)
+
   def check_labels(self, labels, num=None):
     """One UserError for labels this run cannot take: any on an unconditional run, classes out of
-    range, or a list of other than `num` labels."""
+    range, or a list of other than `num` labels. Text runs take caption embeddings [N, D] or one
+    [D] for all (`encode`)."""
     if labels is None:
+      return
+    if self.text_dim:
+      shape = np.shape(labels)
+      if shape[-1:] != (self.text_dim,) or len(shape) > 2 or (
+          num is not None and len(shape) == 2 and shape[0] != num):
+        raise UserError(f"{self.workdir} draws from captions: give texts (--text, or "
+                        "model.encode(texts) as labels), not class labels.")
       return
     if not self.num_classes:
       raise UserError(f"--label needs a conditional model, and {self.workdir} trained an "
@@ -336,6 +363,9 @@ class Model:
                       f"{self.workdir}'s {self.config.model.name} reads {want}: they were made "
                       "for another model; project or sample them with this one.")
     labels = latents.labels
+    if self.text_dim:
+      self.check_labels(labels, len(latents.codes))
+      return
     if self.num_classes and labels.ndim == 2 and labels.shape[1] != self.num_classes:
       raise UserError(f"These codes mix {labels.shape[1]} classes and {self.workdir} has "
                       f"{self.num_classes}: they were made for another model.")

@@ -133,7 +133,7 @@ def _check_truncation(fv):
 def _parse_sample(argv):
   fv = flags.FlagValues()
   flags.DEFINE_string("workdir", None, "run directory to sample from", flag_values=fv)
-  flags.DEFINE_integer("num", None, "samples (default 64); --mix: sources per side (default 5); "
+  flags.DEFINE_integer("num", None, "samples (default 64; --text: 8 a caption); --mix: sources per side (default 5); "
                        "--interpolate: latents walked through (default 4)", flag_values=fv)
   flags.DEFINE_string("out", None, "output: .png grid or .npz arrays (default samples.png); "
                       "--interpolate: .gif (default walk.gif)", flag_values=fv)
@@ -154,9 +154,18 @@ def _parse_sample(argv):
                       "`gan-jax directions` wrote", flag_values=fv)
   flags.DEFINE_float("strength", 1.0, "--direction: how far, in sigmas (-3 to 3 spans nearly "
                      "all codes)", flag_values=fv)
-  _parse(fv, argv)
+  flags.DEFINE_multi_string("text", None, "text-to-image runs: a caption to draw (repeat the flag "
+                            "for several), --num samples each", flag_values=fv)
+  flags.DEFINE_string("text_file", None, "text-to-image runs: a file of captions, one a line",
+                      flag_values=fv)
+  _parse(fv, [a.replace("--text-file", "--text_file", 1) for a in argv])
   if not fv.workdir:
     raise UserError("sample needs --workdir=DIR, the run to sample from.")
+  fv.text = (fv.text or []) + (_read_lines(fv.text_file) if fv.text_file else [])
+  if fv.text and (fv.mix is not None or fv.interpolate is not None or fv.latent
+                   or fv.label is not None):
+    raise UserError("--text draws plain samples of new codes: drop --mix, --interpolate, "
+                    "--latent and --label.")
   _check_truncation(fv)
   if (fv.mix is not None or fv.interpolate is not None) and (fv.latent or fv.direction):
     raise UserError("--latent and --direction draw plain samples: drop --mix or --interpolate "
@@ -167,7 +176,8 @@ def _parse_sample(argv):
   if fv.mix is not None and fv.interpolate is not None:
     raise UserError("--mix and --interpolate make different pictures: give one of them.")
   mode = "mix" if fv.mix is not None else "interpolate" if fv.interpolate is not None else None
-  fv.num = fv.num if fv.num is not None else {"mix": 5, "interpolate": 4}.get(mode, 64)
+  if fv.num is None:
+    fv.num = {"mix": 5, "interpolate": 4}.get(mode, 8 if fv.text else 64)
   fv.out = fv.out or ("walk.gif" if mode == "interpolate" else "samples.png")
   if fv.num < (2 if mode == "interpolate" else 1):
     raise UserError(f"--num={fv.num} must be a positive number"
@@ -180,6 +190,19 @@ def _parse_sample(argv):
   if not need and not fv.out.endswith((".png", ".npz")):
     raise UserError(f"--out={fv.out} must end in .png (a picture) or .npz (arrays).")
   return fv
+
+
+def _read_lines(path):
+  """The non-empty lines of a text file (captions); one UserError when it cannot be read."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      lines = [line.strip() for line in f if line.strip()]
+  except (OSError, UnicodeDecodeError) as e:
+    raise UserError(f"--text_file={path} could not be read ({_one_sentence(e)}): give a UTF-8 "
+                    "text file with one caption a line.") from None
+  if not lines:
+    raise UserError(f"--text_file={path} holds no captions: write one caption a line.")
+  return lines
 
 
 def _parse_interpolate(argv):
@@ -470,7 +493,8 @@ def main(argv):
         print(*sampling.interpolation(fv.workdir, fv.out, fv.interpolate, fv.num, **kw))
       else:
         print(sampling.sample(fv.workdir, fv.num, fv.out, latent=fv.latent,
-                              direction=fv.direction, strength=fv.strength, **kw))
+                              direction=fv.direction, strength=fv.strength,
+                              texts=fv.text or None, **kw))
     elif verb == "interpolate":
       from gan_jax import sampling
       fv = _parse_interpolate(rest)

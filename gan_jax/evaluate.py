@@ -40,7 +40,7 @@ from gan_jax.errors import UserError
 INCEPTION_METRICS = ("fid", "is", "kid", "pr", "prdc")
 PAIR_METRICS = ("l1", "psnr", "ssim")
 SR_METRICS = ("psnr_y", "ssim_y")
-METRICS = INCEPTION_METRICS + ("modes", "digits", "cas") + PAIR_METRICS + SR_METRICS
+METRICS = INCEPTION_METRICS + ("modes", "digits", "cas", "t2i") + PAIR_METRICS + SR_METRICS
 MODE_SOURCES = ("ring2d", "grid2d", "stacked_digits")
 # Translation data whose outputs a digits classifier can read: the style of domains A and B.
 DIGIT_DOMAINS = {"digit_edges": (None, None), "digit_styles": (None, "digit_styles_b")}
@@ -48,7 +48,7 @@ ALIGNED_KINDS = sources.PAIRED_KINDS + ("digit_styles",)  # held-out digit_style
 # The fewest samples each metric is defined for: IS has 10 splits, PR and PRDC need k + 1 points,
 # CAS's classifier two classes.
 MIN_SAMPLES = {"fid": 2, "is": 10, "kid": 2, "pr": 4, "prdc": 6, "modes": 1, "digits": 2,
-               "cas": 2, "l1": 1, "psnr": 1, "ssim": 1, "psnr_y": 1, "ssim_y": 1}
+               "cas": 2, "t2i": 1, "l1": 1, "psnr": 1, "ssim": 1, "psnr_y": 1, "ssim_y": 1}
 _CHUNK = 500  # samples generated (and scored by Inception) at a time
 
 
@@ -67,6 +67,8 @@ def default_metrics(source):
     return ["digits"] + (list(PAIR_METRICS) if source == "digit_edges" else [])
   if sources.kind(source) in ALIGNED_KINDS:
     return list(PAIR_METRICS)
+  if source == "t2i_digits":
+    return ["t2i"]
   return ["digits"] if source == "digits" else ["fid"]
 
 
@@ -96,6 +98,9 @@ def parse_metrics(text, source, spec_shape, game_metrics=None):
     if name == "digits" and source != "digits" and source not in DIGIT_DOMAINS:
       raise UserError(f"Metric 'digits' uses a classifier of the digits data, and this run trained "
                       f"on {source}: use --metrics={default_metrics(source)[0]}.")
+    if name == "t2i" and source != "t2i_digits":
+      raise UserError(f"Metric 't2i' reads prompts of the t2i_digits task, and this run trained on "
+                      f"{source}: use --metrics={default_metrics(source)[0]}.")
     if name in PAIR_METRICS and sources.kind(source) not in ALIGNED_KINDS:
       raise UserError(f"Metric {name!r} compares outputs with their targets, and {source} has no "
                       f"aligned pairs: use --metrics={default_metrics(source)[0]}.")
@@ -175,7 +180,8 @@ class Evaluator:
     from gan_jax.metrics.stats import FeatureStats  # pylint: disable=g-import-not-at-top
     keep_samples = any(m in ("modes", "digits", "cas") for m in self.metrics)
     kept, kept_labels, pools, logits, stats = [], [], [], [], FeatureStats()
-    for samples, labels in self._samples(exp, state, ema, truncate or {}):
+    draws = keep_samples or self.extractor is not None
+    for samples, labels in self._samples(exp, state, ema, truncate or {}) if draws else ():
       if keep_samples:
         kept.append(samples)
         kept_labels.append(labels)
@@ -199,7 +205,30 @@ class Evaluator:
         out.update(digits.digits_metrics(samples, labels=labels))
       if "cas" in self.metrics:
         out.update(self._cas(samples, labels))
+    if "t2i" in self.metrics:
+      out.update(self._t2i(exp, state, ema, truncate or {}))
     return out
+
+  def _t2i(self, exp, state, ema, truncate):
+    """Attribute accuracy and R-precision on the t2i_digits prompts (`metrics.text`), per seen and
+    held-out pairs and per wording. Text runs read the prompts through their sentence encoder; a
+    cGAN on the same data reads each prompt's (digit, colour) class: the reference line."""
+    from gan_jax.data import captions  # pylint: disable=g-import-not-at-top
+    from gan_jax.metrics import text  # pylint: disable=g-import-not-at-top
+    if exp.spec.text_dim:
+      from gan_jax import encoders  # pylint: disable=g-import-not-at-top
+      to_labels = encoders.get(self.config.text.encoder).encode
+    elif self.config.model.get("conditional", False):
+      to_labels = lambda texts: np.array([captions.label(captions.pair_of(t)) for t in texts])
+    else:
+      raise UserError("Metric 't2i' asks for digits of given colours, and this run draws no "
+                      "chosen ones: train a text run (configs/t2i_digits.py) or a conditional one.")
+    calls = iter(range(1 << 30))  # each batch of prompts its own latents
+
+    def generate(texts):
+      return exp.game.generate(state, len(texts), seed=self.seed * 100003 + next(calls),
+                               labels=to_labels(list(texts)), ema=ema, **truncate)[0]
+    return {f"t2i/{k}": v for k, v in text.prompt_metrics(generate, seed=self.seed).items()}
 
   def _cas(self, samples, labels):
     """CAS of the samples on the test set; and once per evaluator, the same classifier trained

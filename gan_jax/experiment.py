@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax import checkpoint, config as config_lib, games
+from gan_jax.data import captions
 from gan_jax.data.sources import DataSpec
 from gan_jax.errors import UserError
 
@@ -83,7 +84,11 @@ def load(workdir):
   if ckpt.latest_step() is None:
     raise UserError(f"{workdir} has no checkpoint yet: train longer (a checkpoint is written every "
                     f"train.checkpoint_every={config.train.checkpoint_every} steps) or resume it.")
-  return Experiment.build(config, spec), ckpt
+  exp = Experiment.build(config, spec)
+  cached = captions.load(workdir) if spec.text_dim else None
+  if cached:  # text runs draw the data's captions where none are given
+    exp.game.use_captions(*cached[:2])
+  return exp, ckpt
 
 
 def restore(exp, ckpt, step=None):

@@ -7,6 +7,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 
+CAPTION_WIDTH = 320  # pixels: a captioned grid's rows are at least this wide
+
+
 def to_uint8(images):
   """float images in [-1, 1] -> uint8 pixels."""
   return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
@@ -26,10 +29,14 @@ def image_grid(images, cols=None):
 
 def captioned_grid(images, captions, cols):
   """`image_grid` in rows of `cols` with each row's caption written under it (none: the plain
-  grid); the text is clipped at the grid's right edge."""
-  grid = image_grid(images, cols)
+  grid). Small images are enlarged (nearest neighbour) until a row is CAPTION_WIDTH pixels wide,
+  room for about 50 characters; longer captions are clipped at the right edge."""
   if not captions:
-    return grid
+    return image_grid(images, cols)
+  images = np.asarray(images)
+  zoom = max(1, -(-CAPTION_WIDTH // (cols * images.shape[2])))
+  images = images.repeat(zoom, axis=1).repeat(zoom, axis=2)
+  grid = image_grid(images, cols)
   h = images.shape[1] + 1  # a row and the gap above it
   font = ImageFont.load_default()
   left, top, _, bottom = font.getbbox("Ag")

@@ -24,24 +24,35 @@ def open_run(workdir, label, truncation, truncation_cutoff, seed_index=0, ema=Tr
 
 
 def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,
-           truncation_cutoff=None, seed_index=0, latent=None, direction=None, strength=1.0):
+           truncation_cutoff=None, seed_index=0, latent=None, direction=None, strength=1.0,
+           texts=None):
   """Writes `num` samples of the latest checkpoint to `out` (.png or .npz, which also holds the
   codes behind them: a latent file); returns `out`. `truncation` (as the game defines it) and
   `truncation_cutoff` (per-layer styles); `seed_index`: which run of a train.num_seeds run.
   latent: a latent file (`project`, `sample --out=X.npz`) to draw instead of `num` new codes.
-  direction: "dirs.npz:I", moved along by `strength` sigmas."""
+  direction: "dirs.npz:I", moved along by `strength` sigmas. texts: captions of a text-to-image
+  run, `num` samples each (a row each in the PNG, captioned; the .npz's `texts` names each
+  sample's)."""
   model, truncate = open_run(workdir, label, truncation, truncation_cutoff, seed_index, ema)
+  if model.text_dim and not (texts or latent):
+    raise UserError(f"{workdir} draws from captions: say what to draw with --text='a red seven' "
+                    "(or --text_file=prompts.txt, a caption a line).")
+  embeddings = model.encode(texts) if texts else None  # one UserError on a run without captions
   if latent:
     codes = latents_lib.load(latent)
     model.check_latents(codes)
   else:
-    codes = model.latents(num, seed, label, **truncate)
+    labels = label if embeddings is None else np.repeat(embeddings, num, axis=0)
+    codes = model.latents(num * len(texts) if texts else num, seed, labels, **truncate)
   if direction:
     codes = directions_lib.move(model, codes, *directions_lib.parse(direction), strength)
   samples = model.render(codes)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   if out.endswith(".npz"):
-    codes.save(out, samples=samples, workdir=os.path.abspath(workdir), step=model.step)
+    codes.save(out, samples=samples, workdir=os.path.abspath(workdir), step=model.step,
+               texts=np.repeat(texts, num) if texts else None)
+  elif texts:
+    reporting.save_picture(out, reporting.captioned_grid(samples, texts, num))
   else:
     reporting.save_picture(out, reporting.sample_picture(samples))
   return out

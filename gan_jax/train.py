@@ -91,6 +91,8 @@ def train(config, workdir, progress=True):
   source = captions.for_training(sources.build(config), config, workdir,
                                  progress and jax.process_index() == 0)
   exp = experiment.Experiment.build(config, source.spec)
+  if isinstance(source, captions.TextSource):  # evaluation and health checks draw its captions
+    exp.game.use_captions(source.captions, source.embeddings)
   strategy = parallel.get(config.parallel.strategy)
   multi_step = step_lib.make_multi_step(exp.game_for(strategy.axis_name).train_step)
   compiled = {}  # steps per call -> compiled function (the last call may be shorter)

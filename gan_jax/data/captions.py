@@ -480,6 +480,21 @@ def read_embeddings(workdir, encoder, captions):
     return None
 
 
+def load(workdir):
+  """(captions, embeddings, encoder name) of the workdir's text_embeddings.npz, or None where it
+  has none (a run without captions) or it cannot be read."""
+  path = os.path.join(workdir, EMBEDDINGS)
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      data, ends = z["caption_bytes"].tobytes(), z["caption_ends"]
+      texts = [data[a:b].decode("utf-8") for a, b in zip(np.r_[0, ends[:-1]], ends)]
+      return texts, z["embeddings"], str(z["encoder"])
+  except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+    return None
+
+
 def save(source, workdir):
   """text_embeddings.npz in the workdir for a `TextSource` whose embeddings were computed now:
   the caption strings, their embeddings and the encoder's name."""

@@ -15,9 +15,11 @@ D's blocks run once on the reals: the matched and mismatched pairs share their f
 
 Everything after training is the noise game's with `labels` meaning caption embeddings: float32
 [N, D] (or one [D] for all) wherever a class label would go (`generate`, `render`, `generator`,
-`discriminate`, latent files). Without them, `noise` draws random unit vectors of `seed`: not
-captions of the data, but a fixed input for monitoring (the health checks); pass real
-embeddings for meaningful images. Sample grids show a row per caption of the data.
+`discriminate`, latent files). Without them, `noise` draws captions of the data (`captions`,
+set by training and by `experiment.load` from the workdir's text_embeddings.npz), so evaluation
+and the health checks see what training saw; a game with no captions at hand (built from a
+config alone) draws random unit vectors of `seed`. Sample grids show a row per caption of the
+data.
 """
 import math
 
@@ -47,6 +49,11 @@ class TextGame(NoiseGame):
     self.g_tx = optim.build(config.optim.g, t.steps)
     self.d_tx = optim.build(config.optim.d, t.steps)
     self.devices = Devices(axis_name)
+    self.captions = None  # (texts, embeddings [K, D]) of the data, where known
+
+  def use_captions(self, texts, embeddings):
+    """The data's captions, drawn from where no embeddings are given."""
+    self.captions = (list(texts), np.asarray(embeddings, np.float32))
 
   @staticmethod
   def validate(config):
@@ -143,9 +150,14 @@ class TextGame(NoiseGame):
 
   def noise(self, num, seed=0, labels=None, truncation=None):
     """(z, embeddings [num, D]) of `num` samples of `seed`: z as the noise game draws it; the
-    embeddings given (one [D] for all, or one per sample), else random unit vectors of `seed`."""
+    embeddings given (one [D] for all, or one per sample), else those of captions of the data
+    drawn by `seed`, else random unit vectors of `seed`."""
     z, _ = super().noise(num, seed, None, truncation)
-    if labels is None:
+    if labels is None and self.captions is not None:
+      key = jax.random.fold_in(make_key(seed), TEXT_STREAM)
+      labels = self.captions[1][np.asarray(jax.random.randint(key, (num,), 0,
+                                                              len(self.captions[1])))]
+    elif labels is None:
       e = jax.random.normal(jax.random.fold_in(make_key(seed), TEXT_STREAM),
                             (num, self.spec.text_dim))
       labels = e / jnp.linalg.norm(e, axis=-1, keepdims=True)
