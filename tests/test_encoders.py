@@ -309,3 +309,19 @@ def test_clip_resize_is_pils_bicubic():
   ours = np.asarray(clip_vision.preprocess(picture[None, :, :, None] * 2 - 1, 224))[0, :, :, 0]
   np.testing.assert_allclose(ours * clip_vision.STD[0] + clip_vision.MEAN[0], pil, atol=1e-5)
 
+
+def test_encoder_speed_benchmark_reports_both_sides(tmp_path):
+  pytest.importorskip("sentence_transformers")
+  import json
+  import subprocess
+  from conftest import REPO
+  out = tmp_path / "speed.json"
+  subprocess.run([sys.executable, "benchmarks/encoder_speed.py", "--captions=8", "--batch_size=8",
+                  "--rounds=1", "--calls=1", f"--json={out}"], cwd=REPO, check=True,
+                 capture_output=True)
+  r = json.loads(out.read_text())
+  rate = r["sentences_per_sec"]
+  assert set(rate) == {"ours", "ours_padded_128", "peer", "peer_1_thread"} and r["captions"] == 8
+  assert r["median_ratio"] == pytest.approx(rate["ours"] / rate["peer"])
+  assert r["median_trim_gain"] == pytest.approx(rate["ours"] / rate["ours_padded_128"])
+  assert r["max_abs_difference"] < 1e-4
