@@ -9,7 +9,7 @@ from gan_jax import encoders
 from gan_jax.errors import UserError
 
 # Empty and blank, short captions, punctuation only, accents, CJK, Cyrillic, emoji, control
-# characters, and three texts past 128 word pieces (one past 256).
+# characters, a 500-letter word ([UNK]), and three texts past 128 word pieces (one past 256).
 SENTENCES = [
     "", "   ", "x", "a red seven", "the digit 7 in red", "The digit 7, written in red ink.",
     "!!!???...;:", "café naïve résumé — déjà vu", "東京の夜景はとても綺麗です", "Привет, как дела?",
@@ -17,7 +17,7 @@ SENTENCES = [
     "numbers 1234567890 and 3.14159", "two blue fives next to each other",
     "a photo of a cat sitting on a mat", "word " * 150,
     " ".join(f"token{i}" for i in range(200)), "a" * 500,
-    "The quick brown fox jumps over the lazy dog. " * 12,
+    "The quick brown fox jumps over the lazy dog. " * 14,
 ]
 
 
