@@ -88,8 +88,8 @@ def run_side(side):
   first, times = timing.time_calls(lambda: encode(texts), FLAGS.calls, 0)
   if FLAGS.save:
     np.save(FLAGS.save, encode(texts))
-  print(json.dumps({"side": side, **info, "sentences_per_sec": len(texts) / statistics.median(times),
-                    "seconds": times, "first_call_s": first}))
+  print(json.dumps({"side": side, **info, "seconds": times, "first_call_s": first,
+                    "sentences_per_sec": len(texts) / statistics.median(times)}))
 
 
 def scheduler():
