@@ -9,7 +9,7 @@ from gan_jax import encoders
 from gan_jax.errors import UserError
 
 # Empty and blank, short captions, punctuation only, accents, CJK, Cyrillic, emoji, control
-# characters, and three texts past 128 word pieces (one past 256).
+# characters, a 500-letter word ([UNK]), and three texts past 128 word pieces (one past 256).
 SENTENCES = [
     "", "   ", "x", "a red seven", "the digit 7 in red", "The digit 7, written in red ink.",
     "!!!???...;:", "café naïve résumé — déjà vu", "東京の夜景はとても綺麗です", "Привет, как дела?",
@@ -17,7 +17,7 @@ SENTENCES = [
     "numbers 1234567890 and 3.14159", "two blue fives next to each other",
     "a photo of a cat sitting on a mat", "word " * 150,
     " ".join(f"token{i}" for i in range(200)), "a" * 500,
-    "The quick brown fox jumps over the lazy dog. " * 12,
+    "The quick brown fox jumps over the lazy dog. " * 14,
 ]
 
 
@@ -309,3 +309,19 @@ def test_clip_resize_is_pils_bicubic():
   ours = np.asarray(clip_vision.preprocess(picture[None, :, :, None] * 2 - 1, 224))[0, :, :, 0]
   np.testing.assert_allclose(ours * clip_vision.STD[0] + clip_vision.MEAN[0], pil, atol=1e-5)
 
+
+def test_encoder_speed_benchmark_reports_both_sides(tmp_path):
+  pytest.importorskip("sentence_transformers")
+  import json
+  import subprocess
+  from conftest import REPO
+  out = tmp_path / "speed.json"
+  subprocess.run([sys.executable, "benchmarks/encoder_speed.py", "--captions=8", "--batch_size=8",
+                  "--rounds=1", "--calls=1", f"--json={out}"], cwd=REPO, check=True,
+                 capture_output=True)
+  r = json.loads(out.read_text())
+  rate = r["sentences_per_sec"]
+  assert set(rate) == {"ours", "ours_padded_128", "peer", "peer_1_thread"} and r["captions"] == 8
+  assert r["median_ratio"] == pytest.approx(rate["ours"] / rate["peer"])
+  assert r["median_trim_gain"] == pytest.approx(rate["ours"] / rate["ours_padded_128"])
+  assert r["max_abs_difference"] < 1e-4
