@@ -1,5 +1,5 @@
-"""`gan-jax explore`: a local web page to steer a trained model (seed, label, truncation, a latent
-direction and its strength) and to run a translator or super-resolution G on an uploaded picture.
+"""`gan-jax explore`: a local web page to steer a trained model (seed, label or caption,
+truncation, a latent direction and its strength) and to run a translator or super-resolution G on an uploaded picture.
 
 A page of our own on the standard library (`http.server.ThreadingHTTPServer` and one HTML file
 with inline JS, `explorer.html`) rather than Gradio, because it is simpler and faster: no heavy
@@ -12,7 +12,7 @@ and the benchmark can call it directly; `open_server` binds the port, loads the 
 what the page will ask for (a warm-up) and returns the server, which the CLI then runs.
 
 Endpoints: GET / (the page), GET /info (JSON: the run, its kind, classes, latent spaces,
-directions, truncation), GET /image?seed=&label=&truncation=&direction=&strength= (a PNG,
+directions, truncation), GET /image?seed=&label=&truncation=&direction=&strength=&text= (a PNG,
 enlarged with nearest-neighbour to at least `DISPLAY` px), POST /translate?direction= (an
 uploaded image through a translator or super-resolution G; a PNG), POST /project (an uploaded
 picture projected into a noise model's latent space, `gan-jax project`'s optimisation with
@@ -20,6 +20,7 @@ PROJECT_STEPS steps; a PNG of the target beside its projection). Bad requests ge
 sentence, as the CLI's bad input does.
 """
 import errno
+import functools
 import http.server
 import importlib.util
 import io
@@ -43,7 +44,8 @@ MAX_UPLOAD = 20 * 2 ** 20   # bytes of one uploaded file
 MAX_PIXELS = 1024 * 1024    # output pixels of one upload: more is a job for the batch verbs
 SEED_MAX = 2 ** 31 - 1
 STRENGTH_MAX = 100.0        # |strength| of a direction: far beyond what any walk shows
-IMAGE_PARAMS = ("seed", "label", "truncation", "direction", "strength")
+IMAGE_PARAMS = ("seed", "label", "truncation", "direction", "strength", "text")
+TEXT_MAX = 500  # characters of a caption (text-to-image runs)
 PROJECT_STEPS = 200         # fewer than `gan-jax project`'s default: an answer within seconds
 
 
@@ -77,10 +79,17 @@ class Explorer:
                 spaces=list(model.spaces), truncation=self._truncation_info(),
                 directions=self._directions_info(), translate_directions=[], scale=model.scale,
                 project=model.kind == "sample", display=DISPLAY,
-                max_upload_pixels=self._max_upload())
+                max_upload_pixels=self._max_upload(), text=self._default_text())
     if model.kind == "translate":
       info["translate_directions"] = list(model.directions)
     return info
+
+  def _default_text(self):
+    """A caption of the data for the page's text box (text-to-image runs), else None."""
+    if not self.model.text_dim:
+      return None
+    captions = getattr(self.model.game, "captions", None)
+    return captions[0][0] if captions else ""
 
   def _max_upload(self):
     """The most pixels an upload may have: its output, `scale` times larger each way for
@@ -107,19 +116,28 @@ class Explorer:
 
   # --- requests --------------------------------------------------------------------------------
 
-  def image(self, seed=0, label=None, truncation=None, direction=None, strength=0.0):
+  def image(self, seed=0, label=None, truncation=None, direction=None, strength=0.0, text=None):
     """PNG bytes of one sample, enlarged to at least DISPLAY px; one UserError for a request
     this model cannot draw."""
-    pixels = self.pixels(seed, label, truncation, direction, strength)
+    pixels = self.pixels(seed, label, truncation, direction, strength, text)
     return png(enlarge(pixels, DISPLAY))
 
-  def pixels(self, seed=0, label=None, truncation=None, direction=None, strength=0.0):
-    """uint8 [H, W, C] of one sample of `seed` (class `label`), moved `strength` along
-    `direction` (an index into `directions`)."""
+  def pixels(self, seed=0, label=None, truncation=None, direction=None, strength=0.0,
+             text=None):
+    """uint8 [H, W, C] of one sample of `seed` (class `label`; caption `text` for text-to-image
+    runs), moved `strength` along `direction` (an index into `directions`)."""
     model = self.model
     model.require("sample")
     labels = None
-    if label is not None:
+    if model.text_dim:
+      if label is not None or not (text or "").strip():
+        raise UserError("This run draws from captions: give text (e.g. text=a red seven) and "
+                        "no label.")
+      labels = self._embedding(text.strip())
+    elif text is not None:
+      raise UserError("text= needs a text-to-image run, and this one reads no captions: drop "
+                      "it.")
+    elif label is not None:
       model.check_labels(label)
       labels = [label]
     elif model.num_classes:
@@ -130,6 +148,13 @@ class Explorer:
       if direction is None or not strength:
         return model.sample(1, seed=seed, labels=labels, truncation=truncation, uint8=True)[0]
       return self._moved(seed, labels, truncation, direction, strength)
+
+  @functools.lru_cache(maxsize=256)
+  def _embedding(self, text):
+    """A caption's embedding [1, D], encoded once (a seed moved under one caption re-encodes
+    nothing)."""
+    with self._lock:
+      return self.model.encode([text])
 
   def _moved(self, seed, labels, truncation, index, strength):
     """A sample moved along a direction; `gan_jax.directions` says how a move is made."""
@@ -201,11 +226,12 @@ class Explorer:
     training size through the image G. Returns the seconds it took."""
     start = time.perf_counter()
     if self.model.kind == "sample":
-      self.pixels(0)
+      text = self._default_text() or ("a picture" if self.model.text_dim else None)
+      self.pixels(0, text=text)
       if self._truncation_info():
-        self.pixels(0, truncation=self._truncation_info()["default"])
+        self.pixels(0, truncation=self._truncation_info()["default"], text=text)
       if self.directions is not None and len(self.directions.vectors):
-        self.pixels(0, direction=0, strength=1.0)
+        self.pixels(0, direction=0, strength=1.0, text=text)
     else:
       h, w, c = self.model.exp.spec.shape
       scale = max(self.model.scale, 1)
@@ -273,6 +299,10 @@ def image_args(query):
     args["direction"] = _number(values, "direction", int, 0, None)
   if "strength" in values:
     args["strength"] = _number(values, "strength", float, -STRENGTH_MAX, STRENGTH_MAX)
+  if "text" in values:
+    if len(values["text"]) > TEXT_MAX:
+      raise UserError(f"text is {len(values['text'])} characters long: give at most {TEXT_MAX}.")
+    args["text"] = values["text"]
   return args
 
 

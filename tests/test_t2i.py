@@ -1,5 +1,6 @@
 """What users run on a text-to-image run: `sample --text`, `evaluate --metrics=t2i` and the Python
 API, on a smoke run of configs/t2i_digits.py (captions embedded by MiniLM)."""
+import io
 import json
 
 import numpy as np
@@ -98,3 +99,40 @@ def test_t2i_metric_needs_the_t2i_digits_data(cgan, capsys):
   assert main("evaluate", f"--workdir={cgan}", "--metrics=t2i") == 2
   assert "reads prompts of the t2i_digits task" in capsys.readouterr().err
 
+
+
+def test_explorer_caption_box_in_a_headless_browser(t2i):
+  """The page of a text run shows a caption box; a new caption (Enter) asks for and shows the
+  model's own sample of that caption. A request without a caption is one sentence."""
+  from selenium.webdriver.common.by import By  # pylint: disable=import-outside-toplevel
+  from selenium.webdriver.common.keys import Keys  # pylint: disable=import-outside-toplevel
+  from test_explore import browser, pixels, request, serving, wait_for
+  with serving(t2i) as server:
+    info = json.loads(request(server, "/info")[2])
+    assert info["text"] in gan_jax.load(t2i).game.captions[0]
+    status, _, body = request(server, "/image?seed=0")
+    assert status == 400 and b"draws from captions" in body
+    driver = browser()
+    try:
+      driver.get(server.url)
+      query = "return document.getElementById('sample').dataset.query"
+      first = wait_for(driver, query)
+      box = driver.find_element(By.ID, "text")
+      assert box.is_displayed() and box.get_attribute("value") == info["text"]
+      box.clear()
+      box.send_keys("a blue four", Keys.ENTER)
+      wait_for(driver, query + " === 'seed=0&text=a+blue+four'")
+      served = pixels(request(server, "/image?seed=0&text=a+blue+four")[2])
+      shown = driver.find_element(By.ID, "sample").screenshot_as_png
+      np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(shown)).convert("RGB")),
+                                    served[..., :3])
+      assert first != "seed=0&text=a+blue+four"
+      # What was served is the model's sample of that caption (a smoke run's captions change
+      # its pixels by less than one grey level, so the caption is checked here, not by eye).
+      model = gan_jax.load(t2i)
+      want = model.sample(1, seed=0, labels=model.encode("a blue four")[0], uint8=True)[0]
+      zoom = served.shape[0] // want.shape[0]
+      np.testing.assert_array_equal(served[::zoom, ::zoom, :3], want)
+      assert driver.find_element(By.ID, "error").text == ""
+    finally:
+      driver.quit()
