@@ -7,7 +7,7 @@
 Each run is a fresh process (throughput.py for ours; benchmarks/peers/ for PyTorch, chosen by
 the config's model: dcgan -> torch_dcgan.py, mlp -> torch_mlp_gan.py, unet_<R> -> torch_pix2pix.py,
 resnet_<N>blocks -> torch_cyclegan.py, stylegan2 -> torch_stylegan2.py, resnet -> torch_sngan.py,
-rrdb -> torch_rrdb.py) given the same batch, and
+rrdb -> torch_rrdb.py, dfgan -> torch_dfgan.py) given the same batch, and
 the peer gets as many threads as this process may use. Alternating spreads a noisy machine's
 slow spells over both sides; each pair gives a ratio ours/peer of images (= steps) per second,
 and the median ratio is the figure to quote. Prints one JSON object.
@@ -63,6 +63,8 @@ def peer_command(config, batch_size):
             f"--num_classes={classes}", f"--n_critic={config.train.n_critic}",
             f"--g_width={m.g_width}", f"--d_width={m.d_width}", f"--channels={d.channels}",
             f"--threads={threads}"]
+  if config.model.name == "dfgan":
+    return dfgan_peer(config, batch_size, threads)
   name, r = config.model.name, config.data.resolution
   if name == "rrdb":
     m, reg = config.model, config.loss
@@ -117,6 +119,22 @@ def stylegan2_peer(config, batch_size, threads):
           f"--lr={config.optim.g.lr}", f"--ema_kimg={config.train.ema_kimg}"]
 
 
+def dfgan_peer(config, batch_size, threads):
+  """The DF-GAN peer at the config's sizes, playing the text game's step (hinge with mismatched
+  pairs, MA-GP, Adam (0, 0.9) at 1e-4 / 4e-4, EMA), on captions of the stand-in width."""
+  m, reg = config.model, config.loss
+  if ((m.g_width, reg.adversarial, config.optim.g.lr, config.optim.d.lr, config.optim.g.b1,
+       config.optim.g.b2) != (m.d_width, "hinge", 1e-4, 4e-4, 0.0, 0.9)):
+    raise app.UsageError("The DF-GAN peer plays DF-GAN's recipe with G and D equally wide: keep "
+                         "g_width = d_width, the hinge loss and DF-GAN's Adam settings.")
+  from throughput import data_spec  # pylint: disable=g-import-not-at-top  (imports jax)
+  return [os.path.join(HERE, "peers", "torch_dfgan.py"), f"--batch_size={batch_size}",
+          f"--resolution={config.data.resolution}", f"--channels={config.data.channels}",
+          f"--width={m.g_width}", f"--z_dim={m.latent_dim}",
+          f"--text_dim={data_spec(config).text_dim}", f"--magp_weight={reg.magp_weight}",
+          f"--magp_power={reg.magp_power}", f"--threads={threads}"]
+
+
 def perceptual_weights(config):
   """A super-resolution config's perceptual term on, as the peer's is: where no converted VGG19
   is at hand, random weights of its shapes (the cost is the same) in a file ours reads."""
@@ -128,6 +146,20 @@ def perceptual_weights(config):
     path = os.path.join(tempfile.gettempdir(), "gan_jax_vgg19_random.npz")
     vgg.save_weights(vgg.random_weights(), path)
   return [f"--config.loss.perceptual_weights={path}"]
+
+
+# Peers written to our networks' exact parameter counts: a run whose counts differ compared
+# other networks, and stops.
+SAME_PARAMETERS = ("torch_dfgan.py",)
+
+
+def check_parameters(ours, peer, script):
+  if os.path.basename(script) not in SAME_PARAMETERS:
+    return
+  counts = lambda r: (r["g_params"], r["d_params"])
+  if counts(ours) != counts(peer):
+    raise SystemExit(f"{os.path.basename(script)} built G and D of {counts(peer)} parameters, "
+                     f"ours have {counts(ours)}: they are not the same networks.")
 
 
 def run_json(cmd):
@@ -148,6 +180,7 @@ def main(argv):
   pairs = []
   for _ in range(FLAGS.rounds):
     a, b = run_json(ours), run_json(peer)
+    check_parameters(a, b, peer[0])
     pairs.append({"ours": a["imgs_per_sec"], "peer": b["imgs_per_sec"],
                   "ratio": a["imgs_per_sec"] / b["imgs_per_sec"]})
     print(json.dumps(pairs[-1]), file=sys.stderr, flush=True)

@@ -223,3 +223,64 @@ def test_peer_networks_have_our_parameter_counts(resolution, width):
   torch_count = lambda net: sum(p.numel() for p in net.parameters())
   assert count(ours_g) == torch_count(peer.Generator(resolution, 3, width, 100, 384))
   assert count(ours_d) == torch_count(peer.Discriminator(resolution, 3, width, 384))
+
+
+def torch_to_ours(net_g, net_d):
+  """The peer's weights as our params (same meaning, our layouts: HWIO kernels, [in, out] dense
+  kernels, 4x4 maps flattened position-major)."""
+  t = lambda p: jnp.asarray(p.detach().numpy())
+  conv = lambda m: {"kernel": t(m.weight.permute(2, 3, 1, 0)),
+                    **({"bias": t(m.bias)} if m.bias is not None else {})}
+  dense = lambda m: {"kernel": t(m.weight.T), "bias": t(m.bias)}
+  c0 = net_g.c0
+  g = {"Dense_0": {  # torch's .view(-1, c0, 4, 4) is channel-major
+      "kernel": t(net_g.linear.weight.T.reshape(-1, c0, 16).permute(0, 2, 1).reshape(-1, 16 * c0)),
+      "bias": t(net_g.linear.bias.reshape(c0, 16).T.reshape(-1))}}
+  for i, block in enumerate(net_g.blocks):
+    mine = {"SNConv_0": conv(block.conv1), "SNConv_1": conv(block.conv2)}
+    if hasattr(block.shortcut, "weight"):  # a 1x1 conv where the channels change
+      mine["SNConv_2"] = conv(block.shortcut)
+    for j, fuse in enumerate((block.fuse1, block.fuse2)):
+      mine[f"DFBlock_{j}"] = {f"Affine_{k}": {
+          "gamma_0": dense(a.gamma[0]), "gamma_1": dense(a.gamma[2]),
+          "beta_0": dense(a.beta[0]), "beta_1": dense(a.beta[2])} for k, a in enumerate(fuse.affines)}
+    g[f"GBlock_{i}"] = mine
+  g["SNConv_0"] = conv(net_g.to_image)
+  d = {"from_image": conv(net_d.from_image),
+       "joint": {"kernel": conv(net_d.joint)["kernel"]},
+       "logit": {"kernel": t(net_d.logit.weight[0].permute(1, 2, 0).reshape(-1, 1))}}
+  for i, block in enumerate(net_d.blocks):
+    d[f"blocks_{i}"] = {"Conv4x4s2_0": conv(block.conv1), "SNConv_0": conv(block.conv2),
+                        "SNConv_1": conv(block.shortcut), "gamma": t(block.gamma)}
+  return g, d
+
+
+def test_our_networks_compute_the_peers():
+  """Our G and D (the DFBlock before the upsampling, the fused upsampling conv, the sentence's
+  share of the joint conv, pooled shortcuts) compute the peer's plain forms, and MA-GP agrees."""
+  peer = load_peer()
+  torch = peer.torch
+  torch.manual_seed(0)
+  r, w, nz, dim, batch = 16, 4, 8, TEXT_DIM, 3
+  net_g, net_d = peer.Generator(r, 3, w, nz, dim), peer.Discriminator(r, 3, w, dim)
+  with torch.no_grad():  # off the init, where the affines ignore the sentence and gamma is 0
+    for p in list(net_g.parameters()) + list(net_d.parameters()):
+      p.normal_(0, 0.3)
+  g_params, d_params = torch_to_ours(net_g, net_d)
+  rng = np.random.default_rng(0)
+  z, e = rng.normal(size=(batch, nz)).astype(np.float32), rng.normal(size=(batch, dim)).astype(
+      np.float32)
+  x = rng.uniform(-1, 1, (batch, r, r, 3)).astype(np.float32)
+  ours_g, ours_d = dfgan.Generator(r, 3, w), dfgan.Discriminator(r, w)
+  nchw = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1)))
+  want = net_g(torch.from_numpy(z), torch.from_numpy(e)).detach().numpy()
+  got = ours_g.apply({"params": g_params}, z, e)
+  np.testing.assert_allclose(np.moveaxis(np.asarray(got), -1, 1), want, atol=2e-5)
+  real, text = nchw(x).requires_grad_(), torch.from_numpy(e).requires_grad_()
+  logits = net_d(real, text)
+  d_fn = lambda x, e: ours_d.apply({"params": d_params}, x, e)
+  penalty, ours_logits = regularizers.matching_aware_gp(d_fn, x, e)
+  np.testing.assert_allclose(ours_logits, logits.detach().numpy(), rtol=1e-4, atol=1e-4)
+  grads = torch.autograd.grad(logits.sum(), (real, text))
+  want_penalty = 2.0 * sum(g.flatten(1).square().sum(1) for g in grads).pow(3).mean()
+  np.testing.assert_allclose(penalty, want_penalty.item(), rtol=1e-4)

@@ -306,15 +306,16 @@ def spectral_normalize(module, w, train, eps=1e-12):
   return (w / sigma).astype(w.dtype)
 
 
-def conv_same(x, kernel, impl="auto"):
+def conv_same(x, kernel, impl="auto", form=None):
   """Stride-1 k x k conv, zero padding k // 2. A 1x1 conv is a matrix product; larger kernels
-  pad first and run as `ConvS1` does (`cpu_conv.conv_s1` on CPU, XLA's VALID conv elsewhere)."""
+  pad first and run as `ConvS1` does (`cpu_conv.conv_s1` on CPU, in `form` if given, else the
+  one it picks; XLA's VALID conv elsewhere)."""
   k = kernel.shape[0]
   if k == 1:
     return x @ kernel[0, 0]
   p = k // 2
   x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-  return cpu_conv.conv_s1(x, kernel) if _use_gemm(impl) else _conv_valid(x, kernel, 1)
+  return cpu_conv.conv_s1(x, kernel, form) if _use_gemm(impl) else _conv_valid(x, kernel, 1)
 
 
 # Nearest 2x upsampling then a 3x3 "same" conv, per output phase a: row 2i + a of the upsampled
