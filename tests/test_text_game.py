@@ -14,7 +14,7 @@ from conftest import REPO, config_path
 from runs import assert_bitwise_equal, final_state
 from test_games import assert_close_to_scale
 from test_step import load_config, run
-from gan_jax import cli, train as train_lib
+from gan_jax import cli, reporting, train as train_lib
 from gan_jax.data import sources
 from gan_jax.data.spec import DataSpec
 from gan_jax.experiment import Experiment
@@ -40,9 +40,12 @@ class CaptionedSource:
   def __len__(self):
     return len(self.x)
 
-  def get(self, indices):
-    return {"x": self.x[indices], "label": self.labels[indices],
-            "text": self.embeddings[indices]}
+  def get(self, indices, caption_draws=None):
+    """As captioned sources: with draws, "caption" (an id into `captions`; one each here)."""
+    part = {"x": self.x[indices], "label": self.labels[indices]}
+    if caption_draws is None:
+      return {**part, "text": self.embeddings[indices]}
+    return {**part, "caption": np.asarray(indices)}
 
 
 @pytest.fixture
@@ -185,7 +188,9 @@ def test_resume_is_bitwise_and_grids_show_captions(captioned, tmp_path):
   assert_bitwise_equal(a, b)
   # 16 samples: 4 rows of 4, each row one caption of the data, written in a white band under it
   picture = np.asarray(Image.open(tmp_path / "whole" / "samples" / "step_000004.png"))
-  side = 16 + 1  # an image and the gap above it
+  # 16 px images enlarged until a row is reporting.CAPTION_WIDTH wide, so the words fit
+  zoom = -(-reporting.CAPTION_WIDTH // (4 * 16))
+  side = 16 * zoom + 1  # an image and the gap above it
   assert picture.shape[1] == 4 * side + 1 and picture.shape[0] > 4 * side + 1 + 4 * 8
   band = picture[side:side + 8]
   assert (band == 255).mean() > 0.5 and band.min() < 100  # mostly paper, some ink
@@ -197,7 +202,7 @@ def test_text_game_on_data_without_captions_is_one_sentence(tmp_path, capsys):
   assert code == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-  assert err.startswith("gan-jax: error: ") and "no caption embeddings" in err, err
+  assert err.startswith("gan-jax: error: ") and "reads captions, and this data has none" in err, err
   assert not os.path.exists(tmp_path / "checkpoints")
 
 
