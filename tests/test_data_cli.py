@@ -34,7 +34,7 @@ def test_tfds_datasets_train(tmp_path, name, channels, classes):
                  *SHORT) == 0
   assert all(np.isfinite(r["d_loss"]) for r in records(tmp_path))
   spec = json.loads((tmp_path / "data_spec.json").read_text())
-  assert spec == {"shape": [16, 16, channels], "dtype": "uint8", "num_classes": classes}
+  assert spec == {"shape": [16, 16, channels], "dtype": "uint8", "num_classes": classes, "text_dim": 0}
   assert (tmp_path / "labels.json").exists() == bool(classes)
 
 
