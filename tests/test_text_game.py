@@ -14,7 +14,8 @@ from conftest import REPO, config_path
 from runs import assert_bitwise_equal, final_state
 from test_games import assert_close_to_scale
 from test_step import load_config, run
-from gan_jax import cli, reporting, train as train_lib
+from gan_jax import cli, config as config_lib, reporting, train as train_lib
+from gan_jax.errors import UserError
 from gan_jax.data import sources
 from gan_jax.data.spec import DataSpec
 from gan_jax.experiment import Experiment
@@ -160,6 +161,44 @@ def test_generator_reads_the_sentence(captioned):
   images, _ = exp.game.generate(after, 4, seed=3, labels=e[0])
   assert not np.allclose(exp.game.discriminate(after, images, np.stack([e[0]] * 4)),
                          exp.game.discriminate(after, images, np.stack([e[1]] * 4)))
+
+
+def test_instance_norm_makes_fusion_blind_to_its_input_scale():
+  # g_norm=instance normalizes each fusion block's input: its features x and 10 x fuse alike;
+  # without it the scale goes through.
+  x = jax.random.normal(jax.random.key(0), (2, 4, 4, 8))
+  cond = jax.random.normal(jax.random.key(1), (2, 12))
+  for norm, invariant in (("instance", True), ("none", False)):
+    block = dfgan.DFBlock(norm=norm)
+    params = block.init(jax.random.key(2), x, cond)
+    a, b = block.apply(params, x, cond), block.apply(params, 10 * x, cond)
+    assert np.allclose(a, b, atol=1e-4) == invariant
+  with pytest.raises(UserError, match="not a norm of the DF-GAN"):
+    config_lib.validate(smoke(**{"model.g_norm": "batch"}))
+
+
+def test_text_scale_and_projection():
+  z, e = jax.random.normal(jax.random.key(0), (2, 8)), jax.random.normal(jax.random.key(1), (2, 6))
+  x = jax.random.normal(jax.random.key(2), (2, 16, 16, 3))
+  # text_scale s reads e as the unscaled networks read s e, in G and in D
+  for scaled, plain, inputs in (
+      (dfgan.Generator(16, 3, 4, text_scale=3.0), dfgan.Generator(16, 3, 4), (z,)),
+      (dfgan.Discriminator(16, 4, text_scale=3.0, projection=True),
+       dfgan.Discriminator(16, 4, projection=True), (x,))):
+    params = plain.init(jax.random.key(3), *inputs, e)
+    np.testing.assert_allclose(scaled.apply(params, *inputs, e), plain.apply(params, *inputs, 3 * e),
+                               rtol=1e-5, atol=1e-6)
+  # the projection term: mean over positions of LeakyReLU(features), dotted with linear(e)
+  d = dfgan.Discriminator(16, 4, projection=True)
+  params = d.init(jax.random.key(3), x, e)
+  h = d.apply(params, x, method="features")
+  w = params["params"]["embed"]["kernel"]
+  without = jax.tree_util.tree_map_with_path(
+      lambda path, a: 0 * a if path[1].key == "embed" else a, params)
+  term = jnp.sum(jnp.mean(jax.nn.leaky_relu(h, 0.2), axis=(1, 2)) * (e @ w), -1)
+  np.testing.assert_allclose(d.apply(params, x, e) - d.apply(without, x, e), term,
+                             rtol=1e-4, atol=1e-5)
+  assert np.abs(term).min() > 0
 
 
 def test_jit_and_pmap_match_single_device(captioned):

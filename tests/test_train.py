@@ -159,7 +159,7 @@ def _random_pictures(folder, count=6):
 def _stand_in_data(name, tmp_path):
   """For configs whose data is a download or the user's own: (context, flags) training them on
   data of the same kind made here (TFDS's mock data; folders of random pictures, two of them
-  paired by name)."""
+  paired by name, one captioned)."""
   import contextlib
   import tensorflow_datasets as tfds
   if name == "cyclegan_horse2zebra":
@@ -171,6 +171,11 @@ def _stand_in_data(name, tmp_path):
   if name == "stylegan2":
     _random_pictures(tmp_path / "images")
     return contextlib.nullcontext(), (f"--config.data.source=folder:{tmp_path}/images",)
+  if name == "t2i_folder":
+    _random_pictures(tmp_path / "img")
+    rows = [{"file_name": f"img/{i:04d}.png", "text": [f"picture {i}", "noise"]} for i in range(6)]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return contextlib.nullcontext(), (f"--config.data.source=captions:{tmp_path}",)
   return contextlib.nullcontext(), ()
 
 

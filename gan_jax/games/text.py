@@ -63,6 +63,9 @@ class TextGame(NoiseGame):
     if config.loss.adversarial not in adversarial.LOSSES:
       raise UserError(f"--config.loss.adversarial={config.loss.adversarial!r} is not a loss of "
                       f"the text game: choose one of {', '.join(adversarial.LOSSES)}.")
+    if config.model.get("g_norm", "none") not in ("none", "instance"):
+      raise UserError(f"--config.model.g_norm={config.model.g_norm!r} is not a norm of the DF-GAN: "
+                      "use none (the paper's) or instance.")
     r = config.data.resolution
     if r < 8 or 2 ** int(round(math.log2(r))) != r:
       raise UserError(f"--config.data.resolution={r} is not supported by the DF-GAN: use a power "

@@ -53,9 +53,11 @@ def build(config, data_spec, axis_name=None):
     if not data_spec.text_dim:
       raise UserError(f"The DF-GAN draws images of captions, and {config.data.source!r} has no "
                       "caption embeddings: use a captioned source such as t2i_digits.")
-    kw = dict(resolution=config.data.resolution, dtype=dtype)
-    return (dfgan.Generator(channels=config.data.channels, width=m.g_width, **kw),
-            dfgan.Discriminator(width=m.d_width, **kw))
+    # runs saved before g_norm, text_scale and d_projection existed read their defaults
+    kw = dict(resolution=config.data.resolution, dtype=dtype, text_scale=m.get("text_scale", 1.0))
+    return (dfgan.Generator(channels=config.data.channels, width=m.g_width,
+                            norm=m.get("g_norm", "none"), **kw),
+            dfgan.Discriminator(width=m.d_width, projection=m.get("d_projection", False), **kw))
   raise UserError(f"Unknown model {m.name!r}: choose dcgan, resnet, mlp, stylegan2 or dfgan.")
 
 

@@ -32,6 +32,7 @@ from functools import partial
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from gan_jax.models.layers import (Conv4x4s2, SNConv, avg_pool2x, conv_same, torch_init,
@@ -70,12 +71,24 @@ class Affine(nn.Module):
     return x * gamma[:, None, None, :] + beta[:, None, None, :]
 
 
+def instance_norm(x, eps=1e-5):
+  """Each sample's channels to zero mean, unit variance over the pixels."""
+  x32 = x.astype(jnp.float32)
+  mean = jnp.mean(x32, axis=(1, 2), keepdims=True)
+  var = jnp.var(x32, axis=(1, 2), keepdims=True)
+  return ((x32 - mean) * jax.lax.rsqrt(var + eps)).astype(x.dtype)
+
+
 class DFBlock(nn.Module):
-  """Deep text-image fusion: (affine, LeakyReLU 0.2) twice."""
+  """Deep text-image fusion: (affine, LeakyReLU 0.2) twice; with norm="instance" the input is
+  normalized first, so the affines set each channel's scale (AdaIN, Huang & Belongie 2017)."""
   dtype: Any = jnp.float32
+  norm: str = "none"
 
   @nn.compact
   def __call__(self, x, cond):
+    if self.norm == "instance":
+      x = instance_norm(x)
     for _ in range(2):
       x = _lrelu(Affine(self.dtype)(x, cond))
     return x
@@ -85,13 +98,14 @@ class GBlock(nn.Module):
   features: int
   dtype: Any = jnp.float32
   impl: str = "auto"
+  norm: str = "none"
 
   @nn.compact
   def __call__(self, x, cond, train):
     conv = partial(_conv, dtype=self.dtype, impl=self.impl)
     # DFBlock, nearest 2x and conv3x3, in that order (see the module's docstring)
-    h = conv(self.features, 3, resample="up")(DFBlock(self.dtype)(x, cond), train)
-    h = conv(self.features, 3)(DFBlock(self.dtype)(h, cond), train)
+    h = conv(self.features, 3, resample="up")(DFBlock(self.dtype, self.norm)(x, cond), train)
+    h = conv(self.features, 3)(DFBlock(self.dtype, self.norm)(h, cond), train)
     shortcut = conv(self.features, 1)(x, train) if x.shape[-1] != self.features else x
     return upsample2x(shortcut) + h
 
@@ -102,16 +116,18 @@ class Generator(nn.Module):
   width: int = 32
   dtype: Any = jnp.float32
   impl: str = "auto"  # see layers._use_gemm
+  norm: str = "none"  # "instance": normalize each DFBlock's input (see DFBlock)
+  text_scale: float = 1.0  # sentence embeddings are read times this (see `text_to_image`)
 
   @nn.compact
   def __call__(self, z, text, train=True):
     chans = channels(self.resolution, self.width)
     z = z.astype(self.dtype)
-    cond = jnp.concatenate([z, text.astype(self.dtype)], -1)
+    cond = jnp.concatenate([z, (self.text_scale * text).astype(self.dtype)], -1)
     h = nn.Dense(16 * chans[0], kernel_init=torch_init, dtype=self.dtype)(z)
     h = h.reshape(h.shape[0], 4, 4, chans[0])
     for c in chans[1:]:
-      h = GBlock(c, self.dtype, self.impl)(h, cond, train)
+      h = GBlock(c, self.dtype, self.impl, self.norm)(h, cond, train)
     out = _conv(self.channels, 3, self.dtype, self.impl)(_lrelu(h), train)
     return jnp.tanh(out.astype(jnp.float32))
 
@@ -172,6 +188,8 @@ class Discriminator(nn.Module):
   width: int = 32
   dtype: Any = jnp.float32
   impl: str = "auto"
+  text_scale: float = 1.0
+  projection: bool = False  # add <pooled 4x4 features, linear(e)> to the logit (see `judge`)
 
   def setup(self):
     chans = channels(self.resolution, self.width)[::-1]  # from the image down to 4x4
@@ -179,6 +197,9 @@ class Discriminator(nn.Module):
     self.blocks = [DBlock(c, self.dtype, self.impl) for c in chans[1:]]
     self.joint = JointConv(2 * self.width, self.dtype, self.impl)
     self.logit = nn.Dense(1, use_bias=False, kernel_init=torch_init, dtype=self.dtype)
+    if self.projection:
+      self.embed = nn.Dense(channels(self.resolution, self.width)[0], use_bias=False,
+                            kernel_init=torch_init, dtype=self.dtype)
 
   def features(self, x, train=True):
     """The 4x4 feature map of images x."""
@@ -188,9 +209,14 @@ class Discriminator(nn.Module):
     return h
 
   def judge(self, h, text, train=True):
-    """Logits [B] of 4x4 features h with sentence embeddings text [B, D]."""
-    h = _lrelu(self.joint(h, text))
-    return self.logit(h.reshape(h.shape[0], -1))[:, 0].astype(jnp.float32)
+    """Logits [B] of 4x4 features h with sentence embeddings text [B, D]; with `projection`
+    plus the inner product of the sentence's linear embedding with the features averaged over
+    the positions (the projection D of Miyato & Koyama 2018, a sentence in place of a class)."""
+    text = self.text_scale * text
+    logit = self.logit(_lrelu(self.joint(h, text)).reshape(h.shape[0], -1))[:, 0]
+    if self.projection:
+      logit += jnp.sum(jnp.mean(_lrelu(h), axis=(1, 2)) * self.embed(text.astype(self.dtype)), -1)
+    return logit.astype(jnp.float32)
 
   def __call__(self, x, text, train=True):
     return self.judge(self.features(x, train), text, train)
