@@ -129,11 +129,11 @@ def dfgan_peer(config, batch_size, threads):
     raise app.UsageError("The DF-GAN peer plays the paper's DF-GAN recipe with G and D equally "
                          "wide: keep g_width = d_width, the hinge loss, DF-GAN's Adam settings, "
                          "--config.model.g_norm=none and --config.model.d_projection=False.")
-  from throughput import data_spec  # pylint: disable=g-import-not-at-top  (imports jax)
+  from gan_jax import encoders  # pylint: disable=g-import-not-at-top
   return [os.path.join(HERE, "peers", "torch_dfgan.py"), f"--batch_size={batch_size}",
           f"--resolution={config.data.resolution}", f"--channels={config.data.channels}",
           f"--width={m.g_width}", f"--z_dim={m.latent_dim}",
-          f"--text_dim={data_spec(config).text_dim}", f"--magp_weight={reg.magp_weight}",
+          f"--text_dim={encoders.DIMS[config.text.encoder]}", f"--magp_weight={reg.magp_weight}",
           f"--magp_power={reg.magp_power}", f"--threads={threads}"]
 
 

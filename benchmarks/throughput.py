@@ -17,7 +17,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from gan_jax import config as config_lib, parallel, step as step_lib
+from gan_jax import config as config_lib, encoders, parallel, step as step_lib
 from gan_jax.data import sources
 from gan_jax.data.sources import DataSpec
 from gan_jax.experiment import Experiment
@@ -64,16 +64,11 @@ def synthetic_batch(config, spec, rng):
   return batch
 
 
-# The caption embedding width of each sentence encoder (`config.text.encoder`), for stand-in
-# captioned data: MiniLM's sentence embeddings are 384-dimensional.
-TEXT_DIMS = {"minilm": 384}
-
-
 def data_spec(config):
   d = config.data
   if config.model.name == "mlp":
     return DataSpec((2,), "float32", 8)
-  text_dim = TEXT_DIMS[config.text.encoder] if "text" in config else 0
+  text_dim = encoders.DIMS[config.text.encoder] if "text" in config else 0
   return DataSpec((d.resolution, d.resolution, d.channels), "uint8", 10, text_dim)
 
 

@@ -13,6 +13,7 @@ import importlib
 from gan_jax.errors import UserError
 
 NAMES = ("minilm", "clip:PATH")
+DIMS = {"minilm": 384}  # embedding widths known without loading weights (benchmarks' stand-ins)
 TEXT_EXTRA = "pip install 'gan-jax[text]'"
 
 
