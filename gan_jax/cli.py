@@ -12,7 +12,7 @@
                    [--seed=S] [--label=K] [--ema|--no-ema] [--seed_index=I]
   gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits,cas,psnr_y,ssim_y]
                    [--num_samples=N] [--ema|--no-ema] [--inception_weights=PATH]
-                   [--num_reference=N] [--seed=S] [--test_dir=DIR]
+                   [--num_reference=N] [--seed=S] [--test_dir=DIR] [--clip_weights=DIR]
                    [--truncation=T] [--truncation_cutoff=N] [--seed_index=I] [--hr_dir=DIR]
   gan-jax translate --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--direction=AtoB|BtoA]
                    [--ema|--no-ema] [--noprogress] [--seed_index=I]
@@ -266,6 +266,8 @@ def _parse_evaluate(argv):
   flags.DEFINE_string("test_dir", None, "cas: real labelled images to test on, one subfolder per "
                       "class named as the run's classes (default: the run's eval.test_dir, else "
                       "the data's held-out part)", flag_values=fv)
+  flags.DEFINE_string("clip_weights", None, "clip: a Hugging Face CLIPModel folder (config.json, "
+                      "model.safetensors, tokenizer.json)", flag_values=fv)
   flags.DEFINE_integer("seed", None, "latent seed of the scored samples", flag_values=fv)
   _ema_flag(fv, "score")
   _truncation_flags(fv)
@@ -516,7 +518,7 @@ def main(argv):
                                  truncation=fv.truncation,
                                  truncation_cutoff=fv.truncation_cutoff,
                                  seed_index=fv.seed_index, hr_dir=fv.hr_dir,
-                                 test_dir=fv.test_dir)
+                                 test_dir=fv.test_dir, clip_weights=fv.clip_weights)
       print(evaluate.to_json(result))
     elif verb in ("translate", "upscale"):
       from gan_jax.translating import translate

@@ -100,7 +100,8 @@ def base_config():
 
   c.eval = ml_collections.ConfigDict(dict(  # `gan-jax evaluate` and evaluation during training
       every_steps=0,         # evaluate during training every N steps and at the end; 0 = off
-      metrics="",            # comma-separated: fid,is,kid,pr,prdc,modes,digits,cas; "" = default
+      metrics="",            # comma-separated: fid,is,kid,pr,prdc,modes,digits,cas,t2i,clip,...;
+                             # "" = the data's default
       num_samples=10000,     # generated samples scored
       num_reference=10000,   # real images behind the Inception statistics (cached per dataset)
       inception_weights="",  # converted .npz; "" = $GAN_JAX_CACHE/inception_fid_2015-12-05.npz
@@ -109,6 +110,7 @@ def base_config():
       hr_dir="",             # super-resolution: HR pictures to score on ("" = the data's held-out)
       test_dir="",           # cas: real labelled images to test on, class subfolders ("" = the
                              # data's held-out part: digits' 360)
+      clip_weights="",       # clip: a Hugging Face CLIPModel folder
   ))
   return c
 

@@ -40,7 +40,8 @@ from gan_jax.errors import UserError
 INCEPTION_METRICS = ("fid", "is", "kid", "pr", "prdc")
 PAIR_METRICS = ("l1", "psnr", "ssim")
 SR_METRICS = ("psnr_y", "ssim_y")
-METRICS = INCEPTION_METRICS + ("modes", "digits", "cas", "t2i") + PAIR_METRICS + SR_METRICS
+METRICS = (INCEPTION_METRICS + ("modes", "digits", "cas", "t2i", "clip") + PAIR_METRICS +
+           SR_METRICS)
 MODE_SOURCES = ("ring2d", "grid2d", "stacked_digits")
 # Translation data whose outputs a digits classifier can read: the style of domains A and B.
 DIGIT_DOMAINS = {"digit_edges": (None, None), "digit_styles": (None, "digit_styles_b")}
@@ -48,7 +49,7 @@ ALIGNED_KINDS = sources.PAIRED_KINDS + ("digit_styles",)  # held-out digit_style
 # The fewest samples each metric is defined for: IS has 10 splits, PR and PRDC need k + 1 points,
 # CAS's classifier two classes.
 MIN_SAMPLES = {"fid": 2, "is": 10, "kid": 2, "pr": 4, "prdc": 6, "modes": 1, "digits": 2,
-               "cas": 2, "t2i": 1, "l1": 1, "psnr": 1, "ssim": 1, "psnr_y": 1, "ssim_y": 1}
+               "cas": 2, "t2i": 1, "clip": 1, "l1": 1, "psnr": 1, "ssim": 1, "psnr_y": 1, "ssim_y": 1}
 _CHUNK = 500  # samples generated (and scored by Inception) at a time
 
 
@@ -111,9 +112,11 @@ class Evaluator:
   """Scores a train state with a fixed list of metrics; loads classifiers and statistics once."""
 
   def __init__(self, config, spec, metrics="", num_samples=10000, num_reference=10000,
-               inception_weights="", seed=0, hr_dir="", test_dir="", class_labels=None):
+               inception_weights="", seed=0, hr_dir="", test_dir="", class_labels=None,
+               clip_weights=""):
     """`class_labels`: the run's class name -> label (its labels.json), which names `test_dir`'s
-    subfolders; None: those of the training data, else the labels' own numbers ("0", "1", ...)."""
+    subfolders; None: those of the training data, else the labels' own numbers ("0", "1", ...).
+    `clip_weights`: the CLIPModel folder the `clip` metric scores with."""
     self.config, self.spec, self.hr_dir = config, spec, hr_dir
     self.source_name = config.data.source
     from gan_jax import games  # pylint: disable=g-import-not-at-top  (games import models)
@@ -142,6 +145,16 @@ class Evaluator:
                         "class (--config.model.conditional=True on labelled data), and this one "
                         f"is not: use --metrics={default_metrics(self.source_name)[0]}.")
       self.cas_test = cas_test_set(config, spec.num_classes, test_dir, class_labels)
+    self.clip = None
+    if "clip" in self.metrics:
+      if not spec.text_dim:
+        raise UserError("Metric 'clip' scores images against the captions they were drawn for, "
+                        "and this run reads no captions: use it on a text-to-image run.")
+      if not clip_weights:
+        raise UserError("Metric 'clip' needs CLIP weights: pass --clip_weights=FOLDER, a Hugging "
+                        "Face CLIPModel folder (config.json, model.safetensors, tokenizer.json).")
+      from gan_jax.metrics import clip_score  # pylint: disable=g-import-not-at-top
+      self.clip = clip_score.ClipScorer(os.path.expanduser(clip_weights))
 
   @classmethod
   def from_config(cls, config, spec, **overrides):
@@ -149,7 +162,7 @@ class Evaluator:
     e = settings(config)
     kwargs = dict(metrics=e.metrics, num_samples=e.num_samples, num_reference=e.num_reference,
                   inception_weights=e.inception_weights, seed=e.seed, hr_dir=e.hr_dir,
-                  test_dir=e.test_dir)
+                  test_dir=e.test_dir, clip_weights=e.clip_weights)
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     return cls(config, spec, **kwargs)
 
@@ -207,7 +220,29 @@ class Evaluator:
         out.update(self._cas(samples, labels))
     if "t2i" in self.metrics:
       out.update(self._t2i(exp, state, ema, truncate or {}))
+    if self.clip is not None:
+      out["clip_score"] = self._clip_score(exp, state, ema, truncate or {})
     return out
+
+  def _clip_score(self, exp, state, ema, truncate):
+    """CLIP score (`metrics.clip_score`) of num_samples images, each drawn for a caption of the
+    data picked by the seed, against that caption."""
+    if exp.game.captions is None:
+      raise UserError("Metric 'clip' draws images of the data's captions, and this run's "
+                      "text_embeddings.npz is missing: resume training once to write it.")
+    from gan_jax.metrics import clip_score  # pylint: disable=g-import-not-at-top
+    texts, embeddings = exp.game.captions  # the data's distinct captions
+    picks = np.random.default_rng(self.seed).integers(0, len(texts), self.num_samples)
+    used = np.unique(picks)  # each caption CLIP-encoded once
+    by_clip = self.clip.text.encode([texts[i] for i in used])
+    image_embeddings = []
+    for i, start in enumerate(range(0, self.num_samples, _CHUNK)):
+      chunk = picks[start:start + _CHUNK]
+      samples, _ = exp.game.generate(state, len(chunk), seed=self.seed * 100003 + i,
+                                     labels=embeddings[chunk], ema=ema, **truncate)
+      image_embeddings.append(self.clip.vision.encode(samples))
+    return clip_score.clip_score(np.concatenate(image_embeddings),
+                                 by_clip[np.searchsorted(used, picks)])
 
   def _t2i(self, exp, state, ema, truncate):
     """Attribute accuracy and R-precision on the t2i_digits prompts (`metrics.text`), per seen and
@@ -550,12 +585,12 @@ def to_json(result):
 
 def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weights=None,
              num_reference=None, seed=None, truncation=None, truncation_cutoff=None,
-             seed_index=None, hr_dir=None, test_dir=None):
+             seed_index=None, hr_dir=None, test_dir=None, clip_weights=None):
   """Scores the latest checkpoint of `workdir`; appends the result to DIR/eval.jsonl; returns it.
 
   Unset arguments come from the run's `eval` config block (`hr_dir`: super-resolution's HR
   pictures; `test_dir`: cas's real labelled images, subfolders named as in the run's
-  labels.json); `truncation` and `truncation_cutoff`
+  labels.json; `clip_weights`: the CLIPModel folder of `clip`); `truncation` and `truncation_cutoff`
   as `gan-jax sample` takes them. A run of train.num_seeds > 1 is scored
   run by run with their mean and spread (`across_seeds`), or only run `seed_index`.
   """
@@ -567,7 +602,8 @@ def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weight
     evaluator = Evaluator.from_config(
         exp.config, exp.spec, metrics=metrics, num_samples=num_samples,
         inception_weights=inception_weights, num_reference=num_reference, seed=seed,
-        hr_dir=hr_dir, test_dir=test_dir, class_labels=sources.read_labels(workdir))
+        hr_dir=hr_dir, test_dir=test_dir, clip_weights=clip_weights,
+        class_labels=sources.read_labels(workdir))
     state = experiment.restore_latest(exp, ckpt)
   finally:
     ckpt.close()

@@ -101,6 +101,30 @@ def test_t2i_metric_needs_the_t2i_digits_data(cgan, capsys):
 
 
 
+def test_evaluate_clip_scores_each_image_against_its_caption(t2i, tmp_path, capsys):
+  from test_encoders import random_clip_model
+  from gan_jax.metrics import clip_score
+  random_clip_model(tmp_path)
+  assert main("evaluate", f"--workdir={t2i}", "--metrics=clip", f"--clip_weights={tmp_path}",
+              "--num_samples=6") == 0
+  got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["clip_score"]
+  # by hand: captions of the data picked by seed 0, one image drawn for each, scored in pairs
+  model = gan_jax.load(t2i)
+  texts, embeddings = model.game.captions
+  picks = np.random.default_rng(0).integers(0, len(texts), 6)
+  images = model.sample(6, seed=0, labels=embeddings[picks])
+  want = clip_score.ClipScorer(str(tmp_path))(images, [texts[i] for i in picks])
+  assert got == pytest.approx(want, rel=1e-5) and 0 <= got <= 100
+
+
+def test_clip_metric_errors_are_one_sentence(t2i, cgan, tmp_path, capsys):
+  for workdir, flags, words in ((cgan, [f"--clip_weights={tmp_path}"], "reads no captions"),
+                                (t2i, [], "needs CLIP weights")):
+    assert main("evaluate", f"--workdir={workdir}", "--metrics=clip", *flags) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err
+
+
 def test_explorer_caption_box_in_a_headless_browser(t2i):
   """The page of a text run shows a caption box; a new caption (Enter) asks for and shows the
   model's own sample of that caption. A request without a caption is one sentence."""
