@@ -304,6 +304,8 @@ def text_to_image(c):
   c.loss.adversarial = "hinge"
   c.loss.magp_weight = 2.0   # MA-GP's k; 0 = off
   c.loss.magp_power = 6.0    # MA-GP's p
+  c.loss.contrastive_weight = 0.0       # XMC-GAN's sentence-image term (needs d_projection); 0 = off
+  c.loss.contrastive_temperature = 0.1  # its temperature (XMC-GAN's 0.1)
   for side, lr in ((c.optim.g, 1e-4), (c.optim.d, 4e-4)):
     side.lr, side.b1, side.b2, side.schedule = lr, 0.0, 0.9, "constant"
   c.train.batch_size = 32

@@ -201,13 +201,32 @@ def test_text_scale_and_projection():
   assert np.abs(term).min() > 0
 
 
+def test_sentence_contrastive_is_the_cross_entropy_of_scaled_cosines():
+  rng = np.random.default_rng(0)
+  unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)
+  sentences = unit(rng.normal(size=(6, 5)))
+  images = unit(rng.normal(size=(2, 5)))  # rows 2 and 3 of the global batch
+  logits = images @ sentences.T / 0.1
+  want = np.mean([np.log(np.sum(np.exp(l))) - l[2 + i] for i, l in enumerate(logits)])
+  got = regularizers.sentence_contrastive(images, sentences, 0.1, first=2)
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  with pytest.raises(UserError, match="set --config.model.d_projection=True"):
+    config_lib.validate(smoke(**{"loss.contrastive_weight": 1.0, "model.d_projection": False}))
+
+
 def test_jit_and_pmap_match_single_device(captioned):
-  config = smoke(**{"train.batch_size": 16})
+  # With the contrastive term on: under pmap each device's images meet the gathered captions.
+  # SGD, so the parameters show the gradients: Adam's first steps move each parameter by about
+  # its lr whatever the gradient's size, so near-zero gradients summed in another order differ
+  # by a step.
+  config = smoke(**{"train.batch_size": 16, "loss.contrastive_weight": 1.0,
+                    "optim.g.optimizer": "sgd", "optim.d.optimizer": "sgd"})
   single, _ = run(config, "single")
   for strategy in ("jit", "pmap"):
     config.parallel.strategy = strategy
     got, metrics = run(config, strategy)
     assert int(got.step) == 2 and np.isfinite(metrics["d_loss"]).all()
+    assert np.isfinite(metrics["d_contrastive"]).all() and np.isfinite(metrics["g_contrastive"]).all()
     for side in ("g", "d", "g_ema"):
       assert_close_to_scale(getattr(got, side), getattr(single, side), 2e-4)
 

@@ -49,7 +49,13 @@ class Devices:
     if self.axis_name is None:
       return x
     n = x.shape[0] // self.count()
-    return jax.lax.dynamic_slice_in_dim(x, jax.lax.axis_index(self.axis_name) * n, n)
+    return jax.lax.dynamic_slice_in_dim(x, self.offset(n), n)
+
+  def offset(self, local_size):
+    """The global index of this device's first row (0 under jit)."""
+    if self.axis_name is None:
+      return 0
+    return jax.lax.axis_index(self.axis_name) * local_size
 
   def gather(self, x):
     """The global batch of per-device rows `x` (identity under jit)."""

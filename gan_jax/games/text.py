@@ -9,6 +9,8 @@ each [1, B, D]. One step, as DF-GAN's code:
      (`regularizers.matching_aware_gp`). The mismatched caption of example i is example i + 1's
      in the global batch, so pmap pairs what jit pairs;
   2. G: -D(G(z, e), e) through the updated D;
+  with loss.contrastive_weight > 0, XMC-GAN's sentence-image contrastive term joins both losses
+  (D: real images against the batch's captions; G: fakes), in D's projection space;
   3. EMA of G's params.
 D's blocks run once on the reals: the matched and mismatched pairs share their features
 (`Discriminator.features`, `judge`).
@@ -76,6 +78,9 @@ class TextGame(NoiseGame):
     if config.augment.kind != "none":
       raise UserError(f"--config.augment.kind={config.augment.kind}: the text game shows D "
                       "unaugmented pairs; set it to none.")
+    if config.loss.get("contrastive_weight", 0) and not config.model.get("d_projection"):
+      raise UserError("--config.loss.contrastive_weight compares D's features with its sentence "
+                      "projection: set --config.model.d_projection=True, or the weight 0.")
     for key in ("gp_weight", "r1_weight", "weight_clip", "ortho_weight"):
       if config.loss.get(key, 0):
         raise UserError(f"--config.loss.{key}={config.loss[key]} is a noise-game setting; the "
@@ -98,6 +103,7 @@ class TextGame(NoiseGame):
 
   def train_step(self, state, batch):
     config, dev, reg = self.config, self.devices, self.config.loss
+    contrast_weight = reg.get("contrastive_weight", 0.0)  # runs saved before it read 0
     G, D = self.g_model, self.d_model
     d_loss_fn, g_loss_fn = adversarial.get(reg.adversarial)
     real = to_model_input(batch["x"][-1])
@@ -109,6 +115,12 @@ class TextGame(NoiseGame):
 
     # G's forward once: its detached output trains D, its VJP trains G.
     fake, g_vjp = jax.vjp(lambda p: apply(G, p, {}, z, text)[0], state.g.params)
+
+    def contrastive(params, h):
+      """XMC-GAN's term for features h of this device's images and their captions."""
+      images, sentences = apply(D, params, {}, h, text, method="contrast")[0]
+      return contrast_weight * regularizers.sentence_contrastive(
+          images, dev.gather(sentences), reg.contrastive_temperature, dev.offset(local))
 
     def d_loss(params):
       features = lambda x: apply(D, params, {}, x, method="features")[0]
@@ -126,6 +138,9 @@ class TextGame(NoiseGame):
       fake_logits = judge(features(jax.lax.stop_gradient(fake)), text)
       # Fakes and mismatched pairs are the fake side, half the weight each (equal counts).
       loss, aux = d_loss_fn(real_logits, jnp.concatenate([fake_logits, mismatched_logits]))
+      if contrast_weight > 0:  # real images pick their own captions
+        aux = {**aux, "d_contrastive": contrastive(params, h)}
+        loss += aux["d_contrastive"]
       return loss + magp, (aux, magp, real_logits, fake_logits, mismatched_logits)
 
     (loss, (aux, magp, real_logits, fake_logits, mismatched_logits)), grads = (
@@ -133,7 +148,12 @@ class TextGame(NoiseGame):
     d, d_grads = dev.update(state.d, grads, self.d_tx, {})
 
     def g_loss(fake):
-      return g_loss_fn(apply(D, d.params, {}, fake, text)[0])
+      h = apply(D, d.params, {}, fake, method="features")[0]
+      loss, g_aux = g_loss_fn(apply(D, d.params, {}, h, text, method="judge")[0])
+      if contrast_weight > 0:  # fakes pick the captions they were drawn for
+        g_aux = {**g_aux, "g_contrastive": contrastive(d.params, h)}
+        loss += g_aux["g_contrastive"]
+      return loss, g_aux
     (g_loss_value, g_aux), d_fake = jax.value_and_grad(g_loss, has_aux=True)(fake)
     (g_grads,) = g_vjp(d_fake)
     g, g_grads = dev.update(state.g, g_grads, self.g_tx, {})

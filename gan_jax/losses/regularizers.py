@@ -5,6 +5,7 @@ differentiate it with respect to its input, per sample. `orthogonal_penalty` act
 """
 import jax
 import jax.numpy as jnp
+import optax
 
 
 def _input_grads(d_fn, x):
@@ -50,6 +51,16 @@ def matching_aware_gp(d_fn, real, text, k=2.0, p=6.0, has_aux=False):
   squared = _per_sample_sq_norm(grad_x) + _per_sample_sq_norm(grad_e)
   penalty = k * jnp.mean(squared ** (p / 2))  # no square root: smooth at a zero gradient
   return (penalty, logits, aux) if has_aux else (penalty, logits)
+
+
+def sentence_contrastive(images, sentences, temperature=0.1, first=0):
+  """XMC-GAN's sentence-image contrastive loss (Zhang et al. 2021): each image's cosines with
+  every sentence of the global batch, over `temperature`, as logits whose class is its own
+  sentence; the mean cross-entropy over the images. images [B, K] and sentences [N, K] are unit
+  vectors, the images rows first .. first + B - 1 of the global batch."""
+  logits = images @ sentences.T / temperature
+  labels = first + jnp.arange(images.shape[0])
+  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
 def clip_weights(params, c):

@@ -215,8 +215,19 @@ class Discriminator(nn.Module):
     text = self.text_scale * text
     logit = self.logit(_lrelu(self.joint(h, text)).reshape(h.shape[0], -1))[:, 0]
     if self.projection:
-      logit += jnp.sum(jnp.mean(_lrelu(h), axis=(1, 2)) * self.embed(text.astype(self.dtype)), -1)
+      logit += jnp.sum(self._pooled(h) * self.embed(text.astype(self.dtype)), -1)
     return logit.astype(jnp.float32)
+
+  def _pooled(self, h):
+    return jnp.mean(_lrelu(h), axis=(1, 2))
+
+  def contrast(self, h, text, train=True):
+    """Unit vectors [B, C] of 4x4 features h and of sentence embeddings text in the projection's
+    space (needs `projection`): what the contrastive term compares."""
+    del train  # the same in both modes, as `judge`
+    unit = lambda v: v * jax.lax.rsqrt(jnp.sum(v * v, -1, keepdims=True) + 1e-12)
+    e = self.embed((self.text_scale * text).astype(self.dtype))
+    return (unit(self._pooled(h).astype(jnp.float32)), unit(e.astype(jnp.float32)))
 
   def __call__(self, x, text, train=True):
     return self.judge(self.features(x, train), text, train)
