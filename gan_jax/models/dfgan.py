@@ -35,8 +35,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import (Conv4x4s2, SNConv, avg_pool2x, conv_same, torch_init,
-                                   upsample2x)
+from gan_jax.models.layers import (Conv4x4s2, SNConv, avg_pool2x, conv_same, instance_norm,
+                                   torch_init, upsample2x)
 
 
 def channels(resolution, width):
@@ -69,14 +69,6 @@ class Affine(nn.Module):
                       dtype=self.dtype, name=f"{name}_1")(h)
     gamma, beta = mlp(nn.initializers.ones, "gamma"), mlp(nn.initializers.zeros, "beta")
     return x * gamma[:, None, None, :] + beta[:, None, None, :]
-
-
-def instance_norm(x, eps=1e-5):
-  """Each sample's channels to zero mean, unit variance over the pixels."""
-  x32 = x.astype(jnp.float32)
-  mean = jnp.mean(x32, axis=(1, 2), keepdims=True)
-  var = jnp.var(x32, axis=(1, 2), keepdims=True)
-  return ((x32 - mean) * jax.lax.rsqrt(var + eps)).astype(x.dtype)
 
 
 class DFBlock(nn.Module):
