@@ -48,10 +48,13 @@ DTYPES = ("float32", "bfloat16")
 # StyleGAN2 as its peer plays it: no augmentation; one call is a full 16-step cycle of the lazy
 # regularizers, so img/s and sec/kimg include them amortised as in training.
 STYLEGAN2 = {"augment.kind": "none", "train.steps_per_call": 16}
+# DF-GAN as the paper builds it, the peer's networks (t2i_digits' own adds two options).
+PAPER_DFGAN = {"model.g_norm": "none", "model.d_projection": False}
 # (family, config, overrides, batch sizes, (timed, warm-up) calls), DCGAN-64 and the newest family
 # first. Families that land later add a line.
 FAMILIES = [
     ("dcgan", "configs/dcgan64.py", {}, (64, 256), (10, 3)),
+    ("dfgan", "configs/t2i_digits.py", PAPER_DFGAN, (32,), (10, 3)),
     ("stylegan2", "configs/stylegan2.py", STYLEGAN2, (16,), (3, 1)),  # `auto` at 256x256
     ("cyclegan", "configs/cyclegan_horse2zebra.py", {}, (1, 16), (10, 3)),
     ("pix2pix", "configs/pix2pix_facades.py", {}, (1, 16), (10, 3)),
@@ -68,6 +71,8 @@ DRY_RUN = {
     "stylegan2": ({**STYLEGAN2, "data.resolution": 8, "model.channel_base": 64,
                    "model.channel_max": 16, "model.latent_dim": 16, "model.w_dim": 16}, (4,),
                   DTYPES[:1]),
+    "dfgan": ({**PAPER_DFGAN, "data.resolution": 16, "model.g_width": 8, "model.d_width": 8},
+              (4,), DTYPES[:1]),
 }
 MAX_BATCH = 1 << 14
 RUN_LIMIT_S = 240  # one measurement: a slower one means something is wrong

@@ -2,7 +2,8 @@
 
   python benchmarks/peers/torch_dfgan.py [--batch_size=32] [--resolution=32] [--channels=3]
       [--width=32] [--z_dim=100] [--text_dim=384] [--magp_weight=2] [--magp_power=6]
-      [--steps=10] [--warmup=2] [--threads=N] [--device=cpu|cuda] [--compile] [--json=PATH]
+      [--steps=10] [--warmup=2] [--threads=N] [--device=cpu|cuda] [--dtype=float32|bfloat16]
+      [--compile] [--json=PATH]
 
 The networks as Tao et al. 2022 describe them (and our `gan_jax/models/dfgan.py` builds them,
 with the same parameters): G a linear layer from z to 4x4, per doubling a block (nearest 2x, then
@@ -129,8 +130,12 @@ class Discriminator(nn.Module):
     return self.judge(self.features(x), text)
 
 
-def make_iteration(net_g, net_d, z_dim, magp_weight=2.0, magp_power=6.0, ema_decay=0.999):
-  """iteration(reals, text) -> (d_loss, g_loss): one D update, one G update, the EMA of G."""
+def make_iteration(net_g, net_d, z_dim, magp_weight=2.0, magp_power=6.0, ema_decay=0.999,
+                   dtype="float32"):
+  """iteration(reals, text) -> (d_loss, g_loss): one D update, one G update, the EMA of G;
+  dtype bfloat16: the networks under autocast, the losses and MA-GP's norms in float32."""
+  autocast = torch.autocast(next(net_g.parameters()).device.type, dtype=torch.bfloat16,
+                            enabled=dtype == "bfloat16")
   opt_d = torch.optim.Adam(net_d.parameters(), lr=4e-4, betas=(0.0, 0.9))
   opt_g = torch.optim.Adam(net_g.parameters(), lr=1e-4, betas=(0.0, 0.9))
   g_ema = copy.deepcopy(net_g).requires_grad_(False)
@@ -138,20 +143,22 @@ def make_iteration(net_g, net_d, z_dim, magp_weight=2.0, magp_power=6.0, ema_dec
   def iteration(real, text):
     real, text = real.detach().requires_grad_(), text.detach().requires_grad_()
     z = torch.randn(real.shape[0], z_dim, device=real.device)
-    h = net_d.features(real)
-    real_logits = net_d.judge(h, text)
-    mismatched = net_d.judge(h, torch.roll(text, -1, 0))
-    fake = net_g(z, text)
-    fake_logits = net_d(fake.detach(), text)
+    with autocast:
+      h = net_d.features(real)
+      real_logits = net_d.judge(h, text).float()
+      mismatched = net_d.judge(h, torch.roll(text, -1, 0)).float()
+      fake = net_g(z, text)
+      fake_logits = net_d(fake.detach(), text).float()
     grads = torch.autograd.grad(real_logits.sum(), (real, text), create_graph=True)
-    squared = sum(g.flatten(1).square().sum(1) for g in grads)
+    squared = sum(g.float().flatten(1).square().sum(1) for g in grads)
     magp = magp_weight * squared.pow(magp_power / 2).mean()
     d_loss = (F.relu(1 - real_logits).mean()
               + (F.relu(1 + fake_logits).mean() + F.relu(1 + mismatched).mean()) / 2 + magp)
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
-    g_loss = -net_d(fake, text).mean()
+    with autocast:
+      g_loss = -net_d(fake, text).float().mean()
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
@@ -163,7 +170,7 @@ def make_iteration(net_g, net_d, z_dim, magp_weight=2.0, magp_power=6.0, ema_dec
 
 def measure(batch_size, steps, warmup, resolution=32, channels_io=3, width=32, z_dim=100,
             text_dim=384, magp_weight=2.0, magp_power=6.0, device="cpu", compile=False,
-            threads=None):
+            threads=None, dtype="float32"):
   if threads:
     torch.set_num_threads(threads)
   device = torch.device(device)
@@ -173,12 +180,12 @@ def measure(batch_size, steps, warmup, resolution=32, channels_io=3, width=32, z
   counts = dict(g_params=timing.count(net_g), d_params=timing.count(net_d))
   if compile:
     net_g, net_d = torch.compile(net_g), torch.compile(net_d)
-  iteration = make_iteration(net_g, net_d, z_dim, magp_weight, magp_power)
+  iteration = make_iteration(net_g, net_d, z_dim, magp_weight, magp_power, dtype=dtype)
   real = torch.rand(batch_size, channels_io, resolution, resolution, device=device) * 2 - 1
   text = F.normalize(torch.randn(batch_size, text_dim, device=device), dim=1)
   wait = timing.torch_wait(device)
   first_s, times = timing.time_calls(lambda: iteration(real, text), steps, warmup, wait)
-  return timing.torch_record("torch_dfgan", device, compile, batch_size, "float32", first_s,
+  return timing.torch_record("torch_dfgan", device, compile, batch_size, dtype, first_s,
                              times, **counts)
 
 
@@ -196,12 +203,13 @@ def main():
   p.add_argument("--warmup", type=int, default=2)
   p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
   p.add_argument("--device", default="cpu")
+  p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
   p.add_argument("--compile", action="store_true", help="torch.compile G and D")
   p.add_argument("--json", default=None)
   a = p.parse_args()
   timing.emit(measure(a.batch_size, a.steps, a.warmup, a.resolution, a.channels, a.width,
                       a.z_dim, a.text_dim, a.magp_weight, a.magp_power, a.device, a.compile,
-                      a.threads), a.json)
+                      a.threads, a.dtype), a.json)
 
 
 if __name__ == "__main__":
