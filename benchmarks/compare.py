@@ -124,11 +124,12 @@ def dfgan_peer(config, batch_size, threads):
   pairs, MA-GP, Adam (0, 0.9) at 1e-4 / 4e-4, EMA), on captions of the stand-in width."""
   m, reg = config.model, config.loss
   if ((m.g_width, reg.adversarial, config.optim.g.lr, config.optim.d.lr, config.optim.g.b1,
-       config.optim.g.b2, m.g_norm, m.d_projection) !=
-      (m.d_width, "hinge", 1e-4, 4e-4, 0.0, 0.9, "none", False)):
+       config.optim.g.b2, m.g_norm, m.d_projection, reg.contrastive_weight) !=
+      (m.d_width, "hinge", 1e-4, 4e-4, 0.0, 0.9, "none", False, 0.0)):
     raise app.UsageError("The DF-GAN peer plays the paper's DF-GAN recipe with G and D equally "
                          "wide: keep g_width = d_width, the hinge loss, DF-GAN's Adam settings, "
-                         "--config.model.g_norm=none and --config.model.d_projection=False.")
+                         "--config.model.g_norm=none --config.model.d_projection=False "
+                         "--config.loss.contrastive_weight=0.")
   from gan_jax import encoders  # pylint: disable=g-import-not-at-top
   return [os.path.join(HERE, "peers", "torch_dfgan.py"), f"--batch_size={batch_size}",
           f"--resolution={config.data.resolution}", f"--channels={config.data.channels}",

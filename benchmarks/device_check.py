@@ -48,8 +48,8 @@ DTYPES = ("float32", "bfloat16")
 # StyleGAN2 as its peer plays it: no augmentation; one call is a full 16-step cycle of the lazy
 # regularizers, so img/s and sec/kimg include them amortised as in training.
 STYLEGAN2 = {"augment.kind": "none", "train.steps_per_call": 16}
-# DF-GAN as the paper builds it, the peer's networks (t2i_digits' own adds two options).
-PAPER_DFGAN = {"model.g_norm": "none", "model.d_projection": False}
+# DF-GAN as the paper builds it, the peer's networks and losses (t2i_digits adds options).
+PAPER_DFGAN = {"model.g_norm": "none", "model.d_projection": False, "loss.contrastive_weight": 0.0}
 # (family, config, overrides, batch sizes, (timed, warm-up) calls), DCGAN-64 and the newest family
 # first. Families that land later add a line.
 FAMILIES = [

@@ -284,10 +284,11 @@ def text_to_image(c):
   step, no augmentation. Captions are embedded once by `text.encoder` (the data's
   "text"); an EMA of G (0.999) draws the samples, as in the other games.
 
-  Three changes make it train on t2i_digits with MiniLM's unit embeddings (README,
+  Four changes make it train on t2i_digits with MiniLM's unit embeddings (README,
   Text-to-image): the paper's G (g_norm=none) grew its activations until tanh saturated and
   drew black within 100 steps; unit embeddings (entries ~0.05 beside z's ~1) left the
-  captions unread until scaled; the projection term made D read the digit."""
+  captions unread until scaled; the projection term made D read the digit; XMC-GAN's
+  contrastive term lifted held-out pairs from 79% to 98%."""
   c.game = "text"
   c.data.channels = 3
   c.model = ml_collections.ConfigDict(dict(
@@ -304,7 +305,7 @@ def text_to_image(c):
   c.loss.adversarial = "hinge"
   c.loss.magp_weight = 2.0   # MA-GP's k; 0 = off
   c.loss.magp_power = 6.0    # MA-GP's p
-  c.loss.contrastive_weight = 0.0       # XMC-GAN's sentence-image term (needs d_projection); 0 = off
+  c.loss.contrastive_weight = 1.0       # XMC-GAN's sentence-image term (needs d_projection); 0 = off
   c.loss.contrastive_temperature = 0.1  # its temperature (XMC-GAN's 0.1)
   for side, lr in ((c.optim.g, 1e-4), (c.optim.d, 4e-4)):
     side.lr, side.b1, side.b2, side.schedule = lr, 0.0, 0.9, "constant"
