@@ -32,11 +32,10 @@ from functools import partial
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from gan_jax.models.layers import (Conv4x4s2, SNConv, avg_pool2x, conv_same, instance_norm,
-                                   torch_init, upsample2x)
+                                   l2_normalize, torch_init, upsample2x)
 
 
 def channels(resolution, width):
@@ -189,9 +188,8 @@ class Discriminator(nn.Module):
     self.blocks = [DBlock(c, self.dtype, self.impl) for c in chans[1:]]
     self.joint = JointConv(2 * self.width, self.dtype, self.impl)
     self.logit = nn.Dense(1, use_bias=False, kernel_init=torch_init, dtype=self.dtype)
-    if self.projection:
-      self.embed = nn.Dense(channels(self.resolution, self.width)[0], use_bias=False,
-                            kernel_init=torch_init, dtype=self.dtype)
+    if self.projection:  # into the 4x4 features' channels
+      self.embed = nn.Dense(chans[-1], use_bias=False, kernel_init=torch_init, dtype=self.dtype)
 
   def features(self, x, train=True):
     """The 4x4 feature map of images x."""
@@ -217,9 +215,9 @@ class Discriminator(nn.Module):
     """Unit vectors [B, C] of 4x4 features h and of sentence embeddings text in the projection's
     space (needs `projection`): what the contrastive term compares."""
     del train  # the same in both modes, as `judge`
-    unit = lambda v: v * jax.lax.rsqrt(jnp.sum(v * v, -1, keepdims=True) + 1e-12)
     e = self.embed((self.text_scale * text).astype(self.dtype))
-    return (unit(self._pooled(h).astype(jnp.float32)), unit(e.astype(jnp.float32)))
+    return (l2_normalize(self._pooled(h).astype(jnp.float32)),
+            l2_normalize(e.astype(jnp.float32)))
 
   def __call__(self, x, text, train=True):
     return self.judge(self.features(x, train), text, train)

@@ -270,8 +270,9 @@ class Dropout(nn.Module):
 
 # --- Spectral normalization (Miyato et al. 2018) ------------------------------------------------
 
-def _l2_normalize(v, eps):
-  return v * jax.lax.rsqrt(jnp.sum(jnp.square(v)) + eps)
+def l2_normalize(v, eps=1e-12):
+  """v scaled to unit length along its last axis."""
+  return v * jax.lax.rsqrt(jnp.sum(jnp.square(v), -1, keepdims=True) + eps)
 
 
 def spectral_normalize(module, w, train, eps=1e-12):
@@ -288,13 +289,13 @@ def spectral_normalize(module, w, train, eps=1e-12):
   m = w.astype(jnp.float32).reshape(-1, w.shape[-1])  # W^T: [rest, out]
 
   def step(u):
-    v = jax.lax.stop_gradient(_l2_normalize(m @ u, eps))
-    u = jax.lax.stop_gradient(_l2_normalize(v @ m, eps))
+    v = jax.lax.stop_gradient(l2_normalize(m @ u, eps))
+    u = jax.lax.stop_gradient(l2_normalize(v @ m, eps))
     return u, v @ (m @ u)
 
   u_var = module.variable(
       "spectral", "u",
-      lambda: _l2_normalize(jax.random.normal(module.make_rng("params"), (m.shape[1],)), eps))
+      lambda: l2_normalize(jax.random.normal(module.make_rng("params"), (m.shape[1],)), eps))
   sigma_var = module.variable("spectral", "sigma",
                               lambda: jax.lax.stop_gradient(step(u_var.value)[1]))
   if train:
