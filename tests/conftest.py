@@ -31,6 +31,22 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(skip)
 
 
+_crashed = set()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem, report, sched):
+  """A test whose worker died in native code runs once more on a fresh worker (pytest-xdist).
+
+  XLA:CPU has crashed a worker intermittently (seen once in CI, not reproducible); a test that
+  crashes twice, or fails in Python, fails the suite as before. The summary counts the rerun.
+  """
+  if crashitem not in _crashed:
+    _crashed.add(crashitem)
+    sched.mark_test_pending(crashitem)
+    report.outcome = "rerun"
+
+
 # Smoke runs several test files read (`runs.trained` trains each once per test process).
 @pytest.fixture(scope="module")
 def cgan(tmp_path_factory):
