@@ -118,11 +118,14 @@ class PmapStrategy:
       return np.moveaxis(x, 2, 0)
     return jax.tree.map(split, batch)
 
+  # Device 0's copy, read from its shard on the host: indexing the replicated arrays would run a
+  # program over every device for each leaf (XLA:CPU has aborted in one, under load).
   def host_state(self, state):
-    return jax.tree.map(lambda x: x[0], state)
+    first = lambda x: x.addressable_shards[0].data if isinstance(x, jax.Array) else x
+    return jax.tree.map(lambda x: np.asarray(first(x))[0], state)
 
   def host_metrics(self, metrics):
-    return jax.device_get(jax.tree.map(lambda x: x[0], metrics))
+    return self.host_state(metrics)
 
 
 # Leaves with fewer elements stay whole on every device under fsdp: biases, norms' scales, the
