@@ -4,7 +4,7 @@ import math
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
-from gan_jax.models import dcgan, dfgan, mlp, resnet, sr, stylegan2
+from gan_jax.models import dcgan, dfgan, mlp, r3gan, resnet, sr, stylegan2
 from gan_jax.models.patchgan import PatchGAN
 from gan_jax.models.resnet_gen import ResnetGenerator
 from gan_jax.models.unet import UNet
@@ -58,7 +58,15 @@ def build(config, data_spec, axis_name=None):
     return (dfgan.Generator(channels=config.data.channels, width=m.g_width,
                             norm=m.get("g_norm", "none"), **kw),
             dfgan.Discriminator(width=m.d_width, projection=m.get("d_projection", False), **kw))
-  raise UserError(f"Unknown model {m.name!r}: choose dcgan, resnet, mlp, stylegan2 or dfgan.")
+  if m.name == "r3gan":
+    kw = dict(widths=tuple(m.widths), cardinality=tuple(m.cardinality), blocks=tuple(m.blocks),
+              expansion=m.expansion, kernel=m.kernel, num_classes=num_classes, dtype=dtype)
+    return (r3gan.Generator(channels=config.data.channels, class_dim=m.g_class_dim,
+                            bf16_stages=tuple(m.g_bf16_stages), **kw),
+            r3gan.Discriminator(class_dim=m.d_class_dim, bf16_stages=tuple(m.d_bf16_stages),
+                                **kw))
+  raise UserError(f"Unknown model {m.name!r}: choose dcgan, resnet, mlp, stylegan2, dfgan or "
+                  "r3gan.")
 
 
 def _translation_generator(name):
