@@ -15,7 +15,8 @@ def base_config():
   c = ml_collections.ConfigDict()
   c.name = ""  # set by each variant; names the default workdir runs/<name>
   c.seed = 0
-  c.game = "noise"  # noise | paired | cycle | stylegan2 | superres | text: what is trained (games/)
+  c.game = "noise"  # noise | paired | cycle | stylegan2 | r3gan | superres | text: what is
+                    # trained (games/)
 
   c.data = ml_collections.ConfigDict(dict(
       # digits | stacked_digits | ring2d | grid2d | digit_edges | digit_styles | photos |
@@ -233,6 +234,46 @@ def stylegan2(c, resolution, batch_size, mbstd, fmaps, lr, gamma, ema_kimg, ramp
   return c
 
 
+def r3gan(c, widths, cardinality, gamma, gamma_final, ema_kimg, aug_p, ramp_kimg, blocks=2,
+          conditional=False):
+  """R3GAN's recipe (Huang et al. 2024, as the authors' train.py presets set it): G and D of
+  stages of inverted-bottleneck residual blocks (`widths`, `cardinality` per stage from 4x4
+  up, `blocks` each, expansion 2), z of 64 (and a class embedding of 64 in G, of widths[0] in D),
+  RpGAN with R1 + R2 every step, Adam (0, 0.9 -> 0.99, eps 1e-8) at 2e-4 -> 5e-5, gamma ->
+  gamma_final, an EMA whose half-life grows from 0 to ema_kimg and ADA's `bgc` with p from 0 to
+  aug_p, every schedule a cosine over ramp_kimg thousand images (the authors' decay_nimg)."""
+  c.game = "r3gan"
+  c.data.resolution = 4 * 2 ** (len(widths) - 1)
+  c.data.channels = 3
+  c.model = ml_collections.ConfigDict(dict(
+      name="r3gan",
+      latent_dim=64,
+      widths=tuple(widths),            # channels per stage, 4x4 first (D: the same, reversed)
+      cardinality=tuple(cardinality),  # groups of each stage's 3x3 convs
+      blocks=(blocks,) * len(widths),  # residual blocks per stage
+      expansion=2,                     # a block's inner channels: width x expansion
+      kernel=3,
+      conditional=conditional,
+      g_class_dim=64,                  # conditional: the class embedding G reads beside z
+      d_class_dim=widths[0],           # conditional: D's output projected on a class embedding
+      g_bf16_stages=(),                # stage indices computed in bfloat16 (-1: the last)
+      d_bf16_stages=(),
+  ))
+  c.loss.adversarial = "relativistic_pairing"
+  c.loss.gamma = float(gamma)              # R1 and R2 weight gamma / 2, at the start ...
+  c.loss.gamma_final = float(gamma_final)  # ... and after train.ramp_kimg
+  c.loss.gamma_sweep = ()           # copies of one run differing in gamma (gan-jax tune-gamma)
+  for side in (c.optim.g, c.optim.d):
+    side.lr, side.lr_final, side.schedule = 2e-4, 5e-5, "cosine"
+    side.b1, side.b2, side.b2_final, side.eps = 0.0, 0.9, 0.99, 1e-8
+  c.train.ema_decay = 0.0  # the r3gan game's EMA is by half-life:
+  c.train.ema_kimg = float(ema_kimg)
+  c.train.ramp_kimg = float(ramp_kimg)
+  c.augment.kind, c.augment.policy, c.augment.p, c.augment.target = (
+      ("ada", "bgc", float(aug_p), 0.0) if aug_p else ("none", "", 0.0, 0.6))
+  return c
+
+
 def superres(c, paper):
   """ESRGAN's recipe (Wang et al. 2018, as BasicSR's options/train/ESRGAN/train_ESRGAN_x4.yml
   sets it): RRDBNet G (64 features, 23 blocks, growth 32, nearest + conv upsampling), the
@@ -348,6 +389,12 @@ def apply_arg(c, arg):
     c.train.batch_size = 8
     c.loss.r1_interval, c.loss.pl_interval = 2, 2  # both lazy phases run within the 4 steps
     c.augment.ada_kimg = 0.1  # ADA's p visibly moves at its first adjustment (step 4)
+  elif c.model.name == "r3gan":
+    c.data.resolution = 8
+    c.model.latent_dim = c.model.g_class_dim = 8
+    c.model.widths, c.model.cardinality, c.model.blocks = (16, 8), (4, 2), (1, 1)
+    c.model.d_class_dim = 16
+    c.train.batch_size = 8
   elif c.model.name == "dfgan":
     c.data.resolution = 16
     c.model.latent_dim = 8
@@ -376,7 +423,7 @@ def apply_arg(c, arg):
 CHOICES = {
     "data.resize": ("center_crop", "pad", "stretch", "random_crop"),
     "loss.adversarial": ("non_saturating", "minimax", "least_squares", "hinge", "wasserstein",
-                         "relativistic_average"),
+                         "relativistic_average", "relativistic_pairing"),
     "loss.perceptual_criterion": ("l1", "l2"),
     "model.g_norm": ("batch", "layer", "instance", "none"),
     "model.d_norm": ("batch", "layer", "instance", "none"),
@@ -420,7 +467,8 @@ _optim = lambda side: {
     f"optim.{side}.lr": POSITIVE, f"optim.{side}.warmup_steps": NON_NEGATIVE,
     f"optim.{side}.hold_fraction": Range(0, 1, high_open=True, note="the share of the steps at "
                                          "the full rate before the decay"),
-    f"optim.{side}.b1": FRACTION, f"optim.{side}.b2": FRACTION,
+    f"optim.{side}.b1": FRACTION, f"optim.{side}.b2": FRACTION, f"optim.{side}.b2_final": FRACTION,
+    f"optim.{side}.lr_final": NON_NEGATIVE, f"optim.{side}.eps": POSITIVE,
     f"optim.{side}.grad_clip": Range(0, note="0 = off")}
 # Every number of base_config and of the keys the recipes and games add, with what it may hold.
 # A key a config lacks (each game adds its own) is skipped; the games check what depends on
@@ -442,6 +490,9 @@ RANGES = {
     "loss.magp_power": Range(2, note="below 2 it has no gradient where D's is zero"),
     "loss.r1_interval": COUNT, "loss.pl_interval": COUNT, "loss.pl_batch_shrink": COUNT,
     "loss.pl_decay": Range(0, 1), "loss.style_mixing": PROBABILITY,
+    "loss.gamma": POSITIVE, "loss.gamma_final": NON_NEGATIVE, "train.ramp_kimg": POSITIVE,
+    "model.expansion": COUNT, "model.kernel": COUNT, "model.g_class_dim": COUNT,
+    "model.d_class_dim": COUNT, "model.widths": COUNT, "model.cardinality": COUNT,
     **_optim("g"), **_optim("d"),
     **{f"train.{k}": COUNT for k in (
         "steps", "batch_size", "n_critic", "steps_per_call", "num_seeds", "log_every",
@@ -478,7 +529,11 @@ def validate(config, num_devices=1):
       raise UserError(f"--config.{key}={value!r} is not supported: choose one of {', '.join(choices)}.")
   for key, allowed in RANGES.items():
     value = lookup(config, key)
-    if value is not None and not allowed.holds(value):
+    if isinstance(value, (tuple, list)):  # one value per stage (R3GAN)
+      if not value or not all(allowed.holds(v) for v in value):
+        raise UserError(f"--config.{key} must give one value per stage, each {allowed}, got "
+                        f"{value!r}.")
+    elif value is not None and not allowed.holds(value):
       raise UserError(f"--config.{key} must be {allowed}, got {value!r}.")
   for name, weight in (lookup(config, "loss.perceptual_layers") or {}).items():
     if not Range(0).holds(weight):
@@ -576,8 +631,10 @@ def incompatible_keys(saved, config):
   defaults = flatten(base_config().to_dict())
   a.update({k: defaults[k] for k in b.keys() - a.keys() if k in defaults})
   resumable = set(RESUMABLE_CHANGES)
-  if any(a.get(f"optim.{n}.schedule") != "constant" for n in ("g", "d")):
-    resumable.discard("train.steps")  # a decaying schedule is laid out over train.steps
+  # a decaying schedule is laid out over train.steps, R3GAN's over train.ramp_kimg
+  if (a.get("game") != "r3gan"
+      and any(a.get(f"optim.{n}.schedule") != "constant" for n in ("g", "d"))):
+    resumable.discard("train.steps")
   return sorted(k for k in set(a) | set(b)
                 if k not in resumable and _norm(a.get(k)) != _norm(b.get(k)))
 

@@ -15,13 +15,15 @@ def make_multi_step(train_step):
   Returns the last step's metrics plus `nonfinite_step`: the first step (1-based count) whose
   losses were not finite, or NEVER. Under `games.seeds.Seeds` losses are [N] arrays: one seed
   not finite marks the step for all, so the loop stops (or rolls back) the whole program, every
-  seed to the same checkpoint. K = 1 calls the step directly, without a loop: XLA:CPU runs
-  native convolutions inside one (scan's while) ~30x slower. The CPU matmul forms of
+  seed to the same checkpoint, except seeds the game marks `diverged` (a tune-gamma copy that
+  stopped updating: the others train on). K = 1 calls the step directly, without a loop:
+  XLA:CPU runs native convolutions inside one (scan's while) ~30x slower. The CPU matmul forms of
   `models/cpu_conv.py` do not suffer from it.
   """
   def checked_step(state, batch):
     state, metrics = train_step(state, batch)
-    finite = jnp.all(jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"]))
+    finite = jnp.isfinite(metrics["d_loss"]) & jnp.isfinite(metrics["g_loss"])
+    finite = jnp.all(finite | metrics.get("diverged", False))  # seeds a game has let drop out
     return state, (metrics, jnp.where(finite, NEVER, jnp.max(state.step)))
 
   def multi_step(state, batches):

@@ -55,6 +55,18 @@ def test_relativistic_average_matches_its_formula():
   np.testing.assert_allclose(adversarial.RELATIVE["hinge"][1](REAL, FAKE)[0], -FAKE.mean())
 
 
+def test_relativistic_pairing_matches_its_formula():
+  # RpGAN (R3GAN, Huang et al. 2024): each real against its paired fake, D(x_r, x_f) =
+  # sigmoid(C(x_r) - C(x_f)); L_D = -E log D(x_r, x_f), L_G = -E log D(x_f, x_r).
+  d_loss, g_loss = adversarial.RELATIVE["relativistic_pairing"]
+  np.testing.assert_allclose(d_loss(REAL, FAKE)[0], -np.mean(np.log(sigmoid(REAL - FAKE))),
+                             rtol=1e-5)
+  np.testing.assert_allclose(g_loss(REAL, FAKE)[0], -np.mean(np.log(sigmoid(FAKE - REAL))),
+                             rtol=1e-5)
+  # pairs, not batch averages: swapping two fakes changes the loss
+  assert abs(d_loss(REAL, FAKE[::-1])[0] - d_loss(REAL, FAKE)[0]) > 1e-3
+
+
 def test_non_saturating_is_stable_for_large_logits():
   d_loss, g_loss = adversarial.get("non_saturating")
   big = jnp.array([1e4, -1e4])
@@ -94,6 +106,15 @@ def test_r1_penalty_matches_finite_differences():
   want = np.mean(np.sum(grads.reshape(3, -1) ** 2, axis=1))
   got = regularizers.r1_penalty(quadratic_critic, jnp.asarray(x))
   np.testing.assert_allclose(got, want, rtol=1e-3)
+
+
+def test_zero_centred_penalty_gives_the_logits_of_its_pass():
+  # R1 at reals and R2 at fakes are one function: the mean squared input-gradient norm
+  x = np.random.default_rng(2).normal(size=(3, 4)).astype(np.float32)
+  penalty, logits = regularizers.zero_centred_penalty(quadratic_critic, jnp.asarray(x))
+  grads = finite_difference_grad(lambda v: critic_np(v).sum(), x)
+  np.testing.assert_allclose(penalty, np.mean(np.sum(grads ** 2, axis=1)), rtol=1e-3)
+  np.testing.assert_allclose(logits, critic_np(x), rtol=1e-5)
 
 
 def test_gradient_penalty_matches_finite_differences():

@@ -25,7 +25,10 @@ class Seeds:
   def init(self, seed=None):
     """The states of seeds seed + i (default config.seed + i), stacked."""
     first = self.game.config.seed if seed is None else seed
-    return jax.vmap(self.game.init)(first + jnp.arange(self.num_seeds))
+    # a game may vary settings across the runs too (R3GAN's gamma sweep): [N] values each
+    varied = getattr(self.game, "sweep_values", dict)()
+    seeds = first + jnp.arange(self.num_seeds)
+    return jax.vmap(lambda s, v: self.game.init(s, **v))(seeds, varied)
 
   def train_step(self, state, batch):
     return jax.vmap(self.game.train_step, in_axes=(0, SEED_AXIS))(state, batch)

@@ -54,13 +54,18 @@ def freeze_blocks(tx, resolution, blocks):
   return optax.multi_transform({"trained": tx, "frozen": optax.set_to_zero()}, labels)
 
 
+def half_life_beta(batch_size, nimg):
+  """The EMA's weight on the past per step for a half-life of `nimg` images (0: G itself)."""
+  return 0.5 ** (batch_size / jnp.maximum(nimg, 1e-8))
+
+
 def ema_beta(step, batch_size, ema_kimg, rampup):
   """stylegan2-ada-pytorch's EMA: half-life ema_kimg thousand images, limited to `rampup` x the
   images seen so far (none at the first step: the average starts at G)."""
   nimg = jnp.float32(ema_kimg * 1000)
   if rampup:
     nimg = jnp.minimum(nimg, step.astype(jnp.float32) * batch_size * rampup)
-  return 0.5 ** (batch_size / jnp.maximum(nimg, 1e-8))
+  return half_life_beta(batch_size, nimg)
 
 
 class StyleGame(NoiseGame):

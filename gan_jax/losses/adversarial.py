@@ -106,10 +106,22 @@ def relativistic_average_g_loss(real, fake):
   return 0.5 * (_mean(softplus(_relative(real, fake))) + _mean(softplus(-_relative(fake, real)))), {}
 
 
+# RpGAN (Jolicoeur-Martineau 2019), R3GAN's loss (Huang et al. 2024): each real is paired with
+# one fake of the batch and D is asked only that the real score higher than its fake, so D cannot
+# push every fake down at once; G's loss is the same with the roles swapped.
+def relativistic_pairing_d_loss(real, fake):
+  return _mean(softplus(-(real - fake))), {}
+
+
+def relativistic_pairing_g_loss(real, fake):
+  return _mean(softplus(-(fake - real))), {}
+
+
 # Losses whose G term may also see the real logits, g_loss(real, fake): the relativistic one, and
 # the plain pairs above (which ignore them) for games that offer both (super-resolution).
 RELATIVE = {
     "relativistic_average": (relativistic_average_d_loss, relativistic_average_g_loss),
+    "relativistic_pairing": (relativistic_pairing_d_loss, relativistic_pairing_g_loss),
     **{name: (d_loss, lambda real, fake, g_loss=g_loss: g_loss(fake))
        for name, (d_loss, g_loss) in LOSSES.items() if name != "wasserstein"},
 }

@@ -29,9 +29,18 @@ def gradient_penalty(d_fn, real, fake, eps):
   return jnp.mean((norms - 1.0) ** 2)
 
 
+def zero_centred_penalty(d_fn, x):
+  """(E[||grad D(x)||^2], D(x)): R1 (Mescheder et al. 2018) at reals, R2 (Roth et al. 2017) at
+  fakes, with D's logits on x from the same pass (R3GAN's D loss needs both). The config's weight
+  is gamma/2."""
+  logits, pull = jax.vjp(lambda v: d_fn(v).astype(jnp.float32), x)
+  (grads,) = pull(jnp.ones_like(logits))  # per sample: samples are independent in D
+  return jnp.mean(_per_sample_sq_norm(grads)), logits
+
+
 def r1_penalty(d_fn, real):
-  """R1 (Mescheder et al. 2018): E[||grad D(x)||^2] on real data; the config's weight is gamma/2."""
-  return jnp.mean(_per_sample_sq_norm(_input_grads(d_fn, real)))
+  """R1 alone: E[||grad D(x)||^2] on real data."""
+  return zero_centred_penalty(d_fn, real)[0]
 
 
 def matching_aware_gp(d_fn, real, text, k=2.0, p=6.0, has_aux=False):
