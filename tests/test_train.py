@@ -168,9 +168,12 @@ def _stand_in_data(name, tmp_path):
     for side in ("labels", "photos"):
       _random_pictures(tmp_path / side)
     return contextlib.nullcontext(), (f"--config.data.source=pair:{tmp_path}/labels,{tmp_path}/photos",)
-  if name == "stylegan2":
-    _random_pictures(tmp_path / "images")
-    return contextlib.nullcontext(), (f"--config.data.source=folder:{tmp_path}/images",)
+  if name == "r3gan_cifar10":
+    return tfds.testing.mock_data(num_examples=12), ()
+  if name in ("stylegan2", "r3gan_ffhq64", "r3gan_ffhq256"):
+    folder = "images" if name == "stylegan2" else "ffhq"
+    _random_pictures(tmp_path / folder)
+    return contextlib.nullcontext(), (f"--config.data.source=folder:{tmp_path}/{folder}",)
   if name == "t2i_folder":
     _random_pictures(tmp_path / "img")
     rows = [{"file_name": f"img/{i:04d}.png", "text": [f"picture {i}", "noise"]} for i in range(6)]
