@@ -9,7 +9,8 @@ seed changes the initial state, not the program), `steps` calls for each of the 
 in turn. Each call runs train.steps_per_call steps of every run it holds; synthetic data on the
 device, state donated, input pipeline excluded. Each round gives aggregate steps/s (steps of all
 runs per second) of both and their ratio; the median ratio is the figure to quote. Compile times
-(first call less a median call) are reported apart. Prints one JSON object.
+(first call less a median call) are reported apart. Prints one JSON object. An R3GAN config's A
+is `gan-jax tune-gamma`'s program: its runs differ in gamma too (a factor 2 apart).
 """
 import statistics
 import sys
@@ -65,6 +66,9 @@ def main(argv):
   n, calls = FLAGS.num_seeds, FLAGS.steps
   together_config = FLAGS.config.copy_and_resolve_references()
   together_config.train.num_seeds = n
+  if together_config.get("game") == "r3gan":  # R3GAN: tune-gamma's program, copies by gamma
+    together_config.loss.gamma_sweep = tuple(together_config.loss.gamma * 2.0 ** (i - n // 2)
+                                             for i in range(n))
   one_config = FLAGS.config.copy_and_resolve_references()
   one_config.train.num_seeds = 1
   together, apart = Runs(together_config, 1), Runs(one_config, n)

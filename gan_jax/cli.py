@@ -1,6 +1,8 @@
 """The `gan-jax` command: parse a verb's flags, then call one library function.
 
   gan-jax train    [--config=configs/X.py[:arg]] [--workdir=DIR] [--config.KEY=VALUE ...]
+  gan-jax tune-gamma [--config=configs/X.py[:arg]] [--workdir=DIR] [--values=G1,G2,...]
+                   [--steps=N] [--num_samples=N] [--config.KEY=VALUE ...]
   gan-jax sample   --workdir=DIR [--num=N] [--out=PATH.png|.npz] [--label=K] [--seed=S] [--no-ema]
                    [--truncation=T] [--truncation_cutoff=N]
                    [--mix=coarse|middle|fine|I-J] [--interpolate=FRAMES --out=PATH.gif]
@@ -52,7 +54,7 @@ from gan_jax.errors import PeerLost, RunStopped, UserError
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
-VERBS = ("train", "sample", "interpolate", "directions", "project", "explore", "evaluate",
+VERBS = ("train", "tune-gamma", "sample", "interpolate", "directions", "project", "explore", "evaluate",
          "translate", "upscale", "export", "export-model", "provenance", "convert-inception",
          "convert-vgg19", "convert-lpips", "report")
 USAGE = __doc__.split("\n\n")[1]
@@ -69,11 +71,18 @@ def _config_path(spec):
   return path + (":" + arg if arg else "")
 
 
-def _parse_train(argv):
+def _parse_train(argv, verb="train"):
   from ml_collections import config_flags
   fv = flags.FlagValues()
   flags.DEFINE_string("workdir", None, "run directory (default runs/<config name>)", flag_values=fv)
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
+  if verb == "tune-gamma":
+    flags.DEFINE_string("values", None, "gammas to try, comma-separated (default: the config's "
+                        "gamma x 0.1, 0.3, 1, 3, 10)", flag_values=fv)
+    flags.DEFINE_integer("steps", None, "steps each copy trains (default the config's "
+                         "train.steps)", flag_values=fv)
+    flags.DEFINE_integer("num_samples", None, "samples scored per copy (default the config's "
+                         "eval.num_samples)", flag_values=fv)
   argv = list(argv)
   for i, a in enumerate(argv):
     if a.startswith("--config=") or a == "--config":
@@ -82,13 +91,17 @@ def _parse_train(argv):
       argv[i:i + (1 if "=" in a else 2)] = [resolved]
       break
   else:
-    argv.insert(0, "--config=" + DEFAULT_CONFIG)
+    default = os.path.join(CONFIGS, "r3gan_stacked.py") if verb == "tune-gamma" else DEFAULT_CONFIG
+    argv.insert(0, "--config=" + default)
   config_flags.DEFINE_config_file("config", None, "config file", flag_values=fv,
                                   sys_argv=["gan-jax"] + argv)
   _parse(fv, argv)
   config = fv.config
-  workdir = fv.workdir or os.path.join("runs", config.get("name") or "run")
-  return config, workdir, fv.progress
+  suffix = "_tune_gamma" if verb == "tune-gamma" else ""
+  workdir = fv.workdir or os.path.join("runs", (config.get("name") or "run") + suffix)
+  if verb == "tune-gamma" and fv.num_samples is not None and fv.num_samples < 2:
+    raise UserError(f"--num_samples={fv.num_samples} scores nothing: give at least 2.")
+  return config, workdir, fv
 
 
 def _truncation_flags(fv):
@@ -481,9 +494,18 @@ def main(argv):
     cache.enable_compilation_cache()
     if verb == "train":
       from gan_jax.train import train
-      config, workdir, progress = _parse_train(rest)
-      result = train(config, workdir, progress=progress)
+      config, workdir, fv = _parse_train(rest)
+      result = train(config, workdir, progress=fv.progress)
       print(f"{'stopped' if result.interrupted else 'finished'} at step {result.step}: {workdir}")
+    elif verb == "tune-gamma":
+      from gan_jax import tuning
+      config, workdir, fv = _parse_train(rest, verb)
+      found = tuning.tune_gamma(config, workdir, values=fv.values, steps=fv.steps,
+                                num_samples=fv.num_samples, progress=fv.progress)
+      print(found.table())
+      print(f"recommended: {found.override}" if found.override else
+            "no gamma trained without a warning sign: widen --values or train longer")
+      print(f"details: {found.path}")
     elif verb == "sample":
       from gan_jax import sampling
       fv = _parse_sample(rest)
