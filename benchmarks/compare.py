@@ -65,6 +65,8 @@ def peer_command(config, batch_size):
             f"--threads={threads}"]
   if config.model.name == "dfgan":
     return dfgan_peer(config, batch_size, threads)
+  if config.model.name == "r3gan":
+    return r3gan_peer(config, batch_size, threads)
   name, r = config.model.name, config.data.resolution
   if name == "rrdb":
     m, reg = config.model, config.loss
@@ -138,6 +140,25 @@ def dfgan_peer(config, batch_size, threads):
           f"--magp_power={reg.magp_power}", f"--threads={threads}"]
 
 
+def r3gan_peer(config, batch_size, threads):
+  """The R3GAN peer at the config's nets, playing one RpGAN + R1 + R2 step with Adam at the
+  config's starting lr and gamma (the schedules' cost is nil beside the nets)."""
+  m = config.model
+  if (config.augment.kind, m.g_bf16_stages, m.d_bf16_stages, config.data.channels) != (
+      "none", (), (), 3):
+    raise app.UsageError("The R3GAN peer plays the step without augmentation or mixed-precision "
+                         "stages, on RGB: pass --config.augment.kind=none and leave "
+                         "model.g_bf16_stages and model.d_bf16_stages empty.")
+  ints = lambda values: ",".join(str(v) for v in values)
+  classes = 10 if m.conditional else 0  # as throughput.data_spec (digits, CIFAR-10)
+  return [os.path.join(HERE, "peers", "torch_r3gan.py"), f"--batch_size={batch_size}",
+          f"--widths={ints(m.widths)}", f"--cardinality={ints(m.cardinality)}",
+          f"--blocks={ints(m.blocks)}", f"--expansion={m.expansion}", f"--kernel={m.kernel}",
+          f"--z_dim={m.latent_dim}", f"--c_dim={classes}", f"--g_class_dim={m.g_class_dim}",
+          f"--d_class_dim={m.d_class_dim}", f"--gamma={config.loss.gamma}",
+          f"--lr={config.optim.g.lr}", f"--threads={threads}"]
+
+
 def perceptual_weights(config):
   """A super-resolution config's perceptual term on, as the peer's is: where no converted VGG19
   is at hand, random weights of its shapes (the cost is the same) in a file ours reads."""
@@ -153,7 +174,7 @@ def perceptual_weights(config):
 
 # Peers written to our networks' exact parameter counts: a run whose counts differ compared
 # other networks, and stops.
-SAME_PARAMETERS = ("torch_dfgan.py",)
+SAME_PARAMETERS = ("torch_dfgan.py", "torch_r3gan.py")
 
 
 def check_parameters(ours, peer, script):

@@ -1,17 +1,19 @@
 """The prepared check for a GPU or TPU machine: is the install right, and how fast is it?
 
   python benchmarks/device_check.py [--budget=480] [--out=device_check.json] [--dry-run]
-      [--frameworks=jax,torch,torch.compile] [--rounds=2] [--skip_tests]
+      [--frameworks=jax,torch,torch.compile] [--rounds=2] [--skip_tests] [--families=a,b]
 
-In order, until the budget (seconds) runs out:
-  1. the `gpu`-marked tests (`pytest -m gpu`);
-  2. each family's benchmark config (DCGAN-64 first, then the newest family) at a few batch
-     sizes in float32 and bfloat16: our compiled step (`throughput.py`), the PyTorch peer in eager
-     mode and under `torch.compile` (`benchmarks/peers/`, as `compare.py` picks it), alternating
-     ours / eager / compiled for `--rounds` rounds, each run a fresh process on the same device;
-  3. the largest batch of the biggest model that fits (doubling until a run fails; in bfloat16,
-     the dtype people train big models in);
-  4. DCGAN-64's generator at batch 1, 64 and 1024, in-package and exported (`inference.py`).
+Breadth first, so that a budget (seconds) that runs out leaves every family measured once:
+  1. each family's benchmark config (`FAMILIES`) at its first batch size, float32 then
+     bfloat16: our compiled step (`throughput.py`), then the PyTorch peer in eager mode
+     (`benchmarks/peers/`, as `compare.py` picks it), each run a fresh process on the device;
+  2. N seeds of `gan_ring2d` in one program against N runs in turn (`seeds.py`);
+  3. DCGAN-64's generator at batch 1, 64 and 1024, in-package and exported (`inference.py`);
+  4. the `gpu`-marked tests (`pytest -m gpu`);
+  5. the first batches under `torch.compile`, then the other batch sizes (ours / eager /
+     compiled), then each further round of `--rounds`;
+  6. the largest batch of the biggest model that fits (doubling until a run fails; in bfloat16,
+     the dtype people train big models in).
 Each record (family, config, batch, dtype, framework, img/s, MFU, peak memory, compile seconds)
 is appended to `--out` as soon as it is measured, so a run cut short keeps what it measured;
 the first record describes the machine (device, driver, CUDA, jax and torch versions, date).
@@ -50,32 +52,52 @@ DTYPES = ("float32", "bfloat16")
 STYLEGAN2 = {"augment.kind": "none", "train.steps_per_call": 16}
 # DF-GAN as the paper builds it, the peer's networks and losses (t2i_digits adds options).
 PAPER_DFGAN = {"model.g_norm": "none", "model.d_projection": False, "loss.contrastive_weight": 0.0}
-# (family, config, overrides, batch sizes, (timed, warm-up) calls), DCGAN-64 and the newest family
-# first. Families that land later add a line.
+# R3GAN's step as its peer plays it: no augmentation, every stage in the config's dtype.
+R3GAN = {"augment.kind": "none"}
+# (family, config, overrides, batch sizes, (timed, warm-up) calls, dtypes). Families that land
+# later add a line. The ResNet and RRDB peers run float32 only.
 FAMILIES = [
-    ("dcgan", "configs/dcgan64.py", {}, (64, 256), (10, 3)),
-    ("dfgan", "configs/t2i_digits.py", PAPER_DFGAN, (32,), (10, 3)),
-    ("stylegan2", "configs/stylegan2.py", STYLEGAN2, (16,), (3, 1)),  # `auto` at 256x256
-    ("cyclegan", "configs/cyclegan_horse2zebra.py", {}, (1, 16), (10, 3)),
-    ("pix2pix", "configs/pix2pix_facades.py", {}, (1, 16), (10, 3)),
+    ("dcgan", "configs/dcgan64.py", {}, (64, 256), (10, 3), DTYPES),
+    ("r3gan", "configs/r3gan_cifar10.py", R3GAN, (512, 64), (10, 3), DTYPES),
+    ("stylegan2", "configs/stylegan2.py", STYLEGAN2, (16,), (3, 1), DTYPES),  # `auto`, 256x256
+    ("pix2pix", "configs/pix2pix_facades.py", {}, (16, 1), (10, 3), DTYPES),
+    ("cyclegan", "configs/cyclegan_horse2zebra.py", {}, (1, 16), (10, 3), DTYPES),
+    ("dfgan", "configs/t2i_digits.py", PAPER_DFGAN, (32,), (10, 3), DTYPES),
+    ("sngan", "configs/sngan_cifar32.py", {}, (64,), (10, 3), DTYPES[:1]),
+    ("esrgan", "configs/esrgan.py:paper", {}, (16,), (5, 2), DTYPES[:1]),
+    ("stylegan2", "configs/stylegan2.py:auto,128", STYLEGAN2, (32,), (3, 1), DTYPES),
 ]
 # The family whose largest batch is searched for: the biggest model (unet_256, 54M parameters in
 # G); in a dry run the cheapest to compile, since the search only has to be shown to work.
 BIGGEST, DRY_RUN_BIGGEST = "pix2pix", "dcgan"
 # Tiny sizes the peers still accept (their reference widths, small images; a 70x70 PatchGAN
-# needs 32 pixels), and one dtype past the first family: (overrides, batches, dtypes).
+# needs 32 pixels), and one dtype past the first family: (overrides, batches, dtypes), by config.
 DRY_RUN = {
-    "dcgan": ({"data.resolution": 16}, (4,), DTYPES),
-    "cyclegan": ({"data.resolution": 32, "model.name": "resnet_1blocks"}, (1,), DTYPES[:1]),
-    "pix2pix": ({"data.resolution": 32, "model.name": "unet_32"}, (2,), DTYPES[:1]),
-    "stylegan2": ({**STYLEGAN2, "data.resolution": 8, "model.channel_base": 64,
-                   "model.channel_max": 16, "model.latent_dim": 16, "model.w_dim": 16}, (4,),
-                  DTYPES[:1]),
-    "dfgan": ({**PAPER_DFGAN, "data.resolution": 16, "model.g_width": 8, "model.d_width": 8},
-              (4,), DTYPES[:1]),
+    "configs/dcgan64.py": ({"data.resolution": 16}, (4,), DTYPES),
+    "configs/r3gan_cifar10.py": ({**R3GAN, "model.widths": (16, 8), "model.cardinality": (2, 2),
+                                  "model.blocks": (1, 1), "model.g_class_dim": 8,
+                                  "model.d_class_dim": 16, "data.resolution": 8}, (4,),
+                                 DTYPES[:1]),
+    "configs/cyclegan_horse2zebra.py": ({"data.resolution": 32, "model.name": "resnet_1blocks"},
+                                        (1,), DTYPES[:1]),
+    "configs/pix2pix_facades.py": ({"data.resolution": 32, "model.name": "unet_32"}, (2,),
+                                   DTYPES[:1]),
+    "configs/stylegan2.py": ({**STYLEGAN2, "data.resolution": 8, "model.channel_base": 64,
+                              "model.channel_max": 16, "model.latent_dim": 16, "model.w_dim": 16},
+                             (4,), DTYPES[:1]),
+    "configs/t2i_digits.py": ({**PAPER_DFGAN, "data.resolution": 16, "model.g_width": 8,
+                               "model.d_width": 8}, (4,), DTYPES[:1]),
+    "configs/sngan_cifar32.py": ({"model.g_width": 8, "model.d_width": 8, "train.n_critic": 1},
+                                 (2,), DTYPES[:1]),
+    "configs/esrgan.py:paper": ({"data.resolution": 32, "model.features": 8, "model.blocks": 1,
+                                 "model.d_width": 8}, (2,), DTYPES[:1]),
 }
+# A second setting of an already measured family is left out of the dry run.
+DRY_RUN_SKIPS = ("configs/stylegan2.py:auto,128",)
+# Many seeds in one program (`benchmarks/seeds.py`): (config, seeds, timed calls per run).
+SEEDS = ("configs/gan_ring2d.py", 8, 10)
 MAX_BATCH = 1 << 14
-RUN_LIMIT_S = 240  # one measurement: a slower one means something is wrong
+RUN_LIMIT_S = 180  # one measurement: a slower one means something is wrong
 
 
 class Budget:
@@ -171,6 +193,29 @@ def inference(budget, dry_run):
           else {"kind": "inference", "error": _failure(code, err)})
 
 
+def config_name(path):
+  """`configs/stylegan2.py:auto,128` -> `stylegan2:auto,128`."""
+  return os.path.basename(path).replace(".py", "")
+
+
+def config_flags(path, overrides):
+  """Our scripts' flags for a config file (with its `:arg`) and overrides."""
+  import compare  # here: its absl flags would clash with throughput's in one test process
+  config = load(path, overrides)
+  return ([f"--config={path}"] + [f"--config.{k}={_flag(v)}" for k, v in overrides.items()] +
+          compare.perceptual_weights(config))
+
+
+def load(path, overrides):
+  """A config from a path that may end in `:arg`, with overrides."""
+  path, _, arg = path.partition(":")
+  return timing.load_config(path, overrides, arg or None)
+
+
+def _flag(value):
+  return ",".join(str(v) for v in value) if isinstance(value, tuple) else value
+
+
 class Check:
   def __init__(self, args, records, budget):
     self.args, self.records, self.budget = args, records, budget
@@ -179,25 +224,25 @@ class Check:
 
   def ours(self, family, path, overrides, steps, batch, dtype):
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
-      cmd = ([os.path.join(HERE, "throughput.py"), f"--config={path}", f"--batch_size={batch}",
-              f"--config.train.dtype={dtype}", f"--json={f.name}"] + steps +
-             [f"--config.{k}={v}" for k, v in overrides.items()])
+      cmd = ([os.path.join(HERE, "throughput.py"), f"--batch_size={batch}",
+              f"--json={f.name}"] + steps + config_flags(path, overrides) +
+             [f"--config.train.dtype={dtype}"])
       code, out, err = run(cmd, self.budget)
       result = last_json(open(f.name).read()) if code == 0 else None
     return self.record(family, path, batch, dtype, "jax", code, result, err)
 
   def peer(self, family, path, overrides, steps, batch, dtype, compiled):
     import compare  # here: its absl flags would clash with throughput's in one test process
-    config = timing.load_config(path, overrides)
-    cmd = compare.peer_command(config, batch) + steps + self.device_flags + [
-        f"--dtype={dtype}"] + (["--compile"] if compiled else [])
+    config = load(path, overrides)
+    cmd = compare.peer_command(config, batch) + steps + self.device_flags + (
+        [f"--dtype={dtype}"] if dtype != "float32" else []) + (["--compile"] if compiled else [])
     code, out, err = run(cmd, self.budget)
     result = last_json(out) if code == 0 else None
     framework = "torch.compile" if compiled else "torch"
     return self.record(family, path, batch, dtype, framework, code, result, err)
 
   def record(self, family, path, batch, dtype, framework, code, result, err):
-    config = os.path.basename(path)[:-3]
+    config = config_name(path)
     r = {"kind": "step", "family": family, "config": config, "batch": batch, "dtype": dtype,
          "framework": framework}
     if result is None:
@@ -218,28 +263,80 @@ class Check:
     return r
 
   def families(self):
-    for family, path, overrides, batches, calls in FAMILIES:
-      dtypes = DTYPES
+    chosen = self.args.families.split(",") if self.args.families else None
+    for family, path, overrides, batches, calls, dtypes in FAMILIES:
+      if chosen and family not in chosen:
+        continue
       if self.args.dry_run:
-        (overrides, batches, dtypes), calls = DRY_RUN[family], (2, 1)
+        if path in DRY_RUN_SKIPS:
+          continue
+        (overrides, batches, dtypes), calls = DRY_RUN[path], (2, 1)
       steps = [f"--steps={calls[0]}", f"--warmup={calls[1]}"]
       yield family, path, overrides, steps, batches, dtypes
 
-  def steps_of_every_family(self):
-    frameworks = self.args.frameworks.split(",")
-    for family, path, overrides, steps, batches, dtypes in self.families():
-      for batch in batches:
-        for dtype in dtypes:
-          for _ in range(self.args.rounds):
-            for framework in frameworks:
-              if self.budget.left() < 5:
-                return False
-              if framework == "jax":
-                self.ours(family, path, overrides, steps, batch, dtype)
-              else:
-                self.peer(family, path, overrides, steps, batch, dtype,
-                          framework == "torch.compile")
+  def settings(self, first_batch):
+    """(family, path, overrides, steps, batch, dtype) of one pass: each family's first batch, or
+    its other batches; float32 before bfloat16, families in order within each."""
+    families = list(self.families())
+    for dtype in DTYPES:
+      for family, path, overrides, steps, batches, dtypes in families:
+        for batch in (batches[:1] if first_batch else batches[1:]):
+          if dtype in dtypes:
+            yield family, path, overrides, steps, batch, dtype
+
+  def measure(self, setting, frameworks):
+    """Ours and each peer framework on one setting; False once the budget is spent."""
+    family, path, overrides, steps, batch, dtype = setting
+    for framework in frameworks:
+      if self.budget.left() < 5:
+        return False
+      if framework == "jax":
+        self.ours(family, path, overrides, steps, batch, dtype)
+      else:
+        self.peer(family, path, overrides, steps, batch, dtype, framework == "torch.compile")
     return True
+
+  def passes(self):
+    """Breadth first, so that a budget that runs out leaves every family measured once: each
+    family's first batch against the eager peer (float32, then bfloat16), the seeds, the
+    generator's inference and the gpu tests; then torch.compile on the first batches; then the
+    other batches, all frameworks; then each further round; then the largest batch."""
+    frameworks = self.args.frameworks.split(",")
+    eager = [f for f in frameworks if f != "torch.compile"]
+    compiled = ["torch.compile"] if "torch.compile" in frameworks else []
+    for setting in self.settings(True):
+      if not self.measure(setting, eager):
+        return
+    for extra in (self.seeds, lambda: inference(self.budget, self.args.dry_run), self.tests):
+      if self.budget.left() < 5:
+        return
+      record = extra()
+      if record:
+        self.records.add(record)
+    for round_ in range(self.args.rounds):
+      first = [(s, (compiled if round_ == 0 else frameworks)) for s in self.settings(True)]
+      rest = [(s, frameworks) for s in self.settings(False)]
+      for setting, chosen in first + rest:
+        if chosen and not self.measure(setting, chosen):
+          return
+    self.largest_batch()
+
+  def tests(self):
+    return None if self.args.skip_tests else gpu_tests(self.budget)
+
+  def seeds(self):
+    """`seeds.py`: SEEDS' config trained as N seeds in one program against the N runs one after
+    another (the ResNet issue's GPU goal: >= 0.8 x N x one seed's steps/s)."""
+    path, n, calls = SEEDS
+    if self.args.dry_run:
+      n, calls = 2, 2
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+      code, out, err = run([os.path.join(HERE, "seeds.py"), f"--config={path}",
+                            f"--num_seeds={n}", f"--steps={calls}", "--warmup=1", "--rounds=2",
+                            f"--json={f.name}"], self.budget)
+      result = last_json(open(f.name).read()) if code == 0 else None
+    return ({"kind": "seeds", "config": config_name(path), **result} if result is not None
+            else {"kind": "seeds", "config": config_name(path), "error": _failure(code, err)})
 
   def largest_batch(self):
     """Doubles the biggest model's batch, from twice its largest benchmarked one, until a run
@@ -248,7 +345,7 @@ class Check:
     family, path, overrides, steps, batches, dtypes = next(
         f for f in self.families() if f[0] == biggest)
     dtype, fits = dtypes[-1], max(batches)
-    measured = [r for r in self.records.items if r.get("config") == os.path.basename(path)[:-3]
+    measured = [r for r in self.records.items if r.get("config") == config_name(path)
                 and r.get("batch") == fits and r.get("dtype") == dtype]
     if not measured or any("error" in r for r in measured):
       fits = None
@@ -263,7 +360,7 @@ class Check:
         stopped = r["error"]
         break
       fits, batch = batch, 2 * batch
-    self.records.add({"kind": "max_batch", "family": family, "config": os.path.basename(path)[:-3],
+    self.records.add({"kind": "max_batch", "family": family, "config": config_name(path),
                       "dtype": dtype, "batch": fits, "next": batch, "stopped": stopped})
 
 
@@ -284,17 +381,14 @@ def main():
                  help="comma-separated: jax,torch,torch.compile (dry run: jax,torch)")
   p.add_argument("--rounds", type=int, default=None, help="alternations per setting (dry run: 1)")
   p.add_argument("--skip_tests", action="store_true", help="leave out the gpu-marked tests")
+  p.add_argument("--families", default=None, help="comma-separated families (default: all)")
   args = p.parse_args()
   args.frameworks = args.frameworks or ("jax,torch" if args.dry_run else "jax,torch,torch.compile")
   args.rounds = args.rounds or (1 if args.dry_run else 2)
   budget, records = Budget(args.budget), Records(args.out)
-  records.add({**environment(), "dry_run": args.dry_run, "budget_s": args.budget})
-  if not args.skip_tests:
-    records.add(gpu_tests(budget))
-  check = Check(args, records, budget)
-  if check.steps_of_every_family():
-    check.largest_batch()
-    records.add(inference(budget, args.dry_run))
+  records.add({**environment(), "dry_run": args.dry_run, "budget_s": args.budget,
+               "argv": sys.argv[1:]})
+  Check(args, records, budget).passes()
   if budget.left() < 5:
     records.add({"kind": "stopped", "reason": f"the {args.budget:.0f} s budget ran out"})
 

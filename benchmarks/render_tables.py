@@ -32,8 +32,9 @@ def caption(env, path):
            if env.get("platform_version") else f"jax {env['jax']}",
            f"torch {env['torch']}" if env.get("torch") else None, f"Python {env['python']}"]
   dry = " (dry run: tiny sizes, not a measurement to quote)" if env.get("dry_run") else ""
+  flags = " ".join(env.get("argv") or [f"--out={path}"])
   return (f"**{device}**, {env['date']}{dry}: " + ", ".join(p for p in parts if p) +
-          f". `python benchmarks/device_check.py --out={path}`, "
+          f". `python benchmarks/device_check.py {flags}`, "
           f"`python benchmarks/render_tables.py {path}`.")
 
 
@@ -66,7 +67,8 @@ def render(records, path):
   env = next(r for r in records if r.get("kind") == "environment")
   frameworks = [f for f in FRAMEWORKS[1:] if any(
       r.get("framework") == f for r in records if r.get("kind") == "step")]
-  head = ["family", "config", "batch", "dtype", "ours img/s", "MFU", "peak memory", "compile"]
+  head = ["family", "config", "batch", "dtype", "ours img/s", "sec/kimg", "MFU", "peak memory",
+          "compile"]
   for f in frameworks:
     head += [f"{PEERS[f]} img/s", f"ours / {PEERS[f]}"]
   lines = [caption(env, path), "", "| " + " | ".join(head) + " |",
@@ -75,7 +77,8 @@ def render(records, path):
     ours = [r for r in by.get("jax", []) if "error" not in r]
     memory = _median([r["peak_memory_bytes"] for r in ours if r.get("peak_memory_bytes")])
     mfu = _median([r["mfu"] for r in ours if r.get("mfu") is not None])
-    row = [family, f"`{config}`", str(batch), dtype, cell(by.get("jax", [])),
+    kimg = _median([r["sec_per_kimg"] for r in ours if r.get("sec_per_kimg")])
+    row = [family, f"`{config}`", str(batch), dtype, cell(by.get("jax", [])), _fmt(kimg, ".2f"),
            _fmt(None if mfu is None else 100 * mfu, ".1f", "%"),
            _fmt(None if memory is None else memory / 2**30, ".2f", " GiB"),
            _fmt(_median([r["compile_s"] for r in ours]), ".1f", " s")]

@@ -36,15 +36,17 @@ def run_check(tmp_path, *flags):
 
 def test_dry_run_measures_every_family_and_renders(tmp_path):
   records, path = run_check(tmp_path, "--dry-run")
-  env, tests = records[0], records[1]
+  env, tests = records[0], next(r for r in records if r["kind"] == "tests")
   assert env["kind"] == "environment" and env["dry_run"] and env["backend"] == "cpu"
-  assert env["device_count"] == 1
+  assert env["device_count"] == 1 and env["argv"][0] == "--out=" + path
   # the gpu-marked tests are collected and skip on a CPU
   assert tests["kind"] == "tests" and tests["returncode"] == 0
   assert tests["skipped"] > 0 and "failed" not in tests
   steps = [r for r in records if r["kind"] == "step"]
-  settings = {(f, b, d) for f, (_, batches, dtypes) in device_check.DRY_RUN.items()
+  family_of = {path: family for family, path, *_ in device_check.FAMILIES}
+  settings = {(family_of[p], b, d) for p, (_, batches, dtypes) in device_check.DRY_RUN.items()
               for b in batches for d in dtypes}
+  assert set(family_of) == set(device_check.DRY_RUN) | set(device_check.DRY_RUN_SKIPS)
   for family, batch, dtype in settings:
     ours = [r for r in steps if (r["family"], r["batch"], r["dtype"], r["framework"]) ==
             (family, batch, dtype, "jax")]
@@ -59,6 +61,8 @@ def test_dry_run_measures_every_family_and_renders(tmp_path):
       assert ours[0]["g_params"] == per_net * peer[0]["g_params"]
     else:
       assert "error" in peer[0]
+  seeds = next(r for r in records if r["kind"] == "seeds")
+  assert seeds["num_seeds"] == 2 and seeds["median_ratio"] > 0
   largest = next(r for r in records if r["kind"] == "max_batch")
   assert largest["family"] == device_check.DRY_RUN_BIGGEST and largest["batch"] >= 4
   inference = next(r for r in records if r["kind"] == "inference")
@@ -101,9 +105,9 @@ def test_table_quotes_the_median_of_paired_ratios():
   head, _, _, _, row = table.splitlines()[:5]
   assert "NVIDIA H100 80GB HBM3" in head and "driver 580.1" in head and "cuda 13000" in head
   cells = [c.strip() for c in row.strip("|").split("|")]
-  assert cells[4:8] == ["1000.0", "25.0%", "3.00 GiB", "12.0 s"]
+  assert cells[4:9] == ["1000.0", "-", "25.0%", "3.00 GiB", "12.0 s"]
   # eager: pairs 4, 3, 3 -> 3; compiled: 2, 3 (the third failed) -> 2.5
-  assert cells[8:] == ["300.0", "**3.00x**", "450.0", "**2.50x**"]
+  assert cells[9:] == ["300.0", "**3.00x**", "450.0", "**2.50x**"]
 
 
 def test_cli_needs_a_file():

@@ -5,7 +5,7 @@ GAN Baseline") in PyTorch, timed the way benchmarks/throughput.py times ours.
       [--threads=N] [--device=cpu|cuda] [--dtype=float32|bfloat16] [--preset=cifar10|ffhq64|
       ffhq256] [--widths=64,64,64] [--cardinality=8,8,8] [--blocks=1,1,1] [--expansion=2]
       [--kernel=3] [--z_dim=64] [--c_dim=0] [--g_class_dim=0] [--d_class_dim=0] [--gamma=0.05]
-      [--lr=2e-4] [--json=PATH]
+      [--lr=2e-4] [--compile] [--json=PATH]
 
 The nets are plain torch.nn (no custom ops), written from the paper and the structure of
 gan_jax/models/r3gan.py, with the authors' parameter counts for their presets
@@ -236,18 +236,23 @@ def zero_centred_penalty(net_d, x, c=None, autocast=None):
   return grad.float().square().sum(dim=[1, 2, 3]), logits
 
 
-def make_iteration(G, D, batch_size, z_dim, device, dtype="float32", gamma=0.05, lr=2e-4):
-  """iteration(real, c=None) -> (d_loss, g_loss): one D update, then one G update."""
+def make_iteration(G, D, batch_size, z_dim, device, dtype="float32", gamma=0.05, lr=2e-4,
+                   compile=False):
+  """iteration(real, c=None) -> (d_loss, g_loss): one D update, then one G update. Under
+  `compile` G and the G phase's D run compiled; the D phase runs D eagerly, since R1 and R2
+  differentiate it twice and torch.compile's AOTAutograd refuses double backward
+  (pytorch/pytorch#92348)."""
   opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.0, 0.9), eps=1e-8)
   opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.0, 0.9), eps=1e-8)
   autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+  net_g, d_main = (torch.compile(G), torch.compile(D)) if compile else (G, D)
 
   def iteration(real, c=None):
     z = torch.randn(batch_size, z_dim, device=device)
     G.requires_grad_(True)
     D.requires_grad_(True)
     with autocast:
-      fake = G(z, c)
+      fake = net_g(z, c)
     r1, real_logits = zero_centred_penalty(D, real, c, autocast)
     r2, fake_logits = zero_centred_penalty(D, fake.float(), c, autocast)
     d_loss = (F.softplus(-(real_logits - fake_logits)) + gamma / 2 * (r1 + r2)).mean()
@@ -256,9 +261,9 @@ def make_iteration(G, D, batch_size, z_dim, device, dtype="float32", gamma=0.05,
     opt_d.step()
     D.requires_grad_(False)
     with torch.no_grad(), autocast:
-      real_logits = D(real, c).float()
+      real_logits = d_main(real, c).float()
     with autocast:
-      fake_logits = D(fake, c).float()
+      fake_logits = d_main(fake, c).float()
     g_loss = F.softplus(-(fake_logits - real_logits)).mean()
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
@@ -269,7 +274,8 @@ def make_iteration(G, D, batch_size, z_dim, device, dtype="float32", gamma=0.05,
 
 def measure(batch_size, steps, warmup, device="cpu", dtype="float32", threads=None,
             widths=(64, 64, 64), cardinality=(8, 8, 8), blocks=(1, 1, 1), expansion=2, kernel=3,
-            z_dim=64, c_dim=0, g_class_dim=0, d_class_dim=0, gamma=0.05, lr=2e-4, preset=None):
+            z_dim=64, c_dim=0, g_class_dim=0, d_class_dim=0, gamma=0.05, lr=2e-4, preset=None,
+            compile=False):
   if threads:
     torch.set_num_threads(threads)
   device = torch.device(device)
@@ -277,14 +283,14 @@ def measure(batch_size, steps, warmup, device="cpu", dtype="float32", threads=No
   G, D = build(widths, cardinality, blocks, expansion, kernel, z_dim, c_dim, g_class_dim,
                d_class_dim)
   G, D = G.to(device).train(), D.to(device).train()
-  iteration = make_iteration(G, D, batch_size, z_dim, device, dtype, gamma, lr)
+  iteration = make_iteration(G, D, batch_size, z_dim, device, dtype, gamma, lr, compile)
   resolution = 4 * 2 ** (len(widths) - 1)
   real = torch.rand(batch_size, 3, resolution, resolution, device=device) * 2 - 1
   c = (F.one_hot(torch.arange(batch_size) % c_dim, c_dim).float().to(device) if c_dim else None)
   first_s, times = timing.time_calls(lambda: iteration(real, c), steps, warmup,
                                      timing.torch_wait(device))
   return timing.torch_record(
-      "torch_r3gan", device, False, batch_size, dtype, first_s, times, n_critic=1,
+      "torch_r3gan", device, compile, batch_size, dtype, first_s, times, n_critic=1,
       resolution=resolution, g_params=count(G), d_params=count(D), preset=preset,
       widths=list(widths), cardinality=list(cardinality), blocks=list(blocks),
       expansion=expansion, kernel=kernel, z_dim=z_dim, c_dim=c_dim, gamma=gamma, lr=lr)
@@ -316,13 +322,15 @@ def main():
   p.add_argument("--d_class_dim", type=int, default=0, help="D's class embedding (0: widths[0])")
   p.add_argument("--gamma", type=float, default=0.05)
   p.add_argument("--lr", type=float, default=2e-4)
+  p.add_argument("--compile", action="store_true",
+                 help="torch.compile G and the G phase's D (the D phase stays eager)")
   p.add_argument("--json", default=None)
   a = p.parse_args()
   if a.preset:
     a.widths, a.cardinality, a.blocks, a.c_dim = PRESETS[a.preset]
   timing.emit(measure(a.batch_size, a.steps, a.warmup, a.device, a.dtype, a.threads, a.widths,
                       a.cardinality, a.blocks, a.expansion, a.kernel, a.z_dim, a.c_dim,
-                      a.g_class_dim, a.d_class_dim, a.gamma, a.lr, a.preset), a.json)
+                      a.g_class_dim, a.d_class_dim, a.gamma, a.lr, a.preset, a.compile), a.json)
 
 
 if __name__ == "__main__":
