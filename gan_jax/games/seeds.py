@@ -11,6 +11,8 @@ else is the inner game's, for ONE run's state: `select(state, i)` picks it.
 import jax
 import jax.numpy as jnp
 
+from gan_jax.models import layers
+
 SEED_AXIS = 2  # of a step's batch leaves: [n_critic, B, N, ...]
 
 
@@ -31,7 +33,8 @@ class Seeds:
     return jax.vmap(lambda s, v: self.game.init(s, **v))(seeds, varied)
 
   def train_step(self, state, batch):
-    return jax.vmap(self.game.train_step, in_axes=(0, SEED_AXIS))(state, batch)
+    with layers.batched_runs():
+      return jax.vmap(self.game.train_step, in_axes=(0, SEED_AXIS))(state, batch)
 
   @staticmethod
   def select(state, index):

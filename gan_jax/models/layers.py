@@ -37,6 +37,26 @@ def lowering_for(platform):
     _target.pop()
 
 
+_batched_runs = []  # `batched_runs` contexts entered
+
+
+@contextlib.contextmanager
+def batched_runs():
+  """Trace the models for a step vmapped over runs whose weights differ (`games/seeds.py`).
+  There a convolution with per-run kernels becomes a grouped convolution, one of XLA:CPU's slow
+  paths, so CPU layers that would run a native convolution of their weights take a matrix-product
+  form instead (`runs_batched`)."""
+  _batched_runs.append(True)
+  try:
+    yield
+  finally:
+    _batched_runs.pop()
+
+
+def runs_batched():
+  return bool(_batched_runs)
+
+
 def target_backend():
   """The backend the models are traced for: `lowering_for`'s, else JAX's default."""
   return _target[-1] if _target else jax.default_backend()

@@ -37,7 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import _use_gemm, class_vector
+from gan_jax.models.layers import _use_gemm, class_vector, runs_batched
 from gan_jax.models.stylegan2 import downsample2d, upsample2d
 
 LRELU_SLOPE = 0.2
@@ -124,25 +124,26 @@ def conv_col2im(x, kernel, groups):
   return y[:, p:p + h, p:p + w].astype(x.dtype)
 
 
-def _conv_form(x, kernel, groups):
-  if groups <= DENSE_MAX_GROUPS:
+def _conv_form(x, kernel, groups, dense):
+  if dense:
     return _conv_native(x, block_diagonal(kernel, groups) if groups > 1 else kernel, 1)
   return conv_col2im(x, kernel, groups)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _grouped_conv_cpu(x, kernel, groups):
-  return _conv_form(x, kernel, groups)
+# `dense` (the form) is a static argument, so traces of either form are never reused for the other
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _grouped_conv_cpu(x, kernel, groups, dense):
+  return _conv_form(x, kernel, groups, dense)
 
 
-def _grouped_conv_cpu_fwd(x, kernel, groups):
-  return _conv_form(x, kernel, groups), (x, kernel)
+def _grouped_conv_cpu_fwd(x, kernel, groups, dense):
+  return _conv_form(x, kernel, groups, dense), (x, kernel)
 
 
-def _grouped_conv_cpu_bwd(groups, res, dy):
+def _grouped_conv_cpu_bwd(groups, dense, res, dy):
   x, kernel = res
-  dx = _grouped_conv_cpu(dy, adjoint_kernel(kernel, groups), groups)
-  return dx, _weight_grad(x, dy, kernel.shape[0], groups)
+  dx = _grouped_conv_cpu(dy, adjoint_kernel(kernel, groups), groups, dense)
+  return dx, _weight_grad(x, dy, kernel.shape[0], groups, dense)
 
 
 _grouped_conv_cpu.defvjp(_grouped_conv_cpu_fwd, _grouped_conv_cpu_bwd)
@@ -155,19 +156,20 @@ def _weight_grad_form(x, dy, size, groups):
   return jax.linear_transpose(lambda k: conv_col2im(x, k, groups), shape)(dy)[0]
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _weight_grad(x, dy, size, groups):
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _weight_grad(x, dy, size, groups, dense):
   return _weight_grad_form(x, dy, size, groups)
 
 
-def _weight_grad_fwd(x, dy, size, groups):
+def _weight_grad_fwd(x, dy, size, groups, dense):
   return _weight_grad_form(x, dy, size, groups), (x, dy)
 
 
-def _weight_grad_bwd(size, groups, res, dk):
+def _weight_grad_bwd(size, groups, dense, res, dk):
   # <dk, W(x, dy)> = <dy, conv(x, dk)> = <x, conv(dy, adjoint(dk))>
   x, dy = res
-  return _grouped_conv_cpu(dy, adjoint_kernel(dk, groups), groups), _grouped_conv_cpu(x, dk, groups)
+  return (_grouped_conv_cpu(dy, adjoint_kernel(dk, groups), groups, dense),
+          _grouped_conv_cpu(x, dk, groups, dense))
 
 
 _weight_grad.defvjp(_weight_grad_fwd, _weight_grad_bwd)
@@ -186,7 +188,10 @@ def grouped_conv(x, kernel, groups, impl="auto"):
   if k == 1 and groups == 1:
     return x @ kernel[0, 0]
   if _use_gemm(impl):
-    return _grouped_conv_cpu(x, kernel, groups)
+    # vmapped over runs (a gamma sweep), a native conv of per-run kernels is a grouped conv
+    # again, so there the products form is taken at every group count
+    dense = groups <= DENSE_MAX_GROUPS and not runs_batched()
+    return _grouped_conv_cpu(x, kernel, groups, dense)
   return _conv_native(x, kernel, groups)
 
 
