@@ -588,6 +588,11 @@ def main(argv):
         pass
       finally:
         server.server_close()
+      # Nothing is left to save, and interpreter teardown after a Ctrl-C can abort or hang in
+      # XLA's threads: leave at once, exit status 0.
+      sys.stdout.flush()
+      sys.stderr.flush()
+      os._exit(0)
     elif verb == "project":
       from gan_jax import projection
       fv = _parse_project(rest)
