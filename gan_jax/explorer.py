@@ -460,7 +460,8 @@ def bind(port):
 
 def load_directions(model, path=None):
   """The Directions the page offers: those of `path` (an .npz `gan-jax directions` wrote), else
-  SeFa's computed now for noise models (None for others, or without `gan_jax.directions`)."""
+  SeFa's computed now for noise models, GANSpace's where SeFa has no closed form (None for
+  others, or without `gan_jax.directions`)."""
   if model.kind != "sample":
     if path:
       raise UserError(f"--directions moves latent codes, and {model.workdir} {model.kind}s "
@@ -472,7 +473,12 @@ def load_directions(model, path=None):
                       "--directions.")
     return None
   from gan_jax import directions as directions_lib  # pylint: disable=import-outside-toplevel
-  return directions_lib.load(path) if path else directions_lib.sefa(model)
+  if path:
+    return directions_lib.load(path)
+  try:
+    return directions_lib.sefa(model)
+  except UserError:  # a G whose first layer is not linear in z: GANSpace needs no closed form
+    return directions_lib.ganspace(model)
 
 
 def open_server(workdir, port=7860, directions=None, warm_up=True):

@@ -321,3 +321,12 @@ def test_translator_page_in_a_headless_browser(pix2pix, tmp_path):
       assert driver.find_element(By.ID, "error").text == ""
   finally:
     driver.quit()
+
+
+def test_directions_fall_back_to_ganspace_where_sefa_has_no_closed_form(cgan, monkeypatch):
+  # e.g. R3GAN's G, whose first step reads z inside the generator module itself
+  def no_closed_form(model):
+    raise UserError("The first layer of G that reads z is not linear in it.")
+  monkeypatch.setattr(directions, "sefa", no_closed_form)
+  found = explorer.load_directions(gan_jax.load(cgan))
+  assert found.method == "ganspace" and len(found) == 5
