@@ -144,10 +144,15 @@ def last_json(text):
 def environment():
   """What the table's caption names: device, driver, CUDA, versions, date. jax is asked in a
   child process, so this one never holds the device the measurements need."""
-  probe = ("import json, jax; d = jax.devices()[0]; print(json.dumps({'backend': "
+  # flops_probe: XLA's flop count of a 64x64 matrix square (2 * 64^3), the count MFU rests on
+  probe = ("import json, jax; d = jax.devices()[0]; "
+           "c = jax.jit(lambda a: a @ a).lower(jax.numpy.ones((64, 64))).cost_analysis(); "
+           "c = c[0] if isinstance(c, (list, tuple)) else c; "
+           "print(json.dumps({'backend': "
            "jax.default_backend(), 'device_kind': d.device_kind, 'device_count': "
            "jax.device_count(), 'jax': jax.__version__, 'platform_version': "
-           "getattr(d.client, 'platform_version', '')}))")
+           "getattr(d.client, 'platform_version', ''), "
+           "'flops_probe': (c or {}).get('flops')}))")
   info = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                                    check=True).stdout)
   try:

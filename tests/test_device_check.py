@@ -39,6 +39,7 @@ def test_dry_run_measures_every_family_and_renders(tmp_path):
   env, tests = records[0], next(r for r in records if r["kind"] == "tests")
   assert env["kind"] == "environment" and env["dry_run"] and env["backend"] == "cpu"
   assert env["device_count"] == 1 and env["argv"][0] == "--out=" + path
+  assert env["flops_probe"] == 2 * 64 ** 3
   # the gpu-marked tests are collected and skip on a CPU
   assert tests["kind"] == "tests" and tests["returncode"] == 0
   assert tests["skipped"] > 0 and "failed" not in tests
