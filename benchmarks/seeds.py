@@ -20,6 +20,7 @@ import jax
 from absl import app, flags
 
 from gan_jax import config as config_lib
+from gan_jax import tuning
 
 import throughput
 import timing
@@ -67,8 +68,9 @@ def main(argv):
   together_config = FLAGS.config.copy_and_resolve_references()
   together_config.train.num_seeds = n
   if together_config.get("game") == "r3gan":  # R3GAN: tune-gamma's program, copies by gamma
-    together_config.loss.gamma_sweep = tuple(together_config.loss.gamma * 2.0 ** (i - n // 2)
-                                             for i in range(n))
+    gamma = together_config.loss.gamma
+    together_config = tuning.sweep_config(together_config,
+                                          [gamma * 2.0 ** (i - n // 2) for i in range(n)])
   one_config = FLAGS.config.copy_and_resolve_references()
   one_config.train.num_seeds = 1
   together, apart = Runs(together_config, 1), Runs(one_config, n)

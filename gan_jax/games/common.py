@@ -6,6 +6,7 @@
 - `Devices.update`: grads -> mean over the devices -> optax update -> new NetState.
 - `ema`: the EMA of G's parameters, with TF's warm-up.
 - `d_accuracy`: D's accuracy on reals and fakes, for the health monitor.
+- `check_one_image_domain`: the first checks of a game of one model family on one image domain.
 - `init_net`, `init_side`: parameters, other collections and optax state of one network, or of
   several networks on one side of a game.
 - `g_params`, `infer`: the weights inference uses; a network in inference mode, jitted;
@@ -18,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gan_jax.data import sources
+from gan_jax.errors import UserError
 from gan_jax.state import NetState
 
 
@@ -68,6 +71,17 @@ class Devices:
     grads = self.mean(grads)
     updates, opt_state = tx.update(grads, net.opt_state, net.params)
     return NetState(optax.apply_updates(net.params, updates), collections, opt_state), grads
+
+
+def check_one_image_domain(config, game, family):
+  """One UserError unless `config` names `game`'s model (of the same name) and reads one image
+  domain; `family` names the model in the message."""
+  if config.model.name != game:
+    raise UserError(f"--config.model.name={config.model.name!r} is not a model of the {game} "
+                    f"game: use {game}.")
+  if sources.kind(config.data.source) in sources.TWO_DOMAINS + ("ring2d", "grid2d"):
+    raise UserError(f"--config.data.source={config.data.source} is not one image domain: "
+                    f"{family} learns images (digits, stacked_digits, folder:PATH, tfds:NAME).")
 
 
 def d_accuracy(real_logits, fake_logits, threshold=0.0):

@@ -24,10 +24,10 @@ import optax
 
 from gan_jax import optim
 from gan_jax.errors import UserError
-from gan_jax.games.common import apply, copy_params, d_accuracy, ema_update, to_model_input
+from gan_jax.games.common import (apply, check_one_image_domain, copy_params, d_accuracy,
+                                  ema_update, to_model_input)
 from gan_jax.games.noise import NoiseGame, validate_augment
 from gan_jax.games.style import half_life_beta
-from gan_jax.data import sources
 from gan_jax.losses import adversarial, regularizers
 from gan_jax.state import as_key
 
@@ -48,12 +48,7 @@ class R3Game(NoiseGame):
 
   @staticmethod
   def validate(config):
-    if config.model.name != "r3gan":
-      raise UserError(f"--config.model.name={config.model.name!r} is not a model of the r3gan "
-                      "game: use r3gan.")
-    if sources.kind(config.data.source) in sources.TWO_DOMAINS + ("ring2d", "grid2d"):
-      raise UserError(f"--config.data.source={config.data.source} is not one image domain: "
-                      "R3GAN learns images (digits, stacked_digits, folder:PATH, tfds:NAME).")
+    check_one_image_domain(config, "r3gan", "R3GAN")
     m, r = config.model, config.data.resolution
     if not len(m.widths) == len(m.cardinality) == len(m.blocks) >= 1:
       raise UserError(f"--config.model.widths, cardinality and blocks give one value per stage "

@@ -25,11 +25,10 @@ import optax
 
 from gan_jax import augment as augment_lib
 from gan_jax import models, optim
-from gan_jax.data import sources
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, apply_inference, copy_params, d_accuracy,
-                                  ema_update, g_params, in_chunks, infer, init_net,
-                                  split_variables, to_model_input)
+from gan_jax.games.common import (Devices, apply, apply_inference, check_one_image_domain,
+                                  copy_params, d_accuracy, ema_update, g_params, in_chunks, infer,
+                                  init_net, split_variables, to_model_input)
 from gan_jax.games.noise import NoiseGame, validate_augment
 from gan_jax.state import GANState, as_key, make_key
 
@@ -85,12 +84,7 @@ class StyleGame(NoiseGame):
 
   @staticmethod
   def validate(config):
-    if config.model.name != "stylegan2":
-      raise UserError(f"--config.model.name={config.model.name!r} is not a model of the "
-                      "stylegan2 game: use stylegan2.")
-    if sources.kind(config.data.source) in sources.TWO_DOMAINS + ("ring2d", "grid2d"):
-      raise UserError(f"--config.data.source={config.data.source} is not one image domain: "
-                      "StyleGAN2 learns images (digits, stacked_digits, folder:PATH, tfds:NAME).")
+    check_one_image_domain(config, "stylegan2", "StyleGAN2")
     r = config.data.resolution
     if r < 8 or 2 ** int(round(math.log2(r))) != r:
       raise UserError(f"--config.data.resolution={r} is not supported by StyleGAN2: use a power "
