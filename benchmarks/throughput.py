@@ -69,7 +69,8 @@ def data_spec(config):
   if config.model.name == "mlp":
     return DataSpec((2,), "float32", 8)
   text_dim = encoders.DIMS[config.text.encoder] if "text" in config else 0
-  return DataSpec((d.resolution, d.resolution, d.channels), "uint8", 10, text_dim)
+  clip = (d.frames,) if "frames" in d else ()  # video: clips of frames
+  return DataSpec(clip + (d.resolution, d.resolution, d.channels), "uint8", 10, text_dim)
 
 
 def step_flops(fn, state, batch, steps_axis=0):

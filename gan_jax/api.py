@@ -58,8 +58,8 @@ def truncation_args(exp, workdir, truncation, truncation_cutoff):
   if truncation is None:
     return {}
   if not getattr(exp.game, "can_truncate", False):  # translators have no latents
-    raise UserError(f"--truncation needs a model that draws from noise, and {workdir} trained "
-                    f"{exp.config.model.name}, which maps images: drop it.")
+    raise UserError(f"--truncation needs a model with a truncation trick, and {workdir} trained "
+                    f"{exp.config.model.name}, which has none: drop it.")
   if truncation_cutoff is None:
     return dict(truncation=truncation)
   if not exp.game.style_groups():
@@ -135,6 +135,11 @@ class Model:
   @property
   def scale(self):
     return getattr(self.game, "scale", 0)
+
+  @property
+  def frames(self):
+    """Frames of a training clip (video runs; 0 for images)."""
+    return getattr(self.game, "frames", 0)
 
   def __repr__(self):
     return (f"Model({self.workdir!r}: {self.config.get('name') or 'run'}, "
@@ -226,16 +231,19 @@ class Model:
   # --- what the verbs do ---------------------------------------------------------------------
 
   def sample(self, num, seed=0, labels=None, truncation=None, truncation_cutoff=None,
-             uint8=False):
+             uint8=False, frames=None):
     """`num` samples from the latents of `seed` (the same as `gan-jax sample --seed`): float32
     NHWC in [-1, 1], or uint8 pixels with uint8=True (2D runs: points [N, 2]). labels: one class
     or one per sample (conditional runs; default: 0, 1, 2, ... cycling). truncation,
-    truncation_cutoff: as `gan-jax sample` takes them."""
+    truncation_cutoff: as `gan-jax sample` takes them. Video runs: clips float32
+    [N, T, H, W, C], T the training clips' length or `frames`."""
     self.require("sample")
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
       raise UserError(f"num={num!r} must be a positive number of samples.")
     self.check_labels(labels, num)
     truncate = truncation_args(self.exp, self.workdir, truncation, truncation_cutoff)
+    if frames is not None:
+      truncate["frames"] = self.check_frames(frames)
     samples, _ = self.game.generate(self.state, int(num), seed=seed, labels=labels, ema=self.ema,
                                     **truncate)
     return self._output(samples, uint8)
@@ -345,6 +353,15 @@ class Model:
       raise UserError(f"--label={int(bad.flat[0])} is out of range: this model has classes "
                       f"0..{self.num_classes - 1}.")
 
+  def check_frames(self, frames):
+    """`frames` as the clip length to render; one UserError for a run that cannot."""
+    if not self.frames:
+      raise UserError(f"--frames sets the length of clips, and {self.workdir} draws images: "
+                      "drop it.")
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+      raise UserError(f"--frames={frames!r} must be a positive number of frames.")
+    return int(frames)
+
   def check_space(self, space):
     """`space` if this model reads codes of it; else one UserError."""
     self.require("sample")
@@ -415,7 +432,7 @@ class Model:
     images = np.asarray(images, np.float32)
     if not uint8:
       return images
-    if len(self.exp.spec.shape) != 3:
+    if len(self.exp.spec.shape) == 1:
       raise UserError(f"uint8=True gives pixels, and {self.workdir} learned 2D points: drop it.")
     return reporting.to_uint8(images)
 

@@ -3,7 +3,8 @@
   gan-jax train    [--config=configs/X.py[:arg]] [--workdir=DIR] [--config.KEY=VALUE ...]
   gan-jax tune-gamma [--config=configs/X.py[:arg]] [--workdir=DIR] [--values=G1,G2,...]
                    [--steps=N] [--num_samples=N] [--config.KEY=VALUE ...]
-  gan-jax sample   --workdir=DIR [--num=N] [--out=PATH.png|.npz] [--label=K] [--seed=S] [--no-ema]
+  gan-jax sample   --workdir=DIR [--num=N] [--out=PATH.png|.npz|.gif|.mp4] [--frames=T]
+                   [--label=K] [--seed=S] [--no-ema]
                    [--truncation=T] [--truncation_cutoff=N]
                    [--mix=coarse|middle|fine|I-J] [--interpolate=FRAMES --out=PATH.gif]
                    [--latent=LATENTS.npz] [--direction=DIRS.npz:I --strength=S] [--seed_index=I]
@@ -12,9 +13,11 @@
                    [--truncation=T] [--ema|--no-ema] [--seed_index=I]
   gan-jax directions --workdir=DIR [--method=sefa|ganspace] [--num=5] [--out=dirs.npz]
                    [--seed=S] [--label=K] [--ema|--no-ema] [--seed_index=I]
-  gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits,cas,psnr_y,ssim_y]
+  gan-jax evaluate --workdir=DIR [--metrics=fid,is,kid,pr,prdc,modes,digits,cas,psnr_y,ssim_y,
+                   motion,fvd]
                    [--num_samples=N] [--ema|--no-ema] [--inception_weights=PATH]
                    [--num_reference=N] [--seed=S] [--test_dir=DIR] [--clip_weights=DIR]
+                   [--i3d_weights=PATH]
                    [--truncation=T] [--truncation_cutoff=N] [--seed_index=I] [--hr_dir=DIR]
   gan-jax translate --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--direction=AtoB|BtoA]
                    [--ema|--no-ema] [--noprogress] [--seed_index=I]
@@ -171,6 +174,8 @@ def _parse_sample(argv):
                             "for several), --num samples each", flag_values=fv)
   flags.DEFINE_string("text_file", None, "text-to-image runs: a file of captions, one a line",
                       flag_values=fv)
+  flags.DEFINE_integer("frames", None, "video runs: frames per clip (default: the training "
+                       "clips')", flag_values=fv)
   _parse(fv, [a.replace("--text-file", "--text_file", 1) for a in argv])
   if not fv.workdir:
     raise UserError("sample needs --workdir=DIR, the run to sample from.")
@@ -200,8 +205,11 @@ def _parse_sample(argv):
   need = {"mix": ".png", "interpolate": ".gif"}.get(mode)
   if need and not fv.out.endswith(need):
     raise UserError(f"--out={fv.out} must end in {need} with --{mode}.")
-  if not need and not fv.out.endswith((".png", ".npz")):
-    raise UserError(f"--out={fv.out} must end in .png (a picture) or .npz (arrays).")
+  if not need and not fv.out.endswith((".png", ".npz", ".gif", ".mp4")):
+    raise UserError(f"--out={fv.out} must end in .png (a picture), .npz (arrays), or for video "
+                    "runs .gif or .mp4 (clips).")
+  if mode and fv.frames is not None:
+    raise UserError(f"--frames sets the length of clips, which --{mode} does not draw: drop it.")
   return fv
 
 
@@ -281,6 +289,8 @@ def _parse_evaluate(argv):
                       "the data's held-out part)", flag_values=fv)
   flags.DEFINE_string("clip_weights", None, "clip: a Hugging Face CLIPModel folder (config.json, "
                       "model.safetensors, tokenizer.json)", flag_values=fv)
+  flags.DEFINE_string("i3d_weights", None, "fvd: the I3D .npz `gan-jax convert-i3d` wrote",
+                      flag_values=fv)
   flags.DEFINE_integer("seed", None, "latent seed of the scored samples", flag_values=fv)
   _ema_flag(fv, "score")
   _truncation_flags(fv)
@@ -518,7 +528,7 @@ def main(argv):
       else:
         print(sampling.sample(fv.workdir, fv.num, fv.out, latent=fv.latent,
                               direction=fv.direction, strength=fv.strength,
-                              texts=fv.text or None, **kw))
+                              texts=fv.text or None, frames=fv.frames, **kw))
     elif verb == "interpolate":
       from gan_jax import sampling
       fv = _parse_interpolate(rest)
@@ -540,7 +550,8 @@ def main(argv):
                                  truncation=fv.truncation,
                                  truncation_cutoff=fv.truncation_cutoff,
                                  seed_index=fv.seed_index, hr_dir=fv.hr_dir,
-                                 test_dir=fv.test_dir, clip_weights=fv.clip_weights)
+                                 test_dir=fv.test_dir, clip_weights=fv.clip_weights,
+                                 i3d_weights=fv.i3d_weights)
       print(evaluate.to_json(result))
     elif verb in ("translate", "upscale"):
       from gan_jax.translating import translate

@@ -15,8 +15,8 @@ def base_config():
   c = ml_collections.ConfigDict()
   c.name = ""  # set by each variant; names the default workdir runs/<name>
   c.seed = 0
-  c.game = "noise"  # noise | paired | cycle | stylegan2 | r3gan | superres | text: what is
-                    # trained (games/)
+  c.game = "noise"  # noise | paired | cycle | stylegan2 | r3gan | superres | text | video:
+                    # what is trained (games/)
 
   c.data = ml_collections.ConfigDict(dict(
       # digits | stacked_digits | ring2d | grid2d | digit_edges | digit_styles | photos |
@@ -112,6 +112,7 @@ def base_config():
       test_dir="",           # cas: real labelled images to test on, class subfolders ("" = the
                              # data's held-out part: digits' 360)
       clip_weights="",       # clip: a Hugging Face CLIPModel folder
+      i3d_weights="",        # fvd: converted I3D .npz; "" = $GAN_JAX_CACHE/i3d_kinetics400.npz
   ))
   return c
 
@@ -355,6 +356,35 @@ def text_to_image(c):
   return c
 
 
+def video(c):
+  """MoCoGAN's recipe (Tulyakov et al. 2018) at DCGAN sizes: content code 50, motion 10 (a GRU
+  of width 10 fed noise of 10 a frame), the image D shown 2 frames of each clip, the video D
+  4x4x4 kernels; non-saturating loss, Adam (0.5, 0.999) at 2e-4 both sides (the paper's), an
+  EMA of G."""
+  c.game = "video"
+  c.data.source = "moving_digits"
+  c.data.resolution = 64
+  c.data.frames = 16       # frames per clip
+  c.data.num_digits = 1    # moving_digits: digits per clip (2: the harder variant)
+  c.model = ml_collections.ConfigDict(dict(
+      name="mocogan",
+      content_dim=50,     # the content code, fixed over a clip
+      motion_dim=10,      # the GRU's width and its noise per frame
+      g_width=32,         # channels of G's last block; doubles towards 4x4
+      d_width=32,         # the image D's first layer
+      v_width=32,         # the video D's first layer
+      time_kernel=4,      # frames a video D kernel spans
+      image_frames=2,     # frames of each clip the image D sees
+      g_norm="batch",
+      d_norm="batch",
+      conditional=False,
+  ))
+  c.loss.image_weight = 1.0
+  c.loss.video_weight = 1.0
+  c.train.batch_size = 16  # clips
+  return c
+
+
 def apply_arg(c, arg):
   """`smoke`: tiny sizes so a test trains a variant in seconds."""
   if not arg:
@@ -399,6 +429,11 @@ def apply_arg(c, arg):
     c.data.resolution = 16
     c.model.latent_dim = 8
     c.model.g_width = c.model.d_width = 4
+    c.train.batch_size = 8
+  elif c.model.name == "mocogan":
+    c.data.resolution, c.data.frames = 16, 4
+    c.model.content_dim, c.model.motion_dim = 8, 4
+    c.model.g_width = c.model.d_width = c.model.v_width = 4
     c.train.batch_size = 8
   elif c.game == "superres":
     c.data.resolution = 32
@@ -493,6 +528,10 @@ RANGES = {
     "loss.gamma": POSITIVE, "loss.gamma_final": NON_NEGATIVE, "train.ramp_kimg": POSITIVE,
     "model.expansion": COUNT, "model.kernel": COUNT, "model.g_class_dim": COUNT,
     "model.d_class_dim": COUNT, "model.widths": COUNT, "model.cardinality": COUNT,
+    "model.content_dim": COUNT, "model.motion_dim": COUNT, "model.v_width": COUNT,
+    "model.time_kernel": COUNT, "model.image_frames": COUNT, "data.frames": COUNT,
+    "data.num_digits": Range(1, 2), "loss.image_weight": NON_NEGATIVE,
+    "loss.video_weight": NON_NEGATIVE,
     **_optim("g"), **_optim("d"),
     **{f"train.{k}": COUNT for k in (
         "steps", "batch_size", "n_critic", "steps_per_call", "num_seeds", "log_every",

@@ -40,8 +40,9 @@ from gan_jax.errors import UserError
 INCEPTION_METRICS = ("fid", "is", "kid", "pr", "prdc")
 PAIR_METRICS = ("l1", "psnr", "ssim")
 SR_METRICS = ("psnr_y", "ssim_y")
+VIDEO_METRICS = ("motion", "fvd")  # clips: moving digits' offline measures, FVD
 METRICS = (INCEPTION_METRICS + ("modes", "digits", "cas", "t2i", "clip") + PAIR_METRICS +
-           SR_METRICS)
+           SR_METRICS + VIDEO_METRICS)
 MODE_SOURCES = ("ring2d", "grid2d", "stacked_digits")
 # Translation data whose outputs a digits classifier can read: the style of domains A and B.
 DIGIT_DOMAINS = {"digit_edges": (None, None), "digit_styles": (None, "digit_styles_b")}
@@ -49,7 +50,8 @@ ALIGNED_KINDS = sources.PAIRED_KINDS + ("digit_styles",)  # held-out digit_style
 # The fewest samples each metric is defined for: IS has 10 splits, PR and PRDC need k + 1 points,
 # CAS's classifier two classes.
 MIN_SAMPLES = {"fid": 2, "is": 10, "kid": 2, "pr": 4, "prdc": 6, "modes": 1, "digits": 2,
-               "cas": 2, "t2i": 1, "clip": 1, "l1": 1, "psnr": 1, "ssim": 1, "psnr_y": 1, "ssim_y": 1}
+               "cas": 2, "t2i": 1, "clip": 1, "l1": 1, "psnr": 1, "ssim": 1, "psnr_y": 1, "ssim_y": 1,
+               "motion": 10, "fvd": 2}
 _CHUNK = 500  # samples generated (and scored by Inception) at a time
 
 
@@ -62,6 +64,8 @@ def settings(config):
 
 
 def default_metrics(source):
+  if sources.kind(source) in sources.VIDEO_KINDS:
+    return ["motion"] if source == "moving_digits" else ["fvd"]
   if source in MODE_SOURCES:
     return ["modes"]
   if source in DIGIT_DOMAINS:
@@ -87,7 +91,15 @@ def parse_metrics(text, source, spec_shape, game_metrics=None):
                       f"--metrics={','.join(game_metrics or default_metrics(source))}.")
     if game_metrics:
       continue
-    if name in INCEPTION_METRICS and len(spec_shape) != 3:
+    clips = len(spec_shape) == 4
+    if clips != (name in VIDEO_METRICS) and not (clips and name in INCEPTION_METRICS):
+      raise UserError(f"Metric {name!r} scores {'clips' if name in VIDEO_METRICS else 'images'}, "
+                      f"and this run trained on {source}: use "
+                      f"--metrics={default_metrics(source)[0]}.")
+    if name == "motion" and source != "moving_digits":
+      raise UserError(f"Metric 'motion' reads digits moving as moving_digits makes them, and "
+                      f"this run trained on {source}: use --metrics=fvd.")
+    if name in INCEPTION_METRICS and len(spec_shape) != 3 and not clips:
       raise UserError(f"Metric {name!r} scores images through InceptionV3, and {source} holds "
                       "2D points: use --metrics=modes.")
     if name == "cas" and len(spec_shape) != 3:
@@ -113,7 +125,7 @@ class Evaluator:
 
   def __init__(self, config, spec, metrics="", num_samples=10000, num_reference=10000,
                inception_weights="", seed=0, hr_dir="", test_dir="", class_labels=None,
-               clip_weights=""):
+               clip_weights="", i3d_weights=""):
     """`class_labels`: the run's class name -> label (its labels.json), which names `test_dir`'s
     subfolders; None: those of the training data, else the labels' own numbers ("0", "1", ...).
     `clip_weights`: the CLIPModel folder the `clip` metric scores with."""
@@ -136,6 +148,12 @@ class Evaluator:
       from gan_jax.metrics import inception  # pylint: disable=g-import-not-at-top
       path = inception_weights or inception.default_weights_path()
       self.extractor = inception.InceptionExtractor(path)
+      if len(spec.shape) == 4:  # clips: FID and its kin of their frames
+        self.extractor = PerFrame(self.extractor)
+    self.i3d = None
+    if "fvd" in self.metrics:
+      from gan_jax.metrics import i3d  # pylint: disable=g-import-not-at-top
+      self.i3d = i3d.I3DExtractor(i3d_weights or i3d.default_weights_path())
     self.cas_test = self.cas_real = None
     if "cas" in self.metrics:
       conditional = (getattr(game, "can_generate", True) and spec.num_classes > 1
@@ -162,7 +180,8 @@ class Evaluator:
     e = settings(config)
     kwargs = dict(metrics=e.metrics, num_samples=e.num_samples, num_reference=e.num_reference,
                   inception_weights=e.inception_weights, seed=e.seed, hr_dir=e.hr_dir,
-                  test_dir=e.test_dir, clip_weights=e.clip_weights)
+                  test_dir=e.test_dir, clip_weights=e.clip_weights,
+                  i3d_weights=e.get("i3d_weights", ""))
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     return cls(config, spec, **kwargs)
 
@@ -191,13 +210,16 @@ class Evaluator:
     if not exp.game.can_generate:
       return self._translation(exp, state, ema)
     from gan_jax.metrics.stats import FeatureStats  # pylint: disable=g-import-not-at-top
-    keep_samples = any(m in ("modes", "digits", "cas") for m in self.metrics)
+    keep_samples = any(m in ("modes", "digits", "cas", "motion") for m in self.metrics)
     kept, kept_labels, pools, logits, stats = [], [], [], [], FeatureStats()
-    draws = keep_samples or self.extractor is not None
+    videos = FeatureStats()
+    draws = keep_samples or self.extractor is not None or self.i3d is not None
     for samples, labels in self._samples(exp, state, ema, truncate or {}) if draws else ():
       if keep_samples:
         kept.append(samples)
         kept_labels.append(labels)
+      if self.i3d is not None:
+        videos.update(self.i3d(samples)[0])
       if self.extractor is not None:
         pool, logit = self.extractor(samples)
         stats.update(pool)
@@ -218,11 +240,29 @@ class Evaluator:
         out.update(digits.digits_metrics(samples, labels=labels))
       if "cas" in self.metrics:
         out.update(self._cas(samples, labels))
+      if "motion" in self.metrics:
+        from gan_jax.metrics import video  # pylint: disable=g-import-not-at-top
+        out.update(video.moving_digit_measures(samples))
+    if self.i3d is not None:
+      out.update(self._fvd(videos, exp.spec.shape[0]))
     if "t2i" in self.metrics:
       out.update(self._t2i(exp, state, ema, truncate or {}))
     if self.clip is not None:
       out["clip_score"] = self._clip_score(exp, state, ema, truncate or {})
     return out
+
+  def _fvd(self, stats, frames):
+    """FVD of the generated clips' I3D features (`stats`) against `num_reference` real clips',
+    with its protocol spelt out: published FVDs differ by protocol."""
+    from gan_jax.metrics import reference, scores  # pylint: disable=g-import-not-at-top
+    ref = reference.reference_stats(self.config, sources.build(self.config), self.i3d,
+                                    self.num_reference)
+    real = len(ref["features"])
+    return {"fvd": scores.frechet_distance(*stats.result(), ref["mean"], ref["cov"]),
+            "fvd_protocol": (f"fvd{self.num_samples}_{frames}f: Frechet distance of I3D "
+                             f"(Kinetics-400) logits, {self.num_samples} generated clips against "
+                             f"{real} real clips of the training data, {frames} frames each, every "
+                             "frame resized bilinearly to 224x224, pixels in [-1, 1]")}
 
   def _clip_score(self, exp, state, ema, truncate):
     """CLIP score (`metrics.clip_score`) of num_samples images, each drawn for a caption of the
@@ -398,6 +438,19 @@ class Evaluator:
     modes, std = ((embedded.ring_modes(), embedded.RING_STD) if self.source_name == "ring2d"
                   else (embedded.grid_modes(), embedded.GRID_STD))
     return modes2d.mode_metrics(samples, modes, std)
+
+
+class PerFrame:
+  """An image feature extractor applied to every frame of clips [N, T, H, W, C]: the features of
+  FID, KID, IS, PR and PRDC on a video run's frames (cached under its own name)."""
+
+  def __init__(self, extractor):
+    self.extractor = extractor
+    self.name, self.weights_hash = f"{extractor.name}_frames", extractor.weights_hash
+
+  def __call__(self, clips):
+    clips = np.asarray(clips)
+    return self.extractor(clips.reshape((-1,) + clips.shape[2:]))
 
 
 class _Domain:
@@ -585,12 +638,13 @@ def to_json(result):
 
 def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weights=None,
              num_reference=None, seed=None, truncation=None, truncation_cutoff=None,
-             seed_index=None, hr_dir=None, test_dir=None, clip_weights=None):
+             seed_index=None, hr_dir=None, test_dir=None, clip_weights=None, i3d_weights=None):
   """Scores the latest checkpoint of `workdir`; appends the result to DIR/eval.jsonl; returns it.
 
   Unset arguments come from the run's `eval` config block (`hr_dir`: super-resolution's HR
   pictures; `test_dir`: cas's real labelled images, subfolders named as in the run's
-  labels.json; `clip_weights`: the CLIPModel folder of `clip`); `truncation` and `truncation_cutoff`
+  labels.json; `clip_weights`: the CLIPModel folder of `clip`; `i3d_weights`: the converted I3D
+  .npz of `fvd`); `truncation` and `truncation_cutoff`
   as `gan-jax sample` takes them. A run of train.num_seeds > 1 is scored
   run by run with their mean and spread (`across_seeds`), or only run `seed_index`.
   """
@@ -602,7 +656,7 @@ def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weight
     evaluator = Evaluator.from_config(
         exp.config, exp.spec, metrics=metrics, num_samples=num_samples,
         inception_weights=inception_weights, num_reference=num_reference, seed=seed,
-        hr_dir=hr_dir, test_dir=test_dir, clip_weights=clip_weights,
+        hr_dir=hr_dir, test_dir=test_dir, clip_weights=clip_weights, i3d_weights=i3d_weights,
         class_labels=sources.read_labels(workdir))
     state = experiment.restore_latest(exp, ckpt)
   finally:

@@ -1,4 +1,5 @@
-"""What a run shows and writes: progress bar, metrics.jsonl, TensorBoard, PNG samples."""
+"""What a run shows and writes: progress bar, metrics.jsonl, TensorBoard, PNG samples (animated
+GIFs for clips)."""
 import json
 import math
 import os
@@ -8,6 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 
 CAPTION_WIDTH = 320  # pixels: a captioned grid's rows are at least this wide
+FPS = 8  # frames a second of clips written as animations
 
 
 def to_uint8(images):
@@ -86,7 +88,40 @@ def sample_picture(samples, reference=None):
   return scatter_plot(samples, reference) if samples.ndim == 2 else image_grid(samples)
 
 
+def clip_grid(clips, cols=None):
+  """Clips float [N, T, H, W, C] in [-1, 1] -> an animation: T frames of the clips' image grid,
+  uint8 [T, H', W', C]."""
+  clips = np.asarray(clips)
+  frames = [image_grid(clips[:, t], cols) for t in range(clips.shape[1])]
+  return np.stack([f[..., None] if f.ndim == 2 else f for f in frames])
+
+
+def save_animation(path, frames, fps=FPS):
+  """An animation uint8 [T, H, W, C] as a looping GIF, or an MP4 (H.264, through PyAV) where
+  `path` ends in .mp4."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  frames = np.asarray(frames)
+  if path.endswith(".mp4"):
+    import av  # pylint: disable=g-import-not-at-top  (only clips need it)
+    rgb = np.repeat(frames, 3, -1) if frames.shape[-1] == 1 else frames
+    rgb = np.pad(rgb, ((0, 0), (0, rgb.shape[1] % 2), (0, rgb.shape[2] % 2), (0, 0)))  # yuv420p
+    with av.open(path, "w") as container:
+      stream = container.add_stream("libx264", rate=fps)
+      stream.height, stream.width, stream.pix_fmt = rgb.shape[1], rgb.shape[2], "yuv420p"
+      for frame in rgb:
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+      container.mux(stream.encode())
+    return frames
+  pictures = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
+  pictures[0].save(path, save_all=True, append_images=pictures[1:],
+                   duration=int(round(1000 / fps)), loop=0)
+  return frames
+
+
 def save_picture(path, picture):
+  """A picture as an image file; an animation ([T, H, W, C]) as a GIF (`save_animation`)."""
+  if np.ndim(picture) == 4:
+    return save_animation(path, picture)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   Image.fromarray(picture).save(path)
   return picture
@@ -132,10 +167,14 @@ class Reporter:
       self.bar.set_postfix({k: f"{record[k]:.3g}" for k in ("d_loss", "g_loss") if k in record})
 
   def samples(self, step, picture):
-    """The sample grid of `step` (a picture: see `sample_picture`), as PNG and in TensorBoard."""
+    """The sample grid of `step` (a picture: see `sample_picture`), as PNG and in TensorBoard;
+    an animation (`clip_grid`) as a GIF, its first frame in TensorBoard."""
     if not self.enabled:
       return
-    save_picture(os.path.join(self.workdir, "samples", f"step_{step:06d}.png"), picture)
+    moving = picture.ndim == 4
+    save_picture(os.path.join(self.workdir, "samples",
+                              f"step_{step:06d}.{'gif' if moving else 'png'}"), picture)
+    picture = picture[0] if moving else picture
     self.tb.add_image("samples", picture, step, dataformats="HW" if picture.ndim == 2 else "HWC")
 
   def message(self, text):

@@ -1,6 +1,7 @@
 """`gan-jax sample` and `gan-jax interpolate`: draw from a trained run into a PNG grid or an .npz
-(images and the codes behind them), a style-mixing grid (models with per-layer styles), or a walk
-between latents as an animated GIF, a PNG strip or an .npz."""
+(images and the codes behind them), a style-mixing grid (models with per-layer styles), a walk
+between latents as an animated GIF, a PNG strip or an .npz, or (video runs) clips as a GIF, an
+MP4 or an .npz."""
 import os
 
 import numpy as np
@@ -13,6 +14,7 @@ from gan_jax.latents import Latents
 GIF_MIN_SIDE = 128  # small images are enlarged (nearest neighbour) so the animation is visible
 GIF_FRAME_MS = 40
 WALK_FORMATS = (".gif", ".png", ".npz")
+CLIP_FORMATS = (".gif", ".mp4")  # what clips are written as, beside .npz
 
 
 def open_run(workdir, label, truncation, truncation_cutoff, seed_index=0, ema=True):
@@ -25,15 +27,20 @@ def open_run(workdir, label, truncation, truncation_cutoff, seed_index=0, ema=Tr
 
 def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,
            truncation_cutoff=None, seed_index=0, latent=None, direction=None, strength=1.0,
-           texts=None):
+           texts=None, frames=None):
   """Writes `num` samples of the latest checkpoint to `out` (.png or .npz, which also holds the
   codes behind them: a latent file); returns `out`. `truncation` (as the game defines it) and
   `truncation_cutoff` (per-layer styles); `seed_index`: which run of a train.num_seeds run.
   latent: a latent file (`project`, `sample --out=X.npz`) to draw instead of `num` new codes.
   direction: "dirs.npz:I", moved along by `strength` sigmas. texts: captions of a text-to-image
   run, `num` samples each (a row each in the PNG, captioned; the .npz's `texts` names each
-  sample's)."""
+  sample's). Video runs write clips (`sample_clips`), `frames` frames long."""
   model, truncate = open_run(workdir, label, truncation, truncation_cutoff, seed_index, ema)
+  if model.frames or frames is not None or out.endswith(CLIP_FORMATS):
+    if model.frames and (latent or direction or texts):
+      raise UserError(f"{workdir} draws clips from new codes: drop --latent, --direction and "
+                      "--text.")
+    return sample_clips(model, num, out, label, seed, frames, **truncate)
   if model.text_dim and not (texts or latent):
     raise UserError(f"{workdir} draws from captions: say what to draw with --text='a red seven' "
                     "(or --text_file=prompts.txt, a caption a line).")
@@ -55,6 +62,28 @@ def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,
     reporting.save_picture(out, reporting.captioned_grid(samples, texts, num))
   else:
     reporting.save_picture(out, reporting.sample_picture(samples))
+  return out
+
+
+def sample_clips(model, num, out, label=None, seed=0, frames=None, **truncate):
+  """`num` clips of a video run to `out`: an .npz of `samples` (float32 [N, T, H, W, C] in
+  [-1, 1]) and `labels`, or a GIF / MP4 of their grid playing at `reporting.FPS`."""
+  if not model.frames:
+    raise UserError(f"--out={out} writes clips, and {model.workdir} draws images: use .png or "
+                    ".npz." if out.endswith(CLIP_FORMATS) else
+                    f"--frames sets the length of clips, and {model.workdir} draws images: "
+                    "drop it.")
+  if not out.endswith(CLIP_FORMATS + (".npz",)):
+    raise UserError(f"--out={out} must end in .gif or .mp4 (the clips playing in a grid) or .npz "
+                    "(arrays) for a video run.")
+  clips = model.sample(num, seed, label, frames=frames, **truncate)
+  if out.endswith(".npz"):
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    labels = model.game.noise(num, seed, label)[-1]
+    np.savez(out, samples=clips, labels=labels, workdir=os.path.abspath(model.workdir),
+             step=model.step, seed=seed)
+  else:
+    reporting.save_animation(out, reporting.clip_grid(clips))
   return out
 
 

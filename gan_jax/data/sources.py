@@ -17,6 +17,8 @@ when given one draw per example; a text run embeds them (`captions.embed`).
                                                  patches for super-resolution)
   t2i_digits                                     embedded, captioned: real digits drawn in 5
                                                  colours, 10 (digit, colour) pairs held out
+  moving_digits                                  embedded clips: real digits moving and bouncing
+                                                 on a black canvas (`video.MovingDigits`)
   tfds:NAME[:SPLIT]                              a prepared TFDS dataset (split: train); captioned
                                                  with data.text_key naming its text feature
   folder:PATH                                    a folder of images, classes = subfolders
@@ -39,7 +41,7 @@ import os
 
 import numpy as np
 
-from gan_jax.data import captions, embedded, folder, tfds_source
+from gan_jax.data import captions, embedded, folder, tfds_source, video
 from gan_jax.data.spec import DataSpec
 from gan_jax.errors import UserError
 
@@ -172,10 +174,13 @@ class Unpaired:
 
 
 TRANSLATION = ("digit_edges", "digit_styles")  # embedded two-domain tasks, with a held-out split
-EMBEDDED = ("digits", "stacked_digits", "ring2d", "grid2d", "photos", "t2i_digits") + TRANSLATION
+VIDEO = ("moving_digits",)  # embedded clips [frames, R, R, C]
+EMBEDDED = (("digits", "stacked_digits", "ring2d", "grid2d", "photos", "t2i_digits") + TRANSLATION
+            + VIDEO)
 FILE_KINDS = ("tfds", "folder", "captions", "pair", "unpaired")
 TWO_DOMAINS = ("pair", "unpaired") + TRANSLATION
 PAIRED_KINDS = ("pair", "digit_edges")  # two domains aligned example by example
+VIDEO_KINDS = VIDEO  # sources of clips
 SPLITS = ("train", "test")
 HALVES_SEED = 0  # digit_styles: which train digits are domain A's and which B's
 FORMS = ", ".join(EMBEDDED + ("tfds:NAME[:SPLIT]", "folder:PATH", "captions:PATH", "pair:A,B",
@@ -238,6 +243,10 @@ def _build_train(config):
     if d.channels != 3:
       raise UserError("t2i_digits draws digits in colours: set --config.data.channels=3.")
     return captions.DigitCaptions(d.resolution)
+  if name == "moving_digits":
+    if d.channels != 1:
+      raise UserError("moving_digits draws white digits on black: set --config.data.channels=1.")
+    return video.MovingDigits(d.resolution, d.frames, d.num_digits)
   if name in ("ring2d", "grid2d"):
     modes, std = ((embedded.ring_modes(), embedded.RING_STD) if name == "ring2d"
                   else (embedded.grid_modes(), embedded.GRID_STD))

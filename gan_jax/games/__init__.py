@@ -29,11 +29,11 @@ A game is built from (config, data spec, pmap axis name or None) and offers
 train.num_seeds > 1, `build` wraps the game in `seeds.Seeds`: N runs vmapped in one program.
 """
 from gan_jax.errors import UserError
-from gan_jax.games import cycle, noise, paired, r3gan, seeds, style, superres, text
+from gan_jax.games import cycle, noise, paired, r3gan, seeds, style, superres, text, video
 
 GAMES = {"noise": noise.NoiseGame, "paired": paired.PairedGame, "cycle": cycle.CycleGame,
          "stylegan2": style.StyleGame, "superres": superres.SuperResGame, "text": text.TextGame,
-         "r3gan": r3gan.R3Game}
+         "r3gan": r3gan.R3Game, "video": video.VideoGame}
 
 
 def get(name):

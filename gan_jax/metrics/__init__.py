@@ -10,6 +10,8 @@
   - `modes2d`: PacGAN's mode metrics for the 2D ring/grid toys.
   - `vgg`: torchvision's VGG19 features stack (frozen, converted weights) and the ESRGAN /
     Real-ESRGAN perceptual loss on its layers before ReLU;
-  - `sr`: PSNR and SSIM on the Y channel with the scale's border cropped, as SR papers report.
+  - `sr`: PSNR and SSIM on the Y channel with the scale's border cropped, as SR papers report;
+  - `video`: the offline measures of generated moving digits (identity, motion, coverage) and FVD;
+  - `i3d`: the Kinetics-400 I3D in Flax whose logits FVD compares (needs converted weights).
 `gan_jax.evaluate` picks and runs them by name.
 """

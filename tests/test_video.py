@@ -1,0 +1,185 @@
+"""The video game: moving digits (determinism, physics), MoCoGAN's networks, jit == pmap, bitwise
+resume, clips written by `sample` as GIF, MP4 and npz, evaluation, and bad input."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import config_path
+from runs import assert_bitwise_equal, final_state
+from test_cli import assert_one_clear_error
+from test_games import assert_close_to_scale
+from test_step import load_config, run
+from gan_jax import cli
+from gan_jax.data import video
+from gan_jax.models import video as video_models
+
+
+def test_moving_digits_are_a_pure_function_of_the_index():
+  a, b = video.MovingDigits(), video.MovingDigits()
+  first = a.get(np.arange(8))
+  again = b.get(np.array([5, 0, 7]))
+  np.testing.assert_array_equal(again["x"], first["x"][[5, 0, 7]])
+  np.testing.assert_array_equal(again["label"], first["label"][[5, 0, 7]])
+  assert first["x"].shape == (8, 16, 64, 64, 1) and first["x"].dtype == np.uint8
+  assert not np.array_equal(first["x"], video.MovingDigits(seed=1).get(np.arange(8))["x"])
+
+
+def test_moving_digits_move_at_their_speed_and_bounce_off_the_walls():
+  source = video.MovingDigits(num_digits=1)
+  index = np.arange(2000)
+  free = source.starts[index][:, :, None] + (np.arange(16)[:, None]
+                                             * source.velocities[index][:, :, None])
+  corners = source.corners(index)
+  assert corners.min() >= 0 and corners.max() <= 64 - 28  # the digit stays on the canvas
+  speed = np.linalg.norm(source.velocities[index], axis=-1)
+  assert 2 <= speed.min() and speed.max() <= 4 and 2.9 < speed.mean() < 3.1
+  # Away from the walls a digit moves in a straight line, by its velocity each frame (rounded);
+  # at a wall its coordinate is reflected: the distance travelled past it is given back.
+  inside = ((free >= 0) & (free <= 36)).all(axis=(1, 2, 3))
+  np.testing.assert_allclose(corners[inside], free[inside], atol=0.5 + 1e-9)
+  bounced = ~inside
+  assert bounced.mean() > 0.5  # most clips meet a wall within 16 frames
+  np.testing.assert_allclose(corners[bounced],
+                             36 - np.abs(np.mod(free[bounced], 72) - 36), atol=0.5 + 1e-9)
+  # the digit drawn is the real digit at that place, and nothing else is drawn
+  clip = source.get(index[:1])["x"][0, :, :, :, 0]
+  for t, (top, left) in enumerate(corners[0, 0]):
+    np.testing.assert_array_equal(clip[t, top:top + 28, left:left + 28],
+                                  source.digits[source.picks[0, 0], :, :, 0])
+    assert clip[t].sum() == source.digits[source.picks[0, 0]].sum()
+
+
+def test_two_digit_clips_have_two_digit_labels():
+  source = video.MovingDigits(32, frames=8, num_digits=2)
+  batch = source.get(np.arange(50))
+  digits = source.digit_labels[source.picks[:50]]
+  np.testing.assert_array_equal(batch["label"], 10 * digits[:, 0] + digits[:, 1])
+  assert source.spec.num_classes == 100 and batch["x"].shape == (50, 8, 32, 32, 1)
+  assert source.side == 14 and video.speed_range(32) == (1.0, 2.0)
+
+
+def test_video_discriminator_is_a_3d_convolution():
+  """stack_time + a 2D conv equals a 3D conv with the kernel's frames on the stacked axis."""
+  import jax
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((2, 6, 8, 8, 3)).astype(np.float32)
+  kernel = rng.standard_normal((4, 4, 4, 3, 5)).astype(np.float32)  # [t, h, w, in, out]
+  want = jax.lax.conv_general_dilated(x, kernel, (1, 2, 2), ((0, 0), (1, 1), (1, 1)),
+                                      dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+  stacked = video_models.stack_time(x, 4)  # [2, 3, 8, 8, 12]
+  k2 = kernel.transpose(1, 2, 0, 3, 4).reshape(4, 4, 12, 5)
+  got = jax.lax.conv_general_dilated(stacked.reshape(6, 8, 8, 12), k2, (2, 2), ((1, 1), (1, 1)),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(np.asarray(got).reshape(want.shape), want, rtol=1e-4, atol=1e-4)
+  assert video_models.clip_length_after(16, 64, 4) == 4
+
+
+def test_jit_and_pmap_match_single_device():
+  config = load_config("video_digits")
+  single, metrics = run(config, "single", steps=2)
+  for key in ("d_loss", "g_loss", "d_image", "d_video", "g_image", "g_video"):
+    assert np.isfinite(metrics[key]), key
+  for strategy in ("jit", "pmap"):
+    config.parallel.strategy = strategy
+    state, _ = run(config, strategy, steps=2)
+    assert int(state.step) == 2
+    assert_close_to_scale(state, single, 2e-4)
+
+
+def train(workdir, *flags):
+  return cli.main(["train", f"--config={config_path('video_digits')}", f"--workdir={workdir}",
+                   "--noprogress", *flags])
+
+
+@pytest.fixture(scope="module")
+def video_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("video")
+  assert train(workdir / "whole") == 0
+  return workdir
+
+
+def test_resume_is_bitwise_equal(video_run):
+  split = video_run / "split"
+  assert train(split, "--config.train.steps=2") == 0
+  assert train(split) == 0
+  (step_a, a), (step_b, b) = final_state(video_run / "whole"), final_state(split)
+  assert step_a == step_b == 4
+  assert_bitwise_equal(a, b)
+  grid = Image.open(video_run / "whole" / "samples" / "step_000004.gif")
+  assert grid.n_frames == 4  # the sample grid plays the clips' 4 frames
+
+
+def test_sample_writes_clips_as_npz_gif_and_mp4(video_run, tmp_path):
+  run_dir = video_run / "whole"
+  out = tmp_path / "clips.npz"
+  assert cli.main(["sample", f"--workdir={run_dir}", "--num=3", f"--out={out}", "--seed=5"]) == 0
+  with np.load(out) as f:
+    samples = f["samples"]
+  assert samples.shape == (3, 4, 16, 16, 1) and samples.dtype == np.float32
+  assert -1 <= samples.min() and samples.max() <= 1
+  longer = tmp_path / "longer.npz"
+  assert cli.main(["sample", f"--workdir={run_dir}", "--num=3", f"--out={longer}", "--seed=5",
+                   "--frames=9"]) == 0
+  with np.load(longer) as f:
+    assert f["samples"].shape == (3, 9, 16, 16, 1)
+  # the motion is recurrent: the first frames of a longer clip are the shorter clip's
+  np.testing.assert_allclose(np.load(longer)["samples"][:, :4], samples, atol=1e-5)
+  gif = tmp_path / "clips.gif"
+  assert cli.main(["sample", f"--workdir={run_dir}", "--num=4", f"--out={gif}"]) == 0
+  assert Image.open(gif).n_frames == 4
+  mp4 = tmp_path / "clips.mp4"
+  assert cli.main(["sample", f"--workdir={run_dir}", "--num=4", f"--out={mp4}"]) == 0
+  import av
+  with av.open(str(mp4)) as container:
+    frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+  assert len(frames) == 4 and frames[0].shape == (2 * 17 + 1 + 1, 2 * 17 + 1 + 1)  # even sides
+
+
+def test_evaluate_reports_the_offline_measures(video_run):
+  run_dir = video_run / "whole"
+  assert cli.main(["evaluate", f"--workdir={run_dir}", "--num_samples=20"]) == 0
+  result = json.loads((run_dir / "eval.jsonl").read_text().splitlines()[-1])
+  assert result["metrics"] == ["motion"]
+  for key in ("identity", "frozen", "teleports", "speed_data", "class_histogram", "passes"):
+    assert key in result, key
+  assert result["passes"] is False  # 4 steps of training draw no moving digits
+
+
+@pytest.mark.parametrize("args,expected", [
+    (("--out=x.png",), "must end in .gif or .mp4"),
+    (("--frames=0", "--out=x.gif"), "--frames=0 must be a positive number"),
+    (("--out=x.gif", "--mix=coarse"), "must end in .png with --mix"),
+    (("--latent=codes.npz", "--out=x.gif"), "draws clips from new codes"),
+])
+def test_bad_sample_input_is_one_sentence(video_run, tmp_path, capsys, args, expected):
+  argv = ["sample", f"--workdir={video_run / 'whole'}", *args]
+  argv = [a.replace("x.", f"{tmp_path}/x.") for a in argv]
+  assert cli.main(argv) == 2
+  assert_one_clear_error(capsys, expected)
+
+
+def test_clip_options_on_an_image_run_are_one_sentence(tmp_path, capsys):
+  workdir = tmp_path / "digits"
+  assert cli.main(["train", f"--config={config_path('dcgan_digits')}", f"--workdir={workdir}",
+                   "--noprogress", "--config.train.steps=2"]) == 0
+  for args, expected in ((("--out=x.gif",), "writes clips, and"),
+                         (("--frames=8",), "--frames sets the length of clips")):
+    assert cli.main(["sample", f"--workdir={workdir}", *args]) == 2
+    assert_one_clear_error(capsys, expected)
+  assert cli.main(["evaluate", f"--workdir={workdir}", "--metrics=motion"]) == 2
+  assert_one_clear_error(capsys, "scores clips")
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (("--config.model.image_frames=5",), "image_frames=5 must be between 1"),
+    (("--config.data.source=digits",), "holds images, and the video game learns clips"),
+    (("--config.data.resolution=24",), "is not supported by MoCoGAN"),
+    (("--config.data.channels=3",), "moving_digits draws white digits"),
+    (("--config.train.n_critic=2",), "set it to 1"),
+    (("--config.model.name=dcgan",), "is not a model of the video game"),
+])
+def test_bad_settings_are_one_sentence(tmp_path, capsys, flags, expected):
+  assert train(tmp_path / "run", *flags) == 2
+  assert_one_clear_error(capsys, expected)
