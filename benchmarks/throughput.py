@@ -7,9 +7,11 @@ Times `steps` calls of the jitted step (state donated, blocked until ready; inpu
 excluded) after `warmup` calls and prints one JSON object: img/s (median over calls), step time,
 compile time (the first call's time less a median call's), parameter counts, XLA's flop count per step, MFU where the device's peak is known,
 the train state's bytes on one device (`state_bytes_per_device`: what `parallel.strategy=fsdp`
-shrinks) and peak device memory where the backend reports it. A call runs the config's
+shrinks) and peak device memory where the backend reports it (on CPU: the process's peak resident
+memory, compilation included). A call runs the config's
 `train.steps_per_call` steps; figures are per step.
 """
+import resource
 import statistics
 
 import jax
@@ -135,6 +137,8 @@ def measure(config, steps, warmup):
   stats = device.memory_stats() if hasattr(device, "memory_stats") else None
   if stats and "peak_bytes_in_use" in stats:
     result["peak_memory_bytes"] = int(stats["peak_bytes_in_use"])
+  elif device.platform == "cpu":  # no device statistics: the process's peak resident memory
+    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
   return result
 
 

@@ -231,12 +231,13 @@ class Model:
   # --- what the verbs do ---------------------------------------------------------------------
 
   def sample(self, num, seed=0, labels=None, truncation=None, truncation_cutoff=None,
-             uint8=False, frames=None):
+             uint8=False, frames=None, fps=None):
     """`num` samples from the latents of `seed` (the same as `gan-jax sample --seed`): float32
     NHWC in [-1, 1], or uint8 pixels with uint8=True (2D runs: points [N, 2]). labels: one class
     or one per sample (conditional runs; default: 0, 1, 2, ... cycling). truncation,
     truncation_cutoff: as `gan-jax sample` takes them. Video runs: clips float32
-    [N, T, H, W, C], T the training clips' length or `frames`."""
+    [N, T, H, W, C], T the training clips' length or `frames`; `fps`: frames per frame of the
+    training data (runs whose G renders any time, video_sparse; 2 = twice the frame rate)."""
     self.require("sample")
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
       raise UserError(f"num={num!r} must be a positive number of samples.")
@@ -244,6 +245,8 @@ class Model:
     truncate = truncation_args(self.exp, self.workdir, truncation, truncation_cutoff)
     if frames is not None:
       truncate["frames"] = self.check_frames(frames)
+    if fps is not None:
+      truncate["fps"] = self.check_fps(fps)
     samples, _ = self.game.generate(self.state, int(num), seed=seed, labels=labels, ema=self.ema,
                                     **truncate)
     return self._output(samples, uint8)
@@ -361,6 +364,14 @@ class Model:
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
       raise UserError(f"--frames={frames!r} must be a positive number of frames.")
     return int(frames)
+
+  def check_fps(self, fps):
+    """`fps` for a run whose G renders frames at any time; one UserError for one that cannot."""
+    if not getattr(self.game, "renders_any_time", False):
+      raise UserError(f"--fps renders frames between the training frames, and {self.workdir}'s "
+                      f"{self.config.model.name} draws one frame after another: drop it (train "
+                      "configs/video_digits_sparse.py for a G that renders any time).")
+    return fps
 
   def check_space(self, space):
     """`space` if this model reads codes of it; else one UserError."""

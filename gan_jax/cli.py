@@ -3,7 +3,7 @@
   gan-jax train    [--config=configs/X.py[:arg]] [--workdir=DIR] [--config.KEY=VALUE ...]
   gan-jax tune-gamma [--config=configs/X.py[:arg]] [--workdir=DIR] [--values=G1,G2,...]
                    [--steps=N] [--num_samples=N] [--config.KEY=VALUE ...]
-  gan-jax sample   --workdir=DIR [--num=N] [--out=PATH.png|.npz|.gif|.mp4] [--frames=T]
+  gan-jax sample   --workdir=DIR [--num=N] [--out=PATH.png|.npz|.gif|.mp4] [--frames=T] [--fps=K]
                    [--label=K] [--seed=S] [--no-ema]
                    [--truncation=T] [--truncation_cutoff=N]
                    [--mix=coarse|middle|fine|I-J] [--interpolate=FRAMES --out=PATH.gif]
@@ -177,6 +177,8 @@ def _parse_sample(argv):
                       flag_values=fv)
   flags.DEFINE_integer("frames", None, "video runs: frames per clip (default: the training "
                        "clips')", flag_values=fv)
+  flags.DEFINE_float("fps", None, "video runs whose G renders any time: frames per frame of the "
+                     "training data (2: twice the frame rate)", flag_values=fv)
   _parse(fv, [a.replace("--text-file", "--text_file", 1) for a in argv])
   if not fv.workdir:
     raise UserError("sample needs --workdir=DIR, the run to sample from.")
@@ -209,8 +211,8 @@ def _parse_sample(argv):
   if not need and not fv.out.endswith((".png", ".npz", ".gif", ".mp4")):
     raise UserError(f"--out={fv.out} must end in .png (a picture), .npz (arrays), or for video "
                     "runs .gif or .mp4 (clips).")
-  if mode and fv.frames is not None:
-    raise UserError(f"--frames sets the length of clips, which --{mode} does not draw: drop it.")
+  if mode and (fv.frames is not None or fv.fps is not None):
+    raise UserError(f"--frames and --fps shape clips, which --{mode} does not draw: drop them.")
   return fv
 
 
@@ -544,7 +546,7 @@ def main(argv):
       else:
         print(sampling.sample(fv.workdir, fv.num, fv.out, latent=fv.latent,
                               direction=fv.direction, strength=fv.strength,
-                              texts=fv.text or None, frames=fv.frames, **kw))
+                              texts=fv.text or None, frames=fv.frames, fps=fv.fps, **kw))
     elif verb == "interpolate":
       from gan_jax import sampling
       fv = _parse_interpolate(rest)

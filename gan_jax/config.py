@@ -15,8 +15,8 @@ def base_config():
   c = ml_collections.ConfigDict()
   c.name = ""  # set by each variant; names the default workdir runs/<name>
   c.seed = 0
-  c.game = "noise"  # noise | paired | cycle | stylegan2 | r3gan | superres | text | video:
-                    # what is trained (games/)
+  c.game = "noise"  # noise | paired | cycle | stylegan2 | r3gan | superres | text | video |
+                    # video_sparse: what is trained (games/)
 
   c.data = ml_collections.ConfigDict(dict(
       # digits | stacked_digits | ring2d | grid2d | digit_edges | digit_styles | photos |
@@ -536,6 +536,9 @@ RANGES = {
     "model.time_kernel": COUNT, "model.image_frames": COUNT, "data.frames": COUNT,
     "data.num_digits": Range(1, 2), "data.stride": COUNT, "loss.image_weight": NON_NEGATIVE,
     "loss.video_weight": NON_NEGATIVE, "loss.instance_noise": NON_NEGATIVE,
+    "model.frames_per_clip": COUNT, "model.max_distance": COUNT, "model.motion_spacing": COUNT,
+    "model.motion_kernel": COUNT, "model.time_features": COUNT, "model.max_period": POSITIVE,
+    "model.time_shift": NON_NEGATIVE, "model.concat_resolution": COUNT,
     **_optim("g"), **_optim("d"),
     **{f"train.{k}": COUNT for k in (
         "steps", "batch_size", "n_critic", "steps_per_call", "num_seeds", "log_every",

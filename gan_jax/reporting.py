@@ -1,5 +1,6 @@
 """What a run shows and writes: progress bar, metrics.jsonl, TensorBoard, PNG samples (animated
 GIFs for clips)."""
+import fractions
 import json
 import math
 import os
@@ -106,7 +107,8 @@ def save_animation(path, frames, fps=FPS):
     rgb = np.repeat(frames, 3, -1) if frames.shape[-1] == 1 else frames
     rgb = np.pad(rgb, ((0, 0), (0, rgb.shape[1] % 2), (0, rgb.shape[2] % 2), (0, 0)))  # yuv420p
     with av.open(path, "w") as container:
-      stream = container.add_stream("libx264", rate=fps)
+      rate = fractions.Fraction(fps).limit_denominator(1000)
+      stream = container.add_stream("libx264", rate=rate)
       stream.height, stream.width, stream.pix_fmt = rgb.shape[1], rgb.shape[2], "yuv420p"
       for frame in rgb:
         container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))

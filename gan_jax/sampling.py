@@ -27,7 +27,7 @@ def open_run(workdir, label, truncation, truncation_cutoff, seed_index=0, ema=Tr
 
 def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,
            truncation_cutoff=None, seed_index=0, latent=None, direction=None, strength=1.0,
-           texts=None, frames=None):
+           texts=None, frames=None, fps=None):
   """Writes `num` samples of the latest checkpoint to `out` (.png or .npz, which also holds the
   codes behind them: a latent file); returns `out`. `truncation` (as the game defines it) and
   `truncation_cutoff` (per-layer styles); `seed_index`: which run of a train.num_seeds run.
@@ -36,11 +36,11 @@ def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,
   run, `num` samples each (a row each in the PNG, captioned; the .npz's `texts` names each
   sample's). Video runs write clips (`sample_clips`), `frames` frames long."""
   model, truncate = open_run(workdir, label, truncation, truncation_cutoff, seed_index, ema)
-  if model.frames or frames is not None or out.endswith(CLIP_FORMATS):
+  if model.frames or frames is not None or fps is not None or out.endswith(CLIP_FORMATS):
     if model.frames and (latent or direction or texts):
       raise UserError(f"{workdir} draws clips from new codes: drop --latent, --direction and "
                       "--text.")
-    return sample_clips(model, num, out, label, seed, frames, **truncate)
+    return sample_clips(model, num, out, label, seed, frames, fps, **truncate)
   if model.text_dim and not (texts or latent):
     raise UserError(f"{workdir} draws from captions: say what to draw with --text='a red seven' "
                     "(or --text_file=prompts.txt, a caption a line).")
@@ -65,25 +65,26 @@ def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,
   return out
 
 
-def sample_clips(model, num, out, label=None, seed=0, frames=None, **truncate):
+def sample_clips(model, num, out, label=None, seed=0, frames=None, fps=None, **truncate):
   """`num` clips of a video run to `out`: an .npz of `samples` (float32 [N, T, H, W, C] in
-  [-1, 1]) and `labels`, or a GIF / MP4 of their grid playing at `reporting.FPS`."""
+  [-1, 1]) and `labels`, or a GIF / MP4 of their grid playing at `reporting.FPS` (times `fps`,
+  so a clip rendered at a higher frame rate plays at the same speed)."""
   if not model.frames:
     raise UserError(f"--out={out} writes clips, and {model.workdir} draws images: use .png or "
                     ".npz." if out.endswith(CLIP_FORMATS) else
-                    f"--frames sets the length of clips, and {model.workdir} draws images: "
-                    "drop it.")
+                    f"--frames and --fps shape clips, and {model.workdir} draws images: drop "
+                    "them.")
   if not out.endswith(CLIP_FORMATS + (".npz",)):
     raise UserError(f"--out={out} must end in .gif or .mp4 (the clips playing in a grid) or .npz "
                     "(arrays) for a video run.")
-  clips = model.sample(num, seed, label, frames=frames, **truncate)
+  clips = model.sample(num, seed, label, frames=frames, fps=fps, **truncate)
   if out.endswith(".npz"):
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     labels = model.game.noise(num, seed, label)[-1]
     np.savez(out, samples=clips, labels=labels, workdir=os.path.abspath(model.workdir),
              step=model.step, seed=seed)
   else:
-    reporting.save_animation(out, reporting.clip_grid(clips))
+    reporting.save_animation(out, reporting.clip_grid(clips), reporting.FPS * (fps or 1))
   return out
 
 

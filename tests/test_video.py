@@ -152,6 +152,7 @@ def test_evaluate_reports_the_offline_measures(video_run):
     (("--frames=0", "--out=x.gif"), "--frames=0 must be a positive number"),
     (("--out=x.gif", "--mix=coarse"), "must end in .png with --mix"),
     (("--latent=codes.npz", "--out=x.gif"), "draws clips from new codes"),
+    (("--fps=2", "--out=x.gif"), "--fps renders frames between the training frames"),
 ])
 def test_bad_sample_input_is_one_sentence(video_run, tmp_path, capsys, args, expected):
   argv = ["sample", f"--workdir={video_run / 'whole'}", *args]
@@ -165,7 +166,7 @@ def test_clip_options_on_an_image_run_are_one_sentence(tmp_path, capsys):
   assert cli.main(["train", f"--config={config_path('dcgan_digits')}", f"--workdir={workdir}",
                    "--noprogress", "--config.train.steps=2"]) == 0
   for args, expected in ((("--out=x.gif",), "writes clips, and"),
-                         (("--frames=8",), "--frames sets the length of clips")):
+                         (("--frames=8",), "--frames and --fps shape clips")):
     assert cli.main(["sample", f"--workdir={workdir}", *args]) == 2
     assert_one_clear_error(capsys, expected)
   assert cli.main(["evaluate", f"--workdir={workdir}", "--metrics=motion"]) == 2

@@ -29,11 +29,13 @@ A game is built from (config, data spec, pmap axis name or None) and offers
 train.num_seeds > 1, `build` wraps the game in `seeds.Seeds`: N runs vmapped in one program.
 """
 from gan_jax.errors import UserError
-from gan_jax.games import cycle, noise, paired, r3gan, seeds, style, superres, text, video
+from gan_jax.games import (cycle, noise, paired, r3gan, seeds, style, superres, text, video,
+                           video_sparse)
 
 GAMES = {"noise": noise.NoiseGame, "paired": paired.PairedGame, "cycle": cycle.CycleGame,
          "stylegan2": style.StyleGame, "superres": superres.SuperResGame, "text": text.TextGame,
-         "r3gan": r3gan.R3Game, "video": video.VideoGame}
+         "r3gan": r3gan.R3Game, "video": video.VideoGame,
+         "video_sparse": video_sparse.SparseVideoGame}
 
 
 def get(name):

@@ -37,11 +37,34 @@ def pick_frames(clips, index):
   return picked.reshape((-1,) + clips.shape[2:])
 
 
+def check_clip_settings(config, game, networks):
+  """The checks every video game makes, one UserError each: clip data, a resolution `networks`
+  take (a power of two >= 8), a loss it knows, one D update per G update, no augmentation."""
+  d = config.data
+  if sources.kind(d.source) not in sources.VIDEO_KINDS:  # tfds:NAME: a video dataset
+    raise UserError(f"--config.data.source={d.source} holds images, and the {game} game learns "
+                    "clips: use moving_digits, videos:PATH or tfds:NAME of a video dataset.")
+  r = d.resolution
+  if r < 8 or 2 ** int(round(math.log2(r))) != r:
+    raise UserError(f"--config.data.resolution={r} is not supported by {networks}: use a power "
+                    "of two >= 8.")
+  if config.loss.adversarial not in adversarial.LOSSES:
+    raise UserError(f"--config.loss.adversarial={config.loss.adversarial!r} is not a loss of "
+                    f"the {game} game: choose one of {', '.join(adversarial.LOSSES)}.")
+  if config.train.n_critic != 1:
+    raise UserError(f"--config.train.n_critic={config.train.n_critic}: the {game} game updates "
+                    "D once per G update; set it to 1.")
+  if config.augment.kind != "none":
+    raise UserError(f"--config.augment.kind={config.augment.kind}: the {game} game does not "
+                    "augment clips yet; set it to none.")
+
+
 class VideoGame:
   can_generate = True    # `gan-jax sample` draws clips from it
   can_truncate = False
   directions = ()
   spaces = ()            # no latent space the image tools (walks, directions) can work in
+  renders_any_time = False  # G draws frame after frame: no `sample --fps`
 
   def __init__(self, config, spec, axis_name=None):
     self.config, self.spec = config, spec
@@ -57,25 +80,10 @@ class VideoGame:
     if m.name != "mocogan":
       raise UserError(f"--config.model.name={m.name!r} is not a model of the video game: use "
                       "mocogan.")
-    if sources.kind(d.source) not in sources.VIDEO_KINDS:  # tfds:NAME: a video dataset
-      raise UserError(f"--config.data.source={d.source} holds images, and the video game learns "
-                      "clips: use moving_digits, videos:PATH or tfds:NAME of a video dataset.")
-    r = d.resolution
-    if r < 8 or 2 ** int(round(math.log2(r))) != r:
-      raise UserError(f"--config.data.resolution={r} is not supported by MoCoGAN's networks: "
-                      "use a power of two >= 8.")
+    check_clip_settings(config, "video", "MoCoGAN's networks")
     if not 1 <= m.image_frames <= d.frames:
       raise UserError(f"--config.model.image_frames={m.image_frames} must be between 1 and the "
                       f"clip's {d.frames} frames (how many frames of each clip the image D sees).")
-    if config.loss.adversarial not in adversarial.LOSSES:
-      raise UserError(f"--config.loss.adversarial={config.loss.adversarial!r} is not a loss of "
-                      f"the video game: choose one of {', '.join(adversarial.LOSSES)}.")
-    if config.train.n_critic != 1:
-      raise UserError(f"--config.train.n_critic={config.train.n_critic}: the video game updates "
-                      "its critics once per G update; set it to 1.")
-    if config.augment.kind != "none":
-      raise UserError(f"--config.augment.kind={config.augment.kind}: the video game does not "
-                      "augment clips yet; set it to none.")
 
   # --- training ------------------------------------------------------------------------------
 
