@@ -69,10 +69,14 @@ class VideoGame:
   def __init__(self, config, spec, axis_name=None):
     self.config, self.spec = config, spec
     self.frames = spec.shape[0]  # of a training clip; inference may render other lengths
-    self.g_model, self.image_d, self.video_d = video_models.build(config, spec, axis_name)
+    self.build_networks(axis_name)
     self.g_tx = optim.build(config.optim.g, config.train.steps)
     self.d_tx = optim.build(config.optim.d, config.train.steps)
     self.devices = Devices(axis_name)
+
+  def build_networks(self, axis_name):
+    self.g_model, self.image_d, self.video_d = video_models.build(self.config, self.spec,
+                                                                  axis_name)
 
   @staticmethod
   def validate(config):

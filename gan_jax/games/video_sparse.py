@@ -29,10 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gan_jax import optim
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, copy_params, d_accuracy, ema, g_params,
-                                  in_chunks, infer, init_net, to_model_input)
+from gan_jax.games.common import (apply, copy_params, d_accuracy, ema, g_params, in_chunks, infer,
+                                  init_net, to_model_input)
 from gan_jax.games.video import VideoGame, check_clip_settings, pick_frames
 from gan_jax.losses import adversarial
 from gan_jax.models import video_sparse as models
@@ -59,16 +58,14 @@ class SparseVideoGame(VideoGame):
   """VideoGame's interface (its preview and labels too) on StyleGAN-V's networks and steps."""
   renders_any_time = True  # `sample --fps`
 
-  def __init__(self, config, spec, axis_name=None):  # pylint: disable=super-init-not-called
-    self.config, self.spec = config, spec
+  def __init__(self, config, spec, axis_name=None):
+    super().__init__(config, spec, axis_name)
     m = config.model
-    self.frames = spec.shape[0]  # of a training clip; inference may render other lengths
     self.max_distance = min(self.frames - 1, m.max_distance)
     self.train_time = self.frames - 1 + m.time_shift  # the latest time G renders in training
-    self.g_model, self.d_model = models.build(config, spec, axis_name)
-    self.g_tx = optim.build(config.optim.g, config.train.steps)
-    self.d_tx = optim.build(config.optim.d, config.train.steps)
-    self.devices = Devices(axis_name)
+
+  def build_networks(self, axis_name):
+    self.g_model, self.d_model = models.build(self.config, self.spec, axis_name)
 
   @staticmethod
   def validate(config):

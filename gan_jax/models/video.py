@@ -35,6 +35,20 @@ def clip_length_after(frames, resolution, time_kernel):
   return frames
 
 
+def render_frames(g, content, motion, labels, train):
+  """The frames [B, F, R, R, C] of a clip G `g` (a module's compact method calls this) draws
+  from its content code [B, content_dim] and motion codes [B, F, motion_dim]: each frame's
+  [content, motion] through one DCGAN generator, `g`'s submodule "frames"."""
+  b, f = motion.shape[:2]
+  codes = jnp.concatenate([jnp.broadcast_to(content[:, None], (b, f, content.shape[-1])),
+                           motion], -1).reshape(b * f, -1)
+  if labels is not None:
+    labels = jnp.repeat(jnp.asarray(labels), f, axis=0)
+  frames = dcgan.Generator(g.resolution, g.channels, g.width, g.norm, g.num_classes, g.axis_name,
+                           g.dtype, name="frames")(codes, labels, train)
+  return frames.reshape((b, f) + frames.shape[1:])
+
+
 class Generator(nn.Module):
   resolution: int
   channels: int
@@ -49,16 +63,8 @@ class Generator(nn.Module):
   def __call__(self, content, noise, labels=None, train=True):
     """content [B, content_dim], noise [B, T, motion_dim] (one draw a frame), labels [B] ->
     clips [B, T, R, R, channels] in [-1, 1]."""
-    b, t = noise.shape[:2]
     motion = nn.RNN(nn.GRUCell(self.motion_dim, param_dtype=jnp.float32))(noise)
-    codes = jnp.concatenate([jnp.broadcast_to(content[:, None], (b, t, content.shape[-1])),
-                             motion], -1).reshape(b * t, -1)
-    if labels is not None:
-      labels = jnp.repeat(jnp.asarray(labels), t, axis=0)
-    frames = dcgan.Generator(self.resolution, self.channels, self.width, self.norm,
-                             self.num_classes, self.axis_name, self.dtype, name="frames")(
-                                 codes, labels, train)
-    return frames.reshape((b, t) + frames.shape[1:])
+    return render_frames(self, content, motion, labels, train)
 
 
 class VideoDiscriminator(nn.Module):

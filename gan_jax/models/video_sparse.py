@@ -33,7 +33,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.models import dcgan
+from gan_jax.models.video import render_frames
 from gan_jax.models.layers import Conv4x4s2, class_vector, norm_layer
 
 
@@ -109,17 +109,9 @@ class Generator(nn.Module):
   def __call__(self, content, noise, t, labels=None, train=True):
     """content [B, content_dim], motion noise [B, N, motion_dim] on the time grid, times [B, F]
     (float frames), labels [B] -> the frames at those times [B, F, R, R, channels] in [-1, 1]."""
-    b, f = t.shape
     motion = MotionCode(self.spacing, self.waves, self.max_period, self.kernel,
                         name="motion")(noise, t)
-    codes = jnp.concatenate([jnp.broadcast_to(content[:, None], (b, f, content.shape[-1])),
-                             motion], -1).reshape(b * f, -1)
-    if labels is not None:
-      labels = jnp.repeat(jnp.asarray(labels), f, axis=0)
-    frames = dcgan.Generator(self.resolution, self.channels, self.width, self.norm,
-                             self.num_classes, self.axis_name, self.dtype, name="frames")(
-                                 codes, labels, train)
-    return frames.reshape((b, f) + frames.shape[1:])
+    return render_frames(self, content, motion, labels, train)
 
 
 class SparseDiscriminator(nn.Module):
