@@ -8,7 +8,7 @@ def get_config(arg=None):
   c = common.video(common.base_config())
   c.name = "video_digits"
   c.model.g_width = c.model.d_width = c.model.v_width = 16
-  c.train.steps = 1500
+  c.train.steps = 1000
   c.train.log_every = 100
   c.train.sample_every = 500
   c.train.checkpoint_every = 500

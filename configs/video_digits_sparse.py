@@ -33,10 +33,10 @@ def get_config(arg=None):
       conditional=False,
   ))
   del c.loss["image_weight"], c.loss["video_weight"]  # MoCoGAN's two critics: one D here
-  c.train.steps = 1500
+  c.train.steps = 6000
   c.train.log_every = 100
-  c.train.sample_every = 500
-  c.train.checkpoint_every = 500
+  c.train.sample_every = 1000
+  c.train.checkpoint_every = 1000
   c.sample.num = 16
   if arg == "smoke":  # apply_arg's smoke knows MoCoGAN's keys, not these
     c.data.resolution, c.data.frames = 16, 8

@@ -156,3 +156,15 @@ def test_r3gan_stacked_covers_the_thousand_modes(tmp_path):
   train_and_load("r3gan_stacked", tmp_path)
   result = evaluate_run(tmp_path)
   assert result["modes_captured"] == 1000 and result["reverse_kl"] < 0.1, result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["video_digits", "video_digits_sparse"])
+def test_video_digits_keep_one_digit_moving_like_the_data(tmp_path, name):
+  # The video issue's bar on moving digits (gan_jax/metrics/video.py): >= 90% of clips keep one
+  # digit, speed within 25% of the data's, frozen + teleporting clips <= 10%, all ten digits
+  # each >= 4% of clips.
+  train_and_load(name, tmp_path)
+  result = evaluate_run(tmp_path)
+  assert result["passes"], {k: result[k] for k in ("identity", "speed_ratio", "frozen",
+                                                   "teleports", "class_histogram")}
