@@ -7,7 +7,8 @@
 Each run is a fresh process (throughput.py for ours; benchmarks/peers/ for PyTorch, chosen by
 the config's model: dcgan -> torch_dcgan.py, mlp -> torch_mlp_gan.py, unet_<R> -> torch_pix2pix.py,
 resnet_<N>blocks -> torch_cyclegan.py, stylegan2 -> torch_stylegan2.py, resnet -> torch_sngan.py,
-rrdb -> torch_rrdb.py, dfgan -> torch_dfgan.py) given the same batch, and
+rrdb -> torch_rrdb.py, dfgan -> torch_dfgan.py, r3gan -> torch_r3gan.py, mocogan ->
+torch_video.py) given the same batch, and
 the peer gets as many threads as this process may use. Alternating spreads a noisy machine's
 slow spells over both sides; each pair gives a ratio ours/peer of images (= steps) per second,
 and the median ratio is the figure to quote. Prints one JSON object.
@@ -67,6 +68,8 @@ def peer_command(config, batch_size):
     return dfgan_peer(config, batch_size, threads)
   if config.model.name == "r3gan":
     return r3gan_peer(config, batch_size, threads)
+  if config.model.name == "mocogan":
+    return video_peer(config, batch_size, threads)
   name, r = config.model.name, config.data.resolution
   if name == "rrdb":
     m, reg = config.model, config.loss
@@ -159,6 +162,29 @@ def r3gan_peer(config, batch_size, threads):
           f"--lr={config.optim.g.lr}", f"--threads={threads}"]
 
 
+def video_peer(config, batch_size, threads):
+  """The MoCoGAN peer at the config's sizes (batch in clips), playing the video game's step:
+  both critics' non-saturating losses, Adam (0.5, 0.999) each side, G's EMA."""
+  m, d, reg, o = config.model, config.data, config.loss, config.optim
+  adam = lambda opt: (opt.optimizer, opt.schedule, opt.b1, opt.b2, opt.grad_clip)
+  if ((reg.adversarial, m.g_norm, m.d_norm, m.conditional, adam(o.g), adam(o.d),
+       config.train.ema_start) !=
+      ("non_saturating", "batch", "batch", False, ("adam", "constant", 0.5, 0.999, 0.0),
+       ("adam", "constant", 0.5, 0.999, 0.0), 0)):
+    raise app.UsageError("The MoCoGAN peer plays the paper's recipe: the non-saturating loss, "
+                         "batch norm in G and both critics, unconditional, constant-rate Adam "
+                         "(0.5, 0.999) without clipping on both sides, the EMA from step 0.")
+  return [os.path.join(HERE, "peers", "torch_video.py"), f"--batch_size={batch_size}",
+          f"--resolution={d.resolution}", f"--frames={d.frames}", f"--channels={d.channels}",
+          f"--content_dim={m.content_dim}", f"--motion_dim={m.motion_dim}",
+          f"--g_width={m.g_width}", f"--d_width={m.d_width}", f"--v_width={m.v_width}",
+          f"--time_kernel={m.time_kernel}", f"--image_frames={m.image_frames}",
+          f"--g_lr={o.g.lr}", f"--d_lr={o.d.lr}", f"--image_weight={reg.image_weight}",
+          f"--video_weight={reg.video_weight}", f"--ema_decay={config.train.ema_decay}",
+          f"--instance_noise={reg.instance_noise}",
+          f"--dtype={config.train.dtype}", f"--threads={threads}"]
+
+
 def perceptual_weights(config):
   """A super-resolution config's perceptual term on, as the peer's is: where no converted VGG19
   is at hand, random weights of its shapes (the cost is the same) in a file ours reads."""
@@ -174,7 +200,7 @@ def perceptual_weights(config):
 
 # Peers written to our networks' exact parameter counts: a run whose counts differ compared
 # other networks, and stops.
-SAME_PARAMETERS = ("torch_dfgan.py", "torch_r3gan.py")
+SAME_PARAMETERS = ("torch_dfgan.py", "torch_r3gan.py", "torch_video.py")
 
 
 def check_parameters(ours, peer, script):
