@@ -37,6 +37,15 @@ def pick_frames(clips, index):
   return picked.reshape((-1,) + clips.shape[2:])
 
 
+def instance_noise(x, key, sigma, dev):
+  """x plus Gaussian noise of `sigma`, drawn for the global batch (this device's rows under
+  pmap): what a video game's critics see (MoCoGAN's critics add noise too, before every layer)."""
+  if not sigma:
+    return x
+  noise = jax.random.normal(key, (dev.global_size(x.shape[0]),) + x.shape[1:], x.dtype)
+  return x + sigma * dev.local(noise)
+
+
 def check_clip_settings(config, game, networks):
   """The checks every video game makes, one UserError each: clip data, a resolution `networks`
   take (a power of two >= 8), a loss it knows, one D update per G update, no augmentation."""
@@ -135,17 +144,9 @@ class VideoGame:
     g_fwd = lambda params: apply(self.g_model, params, state.g.collections, content, noise, labels)
     fake, g_vjp, g_cols = jax.vjp(g_fwd, state.g.params, has_aux=True)
 
-    def noisy(clips, key):
-      """Instance noise on what the critics see: Gaussian, `loss.instance_noise` sigma, drawn
-      for the global batch (MoCoGAN's critics add noise too, before every layer)."""
-      if not reg.instance_noise:
-        return clips
-      noise = jax.random.normal(key, (dev.global_size(b),) + clips.shape[1:], clips.dtype)
-      return clips + reg.instance_noise * dev.local(noise)
-
     def critics(params, collections, clips, index, key):
       """(image D's logits, video D's logits, updated collections) of `clips`."""
-      clips, cols = noisy(clips, key), dict(collections)
+      clips, cols = instance_noise(clips, key, reg.instance_noise, dev), dict(collections)
       image, cols["image"] = apply(self.image_d, params["image"], cols["image"],
                                    pick_frames(clips, index), frame_labels)
       video, cols["video"] = apply(self.video_d, params["video"], cols["video"], clips, labels)

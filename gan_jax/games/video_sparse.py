@@ -32,7 +32,7 @@ import optax
 from gan_jax.errors import UserError
 from gan_jax.games.common import (apply, copy_params, d_accuracy, ema, g_params, in_chunks, infer,
                                   init_net, to_model_input)
-from gan_jax.games.video import VideoGame, check_clip_settings, pick_frames
+from gan_jax.games.video import VideoGame, check_clip_settings, instance_noise, pick_frames
 from gan_jax.losses import adversarial
 from gan_jax.models import video_sparse as models
 from gan_jax.state import GANState, as_key, make_key
@@ -140,9 +140,7 @@ class SparseVideoGame(VideoGame):
     def critic(params, collections, frames, key):
       """D's logits of the frames (through instance noise of `loss.instance_noise` sigma, drawn
       for the global batch) and its updated collections."""
-      if reg.instance_noise:
-        noise = jax.random.normal(key, (n,) + frames.shape[1:], frames.dtype)
-        frames = frames + reg.instance_noise * dev.local(noise)
+      frames = instance_noise(frames, key, reg.instance_noise, dev)
       return apply(self.d_model, params, collections, frames, times, labels)
 
     def d_loss(params):
