@@ -1,6 +1,7 @@
 """The video game: moving digits (determinism, physics), MoCoGAN's networks, jit == pmap, bitwise
 resume, clips written by `sample` as GIF, MP4 and npz, evaluation, and bad input."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -145,6 +146,20 @@ def test_evaluate_reports_the_offline_measures(video_run):
   for key in ("identity", "frozen", "teleports", "speed_data", "class_histogram", "passes"):
     assert key in result, key
   assert result["passes"] is False  # 4 steps of training draw no moving digits
+
+
+def test_evaluate_scores_the_frames_with_inception(video_run, tmp_path, monkeypatch):
+  from gan_jax.metrics import inception
+  monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
+  weights = inception.save_weights(inception.random_weights(1), str(tmp_path / "inception.npz"))
+  run_dir = video_run / "whole"
+  # 2 generated clips of 4 frames: 8 frames, the batch shape test_metrics_inception compiles
+  assert cli.main(["evaluate", f"--workdir={run_dir}", "--metrics=fid,kid", "--num_samples=2",
+                   "--num_reference=6", f"--inception_weights={weights}"]) == 0
+  result = json.loads((run_dir / "eval.jsonl").read_text().splitlines()[-1])
+  assert result["fid"] > 0 and np.isfinite(result["kid"])
+  cached = os.listdir(tmp_path / "reference")  # the real frames' statistics, under their own name
+  assert len(cached) == 1 and "inception_v3_fid_frames" in cached[0]
 
 
 @pytest.mark.parametrize("args,expected", [
