@@ -14,11 +14,12 @@ A `Directions` file holds unit vectors and each one's sigma: the spread of sampl
 so a strength counts in sigmas (+-3 sigma spans nearly all codes) in either space.
 """
 import dataclasses
+import json
 import os
 
 import numpy as np
 
-from gan_jax import api, reporting
+from gan_jax import api, provenance, reporting
 from gan_jax.errors import UserError
 from gan_jax.latents import Latents
 
@@ -174,7 +175,9 @@ def find(workdir, out, method="sefa", num=5, seed=0, label=None, ema=True, seed_
     raise UserError(f"{workdir} learned 2D points, which have no directions to show: use an "
                     "image model.")
   directions = (sefa if method == "sefa" else ganspace)(model, num, seed)
-  directions.save(out, workdir=os.path.abspath(workdir), step=model.step)
+  made = provenance.of_model(model, seed)
+  directions.save(out, workdir=os.path.abspath(workdir), step=model.step,
+                  provenance=json.dumps(made))
   picture = os.path.splitext(out)[0] + ".png"
-  reporting.save_picture(picture, grid(model, directions, seed, label))
+  reporting.save_picture(picture, grid(model, directions, seed, label), made)
   return out, picture

@@ -195,10 +195,7 @@ class Exporter:
     self.plan = self._plan(num, per_class)
     self.score = self._scorer(classifier)
     self.thresholds = self._calibrate() if self.filter and self.filter[0] == "discriminator" else {}
-    step = int(self.state.step)
-    weights = self.state.g_ema if ema and self.state.g_ema is not None else self.state.g.params
-    self.fields = provenance.label(self.exp.config.get("name") or "", os.path.abspath(workdir),
-                                   step, seed, provenance.weights_hash(weights))
+    self.fields = provenance.of_state(self.exp.config, workdir, self.state, seed, ema)
     self.packet = provenance.xmp_packet(self.fields)  # the same in every picture
     self.truncation = truncation
 

@@ -34,9 +34,11 @@ noise-to-image run of ours:
 
 `project(workdir, image, out)` writes, per input picture NAME: OUT/NAME.png (the projection),
 OUT/NAME.npz (its `Latents`, with the run, step and source) and OUT/NAME.gif (the target beside
-the current image every few steps). A folder is searched recursively, as `translate` does.
+the current image every few steps), each labelled with its provenance (`provenance.of_model`, the
+seed the optimisation's). A folder is searched recursively, as `translate` does.
 """
 import dataclasses
+import json
 import math
 import os
 
@@ -45,9 +47,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import tqdm
-from PIL import Image
 
-from gan_jax import reporting, sampling, translating
+from gan_jax import provenance, reporting, sampling, translating
 from gan_jax.data import folder, images as images_lib
 from gan_jax.errors import UserError
 from gan_jax.games.common import apply_inference, split_variables
@@ -152,6 +153,7 @@ def project(workdir_or_model, image, out, steps=DEFAULT_STEPS, space=None, label
   if not todo:
     translating.none_readable(image, skipped, "decoded")
   written, psnr = [], []
+  made = provenance.of_model(model, seed)  # the optimisation's seed
   batch = min(batch, len(todo))
   with tqdm.tqdm(total=len(todo) * settings.steps, desc=f"projecting {len(todo)}", unit="step",
                  disable=not progress) as bar:
@@ -159,7 +161,8 @@ def project(workdir_or_model, image, out, steps=DEFAULT_STEPS, space=None, label
       result = projector.project(_padded(targets[i:i + batch], batch), label,
                                  lambda n, k=len(targets[i:i + batch]): bar.update(n * k // batch))
       for j, relpath in enumerate(todo[i:i + batch]):
-        written.append(_write(out, relpath, result, j, model, os.path.join(root, relpath)))
+        written.append(_write(out, relpath, result, j, model, os.path.join(root, relpath),
+                              made))
         psnr.append(float(result.psnr[j]))
   if skipped:
     folder.report_left_out(f"{len(skipped)} of {len(relpaths)} image files in {image} that "
@@ -232,26 +235,24 @@ def _read_all(root, relpaths, model):
   return (np.stack(pixels) if pixels else np.zeros(shape, np.uint8)), done, bad
 
 
-def _write(out, relpath, result, j, model, source):
-  """NAME.png, NAME.npz and NAME.gif of picture j of `result`; returns the PNG's path."""
+def _write(out, relpath, result, j, model, source, made):
+  """NAME.png, NAME.npz and NAME.gif of picture j of `result`, carrying the `provenance.label`
+  fields `made`; returns the PNG's path."""
   png = translating.output_path(out, relpath)
   stem = os.path.splitext(png)[0]
-  translating.save_png(png, reporting.to_uint8(result.images[j]))
+  translating.save_png(png, reporting.to_uint8(result.images[j]), made)
   result.latents[j].save(stem + ".npz", workdir=os.path.abspath(model.workdir), step=model.step,
-                         source=os.path.abspath(source), psnr=result.psnr[j])
-  save_gif(stem + ".gif", result.frames[j])
+                         source=os.path.abspath(source), psnr=result.psnr[j],
+                         provenance=json.dumps(made))
+  save_gif(stem + ".gif", result.frames[j], made)
   return png
 
 
-def save_gif(path, frames):
-  """uint8 frames [F, H, W, C] as an animated GIF, enlarged (nearest) as `sample --interpolate`
-  enlarges small images; the last frame held longer."""
-  frames = frames[..., 0] if frames.shape[-1] == 1 else frames
-  scale = max(1, -(-sampling.GIF_MIN_SIDE // max(frames.shape[1:3])))
-  pictures = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST)
-              for f in frames]
-  durations = [sampling.GIF_FRAME_MS * 2] * (len(pictures) - 1) + [1000]
-  pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+def save_gif(path, frames, made=None):
+  """uint8 frames [F, H, W, C] as an animated GIF, enlarged as `sample --interpolate` enlarges
+  small images; the last frame held longer. made: `provenance.label` fields it carries."""
+  durations = [sampling.GIF_FRAME_MS * 2] * (len(frames) - 1) + [1000]
+  reporting.save_animation(path, sampling.enlarged(frames), provenance=made, durations=durations)
 
 
 # --- the optimisation ---------------------------------------------------------------------------

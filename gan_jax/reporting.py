@@ -1,12 +1,16 @@
 """What a run shows and writes: progress bar, metrics.jsonl, TensorBoard, PNG samples (animated
-GIFs for clips)."""
+GIFs for clips); and how the library writes pictures and clips, labelled with their provenance
+(`provenance`)."""
 import fractions
+import io
 import json
 import math
 import os
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from gan_jax import provenance as provenance_lib
 
 
 CAPTION_WIDTH = 320  # pixels: a captioned grid's rows are at least this wide
@@ -97,36 +101,71 @@ def clip_grid(clips, cols=None):
   return np.stack([f[..., None] if f.ndim == 2 else f for f in frames])
 
 
-def save_animation(path, frames, fps=FPS):
+def save_animation(path, frames, fps=FPS, provenance=None, durations=None):
   """An animation uint8 [T, H, W, C] as a looping GIF, or an MP4 (H.264, through PyAV) where
-  `path` ends in .mp4."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  `path` ends in .mp4. provenance: the `provenance.label` fields the file carries as XMP (GIF:
+  an XMP application extension, MP4: an XMP uuid box; `provenance.embed`); durations: the ms each
+  GIF frame shows (default 1000 / fps each)."""
   frames = np.asarray(frames)
+  out = io.BytesIO()
   if path.endswith(".mp4"):
     import av  # pylint: disable=g-import-not-at-top  (only clips need it)
     rgb = np.repeat(frames, 3, -1) if frames.shape[-1] == 1 else frames
     rgb = np.pad(rgb, ((0, 0), (0, rgb.shape[1] % 2), (0, rgb.shape[2] % 2), (0, 0)))  # yuv420p
-    with av.open(path, "w") as container:
+    with av.open(out, "w", format="mp4") as container:
       rate = fractions.Fraction(fps).limit_denominator(1000)
       stream = container.add_stream("libx264", rate=rate)
       stream.height, stream.width, stream.pix_fmt = rgb.shape[1], rgb.shape[2], "yuv420p"
       for frame in rgb:
         container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
       container.mux(stream.encode())
-    return frames
-  pictures = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
-  pictures[0].save(path, save_all=True, append_images=pictures[1:],
-                   duration=int(round(1000 / fps)), loop=0)
+  else:
+    pictures = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
+    pictures[0].save(out, "gif", save_all=True, append_images=pictures[1:],
+                     duration=durations or int(round(1000 / fps)), loop=0)
+  data = out.getvalue()
+  if provenance:
+    data = provenance_lib.embed(data, provenance_lib.xmp_packet(provenance),
+                                "mp4" if path.endswith(".mp4") else "gif")
+  write_file(path, data)
   return frames
 
 
-def save_picture(path, picture):
-  """A picture as an image file; an animation ([T, H, W, C]) as a GIF (`save_animation`)."""
+def save_picture(path, picture, provenance=None):
+  """A picture as an image file; an animation ([T, H, W, C]) as a GIF (`save_animation`).
+  provenance: the `provenance.label` fields a PNG or JPEG carries as XMP (other formats are
+  written without them)."""
   if np.ndim(picture) == 4:
-    return save_animation(path, picture)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  Image.fromarray(picture).save(path)
+    return save_animation(path, picture, provenance=provenance)
+  kind = os.path.splitext(path)[1].lower()
+  if kind in (".png", ".jpg", ".jpeg"):
+    write_file(path, encode_picture(picture, provenance, "png" if kind == ".png" else "jpeg"))
+  else:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    Image.fromarray(picture).save(path)
   return picture
+
+
+def encode_picture(picture, provenance=None, image_format="png"):
+  """The PNG (or JPEG) file bytes of a uint8 picture [H, W], [H, W, 1] or [H, W, 3 or 4],
+  carrying the `provenance.label` fields `provenance` (None: none)."""
+  picture = np.asarray(picture)
+  image = Image.fromarray(picture[..., 0] if picture.ndim == 3 and picture.shape[-1] == 1
+                          else picture)
+  packet = provenance_lib.xmp_packet(provenance) if provenance else None
+  return provenance_lib.encode(image, packet, image_format)
+
+
+def write_file(path, data, whole=False):
+  """Writes the bytes `data` to `path`, its folder made; `whole`: through a hidden temporary file
+  beside it (not an image's name), so it is written whole or not at all."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  target = os.path.join(folder, "." + os.path.basename(path) + ".partial") if whole else path
+  with open(target, "wb") as f:
+    f.write(data)
+  if whole:
+    os.replace(target, path)
 
 
 class Reporter:
@@ -168,14 +207,16 @@ class Reporter:
     if self.bar is not None:
       self.bar.set_postfix({k: f"{record[k]:.3g}" for k in ("d_loss", "g_loss") if k in record})
 
-  def samples(self, step, picture):
+  def samples(self, step, picture, provenance=None):
     """The sample grid of `step` (a picture: see `sample_picture`), as PNG and in TensorBoard;
-    an animation (`clip_grid`) as a GIF, its first frame in TensorBoard."""
+    an animation (`clip_grid`) as a GIF, its first frame in TensorBoard. provenance: the
+    `provenance.label` fields the file carries."""
     if not self.enabled:
       return
     moving = picture.ndim == 4
     save_picture(os.path.join(self.workdir, "samples",
-                              f"step_{step:06d}.{'gif' if moving else 'png'}"), picture)
+                              f"step_{step:06d}.{'gif' if moving else 'png'}"), picture,
+                 provenance)
     picture = picture[0] if moving else picture
     self.tb.add_image("samples", picture, step, dataformats="HW" if picture.ndim == 2 else "HWC")
 

@@ -1,13 +1,15 @@
 """`gan-jax sample` and `gan-jax interpolate`: draw from a trained run into a PNG grid or an .npz
 (images and the codes behind them), a style-mixing grid (models with per-layer styles), a walk
 between latents as an animated GIF, a PNG strip or an .npz, or (video runs) clips as a GIF, an
-MP4 or an .npz."""
+MP4 or an .npz. Every picture and clip carries its provenance (`provenance.of_model`), every
+.npz a `provenance` entry (JSON of the same fields)."""
+import json
 import os
 
 import numpy as np
-from PIL import Image
 
-from gan_jax import api, directions as directions_lib, latents as latents_lib, reporting
+from gan_jax import api, directions as directions_lib, latents as latents_lib, provenance
+from gan_jax import reporting
 from gan_jax.errors import UserError
 from gan_jax.latents import Latents
 
@@ -54,14 +56,15 @@ def sample(workdir, num, out, label=None, seed=0, ema=True, truncation=None,
   if direction:
     codes = directions_lib.move(model, codes, *directions_lib.parse(direction), strength)
   samples = model.render(codes)
+  made = provenance.of_model(model, None if latent else seed)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   if out.endswith(".npz"):
     codes.save(out, samples=samples, workdir=os.path.abspath(workdir), step=model.step,
-               texts=np.repeat(texts, num) if texts else None)
+               texts=np.repeat(texts, num) if texts else None, provenance=json.dumps(made))
   elif texts:
-    reporting.save_picture(out, reporting.captioned_grid(samples, texts, num))
+    reporting.save_picture(out, reporting.captioned_grid(samples, texts, num), made)
   else:
-    reporting.save_picture(out, reporting.sample_picture(samples))
+    reporting.save_picture(out, reporting.sample_picture(samples), made)
   return out
 
 
@@ -78,13 +81,14 @@ def sample_clips(model, num, out, label=None, seed=0, frames=None, fps=None, **t
     raise UserError(f"--out={out} must end in .gif or .mp4 (the clips playing in a grid) or .npz "
                     "(arrays) for a video run.")
   clips = model.sample(num, seed, label, frames=frames, fps=fps, **truncate)
+  made = provenance.of_model(model, seed)
   if out.endswith(".npz"):
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     labels = model.game.noise(num, seed, label)[-1]
     np.savez(out, samples=clips, labels=labels, workdir=os.path.abspath(model.workdir),
-             step=model.step, seed=seed)
+             step=model.step, seed=seed, provenance=json.dumps(made))
   else:
-    reporting.save_animation(out, reporting.clip_grid(clips), reporting.FPS * (fps or 1))
+    reporting.save_animation(out, reporting.clip_grid(clips), reporting.FPS * (fps or 1), made)
   return out
 
 
@@ -126,7 +130,8 @@ def style_mix(workdir, out, styles="coarse", num=5, seed=0, label=None, ema=True
   tiles = [np.ones_like(images[0])] + list(col_images)  # a blank corner
   for r in range(num):
     tiles += [row_images[r]] + list(cell_images[r * num:(r + 1) * num])
-  reporting.save_picture(out, reporting.image_grid(np.stack(tiles), cols=num + 1))
+  reporting.save_picture(out, reporting.image_grid(np.stack(tiles), cols=num + 1),
+                         provenance.of_model(model, (seed, seed + 1)))  # rows, columns
   return out
 
 
@@ -157,26 +162,28 @@ def walk(model, keyframes, steps, space=None, closed=False):
   return model.render(frames), frames
 
 
-def save_walk(out, images, frames, steps, **info):
+def save_walk(out, images, frames, steps, made=None, **info):
   """A walk's frames as an animated GIF (small images enlarged), a PNG strip with a row per leg
   of `steps` frames (an open walk's rows end on the next leg's first frame), or an .npz of the
-  images and their codes, by `out`'s ending."""
+  images and their codes, by `out`'s ending; `made`: the `provenance.label` fields the file
+  carries."""
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   if out.endswith(".npz"):
-    frames.save(out, samples=images, **info)
+    frames.save(out, samples=images, provenance=json.dumps(made) if made else None, **info)
   elif out.endswith(".png"):
     cols = steps + len(images) % steps  # open walks: one more frame, the last keyframe
     rows = [images[i:i + cols] for i in range(0, len(images) - cols + 1, steps)]
-    reporting.save_picture(out, reporting.image_grid(np.concatenate(rows), cols=cols))
+    reporting.save_picture(out, reporting.image_grid(np.concatenate(rows), cols=cols), made)
   else:
-    pixels = reporting.to_uint8(images)
-    pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
-    scale = max(1, -(-GIF_MIN_SIDE // max(pixels.shape[1:3])))
-    pictures = [Image.fromarray(p).resize((p.shape[1] * scale, p.shape[0] * scale),
-                                          Image.NEAREST) for p in pixels]
-    pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=GIF_FRAME_MS,
-                     loop=0)
+    reporting.save_animation(out, enlarged(reporting.to_uint8(images)), 1000 / GIF_FRAME_MS, made)
   return out
+
+
+def enlarged(frames):
+  """uint8 frames [F, H, W, C] enlarged (nearest neighbour, by a whole factor) until their longer
+  side is GIF_MIN_SIDE or more, so an animation of small images is visible."""
+  scale = max(1, -(-GIF_MIN_SIDE // max(frames.shape[1:3])))
+  return frames.repeat(scale, 1).repeat(scale, 2)
 
 
 def interpolation(workdir, out, frames=16, num=4, seed=0, label=None, ema=True,
@@ -188,8 +195,9 @@ def interpolation(workdir, out, frames=16, num=4, seed=0, label=None, ema=True,
   _require_images(model)
   images, codes = walk(model, model.latents(num, seed, label, **truncate), frames, closed=True)
   strip = os.path.splitext(out)[0] + ".png"
+  made = provenance.of_model(model, seed)
   for path in (out, strip):
-    save_walk(path, images, codes, frames)
+    save_walk(path, images, codes, frames, made)
   return out, strip
 
 
@@ -221,7 +229,9 @@ def interpolate(workdir, seeds, out, steps=16, space=None, label=None, labels=No
     model.check_labels(labels)
     keyframes = Latents(keyframes.space, keyframes.codes, np.asarray(labels, np.int32))
   images, frames = walk(model, keyframes, steps, space)
-  return save_walk(out, images, frames, steps, workdir=os.path.abspath(workdir),
+  ints = [int(s) for s in seeds if not isinstance(s, str) or s.lstrip("-").isdigit()]
+  made = provenance.of_model(model, ints if len(ints) == len(seeds) else None)  # files: no seed
+  return save_walk(out, images, frames, steps, made, workdir=os.path.abspath(workdir),
                    step=model.step)
 
 

@@ -13,8 +13,8 @@ from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import (config as config_lib, evaluate, experiment, health, parallel, reporting,
-                     step as step_lib)
+from gan_jax import (config as config_lib, evaluate, experiment, health, parallel, provenance,
+                     reporting, step as step_lib)
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.data import captions, pipeline, sources
 from gan_jax.errors import PeerLost, TrainingDiverged, UserError, brief, checkpoint_left
@@ -183,7 +183,11 @@ def train(config, workdir, progress=True):
           reporter.log(step, metrics)
           monitor.raise_if_stopping(last_good)
         if due(t.sample_every) and main:
-          reporter.samples(step, exp.game.preview(strategy.host_state(dev_state), preview_inputs))
+          host = strategy.host_state(dev_state)
+          # Labelled as drawn: seed 0's G (a num_seeds run shows it), latents of config.seed + 1.
+          made = provenance.of_state(config, workdir, exp.seed_state(host, 0),
+                                     config.seed + 1 if exp.game.can_generate else None)
+          reporter.samples(step, exp.game.preview(host, preview_inputs), made)
         if due(t.checkpoint_every):
           save(step)
           last_good = step

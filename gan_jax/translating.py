@@ -18,6 +18,7 @@ the file side, knows nothing of models: it is given `fn`, a jitted image -> imag
 - Unreadable files are left out and reported (count, first paths); none readable is an error.
 - EXIF orientation is applied, so an output is oriented as viewers show its input (the PNG
   written carries no EXIF to rotate it back).
+- Provenance: `translate` labels every PNG with the run's (`provenance.of_model`, no seed).
 """
 import concurrent.futures
 import dataclasses
@@ -39,10 +40,11 @@ def translate(workdir, input_path, out_dir, direction=None, ema=True, progress=T
               seed_index=0):
   """Translates `input_path` (an image or a folder) with the latest checkpoint of `workdir`
   (run `seed_index` of a train.num_seeds run)."""
-  from gan_jax import api  # pylint: disable=g-import-not-at-top  (jax is slow to import)
+  from gan_jax import api, provenance  # pylint: disable=g-import-not-at-top  (jax is slow)
   model = api.load(workdir, ema=ema, seed_index=seed_index, needs="translate")
   fn = model.image_fn(direction)
-  return translate_images(input_path, out_dir, fn, model.channels, model.game.multiple, progress)
+  return translate_images(input_path, out_dir, fn, model.channels, model.game.multiple, progress,
+                          provenance.of_model(model))
 
 
 @dataclasses.dataclass
@@ -52,8 +54,10 @@ class Report:
   skipped: list
 
 
-def translate_images(input_path, out_dir, fn, channels, multiple, progress=True):
-  """Translates the image `input_path` (or every image in the folder) into PNGs in `out_dir`.
+def translate_images(input_path, out_dir, fn, channels, multiple, progress=True,
+                     provenance=None):
+  """Translates the image `input_path` (or every image in the folder) into PNGs in `out_dir`,
+  each carrying the `provenance.label` fields `provenance` (None: none).
 
   `fn` maps float32 [1, H, W, channels] in [-1, 1] to float32 [1, H, W, 1 or 3] in [-1, 1], with
   H and W multiples of `multiple`: each image is padded up to them and the result cropped back.
@@ -80,7 +84,7 @@ def translate_images(input_path, out_dir, fn, channels, multiple, progress=True)
       skipped.append(relpath)
       continue
     result = translate_array(pixels, fn, multiple)
-    save_png(out, result)
+    save_png(out, result, provenance)
     written.append(out)
   if not written:
     none_readable(input_path, skipped, "decoded")
@@ -245,11 +249,8 @@ def check_channels(root, relpaths, colours, channels, does="translates"):
                   "gray (mode L) first.")
 
 
-def save_png(path, pixels):
-  """uint8 [H, W, 1 or 3] -> an L or RGB PNG, written whole (via a temporary file) or not at all."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)  # L or RGB
-  # Hidden, and not an image extension: a leftover of an interrupted run is never an input.
-  partial = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".partial")
-  picture.save(partial, format="PNG")
-  os.replace(partial, path)
+def save_png(path, pixels, provenance=None):
+  """uint8 [H, W, C] -> an L, LA, RGB or RGBA PNG carrying the `provenance.label` fields
+  `provenance`, written whole (via a hidden temporary file: a leftover of an interrupted run is
+  never an input) or not at all."""
+  reporting.write_file(path, reporting.encode_picture(pixels, provenance), whole=True)

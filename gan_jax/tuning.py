@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from gan_jax import evaluate, experiment, reporting
+from gan_jax import evaluate, experiment, provenance, reporting
 from gan_jax.errors import UserError
 
 FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)  # default values: the config's gamma times these
@@ -123,8 +123,10 @@ def tune_gamma(config, workdir, values=None, steps=None, num_samples=None, progr
                 f"--config.loss.gamma_final={g * config.loss.gamma_final / config.loss.gamma:g}")
   captions = [f"gamma {r['gamma']:.4g}: {RANKED_BY[metric]} {_number(r['score'])}"
               f"{' (' + ', '.join(r['warnings']) + ')' if r['warnings'] else ''}" for r in rows]
+  # One label for every copy's previews: the weights hash is of all copies' G, stacked.
   reporting.save_picture(os.path.join(workdir, "tune_gamma.png"),
-                         reporting.captioned_grid(np.concatenate(previews), captions, cols=8))
+                         reporting.captioned_grid(np.concatenate(previews), captions, cols=8),
+                         provenance.of_state(exp.config, workdir, result.state, config.seed + 1))
   path = os.path.join(workdir, "tune_gamma.json")
   with open(path, "w") as f:
     json.dump({"metric": RANKED_BY[metric], "steps": result.step, "rows": rows,

@@ -13,6 +13,7 @@ The file side is `translating`'s (inputs found and checked before anything is wr
   by G and its chroma by bicubic; a gray picture for a colour model goes through as three equal
   channels and comes out gray. An alpha channel is not G's to invent: it is upscaled by bicubic
   and put back, so RGBA in gives RGBA out.
+- Provenance: `upscale` labels every PNG with the run's (`provenance.of_model`, no seed).
 """
 import numpy as np
 import tqdm
@@ -29,10 +30,10 @@ def upscale(workdir, input_path, out_dir, tile=512, tile_pad=16, ema=True, progr
             seed_index=0):
   """Upscales `input_path` (a picture or a folder) with the latest checkpoint of `workdir`."""
   check_tiling(tile, tile_pad)
-  from gan_jax import api  # pylint: disable=g-import-not-at-top  (jax is slow to import)
+  from gan_jax import api, provenance  # pylint: disable=g-import-not-at-top  (jax is slow)
   model = api.load(workdir, ema=ema, seed_index=seed_index, needs="upscale")
   return upscale_images(input_path, out_dir, model.image_fn(), model.game.scale, model.channels,
-                        tile, tile_pad, progress)
+                        tile, tile_pad, progress, provenance.of_model(model))
 
 
 def check_tiling(tile, tile_pad):
@@ -43,8 +44,9 @@ def check_tiling(tile, tile_pad):
 
 
 def upscale_images(input_path, out_dir, fn, scale, channels, tile=512, tile_pad=16,
-                   progress=True):
-  """Upscales the picture `input_path` (or every picture in the folder) into PNGs in `out_dir`.
+                   progress=True, provenance=None):
+  """Upscales the picture `input_path` (or every picture in the folder) into PNGs in `out_dir`,
+  each carrying the `provenance.label` fields `provenance` (None: none).
 
   `fn` maps float32 [N, h, w, channels] in [-1, 1] to [N, h * scale, w * scale, channels].
   Returns a `translating.Report`; raises `UserError` (nothing written) on input the user can fix.
@@ -63,7 +65,8 @@ def upscale_images(input_path, out_dir, fn, scale, channels, tile=512, tile_pad=
       skipped.append(relpath)
       continue
     result = upscale_picture(picture, fn, scale, channels, tile, tile_pad)
-    translating.save_png(out, np.asarray(result).reshape(result.height, result.width, -1))
+    translating.save_png(out, np.asarray(result).reshape(result.height, result.width, -1),
+                         provenance)
     written.append(out)
   if not written:
     translating.none_readable(input_path, skipped, "read")

@@ -37,9 +37,10 @@ def find_images(root):
   return found
 
 
-def walk_images(root):
-  """(sorted relpaths of the image files under the folder `root`, count of other files); hidden
-  entries skipped, symlinks followed once. No errors of its own: callers word their own."""
+def walk_images(root, extensions=images.EXTENSIONS):
+  """(sorted relpaths of the image files (`extensions`) under the folder `root`, count of other
+  files); hidden entries skipped, symlinks followed once. No errors of its own: callers word
+  their own."""
   found, others, seen = [], 0, set()
   for directory, subdirs, files in os.walk(root, followlinks=True):
     real = os.path.realpath(directory)
@@ -51,7 +52,7 @@ def walk_images(root):
     for name in files:
       if name.startswith("."):
         continue
-      if name.lower().endswith(images.EXTENSIONS):
+      if name.lower().endswith(extensions):
         found.append(os.path.relpath(os.path.join(directory, name), root))
       else:
         others += 1
