@@ -159,7 +159,7 @@ def _random_pictures(folder, count=6):
 def _stand_in_data(name, tmp_path):
   """For configs whose data is a download or the user's own: (context, flags) training them on
   data of the same kind made here (TFDS's mock data; folders of random pictures, two of them
-  paired by name, one captioned)."""
+  paired by name, one captioned; animated GIFs)."""
   import contextlib
   import tensorflow_datasets as tfds
   if name == "cyclegan_horse2zebra":
@@ -179,6 +179,14 @@ def _stand_in_data(name, tmp_path):
     rows = [{"file_name": f"img/{i:04d}.png", "text": [f"picture {i}", "noise"]} for i in range(6)]
     (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return contextlib.nullcontext(), (f"--config.data.source=captions:{tmp_path}",)
+  if name == "video_folder":
+    from PIL import Image
+    (tmp_path / "videos").mkdir(parents=True)
+    for i in range(2):  # animated GIFs of 6 random frames
+      frames = [Image.fromarray(np.random.default_rng([i, t]).integers(0, 256, (20, 24, 3),
+                                                                       np.uint8)) for t in range(6)]
+      frames[0].save(tmp_path / "videos" / f"{i}.gif", save_all=True, append_images=frames[1:])
+    return contextlib.nullcontext(), (f"--config.data.source=videos:{tmp_path}/videos",)
   return contextlib.nullcontext(), ()
 
 
