@@ -37,21 +37,26 @@ def find_images(root):
   return found
 
 
-def walk_images(root, extensions=images.EXTENSIONS):
-  """(sorted relpaths of the image files (`extensions`) under the folder `root`, count of other
-  files); hidden entries skipped, symlinks followed once. No errors of its own: callers word
-  their own."""
-  found, others, seen = [], 0, set()
+def walk(root):
+  """Yields (directory, its files) under the folder `root`, top down: hidden entries skipped,
+  symlinks followed once (a link back up the tree is not walked again)."""
+  seen = set()
   for directory, subdirs, files in os.walk(root, followlinks=True):
     real = os.path.realpath(directory)
-    if real in seen:  # a symlink back up the tree
+    if real in seen:
       subdirs[:] = []
       continue
     seen.add(real)
     subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+    yield directory, [f for f in files if not f.startswith(".")]
+
+
+def walk_images(root, extensions=images.EXTENSIONS):
+  """(sorted relpaths of the image files (`extensions`) under the folder `root`, count of other
+  files), as `walk` finds them. No errors of its own: callers word their own."""
+  found, others = [], 0
+  for directory, files in walk(root):
     for name in files:
-      if name.startswith("."):
-        continue
       if name.lower().endswith(extensions):
         found.append(os.path.relpath(os.path.join(directory, name), root))
       else:

@@ -73,16 +73,9 @@ def find_videos(root):
   """(sorted relpaths of the videos under the folder `root`, pictures left out, count of other
   files). A video is a file with a VIDEO_EXTENSIONS ending, or a folder of frames: a folder whose
   files are all pictures (images.EXTENSIONS); pictures beside other files are left out. Hidden
-  entries are skipped and symlinks followed once, as `folder.walk_images` does."""
-  found, stray, others, seen = [], [], 0, set()
-  for directory, subdirs, files in os.walk(root, followlinks=True):
-    real = os.path.realpath(directory)
-    if real in seen:  # a symlink back up the tree
-      subdirs[:] = []
-      continue
-    seen.add(real)
-    subdirs[:] = [d for d in subdirs if not d.startswith(".")]
-    files = [f for f in files if not f.startswith(".")]
+  entries are skipped and symlinks followed once (`folder.walk`)."""
+  found, stray, others = [], [], 0
+  for directory, files in folder.walk(root):
     rel = os.path.relpath(directory, root)
     pictures = [f for f in files if f.lower().endswith(images.EXTENSIONS)]
     if pictures and len(pictures) == len(files):

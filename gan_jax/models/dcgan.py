@@ -64,9 +64,14 @@ class Discriminator(nn.Module):
         x = norm_layer(self.norm, train, self.axis_name, self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
       ch *= 2
-    h = x.reshape(x.shape[0], -1)
-    logits = nn.Dense(1, use_bias=False, kernel_init=dcgan_init, dtype=self.dtype)(h)[:, 0]
-    if self.num_classes:
-      embed = nn.Embed(self.num_classes, h.shape[-1], embedding_init=dcgan_init, dtype=self.dtype)
-      logits = logits + jnp.sum(embed(labels) * h, axis=-1)
-    return logits.astype(jnp.float32)
+    return projection_logit(x.reshape(x.shape[0], -1), labels, self.num_classes, self.dtype)
+
+
+def projection_logit(h, labels, num_classes, dtype):
+  """One logit per row of features h [B, F] (a D's compact method calls this): a linear map,
+  plus <embed(label), h> when conditional (Miyato & Koyama 2018's projection)."""
+  logits = nn.Dense(1, use_bias=False, kernel_init=dcgan_init, dtype=dtype)(h)[:, 0]
+  if num_classes:
+    embed = nn.Embed(num_classes, h.shape[-1], embedding_init=dcgan_init, dtype=dtype)
+    logits = logits + jnp.sum(embed(labels) * h, axis=-1)
+  return logits.astype(jnp.float32)

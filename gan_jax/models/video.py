@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from gan_jax.models import dcgan
-from gan_jax.models.layers import Conv4x4s2, dcgan_init, norm_layer
+from gan_jax.models.layers import Conv4x4s2, norm_layer
 
 
 def stack_time(x, k):
@@ -90,12 +90,8 @@ class VideoDiscriminator(nn.Module):
         x = norm_layer(self.norm, train, self.axis_name, self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
       ch *= 2
-    h = x.reshape(x.shape[0], -1)
-    logits = nn.Dense(1, use_bias=False, kernel_init=dcgan_init, dtype=self.dtype)(h)[:, 0]
-    if self.num_classes:
-      embed = nn.Embed(self.num_classes, h.shape[-1], embedding_init=dcgan_init, dtype=self.dtype)
-      logits = logits + jnp.sum(embed(labels) * h, axis=-1)
-    return logits.astype(jnp.float32)
+    return dcgan.projection_logit(x.reshape(x.shape[0], -1), labels, self.num_classes,
+                                  self.dtype)
 
 
 def build(config, spec, axis_name=None):
