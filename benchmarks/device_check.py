@@ -54,6 +54,8 @@ STYLEGAN2 = {"augment.kind": "none", "train.steps_per_call": 16}
 PAPER_DFGAN = {"model.g_norm": "none", "model.d_projection": False, "loss.contrastive_weight": 0.0}
 # R3GAN's step as its peer plays it: no augmentation, every stage in the config's dtype.
 R3GAN = {"augment.kind": "none"}
+# MoCoGAN at the paper's widths (the config narrows them for a CPU), 64x64x16 clips.
+MOCOGAN = {"model.g_width": 64, "model.d_width": 64, "model.v_width": 64}
 # (family, config, overrides, batch sizes, (timed, warm-up) calls, dtypes). Families that land
 # later add a line. The ResNet and RRDB peers run float32 only.
 FAMILIES = [
@@ -66,6 +68,7 @@ FAMILIES = [
     ("sngan", "configs/sngan_cifar32.py", {}, (64,), (10, 3), DTYPES[:1]),
     ("esrgan", "configs/esrgan.py:paper", {}, (16,), (5, 2), DTYPES[:1]),
     ("stylegan2", "configs/stylegan2.py:auto,128", STYLEGAN2, (32,), (3, 1), DTYPES),
+    ("mocogan", "configs/video_digits.py", MOCOGAN, (16,), (5, 2), DTYPES),
 ]
 # The family whose largest batch is searched for: the biggest model (unet_256, 54M parameters in
 # G); in a dry run the cheapest to compile, since the search only has to be shown to work.
@@ -91,6 +94,8 @@ DRY_RUN = {
                                  (2,), DTYPES[:1]),
     "configs/esrgan.py:paper": ({"data.resolution": 32, "model.features": 8, "model.blocks": 1,
                                  "model.d_width": 8}, (2,), DTYPES[:1]),
+    "configs/video_digits.py": ({"data.resolution": 16, "data.frames": 4, "model.g_width": 4,
+                                 "model.d_width": 4, "model.v_width": 4}, (2,), DTYPES[:1]),
 }
 # A second setting of an already measured family is left out of the dry run.
 DRY_RUN_SKIPS = ("configs/stylegan2.py:auto,128",)
