@@ -145,9 +145,9 @@ def chart(draw, cell, title, series, xlim, alarms=(), smooth=False):
 
 def latest_samples(workdir):
   """The readable sample grid of the highest step in samples/ (the newest may be half written
-  while the run trains) and its path, or (None, None)."""
-  found = [(int(m.group(1)), p) for p in glob.glob(os.path.join(workdir, "samples", "step_*.png"))
-           if (m := re.search(r"step_(\d+)\.png$", p))]
+  while the run trains; a video run's GIF shows its first frame) and its path, or (None, None)."""
+  found = [(int(m.group(1)), p) for p in glob.glob(os.path.join(workdir, "samples", "step_*"))
+           if (m := re.search(r"step_(\d+)\.(png|gif)$", p))]
   for _, path in sorted(found, reverse=True):
     try:
       return Image.open(path).convert("RGB"), path

@@ -112,6 +112,13 @@ def test_resume_is_bitwise_equal(video_run):
   assert grid.n_frames == 4  # the sample grid plays the clips' 4 frames
 
 
+def test_report_shows_the_latest_clip_grid(video_run, tmp_path):
+  from gan_jax import run_report
+  found = run_report.report(str(video_run / "whole"), str(tmp_path / "report.png"))
+  shown = [p for p in found.panels if p.name == "samples"]
+  assert [os.path.basename(p) for p in shown[0].keys] == ["step_000004.gif"]
+
+
 def test_sample_writes_clips_as_npz_gif_and_mp4(video_run, tmp_path):
   run_dir = video_run / "whole"
   out = tmp_path / "clips.npz"
