@@ -137,6 +137,11 @@ class Model:
     return getattr(self.game, "scale", 0)
 
   @property
+  def learned(self):
+    """What the run draws, in words: "images", "clips" or "2D points" (for messages)."""
+    return {1: "2D points", 3: "images", 4: "clips"}[len(self.exp.spec.shape)]
+
+  @property
   def frames(self):
     """Frames of a training clip (video runs; 0 for images)."""
     return getattr(self.game, "frames", 0)
@@ -159,6 +164,9 @@ class Model:
     a mix of classes); translators (`direction`, default the first) and super-resolution:
     fn(params, images), float32 NHWC in [-1, 1]. The output is float32 NHWC in [-1, 1] (2D
     runs: points [N, 2]). Differentiable in the codes and the params (`project`)."""
+    if self.frames:
+      raise UserError(f"{self.workdir} draws clips, and a clip generator is not offered as a "
+                      "pure function yet: use model.sample(num, frames=T) (or gan-jax sample).")
     if self.kind == "translate":
       direction = self.check_direction(direction)
       return self.game.generator(self.state, self.ema, direction)

@@ -172,8 +172,8 @@ def find(workdir, out, method="sefa", num=5, seed=0, label=None, ema=True, seed_
   model = api.load(workdir, ema=ema, seed_index=seed_index, needs="sample")
   model.check_labels(label)
   if len(model.exp.spec.shape) != 3:
-    raise UserError(f"{workdir} learned 2D points, which have no directions to show: use an "
-                    "image model.")
+    raise UserError(f"{workdir} learned {model.learned}, which have no directions to show: use "
+                    "an image model.")
   directions = (sefa if method == "sefa" else ganspace)(model, num, seed)
   made = provenance.of_model(model, seed)
   directions.save(out, workdir=os.path.abspath(workdir), step=model.step,

@@ -496,8 +496,8 @@ def open_server(workdir, port=7860, directions=None, warm_up=True):
       raise UserError(f"{e.filename or workdir} cannot be read (permission denied): run as a "
                       "user who may read the run, or copy it somewhere readable.") from None
     if len(model.exp.spec.shape) != 3:
-      raise UserError(f"The explorer shows images, and {workdir} learned 2D points: use `gan-jax "
-                      f"sample --workdir={workdir}` for a plot.")
+      raise UserError(f"The explorer shows images, and {workdir} learned {model.learned}: use "
+                      f"`gan-jax sample --workdir={workdir}` to see them.")
     server.explorer = Explorer(model, load_directions(model, directions))
     if warm_up:
       server.warm_up_s = server.explorer.warm_up()

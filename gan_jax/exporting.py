@@ -187,8 +187,8 @@ class Exporter:
     model, self.truncate = sampling.open_run(workdir, None, truncation, None, seed_index)
     self.exp, self.state, classes = model.exp, model.state, model.num_classes
     if len(self.exp.spec.shape) != 3:
-      raise UserError(f"export writes images, and {workdir} learned 2D points: use `gan-jax "
-                      f"sample --workdir={workdir} --out=points.npz`.")
+      raise UserError(f"export writes images, and {workdir} learned {model.learned}: use `gan-jax "
+                      f"sample --workdir={workdir} --out=samples.npz`.")
     self.labelled = classes > 0
     self.names = class_names(workdir, classes)
     self.chosen = self._chosen(labels, per_class)
@@ -461,8 +461,8 @@ class GeneratedBackgrounds:
     model, _ = sampling.open_run(workdir, None, None, None)
     self.exp, self.state = model.exp, model.state
     if len(self.exp.spec.shape) != 3:
-      raise UserError(f"--background=run:{workdir} learned 2D points, not pictures: use a run "
-                      "that draws images.")
+      raise UserError(f"--background=run:{workdir} learned {model.learned}, not pictures: use a "
+                      "run that draws images.")
     self.seed, self.ema, self.channels = seed, ema, self.exp.spec.shape[-1]
     self.lock, self.batches = threading.Lock(), {}
 

@@ -187,8 +187,8 @@ def _open(workdir_or_model, ema):
 def _check_args(model, space, label, steps, starts, batch):
   """The space to work in; one UserError for arguments this run cannot take."""
   if len(model.exp.spec.shape) != 3:
-    raise UserError(f"project fits images, and {model.workdir} learned 2D points: project "
-                    "into a run that draws images.")
+    raise UserError(f"project fits images, and {model.workdir} learned {model.learned}: "
+                    "project into a run that draws images.")
   space = model.check_space(space or ("w" if "w" in model.spaces else "z"))
   if label is not None:
     if np.ndim(label):

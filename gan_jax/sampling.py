@@ -253,5 +253,5 @@ def _keyframes(model, seeds, label, truncate, space):
 
 def _require_images(model):
   if len(model.exp.spec.shape) != 3:
-    raise UserError(f"A walk animates images, and {model.workdir} learned 2D points: sample "
-                    "them instead.")
+    raise UserError(f"A walk animates images, and {model.workdir} learned {model.learned}: "
+                    "sample them instead.")

@@ -183,6 +183,22 @@ def test_bad_sample_input_is_one_sentence(video_run, tmp_path, capsys, args, exp
   assert_one_clear_error(capsys, expected)
 
 
+@pytest.mark.parametrize("args,expected", [
+    (("interpolate", "--seeds=1,2", "--out=x.gif"), "A walk animates images, and"),
+    (("directions", "--out=x.npz"), "learned clips, which have no directions"),
+    (("export", "--out=x", "--num=4"), "export writes images, and"),
+    (("export-model", "--out=x.bin"), "draws clips, and a clip generator is not offered"),
+])
+def test_image_verbs_on_a_video_run_are_one_sentence(video_run, tmp_path, capsys, args,
+                                                     expected):
+  verb, *rest = args
+  argv = [verb, f"--workdir={video_run / 'whole'}", *(a.replace("x", str(tmp_path / "x"), 1)
+                                                       if a.startswith("--out") else a
+                                                       for a in rest)]
+  assert cli.main(argv) == 2
+  assert_one_clear_error(capsys, expected)
+
+
 def test_clip_options_on_an_image_run_are_one_sentence(tmp_path, capsys):
   workdir = tmp_path / "digits"
   assert cli.main(["train", f"--config={config_path('dcgan_digits')}", f"--workdir={workdir}",
