@@ -50,8 +50,8 @@ ALIGNED_KINDS = sources.PAIRED_KINDS + ("digit_styles",)  # held-out digit_style
 # The fewest samples each metric is defined for: IS has 10 splits, PR and PRDC need k + 1 points,
 # CAS's classifier two classes.
 MIN_SAMPLES = {"fid": 2, "is": 10, "kid": 2, "pr": 4, "prdc": 6, "modes": 1, "digits": 2,
-               "cas": 2, "t2i": 1, "clip": 1, "l1": 1, "psnr": 1, "ssim": 1, "psnr_y": 1, "ssim_y": 1,
-               "motion": 10, "fvd": 2}
+               "cas": 2, "t2i": 1, "clip": 1, "l1": 1, "psnr": 1, "ssim": 1, "psnr_y": 1,
+               "ssim_y": 1, "motion": 10, "fvd": 2}
 _CHUNK = 500  # samples generated (and scored by Inception) at a time
 
 

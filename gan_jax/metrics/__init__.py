@@ -11,7 +11,7 @@
   - `vgg`: torchvision's VGG19 features stack (frozen, converted weights) and the ESRGAN /
     Real-ESRGAN perceptual loss on its layers before ReLU;
   - `sr`: PSNR and SSIM on the Y channel with the scale's border cropped, as SR papers report;
-  - `video`: the offline measures of generated moving digits (identity, motion, coverage) and FVD;
+  - `video`: the offline measures of generated moving digits (identity, motion, coverage);
   - `i3d`: the Kinetics-400 I3D in Flax whose logits FVD compares (needs converted weights).
 `gan_jax.evaluate` picks and runs them by name.
 """

@@ -1,11 +1,11 @@
-"""Offline measures of generated moving-digits clips (`gan_jax.data.video.MovingDigits`), and FVD.
+"""Offline measures of generated moving-digits clips (`gan_jax.data.video.MovingDigits`).
 
 `moving_digit_measures` reads each frame the way the data is made: the ink (white on black) has
 a centre of mass, which should move 2-4 px/frame at 64x64 without freezing or jumping, and the
 digit around it, cropped and read by the digits classifier, should stay the same digit all clip
-long while the clips together cover all ten digits. `frechet_video_distance` is the Frechet
-distance of video features (e.g. an I3D's), named so that FVD has a home. Per-frame FID needs no
-helper: it is FID on `clips.reshape(-1, *clips.shape[2:])`.
+long while the clips together cover all ten digits. FVD is `scores.frechet_distance` of I3D
+features (`metrics.i3d`), per-frame FID that of Inception features of every frame
+(`evaluate.PerFrame`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import numpy as np
 from gan_jax.data.video import digit_side, speed_range
 from gan_jax.errors import UserError
 from gan_jax.metrics.digits import NUM_CLASSES, DigitsClassifier
-from gan_jax.metrics.scores import frechet_distance
-from gan_jax.metrics.stats import feature_stats
 
 # Ink below this (intensity in [0, 1]) is background: faint speckle must not pull the centre.
 INK_THRESHOLD = 0.1
@@ -176,7 +174,3 @@ def moving_digit_measures(clips, classifier: DigitsClassifier | None = None,
   out["passes"] = all(out["bar"].values())
   return out
 
-
-def frechet_video_distance(real_features, fake_features) -> float:
-  """FVD: the Frechet distance of Gaussians fitted to real and generated video features [N, D]."""
-  return frechet_distance(*feature_stats(real_features), *feature_stats(fake_features))
