@@ -23,6 +23,7 @@ from gan_jax import config as config_lib, encoders, parallel, step as step_lib
 from gan_jax.data import sources
 from gan_jax.data.sources import DataSpec
 from gan_jax.experiment import Experiment
+from gan_jax.models import layers
 
 import timing
 
@@ -75,15 +76,22 @@ def data_spec(config):
   return DataSpec(clip + (d.resolution, d.resolution, d.channels), "uint8", 10, text_dim)
 
 
-def step_flops(fn, state, batch, steps_axis=0):
-  """XLA's flop count for one step, from the lowered program. Cost analysis counts a loop body
-  once, so with K steps per call (a scan) it is asked about a one-step call; the K axis is
-  `steps_axis` of the batch's leaves (1 under pmap, after the device axis)."""
-  if not hasattr(fn, "lower"):
-    return 0.0
-  abstract = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None))
-  one_step = jax.tree.map(lambda x: abstract(x[(slice(None),) * steps_axis + (slice(1),)]), batch)
-  cost = fn.lower(jax.tree.map(abstract, state), one_step).cost_analysis()
+def step_flops(config, platform=None):
+  """XLA's flop count for one step of `config` (the whole batch, one device's program), traced as
+  `platform` (default: this machine's) runs it (`layers.lowering_for`: native convolutions on GPUs
+  and TPUs) and counted by the host CPU's compiler, which answers where a GPU's may not (jax
+  0.11.2 on an H200 gave no count: the device check's `flops_probe`). Cost analysis counts a loop
+  body once, so it is asked about a one-step call."""
+  spec = data_spec(config)
+  abstract = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)
+  with layers.lowering_for(platform or jax.default_backend()), \
+      jax.default_device(jax.devices("cpu")[0]):
+    exp = Experiment.build(config, spec)
+    fn = jax.jit(step_lib.make_multi_step(exp.game_for(None).train_step))
+    batch = synthetic_batch(config, spec, np.random.default_rng(0))
+    one_step = jax.tree.map(lambda x: abstract(x[:1]), batch)
+    cost = fn.lower(jax.tree.map(abstract, jax.eval_shape(exp.init_state)), one_step)
+    cost = cost.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost.get("flops", 0.0)) if cost else 0.0
 
@@ -116,7 +124,7 @@ def measure(config, steps, warmup):
 
   # The first call traces, compiles and runs once: what a user waits for before training starts.
   first_call_s, times = timing.time_calls(call, steps, warmup, jax.block_until_ready)
-  flops = step_flops(fn, state, batch, steps_axis=1 if strategy.axis_name else 0)
+  flops = step_flops(config)
   k = config.train.steps_per_call
   step_s = statistics.median(times) / k
   device = jax.devices()[0]

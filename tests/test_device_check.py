@@ -119,7 +119,7 @@ def test_cli_needs_a_file():
 
 
 @pytest.mark.parametrize("kind,dtype,peak", [("NVIDIA H100 80GB HBM3", "bfloat16", 989e12),
-                                              ("NVIDIA H200", "float32", 67e12),
+                                              ("NVIDIA H200", "float32", 495e12),
                                               ("TPU v5 lite", "bfloat16", 197e12),
                                               ("cpu", "float32", None)])
 def test_peak_flops_by_device_name(kind, dtype, peak):
