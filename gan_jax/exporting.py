@@ -196,7 +196,6 @@ class Exporter:
     self.score = self._scorer(classifier)
     self.thresholds = self._calibrate() if self.filter and self.filter[0] == "discriminator" else {}
     self.fields = provenance.of_state(self.exp.config, workdir, self.state, seed, ema)
-    self.packet = provenance.xmp_packet(self.fields)  # the same in every picture
     self.truncation = truncation
 
   def _chosen(self, labels, per_class):
@@ -369,9 +368,10 @@ class Exporter:
     return record
 
   def encode(self, pixels):
-    """File bytes of one uint8 HWC picture, with its provenance."""
-    picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-    return provenance.encode(picture, self.packet, "png" if self.image_format == "png" else "jpeg")
+    """File bytes of one uint8 HWC picture, with its provenance (and signed, where a signer is in
+    use: `credentials`)."""
+    return reporting.encode_picture(pixels, self.fields,
+                                    "png" if self.image_format == "png" else "jpeg")
 
   def name_of(self, label):
     return self.names[label] if self.labelled else None

@@ -1,6 +1,6 @@
 """What a run shows and writes: progress bar, metrics.jsonl, TensorBoard, PNG samples (animated
 GIFs for clips); and how the library writes pictures and clips, labelled with their provenance
-(`provenance`)."""
+(`provenance`) and, where a signer is in use, signed (`credentials`)."""
 import fractions
 import io
 import json
@@ -10,7 +10,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from gan_jax import provenance as provenance_lib
+from gan_jax import credentials, provenance as provenance_lib
 
 
 CAPTION_WIDTH = 320  # pixels: a captioned grid's rows are at least this wide
@@ -105,7 +105,8 @@ def save_animation(path, frames, fps=FPS, provenance=None, durations=None):
   """An animation uint8 [T, H, W, C] as a looping GIF, or an MP4 (H.264, through PyAV) where
   `path` ends in .mp4. provenance: the `provenance.label` fields the file carries as XMP (GIF:
   an XMP application extension, MP4: an XMP uuid box; `provenance.embed`); durations: the ms each
-  GIF frame shows (default 1000 / fps each)."""
+  GIF frame shows (default 1000 / fps each). A labelled file is signed where a signer is in use
+  (`credentials.use`)."""
   frames = np.asarray(frames)
   out = io.BytesIO()
   if path.endswith(".mp4"):
@@ -125,8 +126,9 @@ def save_animation(path, frames, fps=FPS, provenance=None, durations=None):
                      duration=durations or int(round(1000 / fps)), loop=0)
   data = out.getvalue()
   if provenance:
-    data = provenance_lib.embed(data, provenance_lib.xmp_packet(provenance),
-                                "mp4" if path.endswith(".mp4") else "gif")
+    kind = "mp4" if path.endswith(".mp4") else "gif"
+    data = credentials.sign(provenance_lib.embed(data, provenance_lib.xmp_packet(provenance), kind),
+                            kind, provenance)
   write_file(path, data)
   return frames
 
@@ -148,12 +150,15 @@ def save_picture(path, picture, provenance=None):
 
 def encode_picture(picture, provenance=None, image_format="png"):
   """The PNG (or JPEG) file bytes of a uint8 picture [H, W], [H, W, 1] or [H, W, 3 or 4],
-  carrying the `provenance.label` fields `provenance` (None: none)."""
+  carrying the `provenance.label` fields `provenance` (None: none), and signed with them where a
+  signer is in use (`credentials.use`; unlabelled pictures, such as charts, are not)."""
   picture = np.asarray(picture)
   image = Image.fromarray(picture[..., 0] if picture.ndim == 3 and picture.shape[-1] == 1
                           else picture)
-  packet = provenance_lib.xmp_packet(provenance) if provenance else None
-  return provenance_lib.encode(image, packet, image_format)
+  if not provenance:
+    return provenance_lib.encode(image, None, image_format)
+  data = provenance_lib.encode(image, provenance_lib.xmp_packet(provenance), image_format)
+  return credentials.sign(data, image_format, provenance)
 
 
 def write_file(path, data, whole=False):
