@@ -36,13 +36,17 @@
   gan-jax explore  --workdir=DIR [--port=7860] [--directions=dirs.npz]
   gan-jax project  --workdir=DIR --image=PHOTO_OR_FOLDER --out=DIR [--steps=N] [--space=z|w|w+]
                    [--label=K] [--seed=S] [--lpips=LPIPS.npz] [--noprogress]
-  gan-jax provenance IMAGE_OR_FOLDER
+  gan-jax provenance IMAGE_OR_FOLDER [--trust=CA.pem]
+  gan-jax provenance make-test-cert --out=DIR
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
   gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
   gan-jax convert-lpips --vgg16=vgg16-397923af.pth --lin=vgg.pth [--out=OUT.npz]
   gan-jax convert-i3d [--pickle=i3d-kinetics-400.ckpt] [--out=OUT.npz]
   --seed_index=I: run I (seed config.seed + I) of a --config.train.num_seeds=N run (default 0;
   evaluate without it scores every run, then their mean and standard deviation)
+  --sign=CERT,KEY (train, tune-gamma, sample, interpolate, directions, project, translate, upscale,
+  export): sign every picture and clip written with a C2PA manifest, with a PEM certificate
+  chain and its PEM key (pip install "gan-jax[c2pa]")
 
 `main(argv)` returns the exit code, so notebooks and tests can drive the CLI. Bad input ends with
 one sentence on stderr and exit code 2; a run stopped by a fault (a non-finite loss, a checkpoint
@@ -80,6 +84,7 @@ def _parse_train(argv, verb="train"):
   fv = flags.FlagValues()
   flags.DEFINE_string("workdir", None, "run directory (default runs/<config name>)", flag_values=fv)
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
+  _sign_flag(fv)
   if verb == "tune-gamma":
     flags.DEFINE_string("values", None, "gammas to try, comma-separated (default: the config's "
                         "gamma x 0.1, 0.3, 1, 3, 10)", flag_values=fv)
@@ -133,6 +138,13 @@ def _direction_flag(fv):
                       "directions (AtoB or BtoA; default the first)", flag_values=fv)
 
 
+def _sign_flag(fv):
+  """--sign=CERT,KEY, on the verbs that write pictures: `_parse` makes its signer."""
+  flags.DEFINE_string("sign", None, "CERT,KEY: sign every picture and clip written with a C2PA "
+                      "manifest, with the PEM certificate chain CERT and its PEM private key KEY",
+                      flag_values=fv)
+
+
 def _require(fv, verb, *flags_and_meanings):
   """One UserError for the first (flag, what it is) left unset."""
   for name, what in flags_and_meanings:
@@ -179,6 +191,7 @@ def _parse_sample(argv):
                        "clips')", flag_values=fv)
   flags.DEFINE_float("fps", None, "video runs whose G renders any time: frames per frame of the "
                      "training data (2: twice the frame rate)", flag_values=fv)
+  _sign_flag(fv)
   _parse(fv, [a.replace("--text-file", "--text_file", 1) for a in argv])
   if not fv.workdir:
     raise UserError("sample needs --workdir=DIR, the run to sample from.")
@@ -247,6 +260,7 @@ def _parse_interpolate(argv):
                      flag_values=fv)
   _ema_flag(fv, "use")
   _seed_index_flag(fv, 0)
+  _sign_flag(fv)
   _parse(fv, argv)
   _require(fv, "interpolate", ("workdir", "the run to walk through"),
            ("seeds", "two or more latent seeds or files, such as --seeds=0,1"))
@@ -270,6 +284,7 @@ def _parse_directions(argv):
                        flag_values=fv)
   _ema_flag(fv, "use")
   _seed_index_flag(fv, 0)
+  _sign_flag(fv)
   _parse(fv, argv)
   _require(fv, "directions", ("workdir", "the run to find directions in"))
   return fv
@@ -326,6 +341,7 @@ def _parse_translate(argv, verb="translate"):
   _ema_flag(fv, "use")
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
   _seed_index_flag(fv, 0)
+  _sign_flag(fv)
   _parse(fv, argv)
   _require(fv, verb, ("workdir", "the run to apply"), ("input", "an image or a folder of images"),
            ("out", "the folder to write PNGs to"))
@@ -365,9 +381,13 @@ def _parse_export(argv):
                       flag_values=fv)
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
   _seed_index_flag(fv, 0)
+  _sign_flag(fv)
   _parse(fv, argv)
   _require(fv, "export", ("workdir", "the run to draw from"), ("out", "the folder to write to"),
            ("num", "how many images to keep"))
+  if fv.sign and fv.format == "npz":
+    raise UserError("--sign signs picture files, and --format=npz writes one array file: drop "
+                    "--sign, or export pictures (--format=folder).")
   if fv.canvas < 8 or fv.max_objects < 1:
     raise UserError(f"--canvas={fv.canvas} and --max_objects={fv.max_objects} must be at least 8 "
                     "pixels and 1 object.")
@@ -435,6 +455,7 @@ def _parse_project(argv):
                       "distance to fit by (default: the cache's file where it exists, else the "
                       "run's D features)", flag_values=fv)
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
+  _sign_flag(fv)
   _parse(fv, argv)
   _require(fv, "project", ("workdir", "the run to project into"),
            ("image", "a picture or a folder of pictures"),
@@ -472,7 +493,33 @@ def _parse_convert_i3d(argv):
   return fv
 
 
-def _parse(fv, argv):
+def _parse_provenance(argv):
+  """(flags, path) of `provenance PATH [--trust=CA.pem]`; path None for `provenance
+  make-test-cert --out=DIR` (a file of that name is read as ./make-test-cert)."""
+  fv = flags.FlagValues()
+  flags.DEFINE_string("trust", None, "a PEM file of CA certificates whose C2PA signers are "
+                      "trusted (make-test-cert's ca.pem, or a C2PA trust list)", flag_values=fv)
+  flags.DEFINE_string("out", None, "make-test-cert: the folder for ca.pem, cert.pem and key.pem",
+                      flag_values=fv)
+  args = _parse(fv, argv, positional=True)
+  if args == ["make-test-cert"]:
+    if not fv.out:
+      raise UserError("make-test-cert needs --out=DIR, the folder to write the test CA, "
+                      "certificate and key to (a picture named make-test-cert is read as "
+                      "./make-test-cert).")
+    if fv.trust:
+      raise UserError("make-test-cert takes --out=DIR only: drop --trust.")
+    return fv, None
+  if len(args) != 1 or fv.out is not None:
+    raise UserError("provenance takes one path: gan-jax provenance IMAGE_OR_FOLDER "
+                    "[--trust=CA.pem], or gan-jax provenance make-test-cert --out=DIR.")
+  return fv, args[0]
+
+
+def _parse(fv, argv, positional=False):
+  """Parses `argv` into `fv`; returns the arguments that are not flags where `positional` (else
+  there must be none). A --sign flag's signer is made and used (`credentials.use`) for what the
+  command writes."""
   if "ema" in fv:
     argv = ["--noema" if a == "--no-ema" else a for a in argv]
   try:
@@ -486,8 +533,12 @@ def _parse(fv, argv):
                     f"override: {hint[0].lower() + hint[1:]}") from None
   except (TypeError, ValueError) as e:  # raised while loading the config file
     raise UserError(f"The config could not be loaded: {_one_sentence(e)}.") from None
-  if extra:
+  if extra and not positional:
     raise UserError(f"Unexpected argument {extra[0]!r}: flags take the form --name=value.")
+  if "sign" in fv:
+    from gan_jax import credentials
+    credentials.use(credentials.Signer.from_flag(fv.sign))
+  return extra
 
 
 def _unquote(text):
@@ -630,11 +681,16 @@ def main(argv):
                                   lpips=fv.lpips)
       print(report.summary(fv.out))
     elif verb == "provenance":
-      from gan_jax import provenance
-      if len(rest) != 1 or rest[0].startswith("-"):
-        raise UserError("provenance takes one path: gan-jax provenance IMAGE_OR_FOLDER.")
-      for path, line in provenance.report(rest[0]):
-        print(f"{path}: {line}")
+      from gan_jax import credentials, provenance
+      fv, path = _parse_provenance(rest)
+      if path is None:
+        ca, cert, key = credentials.make_test_cert(fv.out)
+        print(f"wrote {ca} (the test CA: gan-jax provenance --trust={ca} FILE), {cert} and {key} "
+              f"(--sign={cert},{key})")
+        print("for tests and trials only: no C2PA trust list holds this CA (its key was not kept)")
+      else:
+        for found, line in provenance.report(path, fv.trust):
+          print(f"{found}: {line}")
     elif verb in ("convert-inception", "convert-vgg19", "convert-lpips", "convert-i3d"):
       from gan_jax.metrics import i3d, inception, lpips, vgg
       if verb == "convert-i3d":
@@ -661,6 +717,9 @@ def main(argv):
       sys.stderr.flush()
       os._exit(1)
     return 1
+  finally:  # --sign's signer ends with its command: a notebook's next one signs only if asked
+    if "gan_jax.credentials" in sys.modules:  # (imported where a flag asked for it)
+      sys.modules["gan_jax.credentials"].use(None)
 
 
 def run():

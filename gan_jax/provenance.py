@@ -6,8 +6,9 @@ lays them out) holds the IPTC digital source type `trainedAlgorithmicMedia`, the
 "made by a trained model", and `gan_jax:` fields naming what made it: library version, config,
 run, checkpoint step, a hash of the generator's weights and the seed. exiftool reads it from all
 four; PIL from PNG and JPEG (pillow neither writes nor reads GIF XMP, and does not open MP4s:
-`read` parses those two itself); `gan-jax provenance PATH` prints it back. Metadata is lost when
-a file is stripped or re-encoded by other tools. No jax at import: `reporting` labels what it
+`read` parses those two itself); `gan-jax provenance PATH` prints it back, and the state of a
+C2PA manifest where `--sign` signed the file (`credentials`). Metadata is lost when a file is
+stripped or re-encoded by other tools. No jax at import: `reporting` labels what it
 writes with this.
 """
 import contextlib
@@ -214,9 +215,11 @@ def describe(found):
   return f"{kind} ({found.get('tool', 'unknown tool')}" + (f"; {made})" if made else ")")
 
 
-def report(path):
+def report(path, trust=None):
   """(path, `describe` line) for a picture or clip, or every one under a folder (images, GIFs
-  and MP4s)."""
+  and MP4s); where c2pa-python is installed and a file holds a C2PA manifest, the line ends with
+  its state (`credentials.checker`; trust: a PEM file of CA certificates to trust)."""
+  from gan_jax import credentials
   from gan_jax.data import folder, images
   from gan_jax.errors import UserError
   if os.path.isdir(path):
@@ -226,10 +229,13 @@ def report(path):
     paths = [path]
   else:
     raise UserError(f"{path} does not exist: give a picture, a clip or a folder of them.")
+  check = credentials.checker(trust)
   lines = []
   for p in paths:
     try:
-      lines.append((p, describe(read(p))))
+      line = describe(read(p))
     except (OSError, SyntaxError, ValueError, struct.error):  # pillow's and ours: unreadable
-      lines.append((p, "unreadable"))
+      line = "unreadable"
+    signed = check and check(p)
+    lines.append((p, f"{line}; {signed}" if signed else line))
   return lines
