@@ -205,8 +205,8 @@ def _profile_problem(cert):
     return "its key usage does not include digitalSignature"
   purposes = extension(x509.ExtendedKeyUsage) or []
   if not any(p.dotted_string in SIGNING_EKUS for p in purposes):
-    return "it has no extended key usage the library signs with (" + ", ".join(
-        SIGNING_EKUS.values()) + ")"
+    *others, last = SIGNING_EKUS.values()
+    return f"it has no extended key usage the library signs with: {', '.join(others)} or {last}"
   if cert.issuer != cert.subject and extension(x509.AuthorityKeyIdentifier) is None:
     return "it has no authority key identifier"
   return None

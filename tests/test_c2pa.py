@@ -239,8 +239,8 @@ def test_the_library_says_why_and_we_say_what(certs, tmp_path, capsys):
   part of the certificate it lacks."""
   assert cli.main(["upscale", "--workdir=/nonexistent", "--input=x", "--out=y",
                    f"--sign={issue(tmp_path, eku=False)}"]) == 2
-  assert_one_sentence(capsys, "it has no extended key usage the library signs with "
-                      "(emailProtection, timeStamping, OCSPSigning)")
+  assert_one_sentence(capsys, "the certificate is invalid (it has no extended key usage the "
+                      "library signs with: emailProtection, timeStamping or OCSPSigning)")
 
 
 def test_other_errors_are_one_sentence(certs, tmp_path, monkeypatch, capsys):
