@@ -38,6 +38,8 @@
                    [--label=K] [--seed=S] [--lpips=LPIPS.npz] [--noprogress]
   gan-jax provenance IMAGE_OR_FOLDER [--trust=CA.pem]
   gan-jax provenance make-test-cert --out=DIR
+  gan-jax detect   PATH [--out=report.json] [--key=KEY] [--weights=FILE.npz] [--noprogress]
+  gan-jax watermark-weights --workdir=DIR [--out=FILE.npz]
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
   gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
   gan-jax convert-lpips --vgg16=vgg16-397923af.pth --lin=vgg.pth [--out=OUT.npz]
@@ -53,6 +55,7 @@ one sentence on stderr and exit code 2; a run stopped by a fault (a non-finite l
 write that failed) with one sentence and exit code 1.
 """
 import ast
+import json
 import os
 import sys
 
@@ -64,7 +67,8 @@ CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DEFAULT_CONFIG = os.path.join(CONFIGS, "dcgan_digits.py")
 VERBS = ("train", "tune-gamma", "sample", "interpolate", "directions", "project", "explore", "evaluate",
          "translate", "upscale", "export", "export-model", "provenance", "convert-inception",
-         "convert-vgg19", "convert-lpips", "convert-i3d", "report")
+         "convert-vgg19", "convert-lpips", "convert-i3d", "report", "detect",
+         "watermark-weights")
 USAGE = __doc__.split("\n\n")[1]
 
 
@@ -84,7 +88,7 @@ def _parse_train(argv, verb="train"):
   fv = flags.FlagValues()
   flags.DEFINE_string("workdir", None, "run directory (default runs/<config name>)", flag_values=fv)
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
-  _sign_flag(fv)
+  _picture_flags(fv)
   if verb == "tune-gamma":
     flags.DEFINE_string("values", None, "gammas to try, comma-separated (default: the config's "
                         "gamma x 0.1, 0.3, 1, 3, 10)", flag_values=fv)
@@ -138,11 +142,17 @@ def _direction_flag(fv):
                       "directions (AtoB or BtoA; default the first)", flag_values=fv)
 
 
-def _sign_flag(fv):
-  """--sign=CERT,KEY, on the verbs that write pictures: `_parse` makes its signer."""
+def _picture_flags(fv):
+  """--sign=CERT,KEY, --no-watermark and --watermark_key, on the verbs that write pictures:
+  `_parse` makes the signer and sets the key."""
+  from gan_jax import watermark
   flags.DEFINE_string("sign", None, "CERT,KEY: sign every picture and clip written with a C2PA "
                       "manifest, with the PEM certificate chain CERT and its PEM private key KEY",
                       flag_values=fv)
+  flags.DEFINE_bool("watermark", True, "hide the learned watermark in every picture and clip "
+                    "written (--no-watermark: leave them unmarked)", flag_values=fv)
+  flags.DEFINE_string("watermark_key", watermark.DEFAULT_KEY, "the key whose 32 bits the "
+                      "watermark hides (`gan-jax detect --key` reads them)", flag_values=fv)
 
 
 def _require(fv, verb, *flags_and_meanings):
@@ -191,7 +201,7 @@ def _parse_sample(argv):
                        "clips')", flag_values=fv)
   flags.DEFINE_float("fps", None, "video runs whose G renders any time: frames per frame of the "
                      "training data (2: twice the frame rate)", flag_values=fv)
-  _sign_flag(fv)
+  _picture_flags(fv)
   _parse(fv, [a.replace("--text-file", "--text_file", 1) for a in argv])
   if not fv.workdir:
     raise UserError("sample needs --workdir=DIR, the run to sample from.")
@@ -260,7 +270,7 @@ def _parse_interpolate(argv):
                      flag_values=fv)
   _ema_flag(fv, "use")
   _seed_index_flag(fv, 0)
-  _sign_flag(fv)
+  _picture_flags(fv)
   _parse(fv, argv)
   _require(fv, "interpolate", ("workdir", "the run to walk through"),
            ("seeds", "two or more latent seeds or files, such as --seeds=0,1"))
@@ -284,7 +294,7 @@ def _parse_directions(argv):
                        flag_values=fv)
   _ema_flag(fv, "use")
   _seed_index_flag(fv, 0)
-  _sign_flag(fv)
+  _picture_flags(fv)
   _parse(fv, argv)
   _require(fv, "directions", ("workdir", "the run to find directions in"))
   return fv
@@ -341,7 +351,7 @@ def _parse_translate(argv, verb="translate"):
   _ema_flag(fv, "use")
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
   _seed_index_flag(fv, 0)
-  _sign_flag(fv)
+  _picture_flags(fv)
   _parse(fv, argv)
   _require(fv, verb, ("workdir", "the run to apply"), ("input", "an image or a folder of images"),
            ("out", "the folder to write PNGs to"))
@@ -381,7 +391,7 @@ def _parse_export(argv):
                       flag_values=fv)
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
   _seed_index_flag(fv, 0)
-  _sign_flag(fv)
+  _picture_flags(fv)
   _parse(fv, argv)
   _require(fv, "export", ("workdir", "the run to draw from"), ("out", "the folder to write to"),
            ("num", "how many images to keep"))
@@ -425,6 +435,34 @@ def _parse_report(argv):
   return fv
 
 
+def _parse_detect(argv):
+  """(flags, path) of `detect PATH`."""
+  from gan_jax import watermark
+  fv = flags.FlagValues()
+  flags.DEFINE_string("out", None, "write the JSON report here (default: print it)",
+                      flag_values=fv)
+  flags.DEFINE_string("key", watermark.DEFAULT_KEY, "the watermark key to read for",
+                      flag_values=fv)
+  flags.DEFINE_string("weights", watermark.WEIGHTS, "the watermark's weights file",
+                      flag_values=fv)
+  flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
+  args = _parse(fv, argv, positional=True)
+  if len(args) != 1:
+    raise UserError("detect takes one path: gan-jax detect IMAGE_CLIP_OR_FOLDER [--out=FILE].")
+  return fv, args[0]
+
+
+def _parse_watermark_weights(argv):
+  from gan_jax import watermark
+  fv = flags.FlagValues()
+  flags.DEFINE_string("workdir", None, "a run of configs/watermark.py", flag_values=fv)
+  flags.DEFINE_string("out", watermark.WEIGHTS, "the weights file to write (default: the one the "
+                      "package ships)", flag_values=fv)
+  _parse(fv, argv)
+  _require(fv, "watermark-weights", ("workdir", "a run of configs/watermark.py"))
+  return fv
+
+
 def _parse_explore(argv):
   fv = flags.FlagValues()
   flags.DEFINE_string("workdir", None, "the run to explore", flag_values=fv)
@@ -455,7 +493,7 @@ def _parse_project(argv):
                       "distance to fit by (default: the cache's file where it exists, else the "
                       "run's D features)", flag_values=fv)
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
-  _sign_flag(fv)
+  _picture_flags(fv)
   _parse(fv, argv)
   _require(fv, "project", ("workdir", "the run to project into"),
            ("image", "a picture or a folder of pictures"),
@@ -522,6 +560,8 @@ def _parse(fv, argv, positional=False):
   command writes."""
   if "ema" in fv:
     argv = ["--noema" if a == "--no-ema" else a for a in argv]
+  if "watermark" in fv:
+    argv = ["--nowatermark" if a == "--no-watermark" else a for a in argv]
   try:
     extra = fv(["gan-jax"] + argv)[1:]
   except flags.Error as e:
@@ -536,7 +576,8 @@ def _parse(fv, argv, positional=False):
   if extra and not positional:
     raise UserError(f"Unexpected argument {extra[0]!r}: flags take the form --name=value.")
   if "sign" in fv:
-    from gan_jax import credentials
+    from gan_jax import credentials, watermark
+    watermark.use(fv.watermark_key if fv.watermark else None)
     credentials.use(credentials.Signer.from_flag(fv.sign))
   return extra
 
@@ -657,6 +698,19 @@ def main(argv):
       from gan_jax import run_report
       fv = _parse_report(rest)
       print(run_report.report(fv.workdir, fv.out).path)
+    elif verb == "detect":
+      from gan_jax import detect
+      fv, path = _parse_detect(rest)
+      report = detect.detect(path, fv.key, fv.weights, fv.progress)
+      if fv.out:
+        detect.write(report, fv.out)
+        print(f"{detect.summary_line(report)}: {fv.out}")
+      else:
+        print(json.dumps(report, indent=1))
+    elif verb == "watermark-weights":
+      from gan_jax import watermark
+      fv = _parse_watermark_weights(rest)
+      print(watermark.from_run(fv.workdir, fv.out))
     elif verb == "explore":
       from gan_jax import explorer
       fv = _parse_explore(rest)
@@ -717,9 +771,12 @@ def main(argv):
       sys.stderr.flush()
       os._exit(1)
     return 1
-  finally:  # --sign's signer ends with its command: a notebook's next one signs only if asked
+  finally:  # --sign's signer and the watermark's key end with their command: a notebook's next
+    # one signs only if asked, and marks with the default key
     if "gan_jax.credentials" in sys.modules:  # (imported where a flag asked for it)
       sys.modules["gan_jax.credentials"].use(None)
+    if "gan_jax.watermark" in sys.modules:
+      sys.modules["gan_jax.watermark"].use(sys.modules["gan_jax.watermark"].DEFAULT_KEY)
 
 
 def run():

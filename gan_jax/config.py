@@ -439,6 +439,10 @@ def apply_arg(c, arg):
     c.model.content_dim, c.model.motion_dim = 8, 4
     c.model.g_width = c.model.d_width = c.model.v_width = 4
     c.train.batch_size = 8
+  elif c.model.name == "watermark":
+    c.data.resolution = 32
+    c.model.width, c.model.bits, c.model.side = 8, 8, 16
+    c.train.batch_size = 8
   elif c.game == "superres":
     c.data.resolution = 32
     c.model.features, c.model.blocks, c.model.growth = 8, 1, 4

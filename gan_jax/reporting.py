@@ -10,7 +10,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from gan_jax import credentials, provenance as provenance_lib
+from gan_jax import credentials, provenance as provenance_lib, watermark
 
 
 CAPTION_WIDTH = 320  # pixels: a captioned grid's rows are at least this wide
@@ -105,13 +105,15 @@ def save_animation(path, frames, fps=FPS, provenance=None, durations=None):
   """An animation uint8 [T, H, W, C] as a looping GIF, or an MP4 (H.264, through PyAV) where
   `path` ends in .mp4. provenance: the `provenance.label` fields the file carries as XMP (GIF:
   an XMP application extension, MP4: an XMP uuid box; `provenance.embed`); durations: the ms each
-  GIF frame shows (default 1000 / fps each). A labelled file is signed where a signer is in use
-  (`credentials.use`)."""
-  frames = np.asarray(frames)
+  GIF frame shows (default 1000 / fps each). A labelled file carries the watermark
+  (`watermark.use`) and is signed where a signer is in use (`credentials.use`)."""
+  frames = written = np.asarray(frames)
+  if provenance:  # what the library made carries its watermark too (`watermark.use`)
+    written = watermark.apply(frames)
   out = io.BytesIO()
   if path.endswith(".mp4"):
     import av  # pylint: disable=g-import-not-at-top  (only clips need it)
-    rgb = np.repeat(frames, 3, -1) if frames.shape[-1] == 1 else frames
+    rgb = np.repeat(written, 3, -1) if written.shape[-1] == 1 else written
     rgb = np.pad(rgb, ((0, 0), (0, rgb.shape[1] % 2), (0, rgb.shape[2] % 2), (0, 0)))  # yuv420p
     with av.open(out, "w", format="mp4") as container:
       rate = fractions.Fraction(fps).limit_denominator(1000)
@@ -121,7 +123,7 @@ def save_animation(path, frames, fps=FPS, provenance=None, durations=None):
         container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
       container.mux(stream.encode())
   else:
-    pictures = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
+    pictures = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in written]
     pictures[0].save(out, "gif", save_all=True, append_images=pictures[1:],
                      duration=durations or int(round(1000 / fps)), loop=0)
   data = out.getvalue()
@@ -150,9 +152,12 @@ def save_picture(path, picture, provenance=None):
 
 def encode_picture(picture, provenance=None, image_format="png"):
   """The PNG (or JPEG) file bytes of a uint8 picture [H, W], [H, W, 1] or [H, W, 3 or 4],
-  carrying the `provenance.label` fields `provenance` (None: none), and signed with them where a
-  signer is in use (`credentials.use`; unlabelled pictures, such as charts, are not)."""
+  carrying the `provenance.label` fields `provenance` (None: none), the watermark
+  (`watermark.use`) and a signature where a signer is in use (`credentials.use`); unlabelled
+  pictures, such as charts, are left as they are."""
   picture = np.asarray(picture)
+  if provenance:  # what the library made carries its watermark too (`watermark.use`)
+    picture = watermark.apply(picture)
   image = Image.fromarray(picture[..., 0] if picture.ndim == 3 and picture.shape[-1] == 1
                           else picture)
   if not provenance:

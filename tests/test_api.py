@@ -99,7 +99,7 @@ def test_translate_arrays_paths_and_the_verb_agree(pix2pix, tmp_path):
   for i, p in enumerate(pixels):
     Image.fromarray(p[..., 0]).save(tmp_path / f"{i}.png")
   assert cli.main(["translate", f"--workdir={pix2pix}", f"--input={tmp_path}",
-                   f"--out={tmp_path / 'out'}", "--noprogress"]) == 0
+                   f"--out={tmp_path / 'out'}", "--noprogress", "--no-watermark"]) == 0
   paths = [tmp_path / f"{i}.png" for i in range(3)]
   from_files = model.translate(paths, uint8=True)
   for i, image in enumerate(from_files):
@@ -116,7 +116,8 @@ def test_upscale_arrays_pictures_and_the_verb_agree(psnr, tmp_path):
   assert out.shape == (2, 36, 44, 3) and out.dtype == np.float32
   Image.fromarray(pixels[0]).save(tmp_path / "a.png")
   assert cli.main(["upscale", f"--workdir={psnr}", f"--input={tmp_path / 'a.png'}",
-                   f"--out={tmp_path / 'out'}", "--tile=6", "--tile_pad=2", "--noprogress"]) == 0
+                   f"--out={tmp_path / 'out'}", "--tile=6", "--tile_pad=2", "--noprogress",
+                   "--no-watermark"]) == 0
   written = np.asarray(Image.open(tmp_path / "out" / "a.png"))
   np.testing.assert_array_equal(model.upscale(tmp_path / "a.png", uint8=True, tile=6, tile_pad=2),
                                 written)

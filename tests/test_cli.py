@@ -56,7 +56,8 @@ def test_a_walk_between_latents(cgan_run, tmp_path):
   from test_style import grid_tiles
   assert sample(cgan_run, "--num=3", f"--out={tmp_path / 's.npz'}") == 0
   keyframes = np.load(tmp_path / "s.npz")["samples"]
-  assert sample(cgan_run, "--interpolate=4", "--num=3", f"--out={tmp_path / 'w.gif'}") == 0
+  assert sample(cgan_run, "--interpolate=4", "--num=3", f"--out={tmp_path / 'w.gif'}",
+                "--no-watermark") == 0
   with Image.open(tmp_path / "w.gif") as movie:
     assert movie.n_frames == 12 and movie.size == (128, 128)
   strip = grid_tiles(tmp_path / "w.png", 3, 4, keyframes.shape[1:])

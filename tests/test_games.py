@@ -139,7 +139,8 @@ def test_translate_outputs_equal_the_generator_on_the_image(runs, tmp_path):
   from gan_jax import experiment
   _images(tmp_path / "in", [(16, 16)])
   assert cli.main(["translate", f"--workdir={runs / 'pix2pix_digits'}",
-                   f"--input={tmp_path / 'in'}", f"--out={tmp_path / 'out'}", "--noprogress"]) == 0
+                   f"--input={tmp_path / 'in'}", f"--out={tmp_path / 'out'}", "--noprogress",
+                   "--no-watermark"]) == 0
   exp, ckpt = experiment.load(str(runs / "pix2pix_digits"))
   state = experiment.restore_latest(exp, ckpt)
   ckpt.close()

@@ -94,7 +94,7 @@ def test_cli_projects_a_folder(dcgan, tmp_path, capsys):
   big.save(tmp_path / "in" / "sub" / "b.jpg")
   out = tmp_path / "out"
   assert cli.main(["project", f"--workdir={dcgan.workdir}", f"--image={tmp_path / 'in'}",
-                   f"--out={out}", f"--steps={STEPS}", "--noprogress"]) == 0
+                   f"--out={out}", f"--steps={STEPS}", "--noprogress", "--no-watermark"]) == 0
   line = capsys.readouterr().out.strip()
   assert f"wrote 2 projections to {out}" in line and "D features" in line and "dB" in line
   assert sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out)

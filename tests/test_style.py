@@ -75,7 +75,7 @@ def check_pictures(workdir, tmp_path, samples):
   mix, groups = tmp_path / "mix.png", game.style_groups()
   assert list(groups["coarse"]) == [0, 1, 2] and list(groups["fine"]) == []  # 8x8: 4 ws
   assert cli.main(["sample", f"--workdir={workdir}", "--mix=coarse", "--num=3",
-                   f"--out={mix}"]) == 0
+                   f"--out={mix}", "--no-watermark"]) == 0
   tiles = grid_tiles(mix, 4, 4, samples.shape[1:])
   np.testing.assert_array_equal(tiles[1, 0], to_uint8(samples[0]))  # row sources: seed 0's
   np.testing.assert_array_equal(tiles[2, 0], to_uint8(samples[1]))
@@ -85,7 +85,7 @@ def check_pictures(workdir, tmp_path, samples):
     assert np.abs(tiles[r, c].astype(int) - tiles[0, c]).mean() > 1
   # ws 0-3 are all of them: the cells are the column sources
   assert cli.main(["sample", f"--workdir={workdir}", "--mix=0-3", "--num=3",
-                   f"--out={mix}"]) == 0
+                   f"--out={mix}", "--no-watermark"]) == 0
   tiles = grid_tiles(mix, 4, 4, samples.shape[1:])
   assert cli.main(["sample", f"--workdir={workdir}", "--mix=fine", f"--out={mix}"]) == 2
   for c in range(1, 4):
@@ -94,7 +94,7 @@ def check_pictures(workdir, tmp_path, samples):
 
   gif = tmp_path / "walk.gif"
   assert cli.main(["sample", f"--workdir={workdir}", "--interpolate=5", "--num=3",
-                   f"--out={gif}"]) == 0
+                   f"--out={gif}", "--no-watermark"]) == 0
   with Image.open(gif) as movie:
     assert movie.n_frames == 15 and movie.size == (128, 128)  # 8 px enlarged 16x
   strip = grid_tiles(tmp_path / "walk.png", 3, 5, samples.shape[1:])

@@ -30,12 +30,12 @@ train.num_seeds > 1, `build` wraps the game in `seeds.Seeds`: N runs vmapped in 
 """
 from gan_jax.errors import UserError
 from gan_jax.games import (cycle, noise, paired, r3gan, seeds, style, superres, text, video,
-                           video_sparse)
+                           video_sparse, watermark)
 
 GAMES = {"noise": noise.NoiseGame, "paired": paired.PairedGame, "cycle": cycle.CycleGame,
          "stylegan2": style.StyleGame, "superres": superres.SuperResGame, "text": text.TextGame,
          "r3gan": r3gan.R3Game, "video": video.VideoGame,
-         "video_sparse": video_sparse.SparseVideoGame}
+         "video_sparse": video_sparse.SparseVideoGame, "watermark": watermark.WatermarkGame}
 
 
 def get(name):

@@ -1,0 +1,191 @@
+"""The learned watermark: 32 bits from a key hidden in a picture's brightness by the encoder the
+watermark game trained (`configs/watermark.py`, `games/watermark.py`), read back by its decoder.
+
+  wm = watermark.Watermark()                    # the weights shipped in the package
+  marked = wm.mark(pictures, key="my-run")      # uint8 [N, H, W, C] or [H, W, C], any size
+  wm.check(marked, key="my-run")                # bits read, bit accuracy, p-value, detected
+
+The message is the first `bits` bits of SHA-256(key). A picture counts as marked with a key when
+the bits read agree with the key's message more often than chance allows at `P_VALUE` (the
+binomial tail: with 32 bits, 24 or more agreeing); the decoder is trained to read chance from
+clean pictures (`loss.clean_weight`), and `benchmarks/watermark.py` measures the false positives
+that threshold gives on clean pictures. The weights file is an npz of arrays (no pickle): the
+networks' parameters by path and the model's settings as JSON.
+"""
+import contextlib
+import functools
+import hashlib
+import json
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax.errors import UserError
+from gan_jax.models import watermark as nets
+
+WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "watermark.npz")
+DEFAULT_KEY = "gan_jax"
+P_VALUE = 0.01  # detected: fewer than 1 in 100 clean pictures agree this well by chance
+SETTINGS = ("bits", "side", "width", "strength")
+
+
+_key = DEFAULT_KEY  # what pictures written now are marked with; None: not marked (--no-watermark)
+
+
+def use(key):
+  """Marks what the library writes from now on with `key` (None: nothing); returns the one
+  before. `gan-jax`'s --watermark_key and --no-watermark set it for one command."""
+  global _key
+  if key is not None:
+    message(key, 1)  # a bad key fails here, before anything is drawn
+  previous, _key = _key, key
+  return previous
+
+
+@contextlib.contextmanager
+def marking(key):
+  """`use(key)` for the `with` block (`marking(None)`: write unmarked pictures)."""
+  previous = use(key)
+  try:
+    yield
+  finally:
+    use(previous)
+
+
+@functools.lru_cache(maxsize=1)
+def shipped():
+  return Watermark()
+
+
+def apply(pictures):
+  """uint8 pictures [..., H, W, C] (one, or frames) marked with the key in use; as they are
+  where none is, or where they are not grey or RGB (`reporting` calls this on every labelled
+  picture and clip it writes)."""
+  pictures = np.asarray(pictures)
+  if _key is None or pictures.dtype != np.uint8 or pictures.ndim not in (2, 3, 4):
+    return pictures
+  if pictures.ndim == 2:
+    return apply(pictures[..., None])[..., 0]
+  if pictures.shape[-1] not in (1, 3):
+    return pictures
+  return shipped().mark(pictures, _key)
+
+
+def message(key, bits):
+  """The `bits` bits a key stands for: SHA-256 of its UTF-8 bytes, most significant first."""
+  if not isinstance(key, str) or not key:
+    raise UserError(f"A watermark key must be a non-empty string, got {key!r}.")
+  digest = hashlib.sha256(key.encode()).digest()
+  return np.unpackbits(np.frombuffer(digest, np.uint8))[:bits].astype(np.float32)
+
+
+def p_value(agree, bits):
+  """P(at least `agree` of `bits` fair coin flips come up right): the chance a clean picture's
+  bits agree this well with a key's message."""
+  return sum(math.comb(bits, k) for k in range(agree, bits + 1)) / 2 ** bits
+
+
+def save(path, settings, encoder, decoder):
+  """The weights file: `settings` (SETTINGS) as JSON and each network's params by path."""
+  arrays = {"settings": np.array(json.dumps({k: settings[k] for k in SETTINGS}))}
+  for name, params in (("encoder", encoder), ("decoder", decoder)):
+    for keys, value in jax.tree_util.tree_flatten_with_path(params)[0]:
+      arrays["/".join([name] + [k.key for k in keys])] = np.asarray(value)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  np.savez(path, **arrays)
+  return path
+
+
+def from_run(workdir, out=WEIGHTS):
+  """Writes a trained watermark run's networks as the weights file `out`."""
+  from gan_jax import api  # pylint: disable=g-import-not-at-top  (api loads the whole engine)
+  model = api.load(workdir)
+  if model.config.game != "watermark":
+    raise UserError(f"{workdir} trained the {model.config.game} game, not the watermark: give a "
+                    "run of configs/watermark.py.")
+  params = model.state.g.params
+  return save(out, dict(model.config.model), params["encoder"], params["decoder"])
+
+
+def _unflatten(arrays, name):
+  tree = {}
+  for path, value in arrays.items():
+    head, *keys = path.split("/")
+    if head != name:
+      continue
+    node = tree
+    for k in keys[:-1]:
+      node = node.setdefault(k, {})
+    node[keys[-1]] = jnp.asarray(value)
+  return tree
+
+
+class Watermark:
+  """The encoder and decoder of a weights file (default: the shipped one)."""
+
+  def __init__(self, path=WEIGHTS):
+    try:
+      with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+      settings = json.loads(str(arrays.pop("settings")))
+    except (OSError, ValueError, KeyError) as e:
+      raise UserError(f"The watermark weights {path} could not be read ({e}): give a file "
+                      "`gan-jax watermark-weights` wrote.") from None
+    self.bits = settings["bits"]
+    self.encoder = nets.Encoder(settings["bits"], settings["side"], settings["width"],
+                                settings["strength"])
+    self.decoder = nets.Decoder(settings["bits"], settings["side"], settings["width"])
+    self.encoder_params = _unflatten(arrays, "encoder")
+    self.decoder_params = _unflatten(arrays, "decoder")
+
+  def mark(self, pictures, key=DEFAULT_KEY):
+    """uint8 pictures [N, H, W, C] (or one [H, W, C]) with `key`'s message hidden in them."""
+    pictures, one = _batch(pictures)
+    m = np.broadcast_to(message(key, self.bits), (len(pictures), self.bits))
+    marked = _encode(self.encoder, self.encoder_params, _to_float(pictures), jnp.asarray(m))
+    out = np.asarray(jnp.round((marked + 1.0) * 127.5)).astype(np.uint8)
+    return out[0] if one else out
+
+  def read(self, pictures):
+    """The decoder's logits [N, bits] (> 0: bit 1) of uint8 pictures [N, H, W, C] or one."""
+    pictures, one = _batch(pictures)
+    logits = np.asarray(_decode(self.decoder, self.decoder_params, _to_float(pictures)))
+    return logits[0] if one else logits
+
+  def check(self, picture, key=DEFAULT_KEY):
+    """What one uint8 picture [H, W, C] says about `key`'s mark (`verdict`)."""
+    return self.verdict(self.read(picture) > 0, key)
+
+  def verdict(self, bits, key=DEFAULT_KEY):
+    """{"bits" read (0/1 text), "bit_accuracy" against `key`'s message, "p_value" of that
+    agreement by chance, "detected" at P_VALUE} of bits read [bits] (booleans)."""
+    bits = np.asarray(bits).astype(np.float32)
+    agree = int(np.sum(bits == message(key, self.bits)))
+    p = p_value(agree, self.bits)
+    return {"bits": "".join(str(int(b)) for b in bits), "bit_accuracy": agree / self.bits,
+            "p_value": p, "detected": bool(p < P_VALUE)}
+
+
+def _batch(pictures):
+  pictures = np.asarray(pictures)
+  if pictures.dtype != np.uint8 or pictures.ndim not in (3, 4) or pictures.shape[-1] not in (1, 3):
+    raise UserError(f"The watermark takes uint8 pictures [H, W, 1 or 3] or a batch of them, got "
+                    f"{pictures.dtype} {pictures.shape}.")
+  return (pictures[None], True) if pictures.ndim == 3 else (pictures, False)
+
+
+def _to_float(pictures):
+  return jnp.asarray(pictures, jnp.float32) / 127.5 - 1.0
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _encode(encoder, params, images, m):
+  return encoder.apply({"params": params}, images, m, train=False)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _decode(decoder, params, images):
+  return decoder.apply({"params": params}, images, train=False)
