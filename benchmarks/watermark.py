@@ -29,18 +29,6 @@ flags.DEFINE_string("json", None, "also write the result here")
 FLAGS = flags.FLAGS
 
 
-def crops(side, num, seed=0):
-  """`num` random side x side crops of the held-out photos, uint8 [num, side, side, 3]."""
-  _, photos = embedded.photos("test", 3)
-  rng = np.random.default_rng(seed)
-  out = []
-  for i in range(num):
-    p = photos[i % len(photos)]
-    top, left = rng.integers(0, p.shape[0] - side + 1), rng.integers(0, p.shape[1] - side + 1)
-    out.append(p[top:top + side, left:left + side])
-  return np.stack(out)
-
-
 def agreement(wm, pictures, messages):
   """Bits of each picture that agree with its message."""
   bits = wm.read(np.stack(pictures)) > 0
@@ -48,7 +36,7 @@ def agreement(wm, pictures, messages):
 
 
 def measure(wm, side, num):
-  clean = crops(side, num)
+  clean = embedded.photo_crops("test", side, num)
   keys = [f"benchmark-{i}" for i in range(num)]
   messages = np.stack([watermark.message(k, wm.bits) for k in keys])
   t = time.perf_counter()

@@ -49,6 +49,8 @@
   --sign=CERT,KEY (train, tune-gamma, sample, interpolate, directions, project, translate, upscale,
   export): sign every picture and clip written with a C2PA manifest, with a PEM certificate
   chain and its PEM key (pip install "gan-jax[c2pa]")
+  --no-watermark, --watermark_key=KEY (the same verbs): leave the learned watermark out of what
+  is written, or hide KEY's bits instead of the default key's (`gan-jax detect --key` reads them)
 
 `main(argv)` returns the exit code, so notebooks and tests can drive the CLI. Bad input ends with
 one sentence on stderr and exit code 2; a run stopped by a fault (a non-finite loss, a checkpoint
@@ -556,8 +558,8 @@ def _parse_provenance(argv):
 
 def _parse(fv, argv, positional=False):
   """Parses `argv` into `fv`; returns the arguments that are not flags where `positional` (else
-  there must be none). A --sign flag's signer is made and used (`credentials.use`) for what the
-  command writes."""
+  there must be none). On the verbs that write pictures, --sign's signer and the watermark's key
+  are set (`credentials.use`, `watermark.use`) for what the command writes."""
   if "ema" in fv:
     argv = ["--noema" if a == "--no-ema" else a for a in argv]
   if "watermark" in fv:

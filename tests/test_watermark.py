@@ -139,14 +139,7 @@ def test_unreadable_weights_are_one_sentence(tmp_path):
 # --- the shipped weights ------------------------------------------------------------------------
 
 def held_out_crops(side, num):
-  _, photos = embedded.photos("test", 3)
-  rng = np.random.default_rng(1)
-  out = []
-  for i in range(num):
-    p = photos[i % len(photos)]
-    top, left = rng.integers(0, p.shape[0] - side + 1), rng.integers(0, p.shape[1] - side + 1)
-    out.append(p[top:top + side, left:left + side])
-  return np.stack(out)
+  return embedded.photo_crops("test", side, num, seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -150,3 +150,16 @@ def photos(split, channels):
     array.setflags(write=False)  # shared through the cache
     out.append(array)
   return names, out
+
+
+def photo_crops(split, side, num, seed=0):
+  """`num` random side x side crops of the `split` photos in turn, uint8 [num, side, side, 3]
+  (the watermark's robustness pictures)."""
+  _, pictures = photos(split, 3)
+  rng = np.random.default_rng(seed)
+  out = []
+  for i in range(num):
+    p = pictures[i % len(pictures)]
+    top, left = rng.integers(0, p.shape[0] - side + 1), rng.integers(0, p.shape[1] - side + 1)
+    out.append(p[top:top + side, left:left + side])
+  return np.stack(out)
