@@ -92,7 +92,8 @@ def exported_inference(monkeypatch):
   return calls
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+# The watermark game's inference is gan_jax.watermark's marking and reading (the next test).
+@pytest.mark.parametrize("name", [c for c in CONFIGS if c != "watermark"])
 def test_inference_lowers_for_gpu_and_tpu(name, exported_inference):
   config = load_config(name)
   exp = Experiment.build(config, throughput.data_spec(config))
@@ -114,6 +115,19 @@ def test_inference_lowers_for_gpu_and_tpu(name, exported_inference):
   assert (generating > 0) == game.can_generate
   assert len(exported_inference) - generating == len(game.directions) + bool(scale)
   assert exported_inference and all(e.platforms == ACCELERATORS for e in exported_inference)
+
+
+def test_watermark_lowers_for_gpu_and_tpu():
+  """Marking and reading with the shipped weights, as every written picture is."""
+  from gan_jax import watermark
+  wm = watermark.shipped()
+  images = jax.ShapeDtypeStruct((2, 48, 80, 3), jnp.float32)
+  message = jax.ShapeDtypeStruct((2, wm.bits), jnp.float32)
+  mark = lambda x, m: wm.encoder.apply({"params": wm.encoder_params}, x, m, train=False)
+  read = lambda x: wm.decoder.apply({"params": wm.decoder_params}, x, train=False)
+  for fn, args in ((mark, (images, message)), (read, (images,))):
+    exported = jax.export.export(jax.jit(fn), platforms=ACCELERATORS)(*args)
+    assert exported.platforms == ACCELERATORS
 
 
 def test_step_flops_match_a_hand_count():
