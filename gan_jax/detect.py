@@ -2,8 +2,8 @@
 
 Per file: the provenance label in its XMP (`provenance.read`), its C2PA state where it holds a
 manifest and c2pa-python is installed (`credentials.checker`), and the learned watermark read
-with a key (`watermark.Watermark.check`; a clip's first frames vote, their logits averaged). The
-JSON is the interface:
+with a key (`watermark.Watermark.check`, crops undone; a clip's first frames vote, their logits
+averaged). The JSON is the interface:
   {"files": [{"path", "labels", "c2pa", "watermark": {"bits", "bit_accuracy", "p_value",
    "detected"}, "detector_score"}, ...], "summary": {...}}
 paths relative to PATH for a folder (as given for a file). A file that cannot be read is listed
@@ -49,12 +49,14 @@ def examine(path, wm, key, check_c2pa):
   record = {"labels": None, "c2pa": None, "watermark": None, "detector_score": None}
   try:
     record["labels"] = provenance.read(path)
-    logits = wm.read(pictures_of(path)).mean(axis=0)
+    frames = pictures_of(path)
   except (OSError, SyntaxError, ValueError, struct.error, IndexError) as e:
     return {**record, "error": f"unreadable: {' '.join(str(e).split()) or type(e).__name__}"}
   except Exception as e:  # pylint: disable=broad-except  (PyAV's errors: one bad clip, not fatal)
     return {**record, "error": f"unreadable: {type(e).__name__}"}
-  record["watermark"] = wm.verdict(logits > 0, key)
+  # a picture is also read reframed (crops undone); a clip's frames vote, their logits averaged
+  record["watermark"] = (wm.check(frames[0], key) if len(frames) == 1 else
+                         wm.verdict(wm.read(frames).mean(axis=0) > 0, key))
   record["c2pa"] = check_c2pa(path) if check_c2pa else None
   return record
 
