@@ -31,14 +31,18 @@ KINDS = {
     "upscale": ("upscales pictures", "upscaling pictures",
                 "gan-jax upscale --workdir={} --input=PICTURES --out=FOLDER",
                 "model.upscale(picture)"),
+    "watermark": ("hides and reads watermarks", "hiding watermarks",
+                  "gan-jax watermark-weights --workdir={} --out=FILE.npz",
+                  "gan_jax.watermark.Watermark(FILE.npz)"),
 }
 
 
 def kind(game):
-  """What a game's runs do: "sample", "translate" or "upscale"."""
+  """What a game's runs do: "sample", "translate", "upscale" or, where the game says so, its own
+  (`kind`: the watermark's)."""
   if game.can_generate:
     return "sample"
-  return "upscale" if getattr(game, "scale", 0) else "translate"
+  return getattr(game, "kind", None) or ("upscale" if getattr(game, "scale", 0) else "translate")
 
 
 def require(workdir, exp, wanted):
@@ -173,7 +177,11 @@ class Model:
     if self.kind == "sample":
       self.check_space(space)
       return self.game.generator(self.state, self.ema, space=space)
-    return self.game.generator(self.state, self.ema)
+    if self.kind == "upscale":
+      return self.game.generator(self.state, self.ema)
+    does, _, verb, method = KINDS[self.kind]
+    raise UserError(f"{self.workdir} {does} and has no generator: use `{verb.format(self.workdir)}` "
+                    f"(or {method} from Python).")
 
   @property
   def generator_fn(self):

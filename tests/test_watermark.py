@@ -255,3 +255,10 @@ def test_shipped_watermark_is_found_in_crops(shipped):
   assert all(f.get("reframed") for f in found if f["detected"])
   false = [shipped.check(attacks.centre_crop(p, 0.8), k)["detected"] for p, k in zip(clean, keys)]
   assert sum(false) <= 1
+
+
+@pytest.mark.parametrize("verb", [["sample"], ["translate", "--input=X", "--out=Y"],
+                                  ["export-model", "--out=m.jax"], ["directions"]])
+def test_generator_verbs_on_a_watermark_run_are_one_sentence(smoke_run, verb, capsys):
+  assert cli.main([verb[0], f"--workdir={smoke_run / 'whole'}", *verb[1:]]) == 2
+  assert_one_clear_error(capsys, "watermark-weights --workdir=")

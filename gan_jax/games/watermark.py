@@ -11,7 +11,8 @@ is a critic of clean against marked. One step on {"x": clean images}, each with 
      message where none was hidden, so clean images score as chance and the false-positive rate
      follows the binomial), and `loss.critic_weight` x the critic's loss on marked images.
 The residual's RMS is fixed by the encoder (`model.strength`), so imperceptibility needs no
-image loss. Inference: `gan_jax.watermark` marks and reads pictures with the trained weights.
+image loss; training starts at `loss.strength_start` without attacks and ramps to both over
+`loss.ramp_steps`. Inference: `gan_jax.watermark` marks and reads pictures with the trained weights.
 """
 import jax
 import jax.numpy as jnp
@@ -40,7 +41,7 @@ def bit_accuracy(logits, message):
 class WatermarkGame:
   can_generate = False
   directions = ()
-  multiple = 8  # the JPEG stand-in works on 8x8 blocks
+  kind = "watermark"  # what `gan_jax.api` tells a verb that wants a generator or a translator
 
   def __init__(self, config, spec, axis_name=None):
     self.config, self.spec = config, spec
