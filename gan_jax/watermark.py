@@ -12,8 +12,8 @@ and `benchmarks/watermark.py` measures the false positives on clean pictures. Th
 the mark's cells by position, so `check` also reads the picture put back where a crop would have
 cut it from (`REFRAMES`: a crop keeping 90% or 80% of each side, at 5 x 5 offsets), and takes the
 best read with its p-value multiplied by the reads tried (Bonferroni): half of P_VALUE goes to the
-picture as it is (24 of 32 bits), half to the reframed reads (27 of 32). The weights file is an npz of arrays (no pickle): the
-networks' parameters by path and the model's settings as JSON.
+picture as it is (24 of 32 bits), half to the reframed reads (27 of 32). The weights file is an
+npz of arrays (no pickle): the networks' parameters by path and the model's settings as JSON.
 """
 import contextlib
 import functools
@@ -34,7 +34,6 @@ DEFAULT_KEY = "gan_jax"
 P_VALUE = 0.01  # detected: fewer than 1 in 100 clean pictures agree this well by chance
 REFRAMES = ((0.9, 0.8), 5)  # the crops `check` undoes: shares of each side kept, offsets a side
 SETTINGS = ("bits", "side", "width", "strength")
-
 
 _key = DEFAULT_KEY  # what pictures written now are marked with; None: not marked (--no-watermark)
 
