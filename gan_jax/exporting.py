@@ -368,8 +368,8 @@ class Exporter:
     return record
 
   def encode(self, pixels):
-    """File bytes of one uint8 HWC picture, with its provenance (and signed, where a signer is in
-    use: `credentials`)."""
+    """File bytes of one uint8 HWC picture, with its provenance and watermark (and signed, where a
+    signer is in use: `credentials`)."""
     return reporting.encode_picture(pixels, self.fields,
                                     "png" if self.image_format == "png" else "jpeg")
 

@@ -1,6 +1,6 @@
 """What a run shows and writes: progress bar, metrics.jsonl, TensorBoard, PNG samples (animated
-GIFs for clips); and how the library writes pictures and clips, labelled with their provenance
-(`provenance`) and, where a signer is in use, signed (`credentials`)."""
+GIFs for clips); and how the library writes pictures and clips: labelled with their provenance
+(`provenance`), watermarked (`watermark`) and, where a signer is in use, signed (`credentials`)."""
 import fractions
 import io
 import json
