@@ -97,17 +97,12 @@ def step_flops(config, platform=None):
   0.11.2 on an H200 gave no count: the device check's `flops_probe`). Cost analysis counts a loop
   body once, so it is asked about a one-step call."""
   spec = data_spec(config)
-  abstract = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)
   with layers.lowering_for(platform or jax.default_backend()), \
       jax.default_device(jax.devices("cpu")[0]):
     exp = Experiment.build(config, spec)
     fn = jax.jit(step_lib.make_multi_step(exp.game_for(None).train_step))
     batch = synthetic_batch(config, spec, np.random.default_rng(0))
-    one_step = jax.tree.map(lambda x: abstract(x[:1]), batch)
-    cost = fn.lower(jax.tree.map(abstract, jax.eval_shape(exp.init_state)), one_step)
-    cost = cost.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get("flops", 0.0)) if cost else 0.0
+    return lowered_flops(fn, jax.eval_shape(exp.init_state), batch)
 
 
 def prepare(config):
