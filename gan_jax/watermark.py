@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import npz
 from gan_jax.errors import UserError
 from gan_jax.models import watermark as nets
 
@@ -93,10 +94,8 @@ def p_value(agree, bits):
 
 def save(path, settings, encoder, decoder):
   """The weights file: `settings` (SETTINGS) as JSON and each network's params by path."""
-  arrays = {"settings": np.array(json.dumps({k: settings[k] for k in SETTINGS}))}
-  for name, params in (("encoder", encoder), ("decoder", decoder)):
-    for keys, value in jax.tree_util.tree_flatten_with_path(params)[0]:
-      arrays["/".join([name] + [k.key for k in keys])] = np.asarray(value)
+  arrays = {"settings": np.array(json.dumps({k: settings[k] for k in SETTINGS})),
+            **npz.flatten(encoder, "encoder"), **npz.flatten(decoder, "decoder")}
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   np.savez(path, **arrays)
   return path
@@ -111,19 +110,6 @@ def from_run(workdir, out=WEIGHTS):
                     "run of configs/watermark.py.")
   params = model.state.g.params
   return save(out, dict(model.config.model), params["encoder"], params["decoder"])
-
-
-def _unflatten(arrays, name):
-  tree = {}
-  for path, value in arrays.items():
-    head, *keys = path.split("/")
-    if head != name:
-      continue
-    node = tree
-    for k in keys[:-1]:
-      node = node.setdefault(k, {})
-    node[keys[-1]] = jnp.asarray(value)
-  return tree
 
 
 class Watermark:
@@ -141,8 +127,8 @@ class Watermark:
     self.encoder = nets.Encoder(settings["bits"], settings["side"], settings["width"],
                                 settings["strength"])
     self.decoder = nets.Decoder(settings["bits"], settings["side"], settings["width"])
-    self.encoder_params = _unflatten(arrays, "encoder")
-    self.decoder_params = _unflatten(arrays, "decoder")
+    self.encoder_params = npz.unflatten(arrays, "encoder")
+    self.decoder_params = npz.unflatten(arrays, "decoder")
 
   def mark(self, pictures, key=DEFAULT_KEY):
     """uint8 pictures [N, H, W, C] (or one [H, W, C]) with `key`'s message hidden in them."""
