@@ -38,7 +38,8 @@
                    [--label=K] [--seed=S] [--lpips=LPIPS.npz] [--noprogress]
   gan-jax provenance IMAGE_OR_FOLDER [--trust=CA.pem]
   gan-jax provenance make-test-cert --out=DIR
-  gan-jax detect   PATH [--out=report.json] [--key=KEY] [--weights=FILE.npz] [--noprogress]
+  gan-jax detect   PATH [--out=report.json] [--key=KEY] [--weights=FILE.npz]
+                   [--detector_weights=FILE.npz] [--noprogress]
   gan-jax watermark-weights --workdir=DIR [--out=FILE.npz]
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
   gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
@@ -439,13 +440,15 @@ def _parse_report(argv):
 
 def _parse_detect(argv):
   """(flags, path) of `detect PATH`."""
-  from gan_jax import watermark
+  from gan_jax import detector, watermark
   fv = flags.FlagValues()
   flags.DEFINE_string("out", None, "write the JSON report here (default: print it)",
                       flag_values=fv)
   flags.DEFINE_string("key", watermark.DEFAULT_KEY, "the watermark key to read for",
                       flag_values=fv)
   flags.DEFINE_string("weights", watermark.WEIGHTS, "the watermark's weights file",
+                      flag_values=fv)
+  flags.DEFINE_string("detector_weights", detector.WEIGHTS, "the learned detector's weights file",
                       flag_values=fv)
   flags.DEFINE_bool("progress", True, "show a progress bar", flag_values=fv)
   args = _parse(fv, argv, positional=True)
@@ -703,7 +706,7 @@ def main(argv):
     elif verb == "detect":
       from gan_jax import detect
       fv, path = _parse_detect(rest)
-      report = detect.detect(path, fv.key, fv.weights, fv.progress)
+      report = detect.detect(path, fv.key, fv.weights, fv.detector_weights, fv.progress)
       if fv.out:
         detect.write(report, fv.out)
         print(f"{detect.summary_line(report)}: {fv.out}")

@@ -133,3 +133,24 @@ def test_inference_times_every_side_and_their_ratio(tmp_path):
       assert b["ratios"] == pytest.approx([a / i for a, i in zip(sides[2], sides[0])])
       assert min(b["ratios"]) <= b["ratio"] <= max(b["ratios"])
       assert b["max_abs_diff"] < 1e-4  # the artifact runs the same G
+
+
+def test_detector_benchmark_trains_generators_and_scores_each_family(tmp_path):
+  """The smoke run: one noise family and one translator, trained 4 steps each; every score's
+  AP and accuracy are reported per family, as they are, shifted and after JPEG 75."""
+  out, weights = tmp_path / "detector.json", tmp_path / "detector.npz"
+  subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "detector.py"), "--smoke",
+                  f"--workdir={tmp_path / 'work'}", "--families=dcgan,cyclegan",
+                  "--train_families=dcgan", f"--weights={weights}", f"--json={out}"],
+                 capture_output=True, text=True, check=True, cwd=REPO,
+                 env={**os.environ, "PYTHONPATH": REPO})
+  r = json.loads(out.read_text())
+  assert set(r["families"]) == {"dcgan", "cyclegan"} and r["fake_train"] == 64
+  assert r["families"]["dcgan"]["trained_on"] and not r["families"]["cyclegan"]["trained_on"]
+  for row in r["families"].values():
+    for score, attack in [("cnn", "clean"), ("cnn", "shift1"), ("cnn", "jpeg75"),
+                          ("spectral", "clean"), ("spectral", "jpeg75")]:
+      assert 0 < row[f"{score}_ap_{attack}"] <= 1 and 0 <= row[f"{score}_accuracy_{attack}"] <= 1
+    assert "spectral_ap_shift1" not in row  # 31 x 31 pictures hold no 32 x 32 tile
+  from gan_jax import detector
+  assert detector.Detector.load(str(weights)).steps == 20

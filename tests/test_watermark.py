@@ -208,11 +208,15 @@ def test_detect_reports_each_file(tmp_path, shipped, capsys):
   assert not by_path["real.jpg"]["watermark"]["detected"] and by_path["real.jpg"]["labels"] is None
   assert by_path["marked.png"]["labels"]["config"] == "watermark_test"
   assert by_path["sub/unmarked.png"]["labels"] is not None  # labelled, not marked
-  for f in report["files"]:
-    assert f["detector_score"] is None
+  for f in report["files"]:  # the shipped detector scores every readable file, clips too
+    scored = f["path"] != "broken.png"
+    for score in ("detector_score", "spectral_score"):
+      assert (0 <= f[score] <= 1) if scored else f[score] is None, (f["path"], score)
   s = report["summary"]
   assert (s["files"], s["unreadable"], s["labelled"], s["key"]) == (5, 1, 3, "gan_jax")
   assert s["watermarked"] >= 1
+  assert s["detector_generated"] == sum(f["detector_score"] >= 0.5 for f in report["files"]
+                                        if f["detector_score"] is not None)
   # another key finds no mark of its own; one file is printed as JSON
   assert cli.main(["detect", str(root / "marked.png"), "--key=other", "--noprogress"]) == 0
   single = json.loads(capsys.readouterr().out)

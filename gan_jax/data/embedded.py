@@ -155,7 +155,11 @@ def photos(split, channels):
 def photo_crops(split, side, num, seed=0):
   """`num` random side x side crops of the `split` photos in turn, uint8 [num, side, side, 3]
   (the watermark's robustness pictures)."""
-  _, pictures = photos(split, 3)
+  return crops(photos(split, 3)[1], side, num, seed)
+
+
+def crops(pictures, side, num, seed=0):
+  """`num` random side x side crops of `pictures` (arrays [H, W, C]) in turn, stacked."""
   rng = np.random.default_rng(seed)
   out = []
   for i in range(num):
