@@ -1,7 +1,8 @@
 """The learned detector of generated pictures: trains the shipped one and measures its average
 precision per generator family, README's table, from one command.
 
-  python benchmarks/detector.py --workdir=runs/detector [--train_families=dcgan,wgan_gp]
+  python benchmarks/detector.py --workdir=runs/detector [--families=dcgan,...]
+      [--train_families=dcgan,wgan_gp]
       [--weights=gan_jax/weights/detector.npz] [--json=PATH] [--smoke]
 
 1. Generators: one run of each family in FAMILIES, trained on 32x32 crops of the bundled train
@@ -9,7 +10,8 @@ precision per generator family, README's table, from one command.
    of the colour ones (two folders written here). A finished run in --workdir is reused.
 2. Pictures: real = crops of the train photos (training) and of the four held-out photos
    (`photos:test`, never seen by a generator or the detector); fake = each family's samples
-   (CycleGAN: its colourings of grey held-out crops), other seeds for training and testing.
+   (CycleGAN: its colourings of the grey of the real test crops), other seeds for training and
+   testing.
 3. The detector (`gan_jax.detector`): trained on real vs the --train_families' samples, with
    Wang et al.'s blur and JPEG augmentation; its spectral score fitted on the same pictures.
 4. Average precision of each score, real test crops vs each family's test samples (held-out
@@ -91,7 +93,7 @@ def train_generator(family, workdir, smoke):
   if smoke:
     config, steps = config + ":smoke", 4
   if os.path.isdir(run):
-    exp, state = experiment.load_latest(run)
+    _, state = experiment.load_latest(run)
     if int(state.step) >= steps:
       return run
   start = time.time()
@@ -105,7 +107,9 @@ def train_generator(family, workdir, smoke):
 
 
 def fakes(family, run, num, seed):
-  """uint8 [num, SIDE, SIDE, 3] of a family's run (CycleGAN: grey held-out crops coloured)."""
+  """uint8 [num, SIDE, SIDE, 3] of a family's run. CycleGAN colours the grey of the held-out
+  crops that `seed` draws: at the test seed, the real test crops themselves, so each real
+  picture meets its own recolouring."""
   model = api.load(run)
   if family == "cyclegan":
     grey = embedded.photo_crops("test", SIDE, num, seed=seed).mean(axis=-1, keepdims=True)
@@ -143,6 +147,7 @@ def pictures(workdir, smoke):
 
 
 def measured():
+  """The families --families names (default: all)."""
   return FLAGS.families or list(FAMILIES)
 
 
@@ -190,7 +195,8 @@ def main(argv):
             "train_families": FLAGS.train_families,
             "generators": {f: {"config": c, "steps": s, "overrides": o}
                            for f, (c, s, o) in FAMILIES.items() if f in measured()},
-            "real_train": len(real), "fake_train": len(fake), "test_per_family": len(sets["real_test"]),
+            "real_train": len(real), "fake_train": len(fake),
+            "test_per_family": len(sets["real_test"]),
             "detector_steps": trained.steps, "detector_train_s": round(train_s, 1),
             "families": rows, "date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count()}
   timing.emit(result, FLAGS.json)

@@ -60,6 +60,7 @@ write that failed) with one sentence and exit code 1.
 import ast
 import json
 import os
+import signal
 import sys
 
 from absl import flags
@@ -438,6 +439,14 @@ def _parse_report(argv):
   return fv
 
 
+def _leave(signum, frame):
+  """A signal handler that ends the process now with exit status 0 (explore's Ctrl-C)."""
+  del signum, frame
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(0)
+
+
 def _parse_detect(argv):
   """(flags, path) of `detect PATH`."""
   from gan_jax import detector, watermark
@@ -720,18 +729,12 @@ def main(argv):
       from gan_jax import explorer
       fv = _parse_explore(rest)
       server = explorer.open_server(fv.workdir, fv.port, fv.directions)
+      # Ctrl-C leaves at once, exit status 0: nothing is left to save, and unwinding through
+      # serve_forever, server_close (which joins the request threads) and interpreter teardown
+      # has aborted or hung past minutes in XLA's threads.
+      signal.signal(signal.SIGINT, _leave)
       print(f"exploring {fv.workdir} at {server.url} (Ctrl-C to stop)", flush=True)
-      try:
-        server.serve_forever()
-      except KeyboardInterrupt:
-        pass
-      finally:
-        server.server_close()
-      # Nothing is left to save, and interpreter teardown after a Ctrl-C can abort or hang in
-      # XLA's threads: leave at once, exit status 0.
-      sys.stdout.flush()
-      sys.stderr.flush()
-      os._exit(0)
+      server.serve_forever()
     elif verb == "project":
       from gan_jax import projection
       fv = _parse_project(rest)

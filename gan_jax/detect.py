@@ -84,7 +84,8 @@ def detect(path, key=watermark.DEFAULT_KEY, weights=watermark.WEIGHTS,
   if progress:
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
     files = tqdm(files, desc="detect", unit="file")
-  records = [{"path": shown, **examine(full, wm, key, check_c2pa, learned)} for shown, full in files]
+  records = [{"path": shown, **examine(full, wm, key, check_c2pa, learned)}
+             for shown, full in files]
   return {"files": records, "summary": summary(records, key)}
 
 
