@@ -3,7 +3,7 @@
 Each trains for real; scores come from the offline metrics: PacGAN's mode metrics for the 2D
 mixtures (about a minute each, in the default run) and a classifier trained on the real digits
 for the digit models, including the translators on the digit tasks (several minutes each on 2
-cores: marked slow, run with `-m slow`).
+cores: marked slow, run with `-m slow`, as are the ring's second and third seeds).
 """
 import os
 import subprocess
@@ -32,9 +32,12 @@ def train_and_load(name, workdir, *flags):
     ckpt.close()
 
 
-# bfloat16 compute (float32 params, optimizer states and losses) must reach the same bars.
-@pytest.mark.parametrize("seed,dtype", [(0, "float32"), (1, "float32"), (2, "float32"),
-                                        (0, "bfloat16")])
+# bfloat16 compute (float32 params, optimizer states and losses) must reach the same bars. Seeds
+# 1 and 2 (the bar holds beyond one seed) run with -m slow, which keeps the default suite within
+# its 15 minutes.
+@pytest.mark.parametrize("seed,dtype", [
+    (0, "float32"), pytest.param(1, "float32", marks=pytest.mark.slow),
+    pytest.param(2, "float32", marks=pytest.mark.slow), (0, "bfloat16")])
 def test_ring_all_modes_high_quality(seed, dtype, tmp_path):
   exp, state = train_and_load("gan_ring2d", tmp_path, f"--config.seed={seed}",
                               f"--config.train.dtype={dtype}")
