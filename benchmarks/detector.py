@@ -174,7 +174,8 @@ def main(argv):
   real = sets["real_train"]
   fake = np.concatenate([sets[f"{f}_train"] for f in FLAGS.train_families])
   start = time.time()
-  trained = detector.train(real, fake, steps=20 if FLAGS.smoke else FLAGS.steps)
+  trained = detector.train(real, fake, steps=20 if FLAGS.smoke else FLAGS.steps,
+                           progress=not FLAGS.smoke)
   train_s = time.time() - start
   if FLAGS.weights:
     trained.save(FLAGS.weights)

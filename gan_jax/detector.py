@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from scipy import special
 
 from gan_jax import attacks, npz
 from gan_jax.errors import UserError
@@ -55,8 +56,8 @@ def augment(pictures, rng):
 
 def spectrum(tiles):
   """uint8 [N, TILE, TILE, C] -> [N, F] float32: the log power spectrum of each tile's grey
-  level (its channels' mean),
-  averaged over rings of equal spatial frequency (1 to TILE / sqrt(2) cycles per tile)."""
+  level (its channels' mean) averaged over rings of equal spatial frequency, 1 to
+  round(TILE / sqrt(2)) cycles per tile (F = 23 at 32)."""
   grey = np.asarray(tiles, np.float32).mean(axis=-1)
   grey = grey - grey.mean(axis=(1, 2), keepdims=True)
   power = np.log(np.abs(np.fft.fft2(grey)) ** 2 + 1e-3)
@@ -118,7 +119,7 @@ def _logits(net, params, pictures):
 
 
 def _sigmoid(x):
-  return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+  return special.expit(np.asarray(x, np.float64))
 
 
 class Detector:
@@ -181,8 +182,8 @@ class Detector:
 
 def train(real, fake, steps=STEPS, seed=0, progress=False):
   """A Detector trained on uint8 pictures [N, TILE, TILE, C]: real ones against generated ones.
-  The network sees balanced batches of augmented pictures (`augment`); the spectral regression
-  is fitted on one augmented copy of each."""
+  The network sees balanced batches of augmented pictures (`augment`, then half of them
+  mirrored); the spectral regression is fitted on one augmented copy of each."""
   from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
   real, fake = _rgb(real), _rgb(fake)
   rng = np.random.default_rng(seed)
@@ -197,9 +198,8 @@ def train(real, fake, steps=STEPS, seed=0, progress=False):
     def loss_fn(p):
       return optax.sigmoid_binary_cross_entropy(net.apply({"params": p}, _to_float(pictures)),
                                                 labels).mean()
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state)
-    return optax.apply_updates(params, updates), opt_state, loss
+    updates, opt_state = tx.update(jax.grad(loss_fn)(params), opt_state)
+    return optax.apply_updates(params, updates), opt_state
 
   loop = range(steps)
   if progress:
@@ -209,7 +209,7 @@ def train(real, fake, steps=STEPS, seed=0, progress=False):
     pick = lambda x: x[rng.integers(0, len(x), BATCH // 2)]
     batch = augment(np.concatenate([pick(real), pick(fake)]), rng)
     batch = np.where(rng.random((BATCH, 1, 1, 1)) < 0.5, batch, batch[:, :, ::-1])  # flips
-    params, opt_state, _ = step(params, opt_state, batch)
+    params, opt_state = step(params, opt_state, batch)
   x = spectrum(augment(np.concatenate([real, fake]), rng))
   y = np.concatenate([np.zeros(len(real)), np.ones(len(fake))])
   mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
