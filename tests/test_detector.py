@@ -1,4 +1,7 @@
-"""The learned detector of generated pictures: its scores, its training and its weights file."""
+"""The learned detector of generated pictures: its scores, its training, its weights file and the
+shipped weights."""
+import os
+
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
@@ -104,3 +107,17 @@ def test_detect_reads_bad_detector_weights_as_one_sentence(tmp_path, capsys):
   Image.fromarray(embedded.photo_crops("test", 32, 1)[0]).save(picture)
   assert cli.main(["detect", str(picture), "--detector_weights=/nonexistent.npz"]) == 2
   assert_one_clear_error(capsys, "could not be read")
+
+
+def test_shipped_detector_tells_generated_samples_from_held_out_photos():
+  """tests/data/detector_samples.npz: 32 of the test samples benchmarks/detector.py drew from
+  each of its DCGAN (trained on), StyleGAN2 and BigGAN (held out) runs; real: crops of the four
+  held-out photos at a seed the benchmark did not use."""
+  shipped = detector.Detector.load()
+  real = shipped.cnn(embedded.photo_crops("test", 32, 96, seed=7))
+  assert np.mean(real < 0.5) >= 0.9
+  labels = np.r_[np.zeros(96), np.ones(32)]
+  with np.load(os.path.join(os.path.dirname(__file__), "data", "detector_samples.npz")) as f:
+    for family, bar in (("dcgan", 0.95), ("stylegan2", 0.95), ("biggan", 0.7)):
+      fake = shipped.cnn(f[family])
+      assert average_precision_score(labels, np.r_[real, fake]) >= bar, family
