@@ -36,7 +36,7 @@ import scipy.special
 import tqdm
 from PIL import Image
 
-from gan_jax import provenance, reporting, sampling
+from gan_jax import provenance, reporting, sampling, watermark
 from gan_jax.data import sources
 from gan_jax.errors import UserError
 
@@ -322,7 +322,10 @@ class Exporter:
                           f"{sum(generated.values())} samples, too few to finish: loosen it.")
         pixels, labels = self._draw(0, index, self.plan.wanted(BATCH))
         index += 1
-        for image, l, keep in zip(pixels, labels, self._keep(pixels, labels)):
+        keeps = self._keep(pixels, labels)  # judged unmarked, as the model drew them
+        if self.format in MARKED_IN_BATCHES:
+          pixels = watermark.apply(pixels)  # one call a batch, not one a picture
+        for image, l, keep in zip(pixels, labels, keeps):
           if not self.plan.wants(l):
             continue  # a batch's surplus: drawn, never considered
           generated[int(l)] = generated.get(int(l), 0) + 1
@@ -369,9 +372,11 @@ class Exporter:
 
   def encode(self, pixels):
     """File bytes of one uint8 HWC picture, with its provenance and watermark (and signed, where a
-    signer is in use: `credentials`)."""
+    signer is in use: `credentials`). Samples written as they are were marked a batch at a time
+    (`_run`); a detection canvas is marked here."""
     return reporting.encode_picture(pixels, self.fields,
-                                    "png" if self.image_format == "png" else "jpeg")
+                                    "png" if self.image_format == "png" else "jpeg",
+                                    marked=self.format in MARKED_IN_BATCHES)
 
   def name_of(self, label):
     return self.names[label] if self.labelled else None
@@ -506,6 +511,9 @@ class ArrayWriter:
       write_tfds(e.out, images[0].shape, e.names if e.labelled else None, files, labels, e.split)
 
 
+# Formats whose files are the samples themselves, marked a batch at a time before they are
+# encoded (npz keeps the unmarked arrays; a detection canvas is marked whole).
+MARKED_IN_BATCHES = ("folder", "ultralytics-cls", "tfds")
 WRITERS = {"folder": FolderWriter, "ultralytics-cls": FolderWriter,
            "ultralytics-det": DetectionWriter, "npz": ArrayWriter, "tfds": ArrayWriter}
 

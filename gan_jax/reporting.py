@@ -150,13 +150,13 @@ def save_picture(path, picture, provenance=None):
   return picture
 
 
-def encode_picture(picture, provenance=None, image_format="png"):
+def encode_picture(picture, provenance=None, image_format="png", marked=False):
   """The PNG (or JPEG) file bytes of a uint8 picture [H, W], [H, W, 1] or [H, W, 3 or 4],
   carrying the `provenance.label` fields `provenance` (None: none), the watermark
-  (`watermark.use`) and a signature where a signer is in use (`credentials.use`); unlabelled
-  pictures, such as charts, are left as they are."""
+  (`watermark.use`; marked=True: the picture carries it already) and a signature where a signer
+  is in use (`credentials.use`); unlabelled pictures, such as charts, are left as they are."""
   picture = np.asarray(picture)
-  if provenance:  # what the library made carries its watermark too (`watermark.use`)
+  if provenance and not marked:  # what the library made carries its watermark too
     picture = watermark.apply(picture)
   image = Image.fromarray(picture[..., 0] if picture.ndim == 3 and picture.shape[-1] == 1
                           else picture)

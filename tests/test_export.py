@@ -321,3 +321,22 @@ def test_detection_backgrounds_from_pictures_or_another_run(cgan_run, dcgan_run,
          max(int(cx - w / 2) - 3, 0):int(cx + w / 2) + 4] = False
   assert away.mean() > 0.3
   np.testing.assert_array_equal(canvas[away], np.asarray(expected)[away])
+
+
+def test_written_samples_carry_the_watermark_npz_arrays_do_not(cgan_run, tmp_path):
+  """Folder and TFDS files are the samples marked a batch at a time, the same pixels as marking
+  each picture alone; the npz keeps the unmarked arrays."""
+  from gan_jax import watermark
+  for fmt in ("npz", "tfds", "folder"):
+    assert export(cgan_run, tmp_path / fmt, "--num=25", f"--format={fmt}") == 0
+  arrays = np.load(tmp_path / "npz" / "synthetic.npz")
+  for i, label in enumerate(arrays["labels"]):
+    picture = np.asarray(Image.open(tmp_path / "folder" / str(label) / f"{i // 10:06d}.png"))
+    np.testing.assert_array_equal(picture, watermark.apply(arrays["images"][i])[..., 0])
+    assert np.any(picture != arrays["images"][i, ..., 0])
+  import tensorflow_datasets as tfds
+  builder = tfds.builder_from_directory(str(tmp_path / "tfds" / "gan_jax_synthetic" / "1.0.0"))
+  train = builder.as_data_source()["train"]
+  for i, label in enumerate(arrays["labels"]):
+    picture = np.asarray(Image.open(tmp_path / "folder" / str(label) / f"{i // 10:06d}.png"))
+    np.testing.assert_array_equal(train[i]["image"][..., 0], picture)
