@@ -164,7 +164,7 @@ def shift1(batch):
 
 
 def jpeg75(batch):
-  return np.stack([attacks.jpeg(p, 75) for p in batch])
+  return np.stack([attacks.ATTACKS["jpeg75"](p) for p in batch])
 
 
 def main(argv):

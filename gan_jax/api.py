@@ -180,8 +180,8 @@ class Model:
     if self.kind == "upscale":
       return self.game.generator(self.state, self.ema)
     does, _, verb, method = KINDS[self.kind]
-    raise UserError(f"{self.workdir} {does} and has no generator: use `{verb.format(self.workdir)}` "
-                    f"(or {method} from Python).")
+    raise UserError(f"{self.workdir} {does} and has no generator: use "
+                    f"`{verb.format(self.workdir)}` (or {method} from Python).")
 
   @property
   def generator_fn(self):

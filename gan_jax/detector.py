@@ -26,6 +26,7 @@ from scipy import special
 
 from gan_jax import attacks, npz
 from gan_jax.errors import UserError
+from gan_jax.games.common import to_model_input
 from gan_jax.models import detector as nets
 
 WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "detector.npz")
@@ -109,13 +110,9 @@ def _rgb(pictures):
   return np.repeat(pictures, 3, axis=-1) if pictures.shape[-1] == 1 else pictures
 
 
-def _to_float(pictures):
-  return jnp.asarray(pictures, jnp.float32) / 127.5 - 1.0
-
-
 @functools.partial(jax.jit, static_argnums=0)
 def _logits(net, params, pictures):
-  return net.apply({"params": params}, _to_float(pictures))
+  return net.apply({"params": params}, to_model_input(jnp.asarray(pictures)))
 
 
 def _sigmoid(x):
@@ -188,7 +185,7 @@ def train(real, fake, steps=STEPS, seed=0, progress=False):
   real, fake = _rgb(real), _rgb(fake)
   rng = np.random.default_rng(seed)
   net = nets.Detector()
-  params = net.init(jax.random.PRNGKey(seed), _to_float(real[:1]))["params"]
+  params = net.init(jax.random.PRNGKey(seed), to_model_input(jnp.asarray(real[:1])))["params"]
   tx = optax.adam(LEARNING_RATE)
   opt_state = tx.init(params)
   labels = jnp.concatenate([jnp.zeros(BATCH // 2), jnp.ones(BATCH // 2)])
@@ -196,7 +193,7 @@ def train(real, fake, steps=STEPS, seed=0, progress=False):
   @jax.jit
   def step(params, opt_state, pictures):
     def loss_fn(p):
-      return optax.sigmoid_binary_cross_entropy(net.apply({"params": p}, _to_float(pictures)),
+      return optax.sigmoid_binary_cross_entropy(net.apply({"params": p}, to_model_input(jnp.asarray(pictures))),
                                                 labels).mean()
     updates, opt_state = tx.update(jax.grad(loss_fn)(params), opt_state)
     return optax.apply_updates(params, updates), opt_state

@@ -28,6 +28,7 @@ import numpy as np
 
 from gan_jax import npz
 from gan_jax.errors import UserError
+from gan_jax.games.common import to_model_input
 from gan_jax.models import watermark as nets
 
 WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "watermark.npz")
@@ -134,14 +135,14 @@ class Watermark:
     """uint8 pictures [N, H, W, C] (or one [H, W, C]) with `key`'s message hidden in them."""
     pictures, one = _batch(pictures)
     m = np.broadcast_to(message(key, self.bits), (len(pictures), self.bits))
-    marked = _encode(self.encoder, self.encoder_params, _to_float(pictures), jnp.asarray(m))
+    marked = _encode(self.encoder, self.encoder_params, to_model_input(jnp.asarray(pictures)), jnp.asarray(m))
     out = np.asarray(jnp.round((marked + 1.0) * 127.5)).astype(np.uint8)
     return out[0] if one else out
 
   def read(self, pictures):
     """The decoder's logits [N, bits] (> 0: bit 1) of uint8 pictures [N, H, W, C] or one."""
     pictures, one = _batch(pictures)
-    logits = np.asarray(_decode(self.decoder, self.decoder_params, _to_float(pictures)))
+    logits = np.asarray(_decode(self.decoder, self.decoder_params, to_model_input(jnp.asarray(pictures))))
     return logits[0] if one else logits
 
   def check(self, picture, key=DEFAULT_KEY):
@@ -187,10 +188,6 @@ def _batch(pictures):
     raise UserError(f"The watermark takes uint8 pictures [H, W, 1 or 3] or a batch of them, got "
                     f"{pictures.dtype} {pictures.shape}.")
   return (pictures[None], True) if pictures.ndim == 3 else (pictures, False)
-
-
-def _to_float(pictures):
-  return jnp.asarray(pictures, jnp.float32) / 127.5 - 1.0
 
 
 @functools.partial(jax.jit, static_argnums=0)
