@@ -135,6 +135,21 @@ def gaussian_noise(picture, sigma, seed=0):
   return np.clip(np.round(picture + noise), 0, 255).astype(np.uint8)
 
 
+def random_chain(picture, rng):
+  """What a shared picture may meet, drawn by `rng` (a numpy Generator), in that order: a
+  downscale to 40-100% (half the time), blur of sigma 0.3-1.5 (30%), JPEG at quality 40-95
+  (70%), noise up to sigma 0.03 (30%)."""
+  if rng.random() < 0.5:
+    picture = rescale(picture, rng.uniform(0.4, 1.0))
+  if rng.random() < 0.3:
+    picture = blur(picture, rng.uniform(0.3, 1.5))
+  if rng.random() < 0.7:
+    picture = jpeg(picture, int(rng.integers(40, 96)))
+  if rng.random() < 0.3:
+    picture = gaussian_noise(picture, rng.uniform(0.0, 0.03), seed=int(rng.integers(2 ** 31)))
+  return picture
+
+
 def combined(picture):
   """All of them, one after another."""
   for attack in (lambda p: centre_crop(p, 0.8), lambda p: rescale(p, 0.5),

@@ -40,7 +40,7 @@
   gan-jax provenance make-test-cert --out=DIR
   gan-jax detect   PATH [--out=report.json] [--key=KEY] [--weights=FILE.npz]
                    [--detector_weights=FILE.npz] [--noprogress]
-  gan-jax watermark-weights --workdir=DIR [--out=FILE.npz]
+  gan-jax watermark-weights --workdir=DIR [--out=FILE.npz] [--tune_steps=N] [--strength=RMS]
   gan-jax convert-inception pt_inception-2015-12-05-6726825d.pth [OUT.npz]
   gan-jax convert-vgg19 vgg19-dcabb4bb.pth [OUT.npz]
   gan-jax convert-lpips --vgg16=vgg16-397923af.pth --lin=vgg.pth [--out=OUT.npz]
@@ -472,6 +472,12 @@ def _parse_watermark_weights(argv):
   flags.DEFINE_string("workdir", None, "a run of configs/watermark.py", flag_values=fv)
   flags.DEFINE_string("out", watermark.WEIGHTS, "the weights file to write (default: the one the "
                       "package ships)", flag_values=fv)
+  flags.DEFINE_integer("tune_steps", watermark.TUNE_STEPS, "steps of fine-tuning the decoder on "
+                       "pillow's resize, blur, JPEG and noise (0: the decoder as trained)",
+                       flag_values=fv, lower_bound=0)
+  flags.DEFINE_float("strength", None, "RMS of the residual the encoder draws, in [-1, 1] units "
+                     "(default: the run's model.strength)", flag_values=fv, lower_bound=0.0)
+  flags.DEFINE_bool("progress", True, "show progress bars", flag_values=fv)
   _parse(fv, argv)
   _require(fv, "watermark-weights", ("workdir", "a run of configs/watermark.py"))
   return fv
@@ -724,7 +730,7 @@ def main(argv):
     elif verb == "watermark-weights":
       from gan_jax import watermark
       fv = _parse_watermark_weights(rest)
-      print(watermark.from_run(fv.workdir, fv.out))
+      print(watermark.from_run(fv.workdir, fv.out, fv.tune_steps, fv.strength, fv.progress))
     elif verb == "explore":
       from gan_jax import explorer
       fv = _parse_explore(rest)

@@ -1,5 +1,6 @@
 """The learned watermark: 32 bits from a key hidden in a picture's brightness by the encoder the
-watermark game trained (`configs/watermark.py`, `games/watermark.py`), read back by its decoder.
+watermark game trained (`configs/watermark.py`, `games/watermark.py`), read back by its decoder,
+tuned afterwards on the real operations the game trains through as stand-ins (`tune_decoder`).
 
   wm = watermark.Watermark()                    # the weights shipped in the package
   marked = wm.mark(pictures, key="my-run")      # uint8 [N, H, W, C] or [H, W, C], any size
@@ -25,8 +26,9 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from gan_jax import npz
+from gan_jax import attacks, npz
 from gan_jax.errors import UserError
 from gan_jax.games.common import to_model_input
 from gan_jax.models import watermark as nets
@@ -36,6 +38,9 @@ DEFAULT_KEY = "gan_jax"
 P_VALUE = 0.01  # detected: fewer than 1 in 100 clean pictures agree this well by chance
 REFRAMES = ((0.9, 0.8), 5)  # the crops `check` undoes: shares of each side kept, offsets a side
 SETTINGS = ("bits", "side", "width", "strength")
+TUNE_STEPS = 4000  # the decoder's fine-tuning on the real operations (`tune_decoder`)
+TUNE_SIDES = (32, 48, 64, 96, 128, 192, 256)  # the picture sides it is tuned on,
+TUNE_PER_SIDE = 2000  # random crops of each
 
 _key = DEFAULT_KEY  # what pictures written now are marked with; None: not marked (--no-watermark)
 
@@ -102,15 +107,74 @@ def save(path, settings, encoder, decoder):
   return path
 
 
-def from_run(workdir, out=WEIGHTS):
-  """Writes a trained watermark run's networks as the weights file `out`."""
+def from_run(workdir, out=WEIGHTS, tune_steps=TUNE_STEPS, strength=None, progress=False):
+  """Writes a trained watermark run's networks as the weights file `out`: the encoder marking at
+  RMS `strength` (default the run's model.strength), the decoder then fine-tuned for
+  `tune_steps` on the real operations at that strength (`tune_decoder`; 0: as trained)."""
   from gan_jax import api  # pylint: disable=g-import-not-at-top  (api loads the whole engine)
   model = api.load(workdir)
   if model.config.game != "watermark":
     raise UserError(f"{workdir} trained the {model.config.game} game, not the watermark: give a "
                     "run of configs/watermark.py.")
-  params = model.state.g.params
-  return save(out, dict(model.config.model), params["encoder"], params["decoder"])
+  params, settings = model.state.g.params, dict(model.config.model)
+  if strength is not None:
+    settings["strength"] = strength
+  save(out, settings, params["encoder"], params["decoder"])
+  if tune_steps:
+    wm = Watermark(out)
+    save(out, settings, wm.encoder_params, tune_decoder(wm, tune_steps, progress=progress))
+  return out
+
+
+def tune_decoder(wm, steps, seed=0, progress=False):
+  """`wm`'s decoder parameters fine-tuned for `steps` on the real operations a picture meets
+  (pillow's resize, blur, JPEG, and noise: `attacks.random_chain`), which the game can train
+  through only as differentiable stand-ins. The encoder stays as it is, so pictures marked before
+  read the same. Pool: TUNE_PER_SIDE random crops of each of TUNE_SIDES from the train photos,
+  marked with random messages, and the same crops clean, each after its own draw of the chain;
+  the decoder's cross-entropy on the marked ones and, toward 1/2, on the clean ones (as in the
+  game: clean pictures read as chance)."""
+  from gan_jax.data import embedded  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  photos = embedded.photos("train", 3)[1]
+  seen = jax.jit(nets.decoder_input, static_argnums=1)
+  look = lambda picture: np.asarray(seen(to_model_input(jnp.asarray(picture[None])),
+                                         wm.decoder.side))[0]
+  marked, clean, messages = [], [], []
+  bar = _bar(progress, total=len(TUNE_SIDES) * TUNE_PER_SIDE, desc="marking and attacking",
+             unit="picture")
+  for side in TUNE_SIDES:
+    crops = embedded.crops(photos, side, TUNE_PER_SIDE, seed=seed + side)
+    m = rng.integers(0, 2, (TUNE_PER_SIDE, wm.bits)).astype(np.float32)
+    for i in range(0, TUNE_PER_SIDE, 64):
+      out = wm.hide(crops[i:i + 64], m[i:i + 64])
+      marked += [look(attacks.random_chain(p, rng)) for p in out]
+      clean += [look(attacks.random_chain(p, rng)) for p in crops[i:i + 64]]
+      bar.update(len(out))
+    messages.append(m)
+  bar.close()
+  marked, clean, messages = np.stack(marked), np.stack(clean), np.concatenate(messages)
+
+  tx = optax.adam(1e-4)
+  read = lambda p, x: wm.decoder.apply({"params": p}, x, prepared=True)
+
+  @jax.jit
+  def step(params, opt_state, x, m, c):
+    def loss_fn(p):
+      return (optax.sigmoid_binary_cross_entropy(read(p, x), m).mean()
+              + optax.sigmoid_binary_cross_entropy(read(p, c), 0.5).mean())
+    updates, opt_state = tx.update(jax.grad(loss_fn)(params), opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  params = wm.decoder_params
+  opt_state = tx.init(params)
+  bar = _bar(progress, total=steps, desc="tuning the decoder", unit="step")
+  for _ in range(steps):
+    i, j = rng.integers(0, len(marked), 64), rng.integers(0, len(clean), 64)
+    params, opt_state = step(params, opt_state, marked[i], messages[i], clean[j])
+    bar.update()
+  bar.close()
+  return jax.device_get(params)
 
 
 class Watermark:
@@ -134,10 +198,14 @@ class Watermark:
   def mark(self, pictures, key=DEFAULT_KEY):
     """uint8 pictures [N, H, W, C] (or one [H, W, C]) with `key`'s message hidden in them."""
     pictures, one = _batch(pictures)
-    m = np.broadcast_to(message(key, self.bits), (len(pictures), self.bits))
-    marked = _encode(self.encoder, self.encoder_params, to_model_input(jnp.asarray(pictures)), jnp.asarray(m))
-    out = np.asarray(jnp.round((marked + 1.0) * 127.5)).astype(np.uint8)
+    out = self.hide(pictures, np.broadcast_to(message(key, self.bits), (len(pictures), self.bits)))
     return out[0] if one else out
+
+  def hide(self, pictures, messages):
+    """uint8 pictures [N, H, W, C] with messages [N, bits] (0/1) hidden in them, one each."""
+    marked = _encode(self.encoder, self.encoder_params, to_model_input(jnp.asarray(pictures)),
+                     jnp.asarray(messages, jnp.float32))
+    return np.asarray(jnp.round((marked + 1.0) * 127.5)).astype(np.uint8)
 
   def read(self, pictures):
     """The decoder's logits [N, bits] (> 0: bit 1) of uint8 pictures [N, H, W, C] or one."""
@@ -180,6 +248,11 @@ def reframed(picture):
         batch.append(np.pad(picture, ((top, big_h - h - top), (left, big_w - w - left), (0, 0)),
                             mode="edge"))
     yield np.stack(batch)
+
+
+def _bar(shown, **kwargs):
+  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+  return tqdm(disable=not shown, **kwargs)
 
 
 def _batch(pictures):

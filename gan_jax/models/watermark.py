@@ -54,16 +54,22 @@ class Encoder(nn.Module):
     return jnp.clip(images + resize(r, h, w), -1.0, 1.0)
 
 
+def decoder_input(images, side):
+  """What the decoder's convolutions see of images [B, H, W, C] in [-1, 1]: luma at side x side."""
+  return resize(luma(images), side, side)
+
+
 class Decoder(nn.Module):
   bits: int
   side: int = 32
   width: int = 32
 
   @nn.compact
-  def __call__(self, images, train=True):
-    """Images [B, H, W, C] in [-1, 1], any size -> logits [B, bits] (> 0: bit 1)."""
+  def __call__(self, images, train=True, prepared=False):
+    """Images [B, H, W, C] in [-1, 1], any size -> logits [B, bits] (> 0: bit 1); `prepared`:
+    images are already `decoder_input(images, side)`."""
     del train
-    x = resize(luma(images), self.side, self.side)
+    x = images if prepared else decoder_input(images, self.side)
     for i in range(3):
       x = nn.relu(nn.Conv(self.width << i, (3, 3))(x))
       x = nn.relu(nn.Conv(self.width << i, (3, 3), strides=2)(x))
