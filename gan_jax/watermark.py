@@ -39,8 +39,8 @@ P_VALUE = 0.01  # detected: fewer than 1 in 100 clean pictures agree this well b
 REFRAMES = ((0.9, 0.8), 5)  # the crops `check` undoes: shares of each side kept, offsets a side
 SETTINGS = ("bits", "side", "width", "strength")
 TUNE_STEPS = 4000  # the decoder's fine-tuning on the real operations (`tune_decoder`)
-TUNE_SIDES = (32, 48, 64, 96, 128, 192, 256)  # the picture sides it is tuned on,
-TUNE_PER_SIDE = 2000  # random crops of each
+TUNE_SIDES = (32, 48, 64, 96, 128, 192, 256)  # the picture sides it is tuned on
+TUNE_PER_SIDE = 2000  # random crops of each side
 
 _key = DEFAULT_KEY  # what pictures written now are marked with; None: not marked (--no-watermark)
 
@@ -112,6 +112,8 @@ def from_run(workdir, out=WEIGHTS, tune_steps=TUNE_STEPS, strength=None, progres
   RMS `strength` (default the run's model.strength), the decoder then fine-tuned for
   `tune_steps` on the real operations at that strength (`tune_decoder`; 0: as trained)."""
   from gan_jax import api  # pylint: disable=g-import-not-at-top  (api loads the whole engine)
+  if strength is not None and strength <= 0:
+    raise UserError(f"--strength={strength} would hide nothing: give the residual's RMS, e.g. 0.03.")
   model = api.load(workdir)
   if model.config.game != "watermark":
     raise UserError(f"{workdir} trained the {model.config.game} game, not the watermark: give a "

@@ -168,6 +168,7 @@ def test_random_chain_draws_each_operation():
 @pytest.mark.parametrize("argv,expected", [
     (["watermark-weights"], "watermark-weights needs --workdir=..."),
     (["watermark-weights", "--workdir=/nonexistent/run"], "/nonexistent/run"),
+    (["watermark-weights", "--workdir=/nonexistent/run", "--strength=0"], "would hide nothing"),
 ])
 def test_weights_verb_errors(argv, expected, capsys):
   assert cli.main(argv) == 2
