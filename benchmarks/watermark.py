@@ -14,8 +14,10 @@ clean pictures through (empirical). Cost:
 PSNR and SSIM of marked against clean, and seconds to mark and to read. What the mark does to
 data trained on: the same classifier (an RBF SVC on the raw 32x32 pixels) trained on the train
 part of the embedded real digits, marked (each with its own key) and unmarked, and tested on the
-clean held-out digits (`metrics.digits.digits_split`). Prints one JSON object.
+clean held-out digits (`metrics.digits.digits_split`). `unseen`: the same measures on kinds of
+picture it was not trained on (real digits, generators' samples), at 32x32. Prints one JSON object.
 """
+import os
 import time
 
 import numpy as np
@@ -26,6 +28,10 @@ from gan_jax.data import embedded
 from gan_jax.metrics import digits, pairs
 
 import timing
+
+# 32x32 samples of the detector benchmark's generators (benchmarks/detector.py), kept for tests
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests",
+                       "data", "detector_samples.npz")
 
 flags.DEFINE_string("weights", watermark.WEIGHTS, "the watermark's weights file")
 flags.DEFINE_list("sizes", ["64", "128", "256"], "picture sides")
@@ -40,8 +46,9 @@ def agreement(wm, pictures, messages):
   return np.sum(bits == (messages > 0.5), axis=1)
 
 
-def measure(wm, side, num):
-  clean = embedded.photo_crops("test", side, num)
+def measure(wm, clean, names=tuple(attacks.ATTACKS)):
+  """The row of uint8 pictures `clean` [N, S, S, C]: cost, and each attack of `names`."""
+  num, side = len(clean), clean.shape[1]
   keys = [f"benchmark-{i}" for i in range(num)]
   messages = np.stack([watermark.message(k, wm.bits) for k in keys])
   t = time.perf_counter()
@@ -50,7 +57,8 @@ def measure(wm, side, num):
   as_float = lambda x: x.astype(np.float64) / 127.5 - 1.0
   row = {"side": side, "num": num, "psnr": pairs.psnr(as_float(marked), as_float(clean)),
          "ssim": pairs.ssim(as_float(marked), as_float(clean)), "mark_s": mark_s, "attacks": {}}
-  for name, attack in attacks.ATTACKS.items():
+  for name in names:
+    attack = attacks.ATTACKS[name]
     attacked = [attack(p) for p in marked]
     attacked_clean = [attack(p) for p in clean]
     on_marked = agreement(wm, attacked, messages)
@@ -71,6 +79,18 @@ def measure(wm, side, num):
         "check_s": check_s,
     }
   return row
+
+
+def unseen(wm, num):
+  """Pictures unlike the photos it was trained on, at 32x32: real digits (grey, the default
+  config's data) and 96 generators' samples (DCGAN, StyleGAN2, BigGAN; SAMPLES)."""
+  images, _ = digits.real_digits(32)
+  pixels = np.clip(np.round((images[:num] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  with np.load(SAMPLES) as f:
+    samples = np.concatenate([f[k] for k in sorted(f.files)])
+  names = ("none", "jpeg75", "resize0.5", "jpeg75+resize0.5")
+  return {"digits": measure(wm, pixels.reshape(-1, 32, 32, 1), names),
+          "samples": measure(wm, samples, names)}
 
 
 def classifier_cost(wm):
@@ -94,7 +114,9 @@ def main(argv):
   wm = watermark.Watermark(FLAGS.weights)
   result = {"benchmark": "watermark", "weights": FLAGS.weights, "bits": wm.bits,
             "p_value": watermark.P_VALUE, "reframes": watermark.REFRAMES,
-            "sizes": [measure(wm, int(s), FLAGS.num) for s in FLAGS.sizes],
+            "sizes": [measure(wm, embedded.photo_crops("test", int(s), FLAGS.num))
+                      for s in FLAGS.sizes],
+            "unseen": unseen(wm, FLAGS.num),
             "classifier": classifier_cost(wm)}
   timing.emit(result, FLAGS.json)
 
