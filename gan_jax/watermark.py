@@ -113,7 +113,7 @@ def from_run(workdir, out=WEIGHTS, tune_steps=TUNE_STEPS, strength=None, progres
   `tune_steps` on the real operations at that strength (`tune_decoder`; 0: as trained)."""
   from gan_jax import api  # pylint: disable=g-import-not-at-top  (api loads the whole engine)
   if strength is not None and strength <= 0:
-    raise UserError(f"--strength={strength} would hide nothing: give the residual's RMS, e.g. 0.03.")
+    raise UserError(f"--strength={strength} would hide nothing: give the residual's RMS, e.g. 0.024.")
   model = api.load(workdir)
   if model.config.game != "watermark":
     raise UserError(f"{workdir} trained the {model.config.game} game, not the watermark: give a "
