@@ -193,8 +193,8 @@ def train(real, fake, steps=STEPS, seed=0, progress=False):
   @jax.jit
   def step(params, opt_state, pictures):
     def loss_fn(p):
-      return optax.sigmoid_binary_cross_entropy(net.apply({"params": p}, to_model_input(jnp.asarray(pictures))),
-                                                labels).mean()
+      logits = net.apply({"params": p}, to_model_input(jnp.asarray(pictures)))
+      return optax.sigmoid_binary_cross_entropy(logits, labels).mean()
     updates, opt_state = tx.update(jax.grad(loss_fn)(params), opt_state)
     return optax.apply_updates(params, updates), opt_state
 
