@@ -219,6 +219,7 @@ def stylegan2(c, resolution, batch_size, mbstd, fmaps, lr, gamma, ema_kimg, ramp
   c.loss.adversarial = "non_saturating"
   c.loss.r1_gamma = gamma
   c.loss.r1_interval = 16
+  c.loss.r2 = False  # also R2 at the fakes, R1's weight (R3GAN's config-B ablation, with RpGAN)
   c.loss.pl_weight = 2.0
   c.loss.pl_interval = 4
   c.loss.pl_decay = 0.01

@@ -174,6 +174,24 @@ def test_jit_and_pmap_match_single_device():
       assert_close_to_scale(getattr(states[strategy], side), getattr(single, side), 2e-4)
 
 
+def test_r3gans_loss_on_stylegan2s_networks():
+  """R3GAN's config-B ablation: RpGAN + R1 + R2 on StyleGAN2's networks. One step (Dreg runs at
+  step 0): the same D before Dreg gives the same R1 with or without R2, R2 is logged beside it
+  and its gradient moves D, not G (Gmain runs before it)."""
+  base = {**SMOKE, "augment.kind": "none", "loss.adversarial": "relativistic_pairing",
+          "loss.pl_weight": 0.0, "loss.style_mixing": 0.0}
+  with_r2, m2 = run(load_config("stylegan2", **base, **{"loss.r2": True}), "single", steps=1)
+  without, m1 = run(load_config("stylegan2", **base), "single", steps=1)
+  assert float(m2["r1_penalty"]) == pytest.approx(float(m1["r1_penalty"]), rel=1e-5)
+  assert float(m2["r2_penalty"]) > 0 and "r2_penalty" not in m1
+  moved = [np.abs(a - b).max() for a, b in zip(jax.tree.leaves(with_r2.d.params),
+                                               jax.tree.leaves(without.d.params))]
+  assert max(moved) > 0
+  for a, b in zip(jax.tree.leaves(with_r2.g.params), jax.tree.leaves(without.g.params)):
+    np.testing.assert_array_equal(a, b)
+  assert np.isfinite(float(m2["g_loss"])) and np.isfinite(float(m2["d_loss"]))
+
+
 @pytest.mark.parametrize("flags,expected", [
     (("--truncation_cutoff=2",), "give --truncation"),
     (("--truncation=0.5", "--truncation_cutoff=0"), "positive"),
@@ -252,6 +270,7 @@ def test_presets_are_nvidias(arg, expected):
     (("--config.data.resolution=24",), "power of two"),
     (("--config.train.n_critic=2",), "n_critic"),
     (("--config.loss.adversarial=hinge",), "logistic"),
+    (("--config.loss.r2=True", "--config.loss.r1_gamma=0"), "gamma > 0"),
     (("--config.augment.kind=mixup",), "augment"),
     (("--config.loss.style_mixing=1.5",), "probability"),
     (("--config.data.source=ring2d",), "image"),

@@ -7,13 +7,18 @@ fresh latents:
   2. Greg, every `loss.pl_interval` steps: path-length penalty on a batch shrunk by
      `loss.pl_batch_shrink`, weight `loss.pl_weight` x the interval; its running mean in extras;
   3. Dmain: logistic loss on reals and on fakes from the updated G;
-  4. Dreg, every `loss.r1_interval` steps: R1 on the reals, gamma / 2 x the interval;
+  4. Dreg, every `loss.r1_interval` steps: R1 on the reals (and, with `loss.r2`, R2 on those
+     fakes), gamma / 2 x the interval;
   5. EMA of G with a half-life of `train.ema_kimg` thousand images (ramped up by
      `train.ema_rampup`), ADA's p moved from the sign of D on reals (`augment`).
 The lazy phases are `lax.cond`s on the step: one compiled program, the regularizers' work only on
 their steps. Their optimizer steps use the same Adam as the main phases, whose learning rate and
 betas are corrected for the extra steps as NVIDIA's (lr x c, beta ** c, c = k / (k + 1)).
 Every image D sees, in every phase, goes through `augment` (ADA or DiffAugment).
+
+`loss.adversarial=relativistic_pairing` with `loss.r2=True` trains these networks with R3GAN's
+loss (RpGAN, each fake paired with a real, + R1 + R2): the R3GAN paper's config-B ablation, the
+StyleGAN2 backbone under the new loss (gan_jax/games/r3gan.py plays it on R3GAN's networks).
 """
 import math
 
@@ -30,6 +35,7 @@ from gan_jax.games.common import (Devices, apply, apply_inference, check_one_ima
                                   copy_params, d_accuracy, ema_update, g_params, in_chunks, infer,
                                   init_net, split_variables, to_model_input)
 from gan_jax.games.noise import NoiseGame, validate_augment
+from gan_jax.losses import adversarial, regularizers
 from gan_jax.state import GANState, as_key, make_key
 
 
@@ -93,9 +99,13 @@ class StyleGame(NoiseGame):
     if t.n_critic != 1:
       raise UserError(f"--config.train.n_critic={t.n_critic}: StyleGAN2 updates D once per G "
                       "update; set it to 1.")
-    if reg.adversarial != "non_saturating":
+    if reg.adversarial not in ("non_saturating", "relativistic_pairing"):
       raise UserError(f"--config.loss.adversarial={reg.adversarial!r}: the stylegan2 game "
-                      "plays StyleGAN2's logistic loss; set it to non_saturating.")
+                      "plays StyleGAN2's logistic loss or R3GAN's pairing; set it to "
+                      "non_saturating or relativistic_pairing.")
+    if reg.get("r2", False) and not reg.r1_gamma:
+      raise UserError("--config.loss.r2 takes R1's weight and interval, and "
+                      "--config.loss.r1_gamma is 0: set a gamma > 0.")
     if reg.pl_weight and t.batch_size // reg.pl_batch_shrink < 1:
       raise UserError(f"--config.loss.pl_batch_shrink={reg.pl_batch_shrink} leaves no image of "
                       f"a batch of {t.batch_size} for the path-length penalty: lower it.")
@@ -119,6 +129,8 @@ class StyleGame(NoiseGame):
     g = init_net(self.g_model, k_g, self.g_tx, z, labels)
     extras = {"pl_mean": jnp.zeros((), jnp.float32), "pl_penalty": jnp.zeros((), jnp.float32),
               "r1_penalty": jnp.zeros((), jnp.float32), **self.augment.init_extras()}
+    if self.config.loss.get("r2", False):
+      extras["r2_penalty"] = jnp.zeros((), jnp.float32)
     return GANState(step=jnp.zeros((), jnp.int32), g=g,
                     d=init_net(self.d_model, k_d, self.d_tx, x, labels),
                     g_ema=copy_params(g.params, True), rng=jax.random.key_data(rng),
@@ -134,6 +146,7 @@ class StyleGame(NoiseGame):
     k_gmain, k_greg, k_dmain, k_dreg = jax.random.split(
         jax.random.fold_in(as_key(state.rng), step), 4)
     p = extras["augment_p"]
+    pairing, r2 = reg.adversarial == "relativistic_pairing", reg.get("r2", False)
 
     def see(params, images, key):
       """D's logits of augmented images (every image D sees is augmented)."""
@@ -165,6 +178,9 @@ class StyleGame(NoiseGame):
       k_gen, k_aug = jax.random.split(k_gmain)
       fake, cols = generate(params, state.g.collections, k_gen, local)
       logits = see(state.d.params, fake, k_aug)
+      if pairing:  # each fake against a real, whose score is held fixed
+        fixed = jax.lax.stop_gradient(see(state.d.params, real, jax.random.fold_in(k_gmain, 1)))
+        return adversarial.relativistic_pairing_g_loss(fixed, logits)[0], (cols, logits)
       return jnp.mean(jax.nn.softplus(-logits)), (cols, logits)
     (g_loss, (g_cols, fake_logits_g)), grads = jax.value_and_grad(g_main, has_aux=True)(
         state.g.params)
@@ -201,21 +217,28 @@ class StyleGame(NoiseGame):
 
     def d_main(params):
       fake_logits, real_logits = see(params, fake, k_aug_fake), see(params, real, k_aug_real)
-      loss = jnp.mean(jax.nn.softplus(fake_logits)) + jnp.mean(jax.nn.softplus(-real_logits))
+      if pairing:
+        loss = adversarial.relativistic_pairing_d_loss(real_logits, fake_logits)[0]
+      else:
+        loss = jnp.mean(jax.nn.softplus(fake_logits)) + jnp.mean(jax.nn.softplus(-real_logits))
       return loss, (fake_logits, real_logits)
     (d_loss, (fake_logits, real_logits)), grads = jax.value_and_grad(d_main, has_aux=True)(
         state.d.params)
     d, d_grads = dev.update(state.d, grads, self.d_tx, {})
 
-    # Dreg: R1 on the reals (before augmentation), lazily
+    # Dreg: R1 on the reals (and R2 on the fakes), before augmentation, lazily
     def d_reg(d, extras):
+      def penalty_at(params, images, key):
+        return regularizers.zero_centred_penalty(lambda x: see(params, x, key), images)[0]
+
       def r1_loss(params):
-        grads = jax.grad(lambda x: jnp.sum(see(params, x, k_dreg)))(real)
-        penalty = jnp.mean(jnp.sum(jnp.square(grads), axis=(1, 2, 3)))
-        return penalty * (reg.r1_gamma / 2) * reg.r1_interval, penalty
-      (_, penalty), grads = jax.value_and_grad(r1_loss, has_aux=True)(d.params)
+        penalties = {"r1_penalty": penalty_at(params, real, k_dreg)}
+        if r2:
+          penalties["r2_penalty"] = penalty_at(params, fake, jax.random.fold_in(k_dreg, 1))
+        return sum(penalties.values()) * (reg.r1_gamma / 2) * reg.r1_interval, penalties
+      (_, penalties), grads = jax.value_and_grad(r1_loss, has_aux=True)(d.params)
       d, _ = dev.update(d, grads, self.d_tx, {})
-      return d, {**extras, "r1_penalty": dev.mean(penalty)}
+      return d, {**extras, **dev.mean(penalties)}
     if reg.r1_gamma:
       d, extras = jax.lax.cond(step % reg.r1_interval == 0, d_reg, lambda d, e: (d, e), d, extras)
 
@@ -232,6 +255,7 @@ class StyleGame(NoiseGame):
     metrics = dev.mean(metrics)
     metrics.update(pl_penalty=extras["pl_penalty"], pl_mean=extras["pl_mean"],
                    r1_penalty=extras["r1_penalty"], augment_p=extras["augment_p"],
+                   **({"r2_penalty": extras["r2_penalty"]} if r2 else {}),
                    kimg=(step + 1).astype(jnp.float32) * batch_size / 1000)
     return new_state, metrics
 
