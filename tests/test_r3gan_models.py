@@ -3,6 +3,7 @@ shapes and label forms, the fix-up init (every block the identity at first), the
 conv's custom derivatives against XLA's to the third order, bfloat16 stages, and, where torch is
 installed, the same outputs and input gradients as the PyTorch peer
 (benchmarks/peers/torch_r3gan.py) with the same weights."""
+import contextlib
 import json
 import math
 import os
@@ -159,8 +160,11 @@ def test_runs_vmapped_with_their_own_kernels_avoid_grouped_convs():
   np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("channels,groups", [(16, 4), (24, 24)])  # block-diagonal and grouped
-def test_cpu_grouped_conv_derivatives_match_xla(channels, groups):
+# block-diagonal (native, or im2col products in a sweep of runs) and grouped (col2im products)
+@pytest.mark.parametrize("channels,groups,in_sweep", [(16, 4, False), (16, 4, True),
+                                                      (24, 24, False)])
+def test_cpu_grouped_conv_derivatives_match_xla(channels, groups, in_sweep):
+  from gan_jax.models import layers
   rng = np.random.default_rng(0)
   rand = lambda *s: jnp.asarray(rng.normal(size=s), jnp.float32)
   x, w = rand(2, 5, 6, channels), rand(2, 5, 6, channels)
@@ -175,8 +179,9 @@ def test_cpu_grouped_conv_derivatives_match_xla(channels, groups):
 
   second = jax.jit(jax.grad(penalty, (0, 1)), static_argnums=2)
   third = jax.jit(third, static_argnums=1)
-  for ours, xla in zip(second(x, k, "gemm") + (third(k, "gemm"),),
-                       second(x, k, "conv") + (third(k, "conv"),)):
+  with layers.batched_runs() if in_sweep else contextlib.nullcontext():
+    ours = second(x, k, "gemm") + (third(k, "gemm"),)
+  for ours, xla in zip(ours, second(x, k, "conv") + (third(k, "conv"),)):
     np.testing.assert_allclose(ours, xla, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(xla))))
 
 

@@ -271,6 +271,7 @@ def test_presets_are_nvidias(arg, expected):
     (("--config.train.n_critic=2",), "n_critic"),
     (("--config.loss.adversarial=hinge",), "logistic"),
     (("--config.loss.r2=True", "--config.loss.r1_gamma=0"), "gamma > 0"),
+    (("--config.loss.adversarial=relativistic_pairing",), "augment.target=0"),
     (("--config.augment.kind=mixup",), "augment"),
     (("--config.loss.style_mixing=1.5",), "probability"),
     (("--config.data.source=ring2d",), "image"),

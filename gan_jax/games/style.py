@@ -103,6 +103,11 @@ class StyleGame(NoiseGame):
       raise UserError(f"--config.loss.adversarial={reg.adversarial!r}: the stylegan2 game "
                       "plays StyleGAN2's logistic loss or R3GAN's pairing; set it to "
                       "non_saturating or relativistic_pairing.")
+    if (reg.adversarial == "relativistic_pairing" and config.augment.kind == "ada"
+        and config.augment.target):
+      raise UserError("--config.augment.target: ADA adapts p to the sign of D on reals, which "
+                      "RpGAN leaves free (its logits are defined up to a constant); keep p "
+                      "fixed with --config.augment.target=0, or use augment.kind=diffaugment.")
     if reg.get("r2", False) and not reg.r1_gamma:
       raise UserError("--config.loss.r2 takes R1's weight and interval, and "
                       "--config.loss.r1_gamma is 0: set a gamma > 0.")
@@ -231,12 +236,12 @@ class StyleGame(NoiseGame):
       def penalty_at(params, images, key):
         return regularizers.zero_centred_penalty(lambda x: see(params, x, key), images)[0]
 
-      def r1_loss(params):
+      def penalty_loss(params):
         penalties = {"r1_penalty": penalty_at(params, real, k_dreg)}
         if r2:
           penalties["r2_penalty"] = penalty_at(params, fake, jax.random.fold_in(k_dreg, 1))
         return sum(penalties.values()) * (reg.r1_gamma / 2) * reg.r1_interval, penalties
-      (_, penalties), grads = jax.value_and_grad(r1_loss, has_aux=True)(d.params)
+      (_, penalties), grads = jax.value_and_grad(penalty_loss, has_aux=True)(d.params)
       d, _ = dev.update(d, grads, self.d_tx, {})
       return d, {**extras, **dev.mean(penalties)}
     if reg.r1_gamma:

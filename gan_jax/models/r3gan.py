@@ -124,26 +124,39 @@ def conv_col2im(x, kernel, groups):
   return y[:, p:p + h, p:p + w].astype(x.dtype)
 
 
-def _conv_form(x, kernel, groups, dense):
-  if dense:
-    return _conv_native(x, block_diagonal(kernel, groups) if groups > 1 else kernel, 1)
-  return conv_col2im(x, kernel, groups)
+def conv_im2col(x, kernel):
+  """The dense conv as im2col: the k * k shifted views side by side times the kernel as one
+  matrix. Vmapped over runs with their own kernels it stays a batched matrix product, where a
+  native conv would turn into a grouped one."""
+  k = kernel.shape[0]
+  b, h, w, c = x.shape
+  p = k // 2
+  xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+  patches = jnp.concatenate([xp[:, i:i + h, j:j + w] for i in range(k) for j in range(k)], -1)
+  return patches @ kernel.reshape(k * k * c, -1)
 
 
-# `dense` (the form) is a static argument, so traces of either form are never reused for the other
+def _conv_form(x, kernel, groups, form):
+  if form == "col2im":
+    return conv_col2im(x, kernel, groups)
+  dense = block_diagonal(kernel, groups) if groups > 1 else kernel
+  return _conv_native(x, dense, 1) if form == "dense" else conv_im2col(x, dense)
+
+
+# `form` is a static argument, so traces of one form are never reused for another
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _grouped_conv_cpu(x, kernel, groups, dense):
-  return _conv_form(x, kernel, groups, dense)
+def _grouped_conv_cpu(x, kernel, groups, form):
+  return _conv_form(x, kernel, groups, form)
 
 
-def _grouped_conv_cpu_fwd(x, kernel, groups, dense):
-  return _conv_form(x, kernel, groups, dense), (x, kernel)
+def _grouped_conv_cpu_fwd(x, kernel, groups, form):
+  return _conv_form(x, kernel, groups, form), (x, kernel)
 
 
-def _grouped_conv_cpu_bwd(groups, dense, res, dy):
+def _grouped_conv_cpu_bwd(groups, form, res, dy):
   x, kernel = res
-  dx = _grouped_conv_cpu(dy, adjoint_kernel(kernel, groups), groups, dense)
-  return dx, _weight_grad(x, dy, kernel.shape[0], groups, dense)
+  dx = _grouped_conv_cpu(dy, adjoint_kernel(kernel, groups), groups, form)
+  return dx, _weight_grad(x, dy, kernel.shape[0], groups, form)
 
 
 _grouped_conv_cpu.defvjp(_grouped_conv_cpu_fwd, _grouped_conv_cpu_bwd)
@@ -157,19 +170,19 @@ def _weight_grad_form(x, dy, size, groups):
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _weight_grad(x, dy, size, groups, dense):
+def _weight_grad(x, dy, size, groups, form):
   return _weight_grad_form(x, dy, size, groups)
 
 
-def _weight_grad_fwd(x, dy, size, groups, dense):
+def _weight_grad_fwd(x, dy, size, groups, form):
   return _weight_grad_form(x, dy, size, groups), (x, dy)
 
 
-def _weight_grad_bwd(size, groups, dense, res, dk):
+def _weight_grad_bwd(size, groups, form, res, dk):
   # <dk, W(x, dy)> = <dy, conv(x, dk)> = <x, conv(dy, adjoint(dk))>
   x, dy = res
-  return (_grouped_conv_cpu(dy, adjoint_kernel(dk, groups), groups, dense),
-          _grouped_conv_cpu(x, dk, groups, dense))
+  return (_grouped_conv_cpu(dy, adjoint_kernel(dk, groups), groups, form),
+          _grouped_conv_cpu(x, dk, groups, form))
 
 
 _weight_grad.defvjp(_weight_grad_fwd, _weight_grad_bwd)
@@ -189,9 +202,9 @@ def grouped_conv(x, kernel, groups, impl="auto"):
     return x @ kernel[0, 0]
   if _use_gemm(impl):
     # vmapped over runs (a gamma sweep), a native conv of per-run kernels is a grouped conv
-    # again, so there the products form is taken at every group count
-    dense = groups <= DENSE_MAX_GROUPS and not runs_batched()
-    return _grouped_conv_cpu(x, kernel, groups, dense)
+    # again, so there the block-diagonal kernel runs as im2col products
+    form = "col2im" if groups > DENSE_MAX_GROUPS else "im2col" if runs_batched() else "dense"
+    return _grouped_conv_cpu(x, kernel, groups, form)
   return _conv_native(x, kernel, groups)
 
 
