@@ -35,7 +35,8 @@ def test_optimizer_ramps_learning_rate_and_beta2():
   for _ in range(50):
     _, state = tx.update({"w": np.ones(3, np.float32)}, state, params)
   hyper = state.hyperparams  # the values of the 50th update
-  np.testing.assert_allclose(hyper["learning_rate"], optim.cosine_ramp(49, 2e-4, 5e-5, 100),
+  lr = config.optim.d
+  np.testing.assert_allclose(hyper["learning_rate"], optim.cosine_ramp(49, lr.lr, lr.lr_final, 100),
                              rtol=1e-5)
   np.testing.assert_allclose(hyper["b2"], optim.cosine_ramp(49, 0.9, 0.99, 100), rtol=1e-6)
   assert float(hyper["b1"]) == 0.0 and float(hyper["eps"]) == pytest.approx(1e-8)
@@ -69,8 +70,9 @@ def test_resume_is_bitwise_equal_with_every_schedule_mid_way(tmp_path):
   assert_bitwise_equal(a, b)
   records = [json.loads(l) for l in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
   gammas = [r["gamma"] for r in records]  # logged at steps 2 and 4: the values of steps 1 and 3
-  np.testing.assert_allclose(gammas, [float(optim.cosine_ramp(s, 0.05, 0.005, 3)) for s in (1, 3)],
-                             rtol=1e-5)
+  loss = load_config("r3gan_stacked").loss
+  np.testing.assert_allclose(gammas, [float(optim.cosine_ramp(s, loss.gamma, loss.gamma_final, 3))
+                                      for s in (1, 3)], rtol=1e-5)
   assert 0 < records[0]["augment_p"] < records[1]["augment_p"] == pytest.approx(0.5)
 
 

@@ -37,6 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.models import cpu_conv
 from gan_jax.models.layers import _use_gemm, class_vector, runs_batched
 from gan_jax.models.stylegan2 import downsample2d, upsample2d
 
@@ -128,15 +129,11 @@ def conv_col2im(x, kernel, groups):
 
 
 def conv_im2col(x, kernel):
-  """The dense conv as im2col: the k * k shifted views side by side times the kernel as one
-  matrix. Vmapped over runs with their own kernels it stays a batched matrix product, where a
-  native conv would turn into a grouped one."""
-  k = kernel.shape[0]
-  b, h, w, c = x.shape
-  p = k // 2
-  xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-  patches = jnp.concatenate([xp[:, i:i + h, j:j + w] for i in range(k) for j in range(k)], -1)
-  return patches @ kernel.reshape(k * k * c, -1)
+  """The dense conv as im2col (`cpu_conv.conv_s1`'s form): the k * k shifted views side by side
+  times the kernel as one matrix. Vmapped over runs with their own kernels it stays a batched
+  matrix product, where a native conv would turn into a grouped one."""
+  p = kernel.shape[0] // 2
+  return cpu_conv.conv_s1(jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0))), kernel, "im2col")
 
 
 def _conv_form(x, kernel, groups, form):
