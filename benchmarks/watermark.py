@@ -23,7 +23,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from gan_jax import attacks, watermark
+from gan_jax import attacks, reporting, watermark
 from gan_jax.data import embedded
 from gan_jax.metrics import digits, pairs
 
@@ -85,7 +85,7 @@ def unseen(wm, num):
   """Pictures unlike the photos it was trained on, at 32x32: real digits (grey, the default
   config's data) and 96 generators' samples (DCGAN, StyleGAN2, BigGAN; SAMPLES)."""
   images, _ = digits.real_digits(32)
-  pixels = np.clip(np.round((images[:num] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  pixels = reporting.to_uint8(images[:num])
   with np.load(SAMPLES) as f:
     samples = np.concatenate([f[k] for k in sorted(f.files)])
   names = ("none", "jpeg75", "resize0.5", "jpeg75+resize0.5")

@@ -113,7 +113,8 @@ def from_run(workdir, out=WEIGHTS, tune_steps=TUNE_STEPS, strength=None, progres
   `tune_steps` on the real operations at that strength (`tune_decoder`; 0: as trained)."""
   from gan_jax import api  # pylint: disable=g-import-not-at-top  (api loads the whole engine)
   if strength is not None and strength <= 0:
-    raise UserError(f"--strength={strength} would hide nothing: give the residual's RMS, e.g. 0.024.")
+    raise UserError(f"--strength={strength} would hide nothing: give the residual's RMS, "
+                    "e.g. 0.024.")
   model = api.load(workdir)
   if model.config.game != "watermark":
     raise UserError(f"{workdir} trained the {model.config.game} game, not the watermark: give a "
@@ -212,7 +213,8 @@ class Watermark:
   def read(self, pictures):
     """The decoder's logits [N, bits] (> 0: bit 1) of uint8 pictures [N, H, W, C] or one."""
     pictures, one = _batch(pictures)
-    logits = np.asarray(_decode(self.decoder, self.decoder_params, to_model_input(jnp.asarray(pictures))))
+    inputs = to_model_input(jnp.asarray(pictures))
+    logits = np.asarray(_decode(self.decoder, self.decoder_params, inputs))
     return logits[0] if one else logits
 
   def check(self, picture, key=DEFAULT_KEY):

@@ -4,10 +4,10 @@ tells marked images from clean ones.
 
 The mark lives in brightness at a fixed internal side: the encoder sees the image's luma brought
 to `side` x `side`, draws a residual there, resized to the image and scaled to a fixed RMS
-`strength` at the image's size (so the PSNR of marked against clean is set by construction, ~38.4
-dB at 0.024 before clipping), and added to every channel: grey stays grey, any size from 16 to 1024 px takes the same mark,
-and the mark sits in the low frequencies that JPEG and downscaling keep. The decoder brings any
-image's luma to `side` x `side` first.
+`strength` at the image's size (so the PSNR of marked against clean is set by construction,
+~38.4 dB at 0.024 before clipping), and added to every channel: grey stays grey, any size from
+16 to 1024 px takes the same mark, and the mark sits in the low frequencies that JPEG and
+downscaling keep. The decoder brings any image's luma to `side` x `side` first.
 """
 import flax.linen as nn
 import jax
