@@ -35,9 +35,9 @@ def test_optimizer_ramps_learning_rate_and_beta2():
   for _ in range(50):
     _, state = tx.update({"w": np.ones(3, np.float32)}, state, params)
   hyper = state.hyperparams  # the values of the 50th update
-  lr = config.optim.d
-  np.testing.assert_allclose(hyper["learning_rate"], optim.cosine_ramp(49, lr.lr, lr.lr_final, 100),
-                             rtol=1e-5)
+  d_side = config.optim.d
+  np.testing.assert_allclose(hyper["learning_rate"],
+                             optim.cosine_ramp(49, d_side.lr, d_side.lr_final, 100), rtol=1e-5)
   np.testing.assert_allclose(hyper["b2"], optim.cosine_ramp(49, 0.9, 0.99, 100), rtol=1e-6)
   assert float(hyper["b1"]) == 0.0 and float(hyper["eps"]) == pytest.approx(1e-8)
 

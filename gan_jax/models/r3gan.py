@@ -81,9 +81,9 @@ def stage_dtypes(n, bf16_stages, dtype):
 # forward and 4 s, where the block-diagonal dense conv takes 0.07 s forward although it does 8
 # times the products. The dense conv wins up to 16 groups (0.14 against 0.23 s for `_col2im`
 # at 12 groups, 192 channels, 32x32) and ties at 24. In a sweep of runs (vmapped, with
-# `layers.batched_runs`) the block-diagonal kernel runs as im2col products: 4 copies of
-# r3gan_stacked at 16x16 at 0.83x the copies' separate steps/s, against 0.48x as col2im
-# (benchmarks/seeds.py); at its 8x8 size, 0.71x.
+# `layers.batched_runs`) the block-diagonal kernel runs as im2col products: 4 copies of a
+# 16x16 r3gan_stacked ran at 0.83x the copies' separate steps/s, against 0.48x as col2im, and
+# the 8x8 config at 0.71x (benchmarks/seeds.py).
 
 DENSE_MAX_GROUPS = 16
 
