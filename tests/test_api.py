@@ -63,7 +63,8 @@ def test_sample_is_what_the_sample_verb_writes(cgan, tmp_path):
   np.testing.assert_array_equal(model.sample(6, seed=2, uint8=True),
                                 np.clip(np.round((images + 1) * 127.5), 0, 255).astype(np.uint8))
   per_sample = model.sample(3, seed=2, labels=[4, 0, 9])
-  np.testing.assert_array_equal(per_sample[0], model.sample(1, seed=2, labels=4)[0])
+  # the same draw (a batch of another size may round its sums otherwise)
+  np.testing.assert_allclose(per_sample[0], model.sample(1, seed=2, labels=4)[0], atol=1e-6)
   assert not np.array_equal(per_sample[1], model.sample(3, seed=2, labels=4)[1])
 
 
