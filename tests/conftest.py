@@ -1,15 +1,10 @@
-"""8 fake CPU devices and LLVM at -O0 (set before jax is imported), and a shared compilation
-cache for the suite."""
+"""8 fake CPU devices (set before jax is imported), LLVM at -O0 for the default selection, and a
+shared compilation cache for the suite."""
 import os
 import tempfile
 
-# The suite's programs are tiny, so compiling them is most of its time: LLVM at -O0 compiles
-# them ~25% faster and runs the longest trainings here no slower (measured). Set another
-# --xla_backend_optimization_level in XLA_FLAGS to run the suite as users' programs compile.
-_flags = os.environ.get("XLA_FLAGS", "")
-if "xla_backend_optimization_level" not in _flags:
-  _flags += " --xla_backend_optimization_level=0"
-os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("GAN_JAX_CACHE", os.path.join(tempfile.gettempdir(), "gan_jax_test_cache"))
 
 import jax  # noqa: E402
@@ -27,6 +22,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def config_path(name, arg="smoke"):
   return os.path.join(REPO, "configs", f"{name}.py") + (f":{arg}" if arg else "")
+
+
+def pytest_configure(config):
+  """The default selection's programs are tiny, so compiling them is most of its time: LLVM at
+  -O0 compiles them ~25% faster. The `slow` trainings run long enough for -O2's faster loops to
+  pay, so they (and any XLA_FLAGS that set a level) keep theirs. Before any test starts XLA."""
+  flags = os.environ["XLA_FLAGS"]
+  if config.getoption("markexpr") == "not slow" and "xla_backend_optimization_level" not in flags:
+    os.environ["XLA_FLAGS"] = flags + " --xla_backend_optimization_level=0"
 
 
 def pytest_collection_modifyitems(config, items):
