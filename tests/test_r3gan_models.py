@@ -142,25 +142,20 @@ def test_init_blocks_are_the_identity_with_fixup_gains():
                              atol=1e-5)
 
 
-def test_runs_vmapped_with_their_own_kernels_avoid_grouped_convs():
-  # a gamma sweep vmaps the step over copies whose kernels differ: a native conv of per-copy
-  # kernels would become a grouped conv (XLA:CPU's slow path); under batched_runs it is products
-  from gan_jax.models import layers
+def test_runs_vmapped_with_their_own_kernels_run_one_conv_each():
+  # a gamma sweep vmaps the step over copies whose kernels differ: batched, a native conv of
+  # per-copy kernels would become a grouped conv (XLA:CPU's slow path); each copy runs its own
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(3, 2, 5, 6, 16)), jnp.float32)
   k = jnp.asarray(rng.normal(size=(3, 3, 3, 4, 16)), jnp.float32)
-  # a fresh function per trace: jit's trace cache does not know the context
-  conv = lambda: jax.vmap(lambda x, k: r3gan.grouped_conv(x, k, 4, "gemm"))
-  program = lambda: jax.jit(conv()).lower(x, k).as_text()
-  with layers.batched_runs():
-    batched = program()
-    y = conv()(x, k)
-  assert "convolution" not in batched and "feature_group_count = 3" in program()
+  conv = jax.vmap(lambda x, k: r3gan.grouped_conv(x, k, 4, "gemm"))
+  program = jax.jit(conv).lower(x, k).as_text()
+  assert program.count("stablehlo.convolution") == program.count("feature_group_count = 1") == 3
   expected = jax.vmap(lambda x, k: r3gan.grouped_conv(x, k, 4, "conv"))(x, k)
-  np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(conv(x, k), expected, rtol=1e-5, atol=1e-5)
 
 
-# block-diagonal (native, or im2col products in a sweep of runs) and grouped (col2im products)
+# block-diagonal (native; one conv per run in a sweep of runs) and grouped (col2im products)
 @pytest.mark.parametrize("channels,groups,in_sweep", [(16, 4, False), (16, 4, True),
                                                       (24, 24, False)])
 def test_cpu_grouped_conv_derivatives_match_xla(channels, groups, in_sweep):

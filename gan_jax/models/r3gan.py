@@ -35,10 +35,10 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+from jax import custom_batching
 import jax.numpy as jnp
 
-from gan_jax.models import cpu_conv
-from gan_jax.models.layers import _use_gemm, class_vector, runs_batched
+from gan_jax.models.layers import _use_gemm, class_vector
 from gan_jax.models.stylegan2 import downsample2d, upsample2d
 
 LRELU_SLOPE = 0.2
@@ -80,10 +80,10 @@ def stage_dtypes(n, bf16_stages, dtype):
 # `_col2im` form 0.09 s, `_weight_grad` 0.13 s); at 128 channels in 8 groups, 32x32, 0.23 s
 # forward and 4 s, where the block-diagonal dense conv takes 0.07 s forward although it does 8
 # times the products. The dense conv wins up to 16 groups (0.14 against 0.23 s for `_col2im`
-# at 12 groups, 192 channels, 32x32) and ties at 24. In a sweep of runs (vmapped, with
-# `layers.batched_runs`) the block-diagonal kernel runs as im2col products: 4 copies of a
-# 16x16 r3gan_stacked ran at 0.83x the copies' separate steps/s, against 0.48x as col2im, and
-# the 8x8 config at 0.71x (benchmarks/seeds.py).
+# at 12 groups, 192 channels, 32x32) and ties at 24. In a sweep of runs (vmapped) each run's
+# conv and weight gradient run one after another (`per_run`): 4 copies of the 8x8
+# r3gan_stacked ran at 0.93x the copies' separate steps/s, against 0.71x with the dense kernel
+# as batched im2col products and 0.46x as col2im (benchmarks/seeds.py).
 
 DENSE_MAX_GROUPS = 16
 
@@ -128,19 +128,30 @@ def conv_col2im(x, kernel, groups):
   return y[:, p:p + h, p:p + w].astype(x.dtype)
 
 
-def conv_im2col(x, kernel):
-  """The dense conv as im2col (`cpu_conv.conv_s1`'s form): the k * k shifted views side by side
-  times the kernel as one matrix. Vmapped over runs with their own kernels it stays a batched
-  matrix product, where a native conv would turn into a grouped one."""
-  p = kernel.shape[0] // 2
-  return cpu_conv.conv_s1(jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0))), kernel, "im2col")
+def per_run(f):
+  """f, but vmapped (over a sweep's runs, each with its own kernel) it runs once per run inside
+  the one program rather than as one batched op: batched, the dense conv becomes a grouped one
+  and its matrix-product forms lose to the separate runs' native conv (see above)."""
+  f = custom_batching.custom_vmap(f)
+
+  @f.def_vmap
+  def _each(axis_size, in_batched, *args):
+    runs = [[a[i] if batched else a for a, batched in zip(args, in_batched)]
+            for i in range(axis_size)]
+    return jnp.stack([f(*run) for run in runs]), True
+
+  return f
+
+
+@per_run
+def _dense_conv(x, dense):
+  return _conv_native(x, dense, 1)
 
 
 def _conv_form(x, kernel, groups, form):
   if form == "col2im":
     return conv_col2im(x, kernel, groups)
-  dense = block_diagonal(kernel, groups) if groups > 1 else kernel
-  return _conv_native(x, dense, 1) if form == "dense" else conv_im2col(x, dense)
+  return _dense_conv(x, block_diagonal(kernel, groups) if groups > 1 else kernel)
 
 
 # `form` is a static argument, so traces of one form are never reused for another
@@ -150,7 +161,8 @@ def _grouped_conv_cpu(x, kernel, groups, form):
 
 
 def _grouped_conv_cpu_fwd(x, kernel, groups, form):
-  return _conv_form(x, kernel, groups, form), (x, kernel)
+  # the conv itself, not its body: a derivative of this (R1's) then takes the custom VJP again
+  return _grouped_conv_cpu(x, kernel, groups, form), (x, kernel)
 
 
 def _grouped_conv_cpu_bwd(groups, form, res, dy):
@@ -165,8 +177,10 @@ _grouped_conv_cpu.defvjp(_grouped_conv_cpu_fwd, _grouped_conv_cpu_bwd)
 def _weight_grad_form(x, dy, size, groups):
   """The weight gradient: `conv_col2im`'s transpose in its kernel (dy's k * k shifted views
   times x, one batched product over the groups, summed over the batch and pixels)."""
-  shape = jax.ShapeDtypeStruct((size, size, x.shape[-1] // groups, dy.shape[-1]), dy.dtype)
-  return jax.linear_transpose(lambda k: conv_col2im(x, k, groups), shape)(dy)[0]
+  def grad(x, dy):
+    shape = jax.ShapeDtypeStruct((size, size, x.shape[-1] // groups, dy.shape[-1]), dy.dtype)
+    return jax.linear_transpose(lambda k: conv_col2im(x, k, groups), shape)(dy)[0]
+  return per_run(grad)(x, dy)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
@@ -175,7 +189,7 @@ def _weight_grad(x, dy, size, groups, form):
 
 
 def _weight_grad_fwd(x, dy, size, groups, form):
-  return _weight_grad_form(x, dy, size, groups), (x, dy)
+  return _weight_grad(x, dy, size, groups, form), (x, dy)
 
 
 def _weight_grad_bwd(size, groups, form, res, dk):
@@ -201,9 +215,7 @@ def grouped_conv(x, kernel, groups, impl="auto"):
   if k == 1 and groups == 1:
     return x @ kernel[0, 0]
   if _use_gemm(impl):
-    # vmapped over runs (a gamma sweep), a native conv of per-run kernels is a grouped conv
-    # again, so there the block-diagonal kernel runs as im2col products
-    form = "col2im" if groups > DENSE_MAX_GROUPS else "im2col" if runs_batched() else "dense"
+    form = "col2im" if groups > DENSE_MAX_GROUPS else "dense"
     return _grouped_conv_cpu(x, kernel, groups, form)
   return _conv_native(x, kernel, groups)
 
