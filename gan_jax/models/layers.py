@@ -6,6 +6,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+from jax import custom_batching
 import jax.numpy as jnp
 
 from gan_jax.models import cpu_conv
@@ -55,6 +56,22 @@ def batched_runs():
 
 def runs_batched():
   return bool(_batched_runs)
+
+
+def per_run(f):
+  """f, but vmapped (over a sweep's runs, each with its own weights) it runs once per run inside
+  the one program rather than as one batched op: the other answer to `batched_runs`' problem,
+  for ops whose batched forms all lose to the separate runs' native op (R3GAN's grouped conv:
+  `r3gan.py`)."""
+  f = custom_batching.custom_vmap(f)
+
+  @f.def_vmap
+  def _each(axis_size, in_batched, *args):
+    runs = [[a[i] if batched else a for a, batched in zip(args, in_batched)]
+            for i in range(axis_size)]
+    return jnp.stack([f(*run) for run in runs]), True
+
+  return f
 
 
 def target_backend():

@@ -35,10 +35,9 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-from jax import custom_batching
 import jax.numpy as jnp
 
-from gan_jax.models.layers import _use_gemm, class_vector
+from gan_jax.models.layers import _use_gemm, class_vector, per_run
 from gan_jax.models.stylegan2 import downsample2d, upsample2d
 
 LRELU_SLOPE = 0.2
@@ -81,7 +80,7 @@ def stage_dtypes(n, bf16_stages, dtype):
 # forward and 4 s, where the block-diagonal dense conv takes 0.07 s forward although it does 8
 # times the products. The dense conv wins up to 16 groups (0.14 against 0.23 s for `_col2im`
 # at 12 groups, 192 channels, 32x32) and ties at 24. In a sweep of runs (vmapped) each run's
-# conv and weight gradient run one after another (`per_run`): 4 copies of the 8x8
+# conv and weight gradient run one after another (`layers.per_run`): 4 copies of the 8x8
 # r3gan_stacked ran at 0.93x the copies' separate steps/s, against 0.71x with the dense kernel
 # as batched im2col products and 0.46x as col2im (benchmarks/seeds.py).
 
@@ -126,21 +125,6 @@ def conv_col2im(x, kernel, groups):
   y = sum(jnp.pad(z[:, :, :, i * k + j], ((0, 0), (k - 1 - i, i), (k - 1 - j, j), (0, 0)))
           for i in range(k) for j in range(k))
   return y[:, p:p + h, p:p + w].astype(x.dtype)
-
-
-def per_run(f):
-  """f, but vmapped (over a sweep's runs, each with its own kernel) it runs once per run inside
-  the one program rather than as one batched op: batched, the dense conv becomes a grouped one
-  and its matrix-product forms lose to the separate runs' native conv (see above)."""
-  f = custom_batching.custom_vmap(f)
-
-  @f.def_vmap
-  def _each(axis_size, in_batched, *args):
-    runs = [[a[i] if batched else a for a, batched in zip(args, in_batched)]
-            for i in range(axis_size)]
-    return jnp.stack([f(*run) for run in runs]), True
-
-  return f
 
 
 @per_run
