@@ -79,7 +79,8 @@ def test_class_weights_draw_what_class_ids_draw(build):
                        if x.dtype == jnp.float32 else x, variables)  # embeddings start at 0
   draw = jax.jit(lambda labels: g.apply(noisy, z, labels, train=False))
   by_id, by_weight = draw(ids), draw(jax.nn.one_hot(ids, 10))
-  np.testing.assert_allclose(by_id, by_weight, atol=1e-5)
+  # to rounding: a gather and a one-hot product compile to differently fused programs
+  np.testing.assert_allclose(by_id, by_weight, atol=1e-4)
   mixed = draw(0.5 * jax.nn.one_hot(ids, 10) + 0.5 * jax.nn.one_hot(ids - 1, 10))
   assert np.abs(np.asarray(mixed - by_id)).max() > 1e-4
 
