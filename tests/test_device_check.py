@@ -1,6 +1,6 @@
 """The prepared device check (`benchmarks/device_check.py`) works before it meets a GPU: its dry
-run goes through every step on this CPU, a spent budget stops it with what it measured kept,
-and `render_tables.py` turns its records into README's table."""
+run goes through every step on this CPU (on every family with `-m slow`), a spent budget stops
+it with what it measured kept, and `render_tables.py` turns its records into README's table."""
 import importlib.util
 import json
 import os
@@ -34,8 +34,14 @@ def run_check(tmp_path, *flags):
     return json.load(f), str(out)
 
 
-def test_dry_run_measures_every_family_and_renders(tmp_path):
-  records, path = run_check(tmp_path, "--dry-run")
+# Every family's steps take ~5 minutes on 2 busy cores, so the default run goes through the
+# whole check (steps beside the peer in both dtypes, seeds, inference, the gpu tests, the largest
+# batch, the table) on DCGAN alone, and `-m slow` through every family.
+@pytest.mark.parametrize("families", ["dcgan", pytest.param(None, marks=pytest.mark.slow)],
+                         ids=["dcgan", "every_family"])
+def test_dry_run_measures_the_families_and_renders(families, tmp_path):
+  chosen = [f"--families={families}"] if families else []
+  records, path = run_check(tmp_path, "--dry-run", *chosen)
   env, tests = records[0], next(r for r in records if r["kind"] == "tests")
   assert env["kind"] == "environment" and env["dry_run"] and env["backend"] == "cpu"
   assert env["device_count"] == 1 and env["argv"][0] == "--out=" + path
@@ -46,9 +52,9 @@ def test_dry_run_measures_every_family_and_renders(tmp_path):
   steps = [r for r in records if r["kind"] == "step"]
   # a family's second size (`family@size`) is left out of the dry run
   family_of = {path: family for family, path, *_ in device_check.FAMILIES if "@" not in family}
-  settings = {(family_of[p], b, d) for p, (_, batches, dtypes) in device_check.DRY_RUN.items()
-              for b in batches for d in dtypes}
   assert set(family_of) == set(device_check.DRY_RUN)
+  settings = {(family_of[p], b, d) for p, (_, batches, dtypes) in device_check.DRY_RUN.items()
+              if families in (None, family_of[p]) for b in batches for d in dtypes}
   for family, batch, dtype in settings:
     ours = [r for r in steps if (r["family"], r["batch"], r["dtype"], r["framework"]) ==
             (family, batch, dtype, "jax")]
