@@ -54,7 +54,7 @@ def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path):
 
 
 # Constant schedules: a decaying one is laid out over train.steps, which then may not change.
-RESUMABLE = ("--config.train.checkpoint_every=200", "--config.train.log_every=100",
+RESUMABLE = ("--config.train.checkpoint_every=50", "--config.train.log_every=25",
              "--config.optim.g.schedule=constant", "--config.optim.d.schedule=constant")
 
 
@@ -90,7 +90,7 @@ def test_interrupted_run_resumes_exactly(tmp_path, how):
   cut_step, _ = final_state(tmp_path / "cut")
   assert 0 < cut_step < steps
   # Finish both runs at the same step; the interrupted one must match bit for bit.
-  end = cut_step + 200
+  end = cut_step + 50
   assert train("gan_ring2d", tmp_path / "cut", f"--config.train.steps={end}", *RESUMABLE) == 0
   assert train("gan_ring2d", tmp_path / "whole", f"--config.train.steps={end}", *RESUMABLE) == 0
   (_, a), (_, b) = final_state(tmp_path / "cut"), final_state(tmp_path / "whole")
