@@ -34,8 +34,8 @@ def train_and_load(name, workdir, *flags):
 
 
 # bfloat16 compute (float32 params, optimizer states and losses) must reach the same bars. Seeds
-# 1 and 2 (the bar holds beyond one seed) and the grid run with -m slow, which keeps the default
-# suite within its 15 minutes.
+# 1 and 2 (the bar holds beyond one seed) and the grid run with -m slow, to keep the default
+# suite short.
 @pytest.mark.parametrize("seed,dtype", [
     (0, "float32"), pytest.param(1, "float32", marks=pytest.mark.slow),
     pytest.param(2, "float32", marks=pytest.mark.slow), (0, "bfloat16")])
