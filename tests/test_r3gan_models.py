@@ -3,7 +3,6 @@ shapes and label forms, the fix-up init (every block the identity at first), the
 conv's custom derivatives against XLA's to the third order, bfloat16 stages, and, where torch is
 installed, the same outputs and input gradients as the PyTorch peer
 (benchmarks/peers/torch_r3gan.py) with the same weights."""
-import contextlib
 import json
 import math
 import os
@@ -159,25 +158,26 @@ def test_runs_vmapped_with_their_own_kernels_run_one_conv_each():
 @pytest.mark.parametrize("channels,groups,in_sweep", [(16, 4, False), (16, 4, True),
                                                       (24, 24, False)])
 def test_cpu_grouped_conv_derivatives_match_xla(channels, groups, in_sweep):
-  from gan_jax.models import layers
   rng = np.random.default_rng(0)
   rand = lambda *s: jnp.asarray(rng.normal(size=s), jnp.float32)
-  x, w = rand(2, 5, 6, channels), rand(2, 5, 6, channels)
-  k = rand(3, 3, channels // groups, channels) * 0.3
+  runs = 2 if in_sweep else 1  # a sweep: runs with their own inputs and kernels, vmapped
+  xs, w = rand(runs, 2, 5, 6, channels), rand(2, 5, 6, channels)
+  ks = rand(runs, 3, 3, channels // groups, channels) * 0.3
 
   def penalty(x, k, impl):  # R1's shape: the input gradient's squared norm, plus a nonlinearity
     gx = jax.grad(lambda v: jnp.sum(r3gan.grouped_conv(v, k, groups, impl) * w))(x)
     return jnp.sum(gx ** 2) + jnp.sum(r3gan.grouped_conv(x, k, groups, impl) ** 3)
 
-  def third(k, impl):
-    return jax.grad(lambda kk: jnp.sum(jax.grad(penalty, 1)(x, kk, impl) ** 2))(k)
+  def derivatives(x, k, impl):  # second (in x and k) and third order
+    third = jax.grad(lambda kk: jnp.sum(jax.grad(penalty, 1)(x, kk, impl) ** 2))(k)
+    return jax.grad(penalty, (0, 1))(x, k, impl) + (third,)
 
-  second = jax.jit(jax.grad(penalty, (0, 1)), static_argnums=2)
-  third = jax.jit(third, static_argnums=1)
-  with layers.batched_runs() if in_sweep else contextlib.nullcontext():
-    ours = second(x, k, "gemm") + (third(k, "gemm"),)
-  for ours, xla in zip(ours, second(x, k, "conv") + (third(k, "conv"),)):
-    np.testing.assert_allclose(ours, xla, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(xla))))
+  ours = jax.jit(jax.vmap(lambda x, k: derivatives(x, k, "gemm")))(xs, ks)
+  for run in range(runs):
+    xla = jax.jit(derivatives, static_argnums=2)(xs[run], ks[run], "conv")
+    for got, want in zip(ours, xla):
+      np.testing.assert_allclose(got[run], want, rtol=1e-5,
+                                 atol=1e-5 * float(jnp.max(jnp.abs(want))))
 
 
 def test_bf16_stages_stay_close_to_float32(tiny):
