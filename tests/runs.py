@@ -37,6 +37,17 @@ def spawn(args, devices=8, env=None, log=None):
                           text=True)
 
 
+def train_apart(name, workdir, *flags, timeout=None):
+  """`gan-jax train` of configs/NAME.py in a process of one CPU device at XLA's default flags
+  (not the suite's 8 fake devices and fast-compile flags, where hundreds of small steps run
+  ~3-4x slower); returns what it printed."""
+  proc = spawn(["train", f"--config={config_path(name, None)}", f"--workdir={workdir}",
+                "--noprogress", *flags], devices=1)
+  out, err = proc.communicate(timeout=timeout)
+  assert proc.returncode == 0, err[-2000:]
+  return out
+
+
 def free_port():
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))

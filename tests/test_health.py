@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, config_path
-from runs import spawn
+from runs import train_apart
 from gan_jax import cli, config as config_lib, health, run_report
 from gan_jax.errors import HealthAlarm
 from gan_jax.games.common import d_accuracy
@@ -289,16 +289,6 @@ def train(workdir, *flags, arg=None, name="gan_ring2d"):
                    "--noprogress", *flags])
 
 
-def train_apart(workdir, *flags):
-  """The ring's `train` in a process of one device at XLA's default flags, where hundreds of
-  steps run ~3x faster than in the suite's; returns what it printed."""
-  proc = spawn(["train", f"--config={config_path('gan_ring2d', None)}", f"--workdir={workdir}",
-                "--noprogress", *flags], devices=1)
-  out, err = proc.communicate(timeout=300)
-  assert proc.returncode == 0, err[-2000:]
-  return out
-
-
 # The 2D ring in steps of 50 (its default), short, at constant learning rates and without R1.
 SHORT = ("--config.train.log_every=50", "--config.train.sample_every=100",
          "--config.train.checkpoint_every=100", "--config.loss.r1_weight=0",
@@ -315,7 +305,7 @@ ALARMS = {f"health/alarm_{k}" for k in ("nonfinite", "loss_spike", "d_wins", "g_
 
 
 def test_a_collapsing_run_raises_the_collapse_alarm_and_report_marks_it(tmp_path):
-  out = train_apart(tmp_path, *COLLAPSE)
+  out = train_apart("gan_ring2d", tmp_path, *COLLAPSE, timeout=300)
   found = alarms(tmp_path)
   assert found["health/alarm_collapse"] and found["health/alarm_collapse"][0] <= 200
   diversity = [r["health/diversity"] for r in records(tmp_path) if "health/diversity" in r]
@@ -338,7 +328,8 @@ def test_a_d_that_keeps_winning_raises_its_alarm(tmp_path):
 
 def test_healthy_ring_runs_raise_no_alarm_in_three_seeds(tmp_path):
   """Seeds 0, 1 and 2 in one program (train.num_seeds), each judged on its own."""
-  assert "Health alarm" not in train_apart(tmp_path, *HEALTHY, "--config.train.num_seeds=3")
+  out = train_apart("gan_ring2d", tmp_path, *HEALTHY, "--config.train.num_seeds=3", timeout=300)
+  assert "Health alarm" not in out
   found = {}
   for r in records(tmp_path):
     for k, v in r.items():

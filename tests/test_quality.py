@@ -6,26 +6,17 @@ and a classifier trained on the real digits for the digit models, including the 
 the digit tasks (several minutes each on 2 cores: marked slow, run with `-m slow`, as are the
 ring's second and third seeds and the grid).
 """
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from conftest import REPO, config_path
 from gan_jax import experiment
 from gan_jax.data import embedded
 from gan_jax.metrics import digits, modes2d
+from runs import train_apart
+
 
 def train_and_load(name, workdir, *flags):
-  # Train in a process with one CPU device: on the suite's 8 fake devices a small MLP step is
-  # ~4x slower (8 partitions of tiny matmuls plus collectives on 2 cores).
-  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  done = subprocess.run([sys.executable, "-m", "gan_jax", "train",
-                         f"--config={config_path(name, None)}", f"--workdir={workdir}",
-                         "--noprogress", *flags], env=env, cwd=REPO, capture_output=True, text=True)
-  assert done.returncode == 0, done.stderr[-2000:]
+  train_apart(name, workdir, *flags)
   exp, ckpt = experiment.load(str(workdir))
   try:
     return exp, experiment.restore_latest(exp, ckpt)
