@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import sys
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -178,6 +179,21 @@ def write_file(path, data, whole=False):
     os.replace(target, path)
 
 
+def _summary_writer(logdir):
+  """tensorboardX's writer. Where torch is installed but not loaded, tensorboardX imports it
+  (1.5 s a process) only to accept torch tensors, which nothing here passes: for that one import
+  `import torch` raises the ImportError tensorboardX expects of a machine without it."""
+  hide = "torch" not in sys.modules
+  if hide:
+    sys.modules["torch"] = None
+  try:
+    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+  finally:
+    if hide:
+      del sys.modules["torch"]
+  return SummaryWriter(logdir)
+
+
 class Reporter:
   """Writes one run's outputs; only process 0 writes."""
 
@@ -186,8 +202,7 @@ class Reporter:
     self.bar = self.tb = None
     if not enabled:
       return
-    from tensorboardX import SummaryWriter
-    self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self.tb = _summary_writer(os.path.join(workdir, "tensorboard"))
     self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
     if progress:
       from tqdm import tqdm

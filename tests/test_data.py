@@ -370,6 +370,15 @@ def test_a_subset_is_a_fixed_random_choice():
     config_lib.validate_data(data_config("digit_edges", subset=10))
 
 
+def test_digits_are_scikit_learns_read_without_importing_it():
+  from sklearn.datasets import load_digits
+  from gan_jax.data import embedded
+  images, labels = embedded.digits_8x8()
+  theirs = load_digits()
+  np.testing.assert_array_equal(images, theirs.images)
+  np.testing.assert_array_equal(labels, theirs.target)
+
+
 # --- embedded translation tasks ------------------------------------------------------------
 
 def test_digit_edges_pairs_train_digits_with_their_edges():

@@ -37,6 +37,26 @@ def test_train_writes_every_output(tmp_path):
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "tensorboard"))
 
 
+def test_a_run_on_the_digits_loads_neither_torch_nor_scikit_learn(tmp_path):
+  """Each would add ~1-1.5 s to every training process: tensorboardX imports torch where it is
+  installed, and scikit-learn's digits are a file it ships."""
+  script = f"""
+import sys
+from gan_jax import reporting
+from gan_jax.data import embedded
+images, labels = embedded.digits(16)
+reporter = reporting.Reporter({str(tmp_path)!r}, 0, 1, progress=False)
+reporter.log(1, {{"loss/d": 0.5}})
+reporter.close()
+print(images.shape, len(set(labels)), "torch" in sys.modules, "sklearn" in sys.modules)
+"""
+  done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.split("\n")[-2] == "(1797, 16, 16, 1) 10 False False"
+  events, = os.listdir(tmp_path / "tensorboard")
+  assert b"loss/d" in (tmp_path / "tensorboard" / events).read_bytes()
+
+
 def test_2d_run_draws_a_scatter_plot(tmp_path):
   from PIL import Image
   assert train("gan_ring2d", tmp_path) == 0

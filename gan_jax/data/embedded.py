@@ -2,6 +2,7 @@
 renderings behind the offline translation tasks (digit edges, domain B's digit style), and the
 photographs bundled with scikit-image (super-resolution)."""
 import functools
+import importlib.util
 import os
 
 import numpy as np
@@ -27,18 +28,31 @@ def mixture(modes, std, size=1 << 16, seed=0):
   return points.astype(np.float32), ids.astype(np.int32)
 
 
+def package_data(package, *parts):
+  """A path inside an installed package, found without importing it (importing scikit-learn
+  takes ~1 s, paid by every process that only reads its digits)."""
+  return os.path.join(importlib.util.find_spec(package).submodule_search_locations[0], *parts)
+
+
+@functools.lru_cache(maxsize=1)
+def digits_8x8():
+  """scikit-learn's 1797 real 8x8 digits as its `load_digits` reads them: (float64 [N, 8, 8] in
+  0..16, int32 labels)."""
+  rows = np.loadtxt(package_data("sklearn", "datasets", "data", "digits.csv.gz"), delimiter=",")
+  return rows[:, :-1].reshape(-1, 8, 8), rows[:, -1].astype(np.int32)
+
+
 @functools.lru_cache(maxsize=8)
 def digits(resolution):
   """scikit-learn's 1797 real 8x8 digits, upsampled bilinearly: (uint8 [N, R, R, 1], labels)."""
   import jax
-  from sklearn.datasets import load_digits
-  d = load_digits()
-  images = d.images.astype(np.float32) / 16.0  # 0..16 -> 0..1
+  images, labels = digits_8x8()
+  images = images.astype(np.float32) / 16.0  # 0..16 -> 0..1
   if resolution != 8:
     images = np.asarray(jax.image.resize(images, (len(images), resolution, resolution),
                                          "bilinear", antialias=False))
   images = np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)
-  return images[..., None], d.target.astype(np.int32)
+  return images[..., None], labels
 
 
 # --- offline image-translation tasks built from the digits -------------------------------------
@@ -124,10 +138,7 @@ PHOTO_SPLITS = {"train": PHOTOS_TRAIN, "test": PHOTOS_TEST}
 
 def photo_folders():
   """scikit-image's and scikit-learn's folders of bundled pictures."""
-  import skimage  # pylint: disable=g-import-not-at-top  (only the photos need it)
-  import sklearn.datasets  # pylint: disable=g-import-not-at-top
-  return (os.path.join(os.path.dirname(skimage.__file__), "data"),
-          os.path.join(os.path.dirname(sklearn.datasets.__file__), "images"))
+  return package_data("skimage", "data"), package_data("sklearn", "datasets", "images")
 
 
 @functools.lru_cache(maxsize=4)

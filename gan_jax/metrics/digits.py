@@ -61,11 +61,8 @@ def _check_style(style: str) -> None:
 
 @functools.lru_cache(maxsize=1)
 def _load_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
-  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
-
-  d = load_digits()
-  images = (d.images.astype(np.float32) / 16.0 * 2.0 - 1.0)[..., None]  # [1797, 8, 8, 1]
-  return images, d.target.astype(np.int32)
+  images, labels = embedded.digits_8x8()
+  return (images.astype(np.float32) / 16.0 * 2.0 - 1.0)[..., None], labels  # [1797, 8, 8, 1]
 
 
 def digits_split() -> tuple[np.ndarray, np.ndarray]:
