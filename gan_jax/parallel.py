@@ -110,7 +110,10 @@ class PmapStrategy:
 
   def put_state(self, state):
     # Through the host: pmap refuses arrays committed to other devices, as restored ones are.
-    return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (self.n,) + x.shape), state)
+    # Then laid out as pmap lays out its outputs: from host arrays the step's first call would
+    # compile a program its second call (on the step's outputs) cannot reuse.
+    stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (self.n,) + x.shape), state)
+    return jax.pmap(lambda s: s, axis_name=self.axis_name)(stacked)
 
   def put_batch(self, batch):
     def split(x):  # [K, nc, B, ...] -> [devices, K, nc, B / devices, ...]
