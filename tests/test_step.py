@@ -1,5 +1,6 @@
 """One step under jit over 8 devices, under pmap, and on one device agree; K steps per call = K calls."""
 import importlib.util
+import json
 import re
 
 import jax
@@ -32,19 +33,33 @@ def batches(config, source, count):
   return [next(it) for _ in range(count)]
 
 
+_prepared = {}  # the last config's experiment, batches and initial state (on the host)
+
+
+def prepared(config, steps):
+  """What every strategy's run of one config shares, built once: the tests run one config
+  under several strategies in turn, and building and initialising a model is compiling."""
+  key = (json.dumps({**config.to_dict(), "parallel": None}, sort_keys=True, default=str), steps)
+  if key not in _prepared:
+    _prepared.clear()
+    source = sources.build(config)
+    exp = Experiment.build(config, source.spec)
+    _prepared[key] = exp, batches(config, source, steps), jax.device_get(exp.init_state())
+  return _prepared[key]
+
+
 def run(config, strategy_name, steps=2, k=1):
   """Final host state after `steps` steps with one strategy ('single' = plain jit, one device)."""
-  source = sources.build(config)
-  exp = Experiment.build(config, source.spec)
-  data = batches(config, source, steps)
+  exp, data, initial = prepared(config, steps)
+  initial = jax.tree.map(np.array, initial)  # a copy: the step donates the state it is given
   if strategy_name == "single":
     multi = jax.jit(step_lib.make_multi_step(exp.game.train_step))
-    state = jax.device_put(exp.init_state(), jax.devices()[0])
+    state = jax.device_put(initial, jax.devices()[0])
     put, host = (lambda b: jax.device_put(b, jax.devices()[0])), (lambda s: s)
   else:
     strategy = parallel.get(strategy_name)
     multi = strategy.compile(step_lib.make_multi_step(exp.game_for(strategy.axis_name).train_step))
-    state = strategy.put_state(exp.init_state())
+    state = strategy.put_state(initial)
     put, host = strategy.put_batch, strategy.host_state
   for i in range(0, steps, k):
     chunk = jax.tree.map(lambda *xs: np.stack(xs), *data[i:i + k])
@@ -105,6 +120,30 @@ def test_batch_is_split_across_devices():
   split = parallel.PmapStrategy().put_batch(batch)["x"]
   assert split.shape[:4] == (8, 1, 1, 2)
   np.testing.assert_array_equal(split[3, 0, 0], batch["x"][0, 0, 6:8])
+
+
+@pytest.mark.parametrize("strategy_name", ["jit", "pmap"])
+def test_a_strategys_step_compiles_once(strategy_name):
+  """Its second call, on the first's outputs, reuses the first's program (under pmap it did not
+  when the state was placed from host arrays: every run compiled its step twice)."""
+  config = load_config("gan_ring2d", **{"train.batch_size": 8})
+  exp, data, initial = prepared(config, 3)
+  strategy = parallel.get(strategy_name)
+  multi = strategy.compile(step_lib.make_multi_step(exp.game_for(strategy.axis_name).train_step))
+  state = strategy.put_state(initial)
+  compiles = []
+
+  def listener(event, duration, **_):
+    if "backend_compile" in event:
+      compiles.append(duration)
+
+  for i, batch in enumerate(data):
+    if i == 1:
+      jax.monitoring.register_event_duration_secs_listener(listener)
+    state, _ = multi(state, strategy.put_batch(jax.tree.map(lambda x: x[None], batch)))
+  jax.monitoring.unregister_event_duration_listener(listener)
+  jax.block_until_ready(state)
+  assert not compiles
 
 
 def test_steps_per_call_equals_separate_calls():
