@@ -1,6 +1,7 @@
 """Training runs in other processes, as users start them, and their checkpoints read back here."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +21,33 @@ def final_state(workdir):
     return ckpt.latest_step(), experiment.restore_latest(exp, ckpt)
   finally:
     ckpt.close()
+
+
+def stopped_copy(whole, split):
+  """`split`: a copy of the finished run `whole` as a run stopped just after its next-to-last
+  checkpoint leaves it (the last checkpoint and the metrics logged after it removed), for the
+  caller to resume with the same command and compare to `whole` (`assert_resumed_as`). Returns
+  the step it resumes from."""
+  shutil.copytree(whole, split)
+  steps = sorted(int(s) for s in os.listdir(os.path.join(split, "checkpoints")) if s.isdigit())
+  assert len(steps) >= 2, f"{whole} keeps checkpoints {steps}: resuming needs two"
+  shutil.rmtree(os.path.join(split, "checkpoints", str(steps[-1])))
+  path = os.path.join(split, "metrics.jsonl")
+  with open(path) as f:
+    kept = [line for line in f if json.loads(line)["step"] <= steps[-2]]
+  with open(path, "w") as f:
+    f.writelines(kept)
+  return steps[-2]
+
+
+def assert_resumed_as(split, whole):
+  """`split`, resumed, ends as `whole` did, bit for bit, having logged each step once as `whole`
+  did (a run started again from step 0 would log the early steps twice)."""
+  assert logged_steps(split) == logged_steps(whole)
+  (step_a, a), (step_b, b) = final_state(split), final_state(whole)
+  assert step_a == step_b
+  assert_bitwise_equal(a, b)
+  return step_a, a
 
 
 def assert_bitwise_equal(a, b):

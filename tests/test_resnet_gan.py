@@ -2,10 +2,12 @@
 spectral-norm vectors, truncated z at sampling."""
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from gan_jax import cli, experiment
 from gan_jax.games.common import ema
-from test_train import assert_bitwise_equal, final_state, train
+from runs import assert_resumed_as, stopped_copy, trained
+from test_train import train
 
 
 def test_ema_copies_g_until_its_start_then_warms_up():
@@ -17,30 +19,32 @@ def test_ema_copies_g_until_its_start_then_warms_up():
   np.testing.assert_allclose(ema(g_ema, params, jnp.int32(0), 0.999)["w"], 0.9)
 
 
-def test_resume_with_spectral_norm_is_bitwise_equal(tmp_path):
-  assert train("biggan_cifar32", tmp_path / "whole", "--config.train.steps=4") == 0
-  assert train("biggan_cifar32", tmp_path / "split", "--config.train.steps=2") == 0
-  assert train("biggan_cifar32", tmp_path / "split", "--config.train.steps=4") == 0
-  (_, a), (_, b) = final_state(tmp_path / "whole"), final_state(tmp_path / "split")
+@pytest.fixture(scope="module")
+def biggan(tmp_path_factory):
+  return trained(tmp_path_factory, "biggan_cifar32")
+
+
+def test_resume_with_spectral_norm_is_bitwise_equal(biggan, tmp_path):
+  assert stopped_copy(biggan, tmp_path / "split") == 2
+  assert train("biggan_cifar32", tmp_path / "split") == 0
+  _, a = assert_resumed_as(tmp_path / "split", biggan)
   assert "spectral" in a.g.collections and "spectral" in a.d.collections
-  assert_bitwise_equal(a, b)
 
 
-def test_truncated_samples_of_a_biggan(tmp_path):
-  assert train("biggan_cifar32", tmp_path) == 0
-  exp, ckpt = experiment.load(str(tmp_path))
+def test_truncated_samples_of_a_biggan(biggan, tmp_path):
+  exp, ckpt = experiment.load(str(biggan))
   state = experiment.restore_latest(exp, ckpt)
   ckpt.close()
   z, labels = exp.game.latents(state, 10, seed=3, labels=7, truncation=0.4)
   assert np.abs(z).max() <= 0.4 and set(labels) == {7}
   images, _ = exp.game.generate(state, 10, seed=3, labels=7, truncation=0.4)
   assert images.shape == (10, 32, 32, 3) and np.all(np.abs(images) <= 1)
-  assert cli.main(["sample", f"--workdir={tmp_path}", "--truncation=0.4", "--label=123",
+  assert cli.main(["sample", f"--workdir={biggan}", "--truncation=0.4", "--label=123",
                    f"--out={tmp_path}/t.png"]) == 0
   assert (tmp_path / "t.png").exists()
   # Synthetic data from it: truncated, kept by its spectrally normalized projection D.
   out = tmp_path / "export"
-  assert cli.main(["export", f"--workdir={tmp_path}", f"--out={out}", "--num=4", "--labels=7",
+  assert cli.main(["export", f"--workdir={biggan}", f"--out={out}", "--num=4", "--labels=7",
                    "--truncation=0.4", "--filter=discriminator:0.5", "--format=npz",
                    "--noprogress"]) == 0
   arrays = np.load(out / "synthetic.npz")
