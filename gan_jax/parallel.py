@@ -113,7 +113,7 @@ class PmapStrategy:
     # Then laid out as pmap lays out its outputs: from host arrays the step's first call would
     # compile a program its second call (on the step's outputs) cannot reuse.
     stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (self.n,) + x.shape), state)
-    return jax.pmap(lambda s: s, axis_name=self.axis_name)(stacked)
+    return jax.pmap(lambda s: s, axis_name=self.axis_name, donate_argnums=0)(stacked)
 
   def put_batch(self, batch):
     def split(x):  # [K, nc, B, ...] -> [devices, K, nc, B / devices, ...]
