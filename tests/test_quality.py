@@ -1,10 +1,9 @@
 """Shipped configs, trained with their defaults, reach the quality bars README quotes.
 
 Each trains for real; scores come from the offline metrics: PacGAN's mode metrics for the 2D
-mixtures (about a minute each; the ring's first seed in float32 and bfloat16 in the default run)
-and a classifier trained on the real digits for the digit models, including the translators on
-the digit tasks (several minutes each on 2 cores: marked slow, run with `-m slow`, as are the
-ring's second and third seeds and the grid).
+mixtures (about a minute each) and a classifier trained on the real digits for the digit models,
+including the translators on the digit tasks (several minutes each on 2 cores). Quality
+trainings, all marked slow: run them with `-m slow`.
 """
 import numpy as np
 import pytest
