@@ -2,14 +2,15 @@
 both gradients, in each form a stride-1 "same" conv can run in.
 
   python benchmarks/sr_layers.py [--batch_size=4] [--side=32] [--features=64] [--growth=32]
-      [--steps=5] [--forms=auto,xla_same,padded,im2col,valid] [--json=PATH]
+      [--steps=5] [--forms=auto,xla_same,winograd,padded,im2col,valid] [--json=PATH]
 
 Conv k of the block maps features + k * growth channels to growth (k = 0..3), the fifth
 features + 4 * growth back to features. Forms: `auto` is `layers.conv_same(x, kernel)`, what the
 model runs on this backend (its CPU form, `cpu_conv.conv_s1_form`'s choice, is printed as
-"picks"); `xla_same` a plain `lax.conv_general_dilated(..., "SAME")`; `padded` and `im2col` the
-CPU forms forced (`cpu_conv.conv_s1`); `valid` pad then XLA's VALID conv (conv_impl="conv").
-Gradients: jit(value_and_grad(sum(conv(x, k)^2), (x, k))). Prints one JSON object (ms, median).
+"picks"); `xla_same` a plain `lax.conv_general_dilated(..., "SAME")`; `winograd`, `padded` and
+`im2col` the CPU forms forced (`cpu_conv.conv_s1`); `valid` pad then XLA's VALID conv
+(conv_impl="conv"). Gradients: jit(value_and_grad(sum(conv(x, k)^2), (x, k))). Prints one JSON
+object (ms, median).
 
 Measured on 2 shared AMD EPYC cores (jax 0.10.2), the five convs summed, forward / forward and
 gradients, ranges over 3-4 runs: conv_same picks "padded" for all five (they narrow). Batch 4:
@@ -35,7 +36,8 @@ flags.DEFINE_integer("side", 32, "LR feature map side")
 flags.DEFINE_integer("features", 64, "RRDBNet's features")
 flags.DEFINE_integer("growth", 32, "the dense blocks' growth channels")
 flags.DEFINE_integer("steps", 5, "timed calls per conv, form and pass")
-flags.DEFINE_list("forms", ["auto", "xla_same", "padded", "im2col", "valid"], "forms to time")
+flags.DEFINE_list("forms", ["auto", "xla_same", "winograd", "padded", "im2col", "valid"],
+                  "forms to time")
 flags.DEFINE_string("json", None, "also write the result here")
 FLAGS = flags.FLAGS
 
@@ -48,6 +50,7 @@ FORMS = {
     "auto": lambda x, k: layers.conv_same(x, k),
     "xla_same": lambda x, k: jax.lax.conv_general_dilated(
         x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")),
+    "winograd": lambda x, k: cpu_conv.conv_s1(_pad1(x), k, "winograd"),
     "padded": lambda x, k: cpu_conv.conv_s1(_pad1(x), k, "padded"),
     "im2col": lambda x, k: cpu_conv.conv_s1(_pad1(x), k, "im2col"),
     "valid": lambda x, k: layers.conv_same(x, k, "conv"),

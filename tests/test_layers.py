@@ -1,5 +1,6 @@
-"""The 4x4 transposed conv equals PyTorch's ConvTranspose2d(4, stride 2, padding 1) and the
-stride-2 conv equals flax's, in values, gradients and gradients of gradients, however they run."""
+"""The 4x4 transposed conv equals PyTorch's ConvTranspose2d(4, stride 2, padding 1), the stride-2
+conv equals flax's and the stride-1 3x3 Winograd conv lax's, in values, gradients and gradients of
+gradients, however they run."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -116,3 +117,50 @@ def test_winograd_is_chosen_for_wide_layers():
   assert cpu_conv.form(narrow, (1, 4, 4)) == "im2col"
   assert cpu_conv.form(wide, (1, 3, 4)) == "im2col"  # no 2 x 2 tiling
   assert cpu_conv.form(wide.astype(jnp.bfloat16), (1, 4, 4)) == "im2col"
+
+
+# --- stride-1 3x3 convs as Winograd F(2x2, 3x3) ----------------------------------------------
+
+def lax_valid(x, kernel):
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 10, 3), (1, 4, 4, 5)])
+def test_winograd3x3_matches_lax(shape):
+  from gan_jax.models import cpu_conv
+  x, kernel = random(shape, 7), random((3, 3, shape[-1], 4), 8)
+  ours = lambda x, k: jnp.sum(jnp.sin(cpu_conv.conv3x3_winograd(x, k)))
+  stock = lambda x, k: jnp.sum(jnp.sin(lax_valid(x, k)))
+  np.testing.assert_allclose(cpu_conv.conv3x3_winograd(x, kernel), lax_valid(x, kernel),
+                             atol=1e-5)
+  for a, b in zip(jax.grad(ours, (0, 1))(x, kernel), jax.grad(stock, (0, 1))(x, kernel)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_winograd3x3_second_order_gradients_match():
+  from gan_jax.models import cpu_conv
+  x, kernel = random((2, 6, 10, 3), 9), random((3, 3, 3, 4), 10)
+
+  def penalty(f):
+    def of_kernel(k):
+      grad_x = jax.grad(lambda x: jnp.sum(jnp.sin(f(x, k))))(x)
+      return jnp.sum(grad_x ** 2)
+    return of_kernel
+
+  ours = cpu_conv.conv3x3_winograd
+  np.testing.assert_allclose(penalty(ours)(kernel), penalty(lax_valid)(kernel), rtol=1e-5)
+  got, want = jax.grad(penalty(ours))(kernel), jax.grad(penalty(lax_valid))(kernel)
+  np.testing.assert_allclose(got, want, atol=1e-5 * np.max(np.abs(want)))
+
+
+def test_winograd3x3_is_chosen_for_wide_3x3_layers():
+  from gan_jax.models import cpu_conv
+  x, wide = jnp.zeros((4, 10, 10, 64)), jnp.zeros((3, 3, 64, 64))
+  assert cpu_conv.conv_s1_form(x, wide) == "winograd"
+  assert cpu_conv.conv_s1_form(x[:, :9], wide) != "winograd"  # odd output: no 2 x 2 tiling
+  assert cpu_conv.conv_s1_form(x, wide[..., :32]) != "winograd"  # narrow
+  assert cpu_conv.conv_s1_form(x, wide.astype(jnp.bfloat16)) != "winograd"
+  assert cpu_conv.conv_s1_form(x, jnp.zeros((5, 5, 64, 64))) != "winograd"
+  x, kernel = random((2, 6, 10, 64), 11), random((3, 3, 64, 64), 12)
+  np.testing.assert_allclose(cpu_conv.conv_s1(x, kernel), lax_valid(x, kernel), atol=1e-4)

@@ -228,8 +228,6 @@ def test_patchgan_gradients_match_torch(impl):
 # --- the new layers on their own, odd sizes included ------------------------------------------
 
 # Each stride-1 form of `cpu_conv.conv_s1` forced, and native; the stride-2 layers' CPU form and
-# native.
-# Each stride-1 form of `cpu_conv.conv_s1` forced, and native; the stride-2 layers' CPU form and
 # native, on even sizes and on odd ones (where the CPU form falls back to native).
 ODD, EVEN = (1, 7, 9, 4), (2, 8, 6, 3)
 

@@ -15,8 +15,9 @@ contiguous arrays:
   slices XLA:CPU runs slowly). The transposed conv is the conv's input gradient, so the same
   three maps give it, its input gradient and its weight gradient.
 
-The translation nets' stride-1 convs (3x3, 4x4, 7x7) get their own forms at the end: XLA's
-conv steered onto its fast CPU path, or im2col / col2im matmuls, chosen per shape.
+Stride-1 convs (3x3, 4x4, 7x7) get their own forms at the end: Winograd F(2x2, 3x3) for wide
+3x3 ones, XLA's conv steered onto its fast CPU path, or im2col / col2im matmuls, chosen per
+shape.
 """
 
 from functools import partial
@@ -104,14 +105,19 @@ class _Im2col:
 #   y0 = m0 + m1, y1 = m1 + m2 with m = (d0 - d1) g0, d1 (g0 + g1), (d2 - d1) g1.
 # The 2D version applies each transform along H, then W: 3 x 3 products per tile.
 
+def _strided(x, axis, start, n, step):
+  """n entries along `axis`: start, start + step, ..."""
+  return jax.lax.slice_in_dim(x, start, start + step * (n - 1) + 1, step, axis)
+
+
 def _every_other(x, axis, start, n):
-  return jax.lax.slice_in_dim(x, start, start + 2 * n - 1, 2, axis)
+  return _strided(x, axis, start, n, 2)
 
 
-def _interleave(a, b, axis):
-  """a, b -> a0 b0 a1 b1 ... along `axis`."""
-  y = jnp.stack([a, b], axis + 1)
-  return y.reshape(y.shape[:axis] + (2 * a.shape[axis],) + y.shape[axis + 2:])
+def _interleave(arrays, axis):
+  """[a, b, ...] -> a0 b0 .. a1 b1 .. along `axis`."""
+  y = jnp.stack(arrays, axis + 1)
+  return y.reshape(y.shape[:axis] + (len(arrays) * arrays[0].shape[axis],) + y.shape[axis + 2:])
 
 
 def _pad_axis(x, axis, lo, hi):
@@ -129,12 +135,12 @@ def _input_transform_adjoint(v, axis):
   v0, v1, v2 = v
   even = _pad_axis(v0, axis, 0, 1) + _pad_axis(v2, axis, 1, 0)  # rows 2t: n + 1 of them
   odd = _pad_axis(v1 - v0 - v2, axis, 0, 1)                      # rows 2t + 1, one spare
-  y = _interleave(even, odd, axis)
+  y = _interleave([even, odd], axis)
   return jax.lax.slice_in_dim(y, 0, y.shape[axis] - 1, 1, axis)
 
 
 def _output_transform(m, axis):
-  return _interleave(m[0] + m[1], m[1] + m[2], axis)
+  return _interleave([m[0] + m[1], m[1] + m[2]], axis)
 
 
 def _output_transform_adjoint(y, axis):
@@ -144,7 +150,7 @@ def _output_transform_adjoint(y, axis):
 
 
 def _both_axes(transform, x):
-  """A 1D transform along H, then along W: a 3 x 3 list."""
+  """A 1D transform along H, then along W: an n x n list (n arrays per axis)."""
   return [transform(r, 2) for r in transform(x, 1)]
 
 
@@ -317,17 +323,142 @@ def _conv_valid_padded_bwd(stride, res, dy):
 conv_valid_padded.defvjp(_conv_valid_padded_fwd, _conv_valid_padded_bwd)
 
 
+# --- Winograd F(2x2, 3x3): stride-1 3x3 convs ------------------------------------------------
+# Along one axis, the m outputs of a 3-tap correlation over a tile of m + 2 inputs d are
+# y = A^T [(G g) * (B^T d)] (Lavin & Gray 2016, whose matrices these are); tiles overlap by 2.
+# In 2D an m x m tile of outputs takes (m + 2)^2 products over the channels instead of 9 m^2:
+# for m = 2, 16 instead of 36 (2.25x fewer), in the forward pass and in both gradients, which
+# apply the transposed matrices.
+
+def _combine(coefficients, arrays):
+  """sum_k c_k a_k, skipping zeros and multiplying only where c_k is not +-1."""
+  out = None
+  for c, a in zip(coefficients, arrays):
+    if c:
+      term = a if c == 1 else -a if c == -1 else a * c
+      out = term if out is None else out + term
+  return out
+
+
+class _Winograd3x3:
+  """F(m x m, 3 x 3) from its matrices: B^T [m + 2, m + 2], G [m + 2, 3], A^T [m, m + 2]."""
+
+  def __init__(self, bt, g, at):
+    self.bt, self.g, self.at, self.m = bt, g, at, len(at)
+    self.bt_t, self.g_t, self.at_t = (list(zip(*a)) for a in (bt, g, at))
+
+  def _input_transform(self, x, axis):
+    """m n + 2 rows -> m + 2 arrays of n tiles (rows m t .. m t + m + 1)."""
+    n = (x.shape[axis] - 2) // self.m
+    d = [_strided(x, axis, k, n, self.m) for k in range(self.m + 2)]
+    return [_combine(row, d) for row in self.bt]
+
+  def _input_transform_adjoint(self, v, axis):
+    dd = [_combine(column, v) for column in self.bt_t]  # dd[k][t] goes to row m t + k
+    # rows of residue r mod m: dd[r] from tile t, and dd[r + m] (r < 2) from tile t - 1
+    residues = []
+    for r in range(self.m):
+      rows = _pad_axis(dd[r], axis, 0, 1)
+      if r + self.m < len(dd):
+        rows = rows + _pad_axis(dd[r + self.m], axis, 1, 0)
+      residues.append(rows)
+    y = _interleave(residues, axis)
+    return jax.lax.slice_in_dim(y, 0, y.shape[axis] - (self.m - 2), 1, axis)
+
+  def _output_transform(self, m, axis):
+    return _interleave([_combine(row, m) for row in self.at], axis)
+
+  def _output_transform_adjoint(self, y, axis):
+    n = y.shape[axis] // self.m
+    rows = [_strided(y, axis, r, n, self.m) for r in range(self.m)]
+    return [_combine(column, rows) for column in self.at_t]
+
+  def _kernel_transform(self, kernel):
+    """[3, 3, C, O] -> (m + 2) x (m + 2) list of [C, O]."""
+    g = lambda taps: [_combine(row, taps) for row in self.g]
+    return [g(list(r)) for r in g(list(kernel))]
+
+  def _kernel_transform_adjoint(self, du):
+    g = lambda d: jnp.stack([_combine(column, d) for column in self.g_t])
+    return g([g(row) for row in du])  # [3 (H), 3 (W), C, O]
+
+  def forward(self, x, kernel):
+    u = self._kernel_transform(kernel)
+    v = _both_axes(self._input_transform, x)
+    m = [[vi @ ui for vi, ui in zip(v_row, u_row)] for v_row, u_row in zip(v, u)]
+    return _both_axes_adjoint(self._output_transform, m)
+
+  def input_grad(self, dy, kernel):
+    u = self._kernel_transform(kernel)
+    dm = _both_axes(self._output_transform_adjoint, dy)
+    dv = [[di @ ui.T for di, ui in zip(d_row, u_row)] for d_row, u_row in zip(dm, u)]
+    return _both_axes_adjoint(self._input_transform_adjoint, dv)
+
+  def weight_grad(self, x, dy):
+    v = _both_axes(self._input_transform, x)
+    dm = _both_axes(self._output_transform_adjoint, dy)
+    flat = lambda a: a.reshape(-1, a.shape[-1])
+    du = [[flat(vi).T @ flat(di) for vi, di in zip(v_row, d_row)] for v_row, d_row in zip(v, dm)]
+    return self._kernel_transform_adjoint(du)
+
+
+# F(2x2, 3x3). F(4x4, 3x3) (36 products per 16 outputs, 4x fewer) ran faster still where the
+# sides are multiples of 4 and tiles outnumber channels (at 32x32, 192 -> 64, batch 4: 6.3
+# against 8.3 ms, value and both gradients), but its 6 x 6 transforms are ~270 small kernels a
+# conv: ESRGAN's paper-size step ran out of 24 GB compiling it.
+_F2X2_3X3 = _Winograd3x3(bt=[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+                         g=[[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
+                         at=[[1, 1, 1, 0], [0, 1, -1, -1]])
+
+
+@jax.custom_vjp
+def conv3x3_winograd(x, kernel):
+  """x [B, 2n + 2, 2n' + 2, C], kernel [3, 3, C, O] -> [B, 2n, 2n', O] (VALID, stride 1) as
+  Winograd F(2x2, 3x3), forward and both gradients."""
+  return _F2X2_3X3.forward(x, kernel)
+
+
+def _winograd3x3_fwd(x, kernel):
+  return conv3x3_winograd(x, kernel), (x, kernel)
+
+
+def _winograd3x3_bwd(res, dy):
+  x, kernel = res
+  return _F2X2_3X3.input_grad(dy, kernel), _F2X2_3X3.weight_grad(x, dy)
+
+
+conv3x3_winograd.defvjp(_winograd3x3_fwd, _winograd3x3_bwd)
+
+
+# Each Winograd conv compiles into ~120 small kernels (forward and both gradients) where XLA's
+# conv is a few: ~0.3 s more compile a layer. Layers this wide gain 2-4x in their step time for
+# it; narrower ones (ESRGAN's 32-channel growth convs) 1.5-2x, which did not pay for a 4x longer
+# compile of its paper-size step (242 s against 57).
+WINOGRAD3X3_MIN_CHANNELS = 64
+
+
 def conv_s1_form(x, kernel):
-  """"padded" (`conv_valid_padded`), "im2col" or "col2im" for a stride-1 VALID conv of
-  x [B, H, W, C] by kernel [k, k, C, O] on XLA:CPU. Measured (benchmarks/translation_layers.py,
-  value and both gradients): at batch 1 "padded" beats im2col on the 3x3 ResNet blocks (1.9x,
-  64x64x256 at 256) and ties on the 7x7 from RGB and the PatchGAN's 4x4; at batch 16 im2col
-  wins (1.3x on the blocks at 32x32, 1.7x on the 4x4). Narrowing convs (the 7x7 to RGB) stay
+  """"winograd" (`conv3x3_winograd`), "padded" (`conv_valid_padded`), "im2col" or "col2im" for
+  a stride-1 VALID conv of x [B, H, W, C] by kernel [k, k, C, O] on XLA:CPU.
+
+  3x3 float32 convs with at least WINOGRAD3X3_MIN_CHANNELS on both sides and an even output take
+  Winograd: value and both gradients ran 1.7-4.2x faster than XLA's own conv and the other forms
+  in every such shape measured (batch 1-64, 8x8 to 128x128; e.g. 8.3 against 13.4 ms at 32x32,
+  192 -> 64, batch 4; 30 against 126 ms at 64x64, 256 -> 256, batch 1), 1.5-2x at 32 channels
+  (not taken: see WINOGRAD3X3_MIN_CHANNELS); below 32 the transforms cost what they save.
+
+  For the other convs, measured (benchmarks/translation_layers.py, value and both gradients):
+  at batch 1 "padded" beat im2col on the 3x3 ResNet blocks (1.9x, 64x64x256 at 256; Winograd
+  since) and ties on the 7x7 from RGB and the PatchGAN's 4x4; at batch 16 im2col wins (1.3x on
+  the blocks at 32x32, 1.7x on the 4x4). Narrowing convs (the 7x7 to RGB) stay
   "padded": col2im sums k*k thin slices, 16x slower. A 1x1 conv, or a 4x4 one to a single
   channel (the PatchGAN's last), is a plain matmul or a few cheap slices: 1.5-2x faster so; a
   7x7 to one channel (a gray image) is not: its 49 slices' gradients took 67 ms against 2.4 ms
   "padded" (batch 8 at 32x32 from 16 channels), 416 against 33 (batch 1 at 256 from 64)."""
   k, _, c, o = kernel.shape
+  if (k == 3 and min(c, o) >= WINOGRAD3X3_MIN_CHANNELS and kernel.dtype == jnp.float32
+      and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0):
+    return "winograd"
   if k == 1 or (o == 1 and k <= 4):
     return "im2col" if c <= o else "col2im"
   if c > o or x.shape[0] == 1:
@@ -341,4 +472,6 @@ def conv_s1(x, kernel, form=None):
   form = form or conv_s1_form(x, kernel)
   if form == "padded":
     return conv_valid_padded(x, kernel, 1)
+  if form == "winograd":
+    return conv3x3_winograd(x, kernel)
   return {"im2col": _conv_s1_im2col, "col2im": _conv_s1_col2im}[form](x, kernel)
