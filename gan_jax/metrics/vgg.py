@@ -127,11 +127,11 @@ def check_layers(layers, net: Net = VGG19):
   return layers
 
 
-# XLA's native conv by default, on every backend: conv_same's CPU matrix-product form pays off
-# in the kernel gradient, which a frozen network never takes. Measured (benchmarks/vgg_loss.py,
-# batch 4 at 128x128 to conv5_4, 2 busy CPU cores): native 0.65 s forward and 0.77-1.41 s
-# forward + input gradient, against 0.83-0.98 s and 1.04-1.67 s for the matrix products.
-DEFAULT_IMPL = "conv"
+# conv_same's CPU forms (XLA's conv elsewhere): its 3x3 convs of 64 channels and more run as
+# Winograd F(2x2, 3x3) on CPU. Measured (python benchmarks/vgg_loss.py, batch 4 at 128x128 to
+# conv5_4, 2 CPU cores, 2026-12-05): 0.19 s forward and 0.33 s forward + input gradient, against
+# 0.25 s and 0.48 s for XLA's native conv (which the im2col forms before it did not beat).
+DEFAULT_IMPL = "auto"
 
 
 def features(weights: dict, x, layers=("conv5_4",), impl: str = DEFAULT_IMPL,

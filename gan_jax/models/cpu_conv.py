@@ -431,9 +431,10 @@ conv3x3_winograd.defvjp(_winograd3x3_fwd, _winograd3x3_bwd)
 
 
 # Each Winograd conv compiles into ~120 small kernels (forward and both gradients) where XLA's
-# conv is a few: ~0.3 s more compile a layer. Layers this wide gain 2-4x in their step time for
-# it; narrower ones (ESRGAN's 32-channel growth convs) 1.5-2x, which did not pay for a 4x longer
-# compile of its paper-size step (242 s against 57).
+# conv is a few: ~0.3 s more compile a layer. Narrower layers (ESRGAN's 32-channel growth convs)
+# ran 1.3-2x faster alone (benchmarks/sr_layers.py) but gained nothing measurable in ESRGAN's
+# step, whose compile they took from 134 s to 242 s; below 32 channels the transforms cost what
+# they save.
 WINOGRAD3X3_MIN_CHANNELS = 64
 
 
@@ -442,10 +443,10 @@ def conv_s1_form(x, kernel):
   a stride-1 VALID conv of x [B, H, W, C] by kernel [k, k, C, O] on XLA:CPU.
 
   3x3 float32 convs with at least WINOGRAD3X3_MIN_CHANNELS on both sides and an even output take
-  Winograd: value and both gradients ran 1.7-4.2x faster than XLA's own conv and the other forms
-  in every such shape measured (batch 1-64, 8x8 to 128x128; e.g. 8.3 against 13.4 ms at 32x32,
-  192 -> 64, batch 4; 30 against 126 ms at 64x64, 256 -> 256, batch 1), 1.5-2x at 32 channels
-  (not taken: see WINOGRAD3X3_MIN_CHANNELS); below 32 the transforms cost what they save.
+  Winograd: value and both gradients 2.1x faster than XLA's conv at 32x32, 192 -> 64, batch 4
+  (8.8 against 18.7-19.6 ms; benchmarks/sr_layers.py), 2.3x faster than im2col and 3.3x than
+  the padded form at 64x64, 256 -> 256, batch 1 (41 against 94 and 134 ms;
+  benchmarks/translation_layers.py --resolution=256).
 
   For the other convs, measured (benchmarks/translation_layers.py, value and both gradients):
   at batch 1 "padded" beat im2col on the 3x3 ResNet blocks (1.9x, 64x64x256 at 256; Winograd
