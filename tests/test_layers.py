@@ -90,14 +90,9 @@ def test_conv4x4s2_matches_flax_conv(impl, shape):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("layer", ["conv", "conv_transpose"])
-def test_second_order_gradients_match(impl, layer):
-  # The gradient penalty and R1 differentiate D's input gradient once more: the custom VJPs'
-  # backward passes must themselves differentiate correctly.
-  ours, stock = ((ours_conv(impl), stock_conv) if layer == "conv" else
-                 (ours_conv_transpose(impl), textbook_conv_transpose))
-  x, kernel = random((2, 4, 8, 3), 5), random((4, 4, 3, 4), 6)
-
+def assert_second_order_gradients_match(ours, stock, x, kernel):
+  """The gradient penalty and R1 differentiate D's input gradient once more: the custom VJPs'
+  backward passes must themselves differentiate correctly."""
   def penalty(f):
     def of_kernel(k):
       grad_x = jax.grad(lambda x: jnp.sum(jnp.sin(f(x, k))))(x)
@@ -108,6 +103,14 @@ def test_second_order_gradients_match(impl, layer):
   got, want = jax.grad(penalty(ours))(kernel), jax.grad(penalty(stock))(kernel)
   # Entries range over 1e-3..1e2: float32 rounding measured against the largest.
   np.testing.assert_allclose(got, want, atol=1e-5 * np.max(np.abs(want)))
+
+
+@pytest.mark.parametrize("layer", ["conv", "conv_transpose"])
+def test_second_order_gradients_match(impl, layer):
+  ours, stock = ((ours_conv(impl), stock_conv) if layer == "conv" else
+                 (ours_conv_transpose(impl), textbook_conv_transpose))
+  assert_second_order_gradients_match(ours, stock, random((2, 4, 8, 3), 5),
+                                      random((4, 4, 3, 4), 6))
 
 
 def test_winograd_is_chosen_for_wide_layers():
@@ -140,18 +143,8 @@ def test_winograd3x3_matches_lax(shape):
 
 def test_winograd3x3_second_order_gradients_match():
   from gan_jax.models import cpu_conv
-  x, kernel = random((2, 6, 10, 3), 9), random((3, 3, 3, 4), 10)
-
-  def penalty(f):
-    def of_kernel(k):
-      grad_x = jax.grad(lambda x: jnp.sum(jnp.sin(f(x, k))))(x)
-      return jnp.sum(grad_x ** 2)
-    return of_kernel
-
-  ours = cpu_conv.conv3x3_winograd
-  np.testing.assert_allclose(penalty(ours)(kernel), penalty(lax_valid)(kernel), rtol=1e-5)
-  got, want = jax.grad(penalty(ours))(kernel), jax.grad(penalty(lax_valid))(kernel)
-  np.testing.assert_allclose(got, want, atol=1e-5 * np.max(np.abs(want)))
+  assert_second_order_gradients_match(cpu_conv.conv3x3_winograd, lax_valid,
+                                      random((2, 6, 10, 3), 9), random((3, 3, 3, 4), 10))
 
 
 def test_winograd3x3_is_chosen_for_wide_3x3_layers():

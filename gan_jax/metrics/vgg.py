@@ -127,11 +127,13 @@ def check_layers(layers, net: Net = VGG19):
   return layers
 
 
-# conv_same's CPU forms (XLA's conv elsewhere): its 3x3 convs of 64 channels and more run as
-# Winograd F(2x2, 3x3) on CPU. Measured (python benchmarks/vgg_loss.py, batch 4 at 128x128 to
-# conv5_4, 2 CPU cores, 2026-12-05): 0.19 s forward and 0.33 s forward + input gradient, against
-# 0.25 s and 0.48 s for XLA's native conv (which the im2col forms before it did not beat).
-DEFAULT_IMPL = "auto"
+# XLA's native conv by default, on every backend. conv_same's CPU forms run VGG19 faster since
+# its 3x3 convs of 64 channels and more became Winograd F(2x2, 3x3) (python
+# benchmarks/vgg_loss.py, batch 4 at 128x128 to conv5_4, 2026-12-05: 0.33 s forward + input
+# gradient against 0.48 s), but they are chosen per batch size, so under pmap (one picture per
+# device) the loss ran other forms than on one device, and ESRGAN's cancellation-heavy G
+# gradients then differed by up to 1.8% of their scale (tests/test_superres.py's jit == pmap).
+DEFAULT_IMPL = "conv"
 
 
 def features(weights: dict, x, layers=("conv5_4",), impl: str = DEFAULT_IMPL,

@@ -433,7 +433,7 @@ conv3x3_winograd.defvjp(_winograd3x3_fwd, _winograd3x3_bwd)
 # Each Winograd conv compiles into ~120 small kernels (forward and both gradients) where XLA's
 # conv is a few: ~0.3 s more compile a layer. Narrower layers (ESRGAN's 32-channel growth convs)
 # ran 1.3-2x faster alone (benchmarks/sr_layers.py) but gained nothing measurable in ESRGAN's
-# step, whose compile they took from 134 s to 242 s; below 32 channels the transforms cost what
+# step, whose compile they took from 72 s to 242 s; below 32 channels the transforms cost what
 # they save.
 WINOGRAD3X3_MIN_CHANNELS = 64
 
