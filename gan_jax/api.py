@@ -167,10 +167,12 @@ class Model:
     [N, latent_dim] from a standard normal, `noise`), labels int32 [N] (or float32 [N, classes],
     a mix of classes); translators (`direction`, default the first) and super-resolution:
     fn(params, images), float32 NHWC in [-1, 1]. The output is float32 NHWC in [-1, 1] (2D
-    runs: points [N, 2]). Differentiable in the codes and the params (`project`)."""
+    runs: points [N, 2]). Differentiable in the codes and the params (`project`). Video runs:
+    fn(params, content, motion[, times][, labels]) -> clips float32 [N, T, H, W, C], the inputs
+    `noise` draws: MoCoGAN's motion noise has T frames; where G renders any time (video_sparse),
+    the times [N, T] say which and the motion noise lies on a grid that covers them."""
     if self.frames:
-      raise UserError(f"{self.workdir} draws clips, and a clip generator is not offered as a "
-                      "pure function yet: use model.sample(num, frames=T) (or gan-jax sample).")
+      return self.game.generator(self.state, self.ema)
     if self.kind == "translate":
       direction = self.check_direction(direction)
       return self.game.generator(self.state, self.ema, direction)
@@ -191,12 +193,13 @@ class Model:
   def params(self):
     return self.generator()[1]
 
-  def noise(self, num, seed=0, labels=None):
+  def noise(self, num, seed=0, labels=None, frames=None, fps=None):
     """(z, labels): the inputs `generator_fn` takes to draw what `sample(num, seed, labels)`
-    draws (untruncated)."""
+    draws (untruncated). Video runs: (content, motion[, times], labels), for clips of `frames`
+    frames at `fps` as `sample` takes them."""
     self.require("sample")
     self.check_labels(labels, num)
-    return self.game.noise(num, seed, labels)
+    return self.game.noise(num, seed, labels, **self.clip_args(frames, fps))
 
   # --- latent codes (`gan_jax.latents`) ------------------------------------------------------
 
@@ -259,12 +262,8 @@ class Model:
       raise UserError(f"num={num!r} must be a positive number of samples.")
     self.check_labels(labels, num)
     truncate = truncation_args(self.exp, self.workdir, truncation, truncation_cutoff)
-    if frames is not None:
-      truncate["frames"] = self.check_frames(frames)
-    if fps is not None:
-      truncate["fps"] = self.check_fps(fps)
     samples, _ = self.game.generate(self.state, int(num), seed=seed, labels=labels, ema=self.ema,
-                                    **truncate)
+                                    **truncate, **self.clip_args(frames, fps))
     return self._output(samples, uint8)
 
   def translate(self, images, direction=None, uint8=False):
@@ -371,6 +370,15 @@ class Model:
     if bad.size:
       raise UserError(f"--label={int(bad.flat[0])} is out of range: this model has classes "
                       f"0..{self.num_classes - 1}.")
+
+  def clip_args(self, frames, fps):
+    """`frames` and `fps` as a video game's `generate` and `noise` take them (those given)."""
+    args = {}
+    if frames is not None:
+      args["frames"] = self.check_frames(frames)
+    if fps is not None:
+      args["fps"] = self.check_fps(fps)
+    return args
 
   def check_frames(self, frames):
     """`frames` as the clip length to render; one UserError for a run that cannot."""

@@ -13,9 +13,11 @@ package) and numpy only:
 
 Inputs, by game: noise runs take z [N, latent size] from a standard normal (and labels int32 [N]
 when conditional); translators an image batch [N, H, W, C] at the training resolution (pad to it);
-super-resolution G an image batch of any height and width. N is symbolic ("b": any batch) unless
-`batch` fixes it. The card (`card_path`) names them with their shapes, ranges and meanings, and
-records the run, step, data, the latest `gan-jax evaluate` result and provenance.
+super-resolution G an image batch of any height and width; video runs content codes and motion
+noise (and the frames' times, where G renders any time) for clips of any length ("t"), giving
+clips [N, T, H, W, C]. N is symbolic ("b": any batch) unless `batch` fixes it. The card
+(`card_path`) names them with their shapes, ranges and meanings, and records the run, step,
+data, the latest `gan-jax evaluate` result and provenance.
 
 Layers with a CPU-only form (`models/cpu_conv.py`) are traced per platform (`layers.lowering_for`)
 and joined by `lax.platform_dependent`, so each backend runs its own form of G; the weights are
@@ -31,7 +33,7 @@ import jax.numpy as jnp
 
 from gan_jax import api, exporting, provenance
 from gan_jax.errors import UserError
-from gan_jax.models import layers
+from gan_jax.models import layers, video_sparse
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")  # jax.export's lowering platforms
 DEFAULT_PLATFORMS = "cpu,cuda,tpu"
@@ -81,18 +83,20 @@ def check_out(out, overwrite):
 
 def input_specs(model, batch):
   """(name, jax.ShapeDtypeStruct, card entry) for each input of the artifact."""
-  b, h, w = jax.export.symbolic_shape("b, h, w")  # one scope: jax.export rejects mixed ones
+  # one scope for every symbol (jax.export rejects shapes that mix scopes); g: a motion grid
+  grid = fewest_grid_points(model)
+  b, h, w, t, g = jax.export.symbolic_shape(
+      "b, h, w, t, g", constraints=(f"g >= {grid}",) if grid else ())
   n = b if batch is None else batch
   config = model.config
-  if model.kind == "sample":
+  if model.frames:
+    specs = clip_input_specs(model, n, t, g)
+  elif model.kind == "sample":
     latent = config.model.latent_dim
     specs = [("z", jax.ShapeDtypeStruct((n, latent), jnp.float32),
               {"meaning": "latent codes, each entry drawn from a standard normal"})]
     if model.num_classes:
-      names = exporting.class_names(model.workdir, model.num_classes)
-      specs.append(("labels", jax.ShapeDtypeStruct((n,), jnp.int32),
-                    {"meaning": "the class of each sample", "range": [0, model.num_classes - 1],
-                     "classes": names}))
+      specs.append(label_spec(model, n))
   elif model.kind == "translate":
     side = config.data.resolution
     specs = [("images", jax.ShapeDtypeStruct((n, side, side, model.channels), jnp.float32),
@@ -104,6 +108,47 @@ def input_specs(model, batch):
                           "to p / 127.5 - 1", "range": [-1.0, 1.0]})]
   return [(name, spec, {"name": name, "shape": _symbolic(spec.shape), "dtype": str(spec.dtype),
                         **entry}) for name, spec, entry in specs]
+
+
+def fewest_grid_points(model):
+  """The fewest motion noise vectors a G that renders any time takes (0 for other runs)."""
+  if "times" not in getattr(model.game, "inputs", ()):
+    return 0
+  m = model.config.model
+  return video_sparse.grid_size(0, m.motion_spacing, m.motion_kernel)
+
+
+def clip_input_specs(model, n, t, g):
+  """input_specs' entries of a video G: clips of any length t (MoCoGAN's G runs a GRU over its
+  motion noise; the sparse G renders the frames at t times from noise on a grid of g points)."""
+  m = model.config.model
+  specs = [("content", jax.ShapeDtypeStruct((n, m.content_dim), jnp.float32),
+            {"meaning": "content codes, one a clip, each entry drawn from a standard normal"})]
+  if "times" in model.game.inputs:
+    specs += [
+        ("motion", jax.ShapeDtypeStruct((n, g, m.motion_dim), jnp.float32),
+         {"meaning": f"motion noise on a grid of times 0, {m.motion_spacing}, "
+                     f"{2 * m.motion_spacing}, ... (frames), each entry drawn from a standard "
+                     f"normal; g must be at least floor(latest time / {m.motion_spacing}) + "
+                     f"{fewest_grid_points(model)}"}),
+        ("times", jax.ShapeDtypeStruct((n, t), jnp.float32),
+         {"meaning": "the time of each frame to render, in frames of the training data "
+                     "(0, 1, 2, ...: its frame rate; 0, 0.5, 1, ...: twice it)"})]
+  else:
+    specs.append(("motion", jax.ShapeDtypeStruct((n, t, m.motion_dim), jnp.float32),
+                  {"meaning": "motion noise, one vector a frame (the clip has t frames), each "
+                              "entry drawn from a standard normal"}))
+  if model.num_classes:
+    specs.append(label_spec(model, n))
+  return specs
+
+
+def label_spec(model, n):
+  """The labels input of a conditional G."""
+  names = exporting.class_names(model.workdir, model.num_classes)
+  return ("labels", jax.ShapeDtypeStruct((n,), jnp.int32),
+          {"meaning": "the class of each sample", "range": [0, model.num_classes - 1],
+           "classes": names})
 
 
 def lower(model, batch=None, platforms=("cpu",), direction=None):
@@ -151,11 +196,11 @@ def card(model, exported, specs, blob, out, direction):
   config, spec = model.config, model.exp.spec
   fn_params = model.generator(direction)[1]["params"]
   out_aval = exported.out_avals[0]
-  images = len(spec.shape) == 3
-  output = {"name": "images" if images else "points", "shape": _symbolic(out_aval.shape),
-            "dtype": str(out_aval.dtype)}
-  if images:
-    output.update(layout="NHWC", range=[-1.0, 1.0],
+  layout = {4: "NTHWC", 3: "NHWC"}.get(len(spec.shape))  # clips, images; else 2D points
+  output = {"name": {"NTHWC": "clips", "NHWC": "images"}.get(layout, "points"),
+            "shape": _symbolic(out_aval.shape), "dtype": str(out_aval.dtype)}
+  if layout:
+    output.update(layout=layout, range=[-1.0, 1.0],
                   pixels="clip(round((x + 1) * 127.5), 0, 255) as uint8")
   name = config.get("name") or ""
   return {

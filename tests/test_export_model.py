@@ -41,7 +41,8 @@ def images(n, h, w, c, seed=0):
 
 
 @pytest.mark.parametrize("name", ["dcgan_digits", "cgan_digits", "pix2pix_digits",
-                                  "cyclegan_digits", "rrdb_psnr"])
+                                  "cyclegan_digits", "rrdb_psnr", "video_digits",
+                                  "video_digits_sparse"])
 def test_artifact_equals_the_in_package_generator(name, tmp_path_factory, tmp_path):
   workdir = trained(tmp_path_factory, name)
   model = gan_jax.load(workdir)
@@ -51,8 +52,18 @@ def test_artifact_equals_the_in_package_generator(name, tmp_path_factory, tmp_pa
     assert export(workdir, out, *([f"--direction={direction}"] if direction else [])) == 0
     artifact = read(out)
     assert artifact.platforms == PLATFORMS
+    if model.frames:
+      described = card(out)
+      assert described["output"]["layout"] == "NTHWC"
+      assert described["output"]["shape"] == ["b", "t", side, side, 1]
+      assert [i["name"] for i in described["inputs"]] == list(model.game.inputs)
     for n in (1, 5):  # one artifact, any batch
-      if model.kind == "sample":
+      if model.frames:  # and clips of any length (the sparse G: at any frame rate)
+        clip = dict(frames=2 + n, **({"fps": 2} if "times" in model.game.inputs else {}))
+        got = artifact.call(*model.noise(n, seed=n, **clip)[:-1])
+        expected = model.sample(n, seed=n, **clip)
+        assert got.shape == (n, 2 + n, side, side, 1)
+      elif model.kind == "sample":
         z, labels = model.noise(n, seed=n)
         got = artifact.call(z, labels) if model.num_classes else artifact.call(z)
         expected = model.sample(n, seed=n)

@@ -185,7 +185,6 @@ def test_bad_sample_input_is_one_sentence(video_run, tmp_path, capsys, args, exp
     (("interpolate", "--seeds=1,2", "--out=x.gif"), "A walk animates images, and"),
     (("directions", "--out=x.npz"), "learned clips, which have no directions"),
     (("export", "--out=x", "--num=4"), "export writes images, and"),
-    (("export-model", "--out=x.bin"), "draws clips, and a clip generator is not offered"),
 ])
 def test_image_verbs_on_a_video_run_are_one_sentence(video_run, tmp_path, capsys, args,
                                                      expected):

@@ -24,8 +24,9 @@ import optax
 from gan_jax import optim, reporting
 from gan_jax.data import sources
 from gan_jax.errors import UserError
-from gan_jax.games.common import (Devices, apply, copy_params, d_accuracy, ema, g_params,
-                                  in_chunks, infer, init_net, init_side, to_model_input)
+from gan_jax.games.common import (Devices, apply, apply_inference, copy_params, d_accuracy, ema,
+                                  g_params, in_chunks, infer, init_net, init_side,
+                                  split_variables, to_model_input)
 from gan_jax.losses import adversarial
 from gan_jax.models import video as video_models
 from gan_jax.state import GANState, as_key, make_key
@@ -74,6 +75,7 @@ class VideoGame:
   directions = ()
   spaces = ()            # no latent space the image tools (walks, directions) can work in
   renders_any_time = False  # G draws frame after frame: no `sample --fps`
+  inputs = ("content", "motion")  # of G (`generator`), `noise` draws them
 
   def __init__(self, config, spec, axis_name=None):
     self.config, self.spec = config, spec
@@ -209,6 +211,20 @@ class VideoGame:
     params = g_params(state, ema)
     draw = lambda c, m, l: infer(self.g_model, params, state.g.collections, c, m, l)
     return in_chunks(draw, content, motion, labels, chunk=chunk), labels
+
+  def generator(self, state, ema=True):
+    """(fn, variables): G in inference mode as a pure, jittable fn(variables, *inputs[, labels])
+    -> clips [N, T, R, R, C] in [-1, 1], and the Flax variables it takes (G's EMA weights, or
+    G's). `inputs` are those the class names, which `noise` draws: MoCoGAN's content
+    [N, content_dim] and motion noise [N, T, motion_dim] (one draw a frame); the sparse game's
+    also the frames' times [N, T] (float, in frames of the training data), its motion noise on
+    a grid that must cover the latest time."""
+    model, count = self.g_model, len(self.inputs)
+
+    def fn(variables, *inputs):
+      labels = inputs[count] if len(inputs) > count else self.no_labels(inputs[0].shape[0])
+      return apply_inference(model, *split_variables(variables), *inputs[:count], labels)
+    return fn, {"params": g_params(state, ema), **state.g.collections}
 
   def discriminate(self, state, clips, labels, chunk=64):
     """The video D's logits (numpy [N]) for clips in [-1, 1], in inference mode."""
