@@ -30,8 +30,8 @@ import numpy as np
 import optax
 
 from gan_jax.errors import UserError
-from gan_jax.games.common import (apply, apply_inference, copy_params, d_accuracy, ema, g_params,
-                                  in_chunks, infer, init_net, split_variables, to_model_input)
+from gan_jax.games.common import (apply, copy_params, d_accuracy, ema, g_params, in_chunks, infer,
+                                  init_net, to_model_input)
 from gan_jax.games.video import VideoGame, check_clip_settings, instance_noise, pick_frames
 from gan_jax.losses import adversarial
 from gan_jax.models import video_sparse as models
