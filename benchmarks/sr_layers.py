@@ -2,13 +2,13 @@
 both gradients, in each form a stride-1 "same" conv can run in.
 
   python benchmarks/sr_layers.py [--batch_size=4] [--side=32] [--features=64] [--growth=32]
-      [--steps=5] [--forms=auto,xla_same,winograd,padded,im2col,valid] [--json=PATH]
+      [--steps=5] [--forms=auto,xla_same,winograd,winograd4,padded,im2col,valid] [--json=PATH]
 
 Conv k of the block maps features + k * growth channels to growth (k = 0..3), the fifth
 features + 4 * growth back to features. Forms: `auto` is `layers.conv_same(x, kernel)`, what the
 model runs on this backend (its CPU form, `cpu_conv.conv_s1_form`'s choice, is printed as
-"picks"); `xla_same` a plain `lax.conv_general_dilated(..., "SAME")`; `winograd`, `padded` and
-`im2col` the CPU forms forced (`cpu_conv.conv_s1`); `valid` pad then XLA's VALID conv
+"picks"); `xla_same` a plain `lax.conv_general_dilated(..., "SAME")`; `winograd` (F(2x2, 3x3)),
+`winograd4` (F(4x4, 3x3)), `padded` and `im2col` the CPU forms forced (`cpu_conv.conv_s1`); `valid` pad then XLA's VALID conv
 (conv_impl="conv"). Gradients: jit(value_and_grad(sum(conv(x, k)^2), (x, k))). Prints one JSON
 object (ms, median).
 
@@ -24,7 +24,10 @@ Since the 3x3 convs of 64 channels and more became Winograd F(2x2, 3x3), conv_sa
 "winograd" for the fifth conv (192 -> 64) and "padded" for the four that narrow to 32. Batch 4,
 2 quiet cores, 2026-12-05, one run: auto 9.5 / 40 ms, xla_same 14 / 45, winograd (all five)
 9.2 / 27, padded 11 / 49; the fifth conv alone 8.8 ms Winograd against 18.7-19.6 (padded,
-xla_same), value and both gradients.
+xla_same), value and both gradients. F(4x4, 3x3), the same day and machine, one run
+(`--forms=auto,winograd,winograd4`): all five 9.6 / 21 ms against F(2x2)'s 10.9 / 30 and auto's
+12.9 / 47; the fifth conv 7.3 against 9.4 ms, value and both gradients. conv_same takes F(4x4)
+from 128 channels only (`cpu_conv.WINOGRAD4X4_MIN_CHANNELS` says why), so not here.
 """
 import statistics
 
@@ -57,6 +60,7 @@ FORMS = {
     "xla_same": lambda x, k: jax.lax.conv_general_dilated(
         x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")),
     "winograd": lambda x, k: cpu_conv.conv_s1(_pad1(x), k, "winograd"),
+    "winograd4": lambda x, k: cpu_conv.conv_s1(_pad1(x), k, "winograd4"),
     "padded": lambda x, k: cpu_conv.conv_s1(_pad1(x), k, "padded"),
     "im2col": lambda x, k: cpu_conv.conv_s1(_pad1(x), k, "im2col"),
     "valid": lambda x, k: layers.conv_same(x, k, "conv"),

@@ -8,7 +8,8 @@ side `resolution`: the ResNet generator's 7x7 and 3x3 reflect-padded convs, 3x3 
 and transposed conv; the PatchGAN's 4x4 stride-1 convs; the U-Net's 4x4 stride-2 convs and
 transposed convs. Forms: `conv` is XLA's native convolution on a pre-padded input (what GPUs
 and TPUs run); `gemm` the CPU form (`cpu_conv`); for the stride-1 convs also `padded` (XLA's
-conv with built-in padding, cropped) and the matmul `im2col` or `col2im`, forced; for the 4x4
+conv with built-in padding, cropped) and the matmul `im2col` or `col2im`, forced, and for the
+3x3 ones Winograd F(2x2, 3x3) and F(4x4, 3x3) (`winograd`, `winograd4`); for the 4x4 stride-2
 layers `im2col` and `winograd`, forced. `auto` names what the layer picks on this backend.
 Prints one JSON object (ms, median).
 """
@@ -78,7 +79,7 @@ def time_layer(factory, x, cout, form, steps):
   impl = "conv" if form == "conv" else "gemm"
   real_form = cpu_conv.conv_s1_form
   real_thresholds = cpu_conv.WINOGRAD_MIN_CHANNELS, cpu_conv.WINOGRAD_CACHE_ENTRIES
-  if form in ("padded", "im2col", "col2im"):
+  if form in ("padded", "im2col", "col2im", "winograd", "winograd4"):
     cpu_conv.conv_s1_form = lambda x, k: form
   if form in ("winograd", "im2col"):  # the 4x4 layers' forms, forced
     cpu_conv.WINOGRAD_MIN_CHANNELS = 1 if form == "winograd" else 10**9
@@ -109,14 +110,17 @@ def main(argv):
     # side): the other was measured 3-1000x slower.
     matmul = "im2col" if cin <= cout else "col2im"
     forms = (["conv", "im2col", "winograd"] if unet else
-             ["conv", "gemm"] + (["padded", matmul] if stride1 else []))
+             ["conv", "gemm"] + (["padded", matmul] if stride1 else [])
+             + (["winograd", "winograd4"] if stride1 and name.endswith("_3x3") else []))
     ms = {form: time_layer(factory, x, cout, form, FLAGS.steps) for form in forms}
     auto = "gemm" if _use_gemm("auto") else "conv"
     if auto == "gemm" and unet:
       auto = form_4x4(name, x, cin, cout)
     elif auto == "gemm" and stride1:
       size = int(name.split("_")[-1][0])  # ..._7x7, ..._4x4s1
-      auto = cpu_conv.conv_s1_form(x, jnp.zeros((size, size, cin, cout)))
+      pad = 1 if size == 4 else size // 2  # what the layer pads x by before its VALID conv
+      padded = jnp.zeros((x.shape[0], side + 2 * pad, side + 2 * pad, cin))
+      auto = cpu_conv.conv_s1_form(padded, jnp.zeros((size, size, cin, cout)))
     results[name] = {"input": [side, side, cin], "out_channels": cout, "auto": auto, "ms": ms}
   totals = {"conv": sum(v["ms"]["conv"] for v in results.values()),
             "auto": sum(v["ms"].get(v["auto"], float("nan")) for v in results.values())}

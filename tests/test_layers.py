@@ -122,29 +122,43 @@ def test_winograd_is_chosen_for_wide_layers():
   assert cpu_conv.form(wide.astype(jnp.bfloat16), (1, 4, 4)) == "im2col"
 
 
-# --- stride-1 3x3 convs as Winograd F(2x2, 3x3) ----------------------------------------------
+# --- stride-1 3x3 convs as Winograd F(2x2, 3x3) and F(4x4, 3x3) ------------------------------
 
 def lax_valid(x, kernel):
   return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-@pytest.mark.parametrize("shape", [(2, 6, 10, 3), (1, 4, 4, 5)])
-def test_winograd3x3_matches_lax(shape):
+def winograd3x3(tile):
   from gan_jax.models import cpu_conv
+  return {2: cpu_conv.conv3x3_winograd, 4: cpu_conv.conv3x3_winograd4}[tile]
+
+
+# Errors allowed, as a share of the largest output: F(4x4)'s transforms multiply by up to 8 and
+# 1/24, and its float32 errors are ~10x F(2x2)'s (up to ~1e-5 of that scale here, measured).
+TOLERANCE = {2: 2e-6, 4: 2e-5}
+
+
+def assert_matches_to_scale(ours, expected, tile):
+  np.testing.assert_allclose(ours, expected, atol=TOLERANCE[tile] * float(jnp.abs(expected).max()))
+
+
+@pytest.mark.parametrize("tile,shape", [(2, (2, 6, 10, 3)), (2, (1, 4, 4, 5)),
+                                        (4, (2, 10, 18, 3)), (4, (1, 6, 6, 5))])
+def test_winograd3x3_matches_lax(tile, shape):
+  conv = winograd3x3(tile)
   x, kernel = random(shape, 7), random((3, 3, shape[-1], 4), 8)
-  ours = lambda x, k: jnp.sum(jnp.sin(cpu_conv.conv3x3_winograd(x, k)))
+  ours = lambda x, k: jnp.sum(jnp.sin(conv(x, k)))
   stock = lambda x, k: jnp.sum(jnp.sin(lax_valid(x, k)))
-  np.testing.assert_allclose(cpu_conv.conv3x3_winograd(x, kernel), lax_valid(x, kernel),
-                             atol=1e-5)
+  assert_matches_to_scale(conv(x, kernel), lax_valid(x, kernel), tile)
   for a, b in zip(jax.grad(ours, (0, 1))(x, kernel), jax.grad(stock, (0, 1))(x, kernel)):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert_matches_to_scale(a, b, tile)
 
 
-def test_winograd3x3_second_order_gradients_match():
-  from gan_jax.models import cpu_conv
-  assert_second_order_gradients_match(cpu_conv.conv3x3_winograd, lax_valid,
-                                      random((2, 6, 10, 3), 9), random((3, 3, 3, 4), 10))
+@pytest.mark.parametrize("tile", [2, 4])
+def test_winograd3x3_second_order_gradients_match(tile):
+  assert_second_order_gradients_match(winograd3x3(tile), lax_valid, random((2, 6, 10, 3), 9),
+                                      random((3, 3, 3, 4), 10))
 
 
 def test_winograd3x3_is_chosen_for_wide_3x3_layers():
@@ -155,5 +169,12 @@ def test_winograd3x3_is_chosen_for_wide_3x3_layers():
   assert cpu_conv.conv_s1_form(x, wide[..., :32]) != "winograd"  # narrow
   assert cpu_conv.conv_s1_form(x, wide.astype(jnp.bfloat16)) != "winograd"
   assert cpu_conv.conv_s1_form(x, jnp.zeros((5, 5, 64, 64))) != "winograd"
-  x, kernel = random((2, 6, 10, 64), 11), random((3, 3, 64, 64), 12)
-  np.testing.assert_allclose(cpu_conv.conv_s1(x, kernel), lax_valid(x, kernel), atol=1e-4)
+  wider = cpu_conv.WINOGRAD4X4_MIN_CHANNELS
+  x, kernel = jnp.zeros((2, 10, 10, wider)), jnp.zeros((3, 3, wider, wider))
+  assert cpu_conv.conv_s1_form(x, kernel) == "winograd4"  # 8 x 8: 4 x 4 tiles
+  assert cpu_conv.conv_s1_form(x[:, :8, :8], kernel) == "winograd"  # 6 x 6: 2 x 2 tiles only
+  for tile, form, x in ((2, "winograd", random((2, 6, 10, 64), 11)),
+                        (4, "winograd4", random((2, 6, 10, wider), 11))):
+    kernel = random((3, 3, x.shape[-1], x.shape[-1]), 12)
+    assert cpu_conv.conv_s1_form(x, kernel) == form
+    assert_matches_to_scale(cpu_conv.conv_s1(x, kernel), lax_valid(x, kernel), tile)

@@ -323,12 +323,12 @@ def _conv_valid_padded_bwd(stride, res, dy):
 conv_valid_padded.defvjp(_conv_valid_padded_fwd, _conv_valid_padded_bwd)
 
 
-# --- Winograd F(2x2, 3x3): stride-1 3x3 convs ------------------------------------------------
+# --- Winograd F(2x2, 3x3) and F(4x4, 3x3): stride-1 3x3 convs ---------------------------------
 # Along one axis, the m outputs of a 3-tap correlation over a tile of m + 2 inputs d are
 # y = A^T [(G g) * (B^T d)] (Lavin & Gray 2016, whose matrices these are); tiles overlap by 2.
 # In 2D an m x m tile of outputs takes (m + 2)^2 products over the channels instead of 9 m^2:
-# for m = 2, 16 instead of 36 (2.25x fewer), in the forward pass and in both gradients, which
-# apply the transposed matrices.
+# for m = 2, 16 instead of 36 (2.25x fewer), for m = 4, 36 instead of 144 (4x fewer), in the
+# forward pass and in both gradients, which apply the transposed matrices.
 
 def _combine(coefficients, arrays):
   """sum_k c_k a_k, skipping zeros and multiplying only where c_k is not +-1."""
@@ -402,51 +402,64 @@ class _Winograd3x3:
     return self._kernel_transform_adjoint(du)
 
 
-# F(2x2, 3x3). F(4x4, 3x3) (36 products per 16 outputs, 4x fewer) ran faster still where the
-# sides are multiples of 4 and tiles outnumber channels (at 32x32, 192 -> 64, batch 4: 6.3
-# against 8.3 ms, value and both gradients), but its 6 x 6 transforms are ~270 small kernels a
-# conv: ESRGAN's paper-size step ran out of 24 GB compiling it.
 _F2X2_3X3 = _Winograd3x3(bt=[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
                          g=[[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
                          at=[[1, 1, 1, 0], [0, 1, -1, -1]])
+# F(4x4, 3x3): 1.8x fewer products than F(2x2) for the same outputs, at the cost of 6 x 6
+# transforms with coefficients up to 8 and down to 1/24 (float32 errors ~10x F(2x2)'s, up to
+# ~1e-5 of the outputs' scale: tests/test_layers.py) and about twice the compile time a conv.
+_F4X4_3X3 = _Winograd3x3(
+    bt=[[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+        [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+    g=[[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+       [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+    at=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]])
 
 
-@jax.custom_vjp
-def conv3x3_winograd(x, kernel):
-  """x [B, 2n + 2, 2n' + 2, C], kernel [3, 3, C, O] -> [B, 2n, 2n', O] (VALID, stride 1) as
-  Winograd F(2x2, 3x3), forward and both gradients."""
-  return _F2X2_3X3.forward(x, kernel)
+def _winograd_conv(algorithm):
+  """x [B, m n + 2, m n' + 2, C], kernel [3, 3, C, O] -> [B, m n, m n', O] (VALID, stride 1) as
+  `algorithm` (a _Winograd3x3 of tile m), forward and both gradients."""
+  @jax.custom_vjp
+  def conv(x, kernel):
+    return algorithm.forward(x, kernel)
+
+  def backward(res, dy):
+    x, kernel = res
+    return algorithm.input_grad(dy, kernel), algorithm.weight_grad(x, dy)
+
+  conv.defvjp(lambda x, kernel: (conv(x, kernel), (x, kernel)), backward)
+  return conv
 
 
-def _winograd3x3_fwd(x, kernel):
-  return conv3x3_winograd(x, kernel), (x, kernel)
+conv3x3_winograd = _winograd_conv(_F2X2_3X3)    # F(2x2, 3x3): even sides
+conv3x3_winograd4 = _winograd_conv(_F4X4_3X3)   # F(4x4, 3x3): sides multiples of 4
 
 
-def _winograd3x3_bwd(res, dy):
-  x, kernel = res
-  return _F2X2_3X3.input_grad(dy, kernel), _F2X2_3X3.weight_grad(x, dy)
-
-
-conv3x3_winograd.defvjp(_winograd3x3_fwd, _winograd3x3_bwd)
-
-
-# Each Winograd conv compiles into ~120 small kernels (forward and both gradients) where XLA's
-# conv is a few: ~0.3 s more compile a layer. Narrower layers (ESRGAN's 32-channel growth convs)
-# ran 1.3-2x faster alone (benchmarks/sr_layers.py) but gained nothing measurable in ESRGAN's
-# step, whose compile they took from 72 s to 242 s; below 32 channels the transforms cost what
-# they save.
+# Each F(2x2) conv compiles into ~120 small kernels (forward and both gradients) where XLA's
+# conv is a few: ~0.3 s more compile a layer; F(4x4) ~270, about 1 s more. Narrower layers
+# (ESRGAN's 32-channel growth convs) ran 1.3-2x faster alone as F(2x2) (benchmarks/sr_layers.py)
+# but gained nothing measurable in ESRGAN's step, whose compile they took from 72 s to 242 s;
+# below 32 channels the transforms cost what they save. F(4x4) ran faster than F(2x2) at every
+# shape timed (value and both gradients, 2026-12-05): 24 against 47 ms at 64x64, 256 -> 256,
+# batch 1 (CycleGAN's blocks; benchmarks/translation_layers.py --resolution=256), 7.3 against
+# 9.4 at 32x32, 192 -> 64, batch 4 (ESRGAN's; benchmarks/sr_layers.py), and it took SNGAN's step
+# (128 and 256 channels) from 10.1-10.3 to 11.1-11.3 img/s. It is taken from 128 channels only:
+# ESRGAN's paper-size step (64-channel convs) ran out of 24 GB compiling with F(4x4) at 64.
 WINOGRAD3X3_MIN_CHANNELS = 64
+WINOGRAD4X4_MIN_CHANNELS = 128
 
 
 def conv_s1_form(x, kernel):
-  """"winograd" (`conv3x3_winograd`), "padded" (`conv_valid_padded`), "im2col" or "col2im" for
-  a stride-1 VALID conv of x [B, H, W, C] by kernel [k, k, C, O] on XLA:CPU.
+  """"winograd4" (`conv3x3_winograd4`), "winograd" (`conv3x3_winograd`), "padded"
+  (`conv_valid_padded`), "im2col" or "col2im" for a stride-1 VALID conv of x [B, H, W, C] by
+  kernel [k, k, C, O] on XLA:CPU.
 
   3x3 float32 convs with at least WINOGRAD3X3_MIN_CHANNELS on both sides and an even output take
-  Winograd: value and both gradients 2.1x faster than XLA's conv at 32x32, 192 -> 64, batch 4
-  (8.8 against 18.7-19.6 ms; benchmarks/sr_layers.py), 2.3x faster than im2col and 3.3x than
-  the padded form at 64x64, 256 -> 256, batch 1 (41 against 94 and 134 ms;
-  benchmarks/translation_layers.py --resolution=256).
+  Winograd F(2x2, 3x3), and from WINOGRAD4X4_MIN_CHANNELS with output sides that are multiples
+  of 4 F(4x4, 3x3): value and both gradients, F(2x2) ran 2.1x faster than XLA's conv at 32x32,
+  192 -> 64, batch 4 (8.8 against 18.7-19.6 ms; benchmarks/sr_layers.py); at 64x64, 256 -> 256,
+  batch 1, F(4x4) took 24 ms, F(2x2) 47, im2col 104, the padded form 134 and XLA's conv 179
+  (benchmarks/translation_layers.py --resolution=256, 2026-12-05).
 
   For the other convs, measured (benchmarks/translation_layers.py, value and both gradients):
   at batch 1 "padded" beat im2col on the 3x3 ResNet blocks (1.9x, 64x64x256 at 256; Winograd
@@ -457,9 +470,12 @@ def conv_s1_form(x, kernel):
   7x7 to one channel (a gray image) is not: its 49 slices' gradients took 67 ms against 2.4 ms
   "padded" (batch 8 at 32x32 from 16 channels), 416 against 33 (batch 1 at 256 from 64)."""
   k, _, c, o = kernel.shape
-  if (k == 3 and min(c, o) >= WINOGRAD3X3_MIN_CHANNELS and kernel.dtype == jnp.float32
-      and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0):
-    return "winograd"
+  if k == 3 and min(c, o) >= WINOGRAD3X3_MIN_CHANNELS and kernel.dtype == jnp.float32:
+    sides = (x.shape[1] - 2, x.shape[2] - 2)  # of the output
+    if min(c, o) >= WINOGRAD4X4_MIN_CHANNELS and sides[0] % 4 == 0 and sides[1] % 4 == 0:
+      return "winograd4"
+    if sides[0] % 2 == 0 and sides[1] % 2 == 0:
+      return "winograd"
   if k == 1 or (o == 1 and k <= 4):
     return "im2col" if c <= o else "col2im"
   if c > o or x.shape[0] == 1:
@@ -475,4 +491,6 @@ def conv_s1(x, kernel, form=None):
     return conv_valid_padded(x, kernel, 1)
   if form == "winograd":
     return conv3x3_winograd(x, kernel)
+  if form == "winograd4":
+    return conv3x3_winograd4(x, kernel)
   return {"im2col": _conv_s1_im2col, "col2im": _conv_s1_col2im}[form](x, kernel)
