@@ -108,7 +108,7 @@ class StyleGame(NoiseGame):
       raise UserError("--config.augment.target: ADA adapts p to the sign of D on reals, which "
                       "RpGAN leaves free (its logits are defined up to a constant); keep p "
                       "fixed with --config.augment.target=0, or use augment.kind=diffaugment.")
-    if reg.get("r2", False) and not reg.r1_gamma:
+    if reg.r2 and not reg.r1_gamma:
       raise UserError("--config.loss.r2 takes R1's weight and interval, and "
                       "--config.loss.r1_gamma is 0: set a gamma > 0.")
     if reg.pl_weight and t.batch_size // reg.pl_batch_shrink < 1:
@@ -134,7 +134,7 @@ class StyleGame(NoiseGame):
     g = init_net(self.g_model, k_g, self.g_tx, z, labels)
     extras = {"pl_mean": jnp.zeros((), jnp.float32), "pl_penalty": jnp.zeros((), jnp.float32),
               "r1_penalty": jnp.zeros((), jnp.float32), **self.augment.init_extras()}
-    if self.config.loss.get("r2", False):
+    if self.config.loss.r2:
       extras["r2_penalty"] = jnp.zeros((), jnp.float32)
     return GANState(step=jnp.zeros((), jnp.int32), g=g,
                     d=init_net(self.d_model, k_d, self.d_tx, x, labels),
@@ -151,7 +151,7 @@ class StyleGame(NoiseGame):
     k_gmain, k_greg, k_dmain, k_dreg = jax.random.split(
         jax.random.fold_in(as_key(state.rng), step), 4)
     p = extras["augment_p"]
-    pairing, r2 = reg.adversarial == "relativistic_pairing", reg.get("r2", False)
+    pairing, r2 = reg.adversarial == "relativistic_pairing", reg.r2
 
     def see(params, images, key):
       """D's logits of augmented images (every image D sees is augmented)."""
