@@ -122,11 +122,11 @@ def from_run(workdir, out=WEIGHTS, tune_steps=TUNE_STEPS, strength=None, progres
   params, settings = model.state.g.params, dict(model.config.model)
   if strength is not None:
     settings["strength"] = strength
-  save(out, settings, params["encoder"], params["decoder"])
+  decoder = params["decoder"]
   if tune_steps:
-    wm = Watermark(out)
-    save(out, settings, wm.encoder_params, tune_decoder(wm, tune_steps, progress=progress))
-  return out
+    decoder = tune_decoder(Watermark.of(settings, params["encoder"], decoder), tune_steps,
+                           progress=progress)
+  return save(out, settings, params["encoder"], decoder)
 
 
 def tune_decoder(wm, steps, seed=0, progress=False):
@@ -191,12 +191,21 @@ class Watermark:
     except (OSError, ValueError, KeyError) as e:
       raise UserError(f"The watermark weights {path} could not be read ({e}): give a file "
                       "`gan-jax watermark-weights` wrote.") from None
+    self._build(settings, npz.unflatten(arrays, "encoder"), npz.unflatten(arrays, "decoder"))
+
+  @classmethod
+  def of(cls, settings, encoder_params, decoder_params):
+    """A Watermark of networks in memory (a run's, before they are written)."""
+    wm = cls.__new__(cls)
+    wm._build(settings, encoder_params, decoder_params)
+    return wm
+
+  def _build(self, settings, encoder_params, decoder_params):
     self.bits = settings["bits"]
     self.encoder = nets.Encoder(settings["bits"], settings["side"], settings["width"],
                                 settings["strength"])
     self.decoder = nets.Decoder(settings["bits"], settings["side"], settings["width"])
-    self.encoder_params = npz.unflatten(arrays, "encoder")
-    self.decoder_params = npz.unflatten(arrays, "decoder")
+    self.encoder_params, self.decoder_params = encoder_params, decoder_params
 
   def mark(self, pictures, key=DEFAULT_KEY):
     """uint8 pictures [N, H, W, C] (or one [H, W, C]) with `key`'s message hidden in them."""
