@@ -15,9 +15,9 @@ contiguous arrays:
   slices XLA:CPU runs slowly). The transposed conv is the conv's input gradient, so the same
   three maps give it, its input gradient and its weight gradient.
 
-Stride-1 convs (3x3, 4x4, 7x7) get their own forms at the end: Winograd F(2x2, 3x3) for wide
-3x3 ones, XLA's conv steered onto its fast CPU path, or im2col / col2im matmuls, chosen per
-shape.
+Stride-1 convs (3x3, 4x4, 7x7) get their own forms at the end: Winograd F(2x2, 3x3) or
+F(4x4, 3x3) for wide 3x3 ones, XLA's conv steered onto its fast CPU path, or im2col / col2im
+matmuls, chosen per shape.
 """
 
 from functools import partial
@@ -110,10 +110,6 @@ def _strided(x, axis, start, n, step):
   return jax.lax.slice_in_dim(x, start, start + step * (n - 1) + 1, step, axis)
 
 
-def _every_other(x, axis, start, n):
-  return _strided(x, axis, start, n, 2)
-
-
 def _interleave(arrays, axis):
   """[a, b, ...] -> a0 b0 .. a1 b1 .. along `axis`."""
   y = jnp.stack(arrays, axis + 1)
@@ -127,7 +123,7 @@ def _pad_axis(x, axis, lo, hi):
 def _input_transform(x, axis):
   """2n + 1 rows -> 3 arrays of n tiles: d0 - d1, d1, d2 - d1 for tiles (2t, 2t+1, 2t+2)."""
   n = (x.shape[axis] - 1) // 2
-  d0, d1, d2 = (_every_other(x, axis, s, n) for s in (0, 1, 2))
+  d0, d1, d2 = (_strided(x, axis, s, n, 2) for s in (0, 1, 2))
   return [d0 - d1, d1, d2 - d1]
 
 
@@ -145,7 +141,7 @@ def _output_transform(m, axis):
 
 def _output_transform_adjoint(y, axis):
   n = y.shape[axis] // 2
-  y0, y1 = _every_other(y, axis, 0, n), _every_other(y, axis, 1, n)
+  y0, y1 = _strided(y, axis, 0, n, 2), _strided(y, axis, 1, n, 2)
   return [y0, y0 + y1, y1]
 
 
@@ -486,11 +482,7 @@ def conv_s1_form(x, kernel):
 def conv_s1(x, kernel, form=None):
   """x [B, H, W, C], kernel [k, k, C, O] -> [B, H - k + 1, W - k + 1, O]: VALID, stride 1,
   in `form` (default: `conv_s1_form`'s)."""
-  form = form or conv_s1_form(x, kernel)
-  if form == "padded":
-    return conv_valid_padded(x, kernel, 1)
-  if form == "winograd":
-    return conv3x3_winograd(x, kernel)
-  if form == "winograd4":
-    return conv3x3_winograd4(x, kernel)
-  return {"im2col": _conv_s1_im2col, "col2im": _conv_s1_col2im}[form](x, kernel)
+  forms = {"padded": lambda x, kernel: conv_valid_padded(x, kernel, 1),
+           "winograd": conv3x3_winograd, "winograd4": conv3x3_winograd4,
+           "im2col": _conv_s1_im2col, "col2im": _conv_s1_col2im}
+  return forms[form or conv_s1_form(x, kernel)](x, kernel)
