@@ -10,7 +10,8 @@ transposed convs. Forms: `conv` is XLA's native convolution on a pre-padded inpu
 and TPUs run); `gemm` the CPU form (`cpu_conv`); for the stride-1 convs also `padded` (XLA's
 conv with built-in padding, cropped) and the matmul `im2col` or `col2im`, forced, and for the
 3x3 ones Winograd F(2x2, 3x3) and F(4x4, 3x3) (`winograd`, `winograd4`); for the 4x4 stride-2
-layers `im2col` and `winograd`, forced. `auto` names what the layer picks on this backend.
+layers `im2col` and `winograd`, forced, and for the transposed ones also `taps`
+(`cpu_conv.transpose_form`). `auto` names what the layer picks on this backend.
 Prints one JSON object (ms, median).
 """
 import statistics
@@ -72,16 +73,18 @@ def form_4x4(name, x, cin, cout):
   if "down" in name:
     b, h, w = x.shape[:3]
     return cpu_conv.form(jnp.zeros((4, 4, cin, cout)), (b, h // 2, w // 2))
-  return cpu_conv.form(jnp.zeros((4, 4, cout, cin)), x.shape)
+  return cpu_conv.transpose_form(jnp.zeros((4, 4, cin, cout)), x.shape)
 
 
 def time_layer(factory, x, cout, form, steps):
   impl = "conv" if form == "conv" else "gemm"
-  real_form = cpu_conv.conv_s1_form
+  real_form, real_transpose_form = cpu_conv.conv_s1_form, cpu_conv.transpose_form
   real_thresholds = cpu_conv.WINOGRAD_MIN_CHANNELS, cpu_conv.WINOGRAD_CACHE_ENTRIES
   if form in ("padded", "im2col", "col2im", "winograd", "winograd4"):
     cpu_conv.conv_s1_form = lambda x, k: form
-  if form in ("winograd", "im2col"):  # the 4x4 layers' forms, forced
+  if form == "taps":
+    cpu_conv.transpose_form = lambda kernel, x_shape: "taps"
+  if form in ("winograd", "im2col"):  # the 4x4 layers' forms, forced (never taps)
     cpu_conv.WINOGRAD_MIN_CHANNELS = 1 if form == "winograd" else 10**9
     cpu_conv.WINOGRAD_CACHE_ENTRIES = 10**18
   try:
@@ -91,7 +94,7 @@ def time_layer(factory, x, cout, form, steps):
     fn = jax.jit(jax.value_and_grad(loss, (0, 1)))
     _, times = timing.time_calls(lambda: fn(x, params), steps, 1, jax.block_until_ready)
   finally:
-    cpu_conv.conv_s1_form = real_form
+    cpu_conv.conv_s1_form, cpu_conv.transpose_form = real_form, real_transpose_form
     cpu_conv.WINOGRAD_MIN_CHANNELS, cpu_conv.WINOGRAD_CACHE_ENTRIES = real_thresholds
   return 1000 * statistics.median(times)
 
@@ -109,7 +112,7 @@ def main(argv):
     # Of the two matmul forms only the one with the narrower wide array (k*k times the smaller
     # side): the other was measured 3-1000x slower.
     matmul = "im2col" if cin <= cout else "col2im"
-    forms = (["conv", "im2col", "winograd"] if unet else
+    forms = (["conv", "im2col", "winograd"] + (["taps"] if "up" in name else []) if unet else
              ["conv", "gemm"] + (["padded", matmul] if stride1 else [])
              + (["winograd", "winograd4"] if stride1 and name.endswith("_3x3") else []))
     ms = {form: time_layer(factory, x, cout, form, FLAGS.steps) for form in forms}

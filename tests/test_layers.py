@@ -27,11 +27,23 @@ def reference_conv_transpose(x, kernel):
 IMPLS = ["conv", "im2col", "winograd"]
 
 
+def _forced(form, monkeypatch):
+  monkeypatch.setattr("gan_jax.models.cpu_conv.WINOGRAD_MIN_CHANNELS",
+                      1 if form == "winograd" else 10**9)
+  if form == "taps":
+    monkeypatch.setattr("gan_jax.models.cpu_conv.transpose_form", lambda kernel, x_shape: "taps")
+  return "conv" if form == "conv" else "gemm"
+
+
 @pytest.fixture(params=IMPLS)
 def impl(request, monkeypatch):
-  monkeypatch.setattr("gan_jax.models.cpu_conv.WINOGRAD_MIN_CHANNELS",
-                      1 if request.param == "winograd" else 10**9)
-  return "conv" if request.param == "conv" else "gemm"
+  return _forced(request.param, monkeypatch)
+
+
+# The transposed conv has a fourth form: tap by tap, for large kernels over few pixels.
+@pytest.fixture(params=IMPLS + ["taps"])
+def transpose_impl(request, monkeypatch):
+  return _forced(request.param, monkeypatch)
 
 
 def textbook_conv_transpose(x, kernel):
@@ -60,9 +72,9 @@ def random(shape, seed):
 
 # Even sizes take Winograd's 2 x 2 tiles; the odd ones fall back to im2col (or native).
 @pytest.mark.parametrize("shape", [(2, 4, 6, 3), (2, 3, 5, 4)])
-def test_conv_transpose_forward_matches_definition(impl, shape):
+def test_conv_transpose_forward_matches_definition(transpose_impl, shape):
   x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-  layer = ConvTranspose4x4s2(6, impl=impl)
+  layer = ConvTranspose4x4s2(6, impl=transpose_impl)
   variables = layer.init(jax.random.PRNGKey(0), x)
   got = layer.apply(variables, x)
   want = reference_conv_transpose(x, np.asarray(variables["params"]["kernel"], np.float64))
@@ -71,9 +83,9 @@ def test_conv_transpose_forward_matches_definition(impl, shape):
 
 
 @pytest.mark.parametrize("shape", [(2, 4, 6, 3), (2, 3, 5, 4)])
-def test_conv_transpose_gradients_match_lax(impl, shape):
+def test_conv_transpose_gradients_match_lax(transpose_impl, shape):
   x, kernel = random(shape, 1), random((4, 4, shape[-1], 5), 2)
-  ours = lambda x, k: jnp.sum(jnp.sin(ours_conv_transpose(impl)(x, k)))
+  ours = lambda x, k: jnp.sum(jnp.sin(ours_conv_transpose(transpose_impl)(x, k)))
   textbook = lambda x, k: jnp.sum(jnp.sin(textbook_conv_transpose(x, k)))
   np.testing.assert_allclose(ours(x, kernel), textbook(x, kernel), rtol=1e-5)
   for a, b in zip(jax.grad(ours, (0, 1))(x, kernel), jax.grad(textbook, (0, 1))(x, kernel)):
@@ -105,11 +117,14 @@ def assert_second_order_gradients_match(ours, stock, x, kernel):
   np.testing.assert_allclose(got, want, atol=1e-5 * np.max(np.abs(want)))
 
 
-@pytest.mark.parametrize("layer", ["conv", "conv_transpose"])
-def test_second_order_gradients_match(impl, layer):
-  ours, stock = ((ours_conv(impl), stock_conv) if layer == "conv" else
-                 (ours_conv_transpose(impl), textbook_conv_transpose))
-  assert_second_order_gradients_match(ours, stock, random((2, 4, 8, 3), 5),
+def test_second_order_gradients_match(impl):
+  assert_second_order_gradients_match(ours_conv(impl), stock_conv, random((2, 4, 8, 3), 5),
+                                      random((4, 4, 3, 4), 6))
+
+
+def test_conv_transpose_second_order_gradients_match(transpose_impl):
+  assert_second_order_gradients_match(ours_conv_transpose(transpose_impl),
+                                      textbook_conv_transpose, random((2, 4, 8, 3), 5),
                                       random((4, 4, 3, 4), 6))
 
 
@@ -120,6 +135,15 @@ def test_winograd_is_chosen_for_wide_layers():
   assert cpu_conv.form(narrow, (1, 4, 4)) == "im2col"
   assert cpu_conv.form(wide, (1, 3, 4)) == "im2col"  # no 2 x 2 tiling
   assert cpu_conv.form(wide.astype(jnp.bfloat16), (1, 4, 4)) == "im2col"
+
+
+def test_taps_are_chosen_for_large_kernels_over_few_pixels():
+  from gan_jax.models import cpu_conv
+  unet_inner, unet_mid = jnp.zeros((4, 4, 1024, 512)), jnp.zeros((4, 4, 1024, 256))
+  assert cpu_conv.transpose_form(unet_inner, (1, 2, 2, 1024)) == "taps"
+  assert cpu_conv.transpose_form(unet_inner, (16, 4, 4, 1024)) == "taps"
+  assert cpu_conv.transpose_form(unet_mid, (1, 16, 16, 1024)) == "im2col"  # too many pixels
+  assert cpu_conv.transpose_form(jnp.zeros((4, 4, 64, 64)), (1, 1, 1, 64)) == "im2col"  # small
 
 
 # --- stride-1 3x3 convs as Winograd F(2x2, 3x3) and F(4x4, 3x3) ------------------------------

@@ -10,6 +10,8 @@ contiguous arrays:
   as Winograd's F(2x2, 2x2) (Lavin & Gray 2016): a 2x2 tile of outputs takes 9 products over
   the channels instead of 16 (4 pixels x 4 taps), 56% of the arithmetic. Its transforms use
   only +-1, so rounding stays at float32's level.
+- The transposed conv over few pixels with a large kernel (the U-Net's inner layers) runs tap by
+  tap instead, so its kernel is never transposed (`transpose_form`).
 - Each layer has a custom VJP built from three maps, the forward, the input gradient and the
   weight gradient, each written directly rather than left to autodiff (whose adjoints of strided
   slices XLA:CPU runs slowly). The transposed conv is the conv's input gradient, so the same
@@ -242,11 +244,84 @@ def _conv_bwd(res, dy):
 conv4x4s2.defvjp(_conv_fwd, _conv_bwd)
 
 
+# --- The transposed conv over few pixels, tap by tap -----------------------------------------
+# As the input gradient of a conv from O to C channels, the transposed conv uses its kernel
+# [4, 4, C, O] in [4, 4, O, C] order: a transpose of the two innermost axes, which XLA:CPU runs
+# at a few GB/s. The U-Net's inner 1024 -> 512 layers hold 8.4M-entry kernels over 1-64 pixels
+# at batch 1: transposing the kernel took 20 ms there, the products 2. This form leaves the
+# kernel in place: each of the 16 taps is a [C, O] matrix, multiplied as one product batched
+# over the taps (x broadcast to each, cheap when pixels are few); only activations move.
+
+def _taps_to_patches(z, shape):
+  """[16 taps (kernel order: dh, rh, dw, rw), B*h*w, O] -> [B, h, w, 16 O] in the im2col
+  patches' channel order (dh, dw, rh, rw, O): tap 2d + r of the 4x4 kernel is 2x2 tap d at
+  parity r."""
+  b, h, w = shape
+  z = z.reshape(2, 2, 2, 2, b, h, w, z.shape[-1]).transpose(4, 5, 6, 0, 2, 1, 3, 7)
+  return z.reshape(b, h, w, -1)
+
+
+def _patches_to_taps(p):
+  b, h, w, c16 = p.shape
+  p = p.reshape(b, h, w, 2, 2, 2, 2, c16 // 16).transpose(3, 5, 4, 6, 0, 1, 2, 7)
+  return p.reshape(16, b * h * w, c16 // 16)
+
+
+def _each_tap(x):
+  """x [B, h, w, C] as [16, B*h*w, C]: the same pixels for each tap."""
+  x = x.reshape(1, -1, x.shape[-1])
+  return jnp.broadcast_to(x, (16,) + x.shape[1:])
+
+
+class _TransposeTaps:
+  """conv_transpose4x4s2's three maps with the kernel as 16 [C, O] taps."""
+
+  @staticmethod
+  def forward(x, kernel):
+    c, o = kernel.shape[2:]
+    z = jnp.einsum("tpc,tco->tpo", _each_tap(x), kernel.reshape(16, c, o))
+    return _unpadded_d2s(_patches_adjoint(_taps_to_patches(z, x.shape[:3])))
+
+  @staticmethod
+  def input_grad(dout, kernel):
+    c, o = kernel.shape[2:]
+    p = _patches(_padded_s2d(dout))  # [B, h, w, 16 O]: what each input pixel fed
+    dx = jnp.einsum("tpo,tco->tpc", _patches_to_taps(p), kernel.reshape(16, c, o)).sum(0)
+    return dx.reshape(p.shape[:3] + (c,))
+
+  @staticmethod
+  def weight_grad(x, dout):
+    p = _patches_to_taps(_patches(_padded_s2d(dout)))
+    dk = jnp.einsum("tpc,tpo->tco", _each_tap(x), p)
+    return dk.reshape(4, 4, x.shape[-1], dout.shape[-1])
+
+
+def transpose_form(kernel, x_shape):
+  """"taps" (`_TransposeTaps`) where the kernel is large (WINOGRAD_CACHE_ENTRIES) and one tap
+  of it holds at least as many entries as x and a tap's output together (pixels * (C + O) <=
+  C * O), else the form of the conv whose input gradient the transposed conv is.
+
+  The U-Net's transposed convs at batch 1 at 256, value and both gradients, taps against the
+  best other form (benchmarks/translation_layers.py --resolution=256, 2026-12-05): 1x1x512 ->
+  512 1.3 against 14 ms, 2x2x1024 -> 512 18 against 42, 4x4x1024 -> 512 22 against 52, 8x8x1024
+  -> 512 38 against 58; past the line it loses: 16x16x1024 -> 256 65 against 45, 32x32x512 ->
+  128 123 against 31 (Winograd)."""
+  c, o = kernel.shape[2:]
+  b, h, w = x_shape[:3]
+  # A dynamic batch (jax.export's symbolic "b") has no size to weigh: take the large-batch form.
+  if (isinstance(b, int) and 16 * c * o >= WINOGRAD_CACHE_ENTRIES
+      and b * h * w * (c + o) <= c * o):
+    return "taps"
+  return form(jnp.swapaxes(kernel, 2, 3), x_shape)
+
+
 @jax.custom_vjp
 def conv_transpose4x4s2(x, kernel):
   """PyTorch's ConvTranspose2d(4, stride 2, padding 1): x [B, H, W, C], kernel [4, 4, C, O]
   (output row 2i - 1 + k gets input row i times tap k) -> [B, 2H, 2W, O]. It is the input
   gradient of the stride-2 conv from O to C channels."""
+  if transpose_form(kernel, x.shape) == "taps":
+    return _TransposeTaps.forward(x, kernel)
   k = jnp.swapaxes(kernel, 2, 3)
   return _engine(k, x.shape).input_grad(x, k)
 
@@ -257,6 +332,8 @@ def _conv_transpose_fwd(x, kernel):
 
 def _conv_transpose_bwd(res, dout):
   x, kernel = res
+  if transpose_form(kernel, x.shape) == "taps":
+    return _TransposeTaps.input_grad(dout, kernel), _TransposeTaps.weight_grad(x, dout)
   k = jnp.swapaxes(kernel, 2, 3)
   engine = _engine(k, x.shape)
   return engine.forward(dout, k), jnp.swapaxes(engine.weight_grad(dout, x), 2, 3)
