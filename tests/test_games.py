@@ -43,8 +43,9 @@ STEP_CASES = {  # name, overrides, steps, how close G's side comes to one device
     "pix2pix_dropout": ("pix2pix_digits", {"data.resolution": 64, "model.name": "unet_64", **SGD},
                         2, 2e-4),
     # Two Gs through two Ds: sums over 8 devices instead of one move G's gradients by up to
-    # ~0.6% (jit and pmap, both over 8 devices, agree to 1e-6).
-    "cyclegan": ("cyclegan_digits", CYCLE, 1, 1e-2),
+    # ~0.6% of their scale on one host and 1.05% on another (an AMD EPYC, at the suite's compile
+    # flags); jit and pmap, both over 8 devices, agree to 1e-6.
+    "cyclegan": ("cyclegan_digits", CYCLE, 1, 2e-2),
 }
 
 

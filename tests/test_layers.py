@@ -117,7 +117,7 @@ def assert_second_order_gradients_match(ours, stock, x, kernel):
   np.testing.assert_allclose(got, want, atol=1e-5 * np.max(np.abs(want)))
 
 
-def test_second_order_gradients_match(impl):
+def test_conv4x4s2_second_order_gradients_match(impl):
   assert_second_order_gradients_match(ours_conv(impl), stock_conv, random((2, 4, 8, 3), 5),
                                       random((4, 4, 3, 4), 6))
 
