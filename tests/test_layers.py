@@ -153,36 +153,44 @@ def lax_valid(x, kernel):
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def winograd3x3(tile):
+def winograd(algorithm):
   from gan_jax.models import cpu_conv
-  return {2: cpu_conv.conv3x3_winograd, 4: cpu_conv.conv3x3_winograd4}[tile]
+  return {"F(2x2, 3x3)": cpu_conv.conv3x3_winograd, "F(4x4, 3x3)": cpu_conv.conv3x3_winograd4,
+          "F(2x2, 4x4)": cpu_conv.conv4x4_winograd}[algorithm]
 
 
-# Errors allowed, as a share of the largest output: F(4x4)'s transforms multiply by up to 8 and
-# 1/24, and its float32 errors are ~10x F(2x2)'s (up to ~1e-5 of that scale here, measured).
-TOLERANCE = {2: 2e-6, 4: 2e-5}
+# Errors allowed, as a share of the largest output: F(4x4, 3x3)'s transforms multiply by up to 8
+# and 1/24, F(2x2, 4x4)'s by 3 and 1/6; their float32 errors are up to ~10x F(2x2, 3x3)'s (up to
+# ~1e-5 of that scale here, measured).
+TOLERANCE = {"F(2x2, 3x3)": 2e-6, "F(4x4, 3x3)": 2e-5, "F(2x2, 4x4)": 2e-5}
 
 
-def assert_matches_to_scale(ours, expected, tile):
-  np.testing.assert_allclose(ours, expected, atol=TOLERANCE[tile] * float(jnp.abs(expected).max()))
+def assert_matches_to_scale(ours, expected, algorithm):
+  np.testing.assert_allclose(ours, expected,
+                             atol=TOLERANCE[algorithm] * float(jnp.abs(expected).max()))
 
 
-@pytest.mark.parametrize("tile,shape", [(2, (2, 6, 10, 3)), (2, (1, 4, 4, 5)),
-                                        (4, (2, 10, 18, 3)), (4, (1, 6, 6, 5))])
-def test_winograd3x3_matches_lax(tile, shape):
-  conv = winograd3x3(tile)
-  x, kernel = random(shape, 7), random((3, 3, shape[-1], 4), 8)
+# The 4x4 kernel's odd output sides (6 x 7, 5 x 5) take a padded row or column.
+@pytest.mark.parametrize("algorithm,shape", [
+    ("F(2x2, 3x3)", (2, 6, 10, 3)), ("F(2x2, 3x3)", (1, 4, 4, 5)),
+    ("F(4x4, 3x3)", (2, 10, 18, 3)), ("F(4x4, 3x3)", (1, 6, 6, 5)),
+    ("F(2x2, 4x4)", (2, 9, 10, 3)), ("F(2x2, 4x4)", (1, 8, 8, 5)), ("F(2x2, 4x4)", (1, 7, 9, 2))])
+def test_winograd_matches_lax(algorithm, shape):
+  conv = winograd(algorithm)
+  k = int(algorithm[-2])
+  x, kernel = random(shape, 7), random((k, k, shape[-1], 4), 8)
   ours = lambda x, k: jnp.sum(jnp.sin(conv(x, k)))
   stock = lambda x, k: jnp.sum(jnp.sin(lax_valid(x, k)))
-  assert_matches_to_scale(conv(x, kernel), lax_valid(x, kernel), tile)
+  assert_matches_to_scale(conv(x, kernel), lax_valid(x, kernel), algorithm)
   for a, b in zip(jax.grad(ours, (0, 1))(x, kernel), jax.grad(stock, (0, 1))(x, kernel)):
-    assert_matches_to_scale(a, b, tile)
+    assert_matches_to_scale(a, b, algorithm)
 
 
-@pytest.mark.parametrize("tile", [2, 4])
-def test_winograd3x3_second_order_gradients_match(tile):
-  assert_second_order_gradients_match(winograd3x3(tile), lax_valid, random((2, 6, 10, 3), 9),
-                                      random((3, 3, 3, 4), 10))
+@pytest.mark.parametrize("algorithm", sorted(TOLERANCE))
+def test_winograd_second_order_gradients_match(algorithm):
+  k = int(algorithm[-2])  # outputs 4 x 8 (3x3), 4 x 7 (4x4)
+  assert_second_order_gradients_match(winograd(algorithm), lax_valid,
+                                      random((2, k + 3, 10, 3), 9), random((k, k, 3, 4), 10))
 
 
 def test_winograd3x3_is_chosen_for_wide_3x3_layers():
@@ -197,8 +205,18 @@ def test_winograd3x3_is_chosen_for_wide_3x3_layers():
   x, kernel = jnp.zeros((2, 10, 10, wider)), jnp.zeros((3, 3, wider, wider))
   assert cpu_conv.conv_s1_form(x, kernel) == "winograd4"  # 8 x 8: 4 x 4 tiles
   assert cpu_conv.conv_s1_form(x[:, :8, :8], kernel) == "winograd"  # 6 x 6: 2 x 2 tiles only
-  for tile, form, x in ((2, "winograd", random((2, 6, 10, 64), 11)),
-                        (4, "winograd4", random((2, 6, 10, wider), 11))):
+  for algorithm, form, x in ((("F(2x2, 3x3)", "winograd", random((2, 6, 10, 64), 11)),
+                              ("F(4x4, 3x3)", "winograd4", random((2, 6, 10, wider), 11)))):
     kernel = random((3, 3, x.shape[-1], x.shape[-1]), 12)
     assert cpu_conv.conv_s1_form(x, kernel) == form
-    assert_matches_to_scale(cpu_conv.conv_s1(x, kernel), lax_valid(x, kernel), tile)
+    assert_matches_to_scale(cpu_conv.conv_s1(x, kernel), lax_valid(x, kernel), algorithm)
+
+
+def test_winograd_is_chosen_for_wide_4x4_layers():
+  from gan_jax.models import cpu_conv
+  x, wide = random((1, 9, 9, 64), 13), random((4, 4, 64, 64), 14)  # the PatchGAN's odd sides
+  assert cpu_conv.conv_s1_form(x, wide) == "winograd_k4"
+  assert_matches_to_scale(cpu_conv.conv_s1(x, wide), lax_valid(x, wide), "F(2x2, 4x4)")
+  assert cpu_conv.conv_s1_form(x, wide[..., :32]) != "winograd_k4"  # narrow
+  assert cpu_conv.conv_s1_form(x, wide[..., :1]) == "col2im"  # the PatchGAN's logits
+  assert cpu_conv.conv_s1_form(x, wide.astype(jnp.bfloat16)) != "winograd_k4"

@@ -396,12 +396,13 @@ def _conv_valid_padded_bwd(stride, res, dy):
 conv_valid_padded.defvjp(_conv_valid_padded_fwd, _conv_valid_padded_bwd)
 
 
-# --- Winograd F(2x2, 3x3) and F(4x4, 3x3): stride-1 3x3 convs ---------------------------------
-# Along one axis, the m outputs of a 3-tap correlation over a tile of m + 2 inputs d are
-# y = A^T [(G g) * (B^T d)] (Lavin & Gray 2016, whose matrices these are); tiles overlap by 2.
-# In 2D an m x m tile of outputs takes (m + 2)^2 products over the channels instead of 9 m^2:
-# for m = 2, 16 instead of 36 (2.25x fewer), for m = 4, 36 instead of 144 (4x fewer), in the
-# forward pass and in both gradients, which apply the transposed matrices.
+# --- Winograd F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 4x4): stride-1 3x3 and 4x4 convs -----------
+# Along one axis, the m outputs of an r-tap correlation over a tile of m + r - 1 inputs d are
+# y = A^T [(G g) * (B^T d)] (Lavin & Gray 2016, whose 3-tap matrices these are); tiles overlap
+# by r - 1. In 2D an m x m tile of outputs takes (m + r - 1)^2 products over the channels
+# instead of r^2 m^2: F(2x2, 3x3) 16 instead of 36 (2.25x fewer), F(4x4, 3x3) 36 instead of 144
+# (4x), F(2x2, 4x4) 25 instead of 64 (2.56x), in the forward pass and in both gradients, which
+# apply the transposed matrices.
 
 def _combine(coefficients, arrays):
   """sum_k c_k a_k, skipping zeros and multiplying only where c_k is not +-1."""
@@ -413,30 +414,33 @@ def _combine(coefficients, arrays):
   return out
 
 
-class _Winograd3x3:
-  """F(m x m, 3 x 3) from its matrices: B^T [m + 2, m + 2], G [m + 2, 3], A^T [m, m + 2]."""
+class _WinogradS1:
+  """F(m x m, r x r) from its matrices: B^T [a, a], G [a, r], A^T [m, a], a = m + r - 1."""
 
   def __init__(self, bt, g, at):
-    self.bt, self.g, self.at, self.m = bt, g, at, len(at)
+    self.bt, self.g, self.at, self.m, self.r = bt, g, at, len(at), len(g[0])
     self.bt_t, self.g_t, self.at_t = (list(zip(*a)) for a in (bt, g, at))
 
   def _input_transform(self, x, axis):
-    """m n + 2 rows -> m + 2 arrays of n tiles (rows m t .. m t + m + 1)."""
-    n = (x.shape[axis] - 2) // self.m
-    d = [_strided(x, axis, k, n, self.m) for k in range(self.m + 2)]
+    """m n + r - 1 rows -> m + r - 1 arrays of n tiles (rows m t .. m t + m + r - 2)."""
+    n = (x.shape[axis] - self.r + 1) // self.m
+    d = [_strided(x, axis, k, n, self.m) for k in range(len(self.bt))]
     return [_combine(row, d) for row in self.bt]
 
   def _input_transform_adjoint(self, v, axis):
     dd = [_combine(column, v) for column in self.bt_t]  # dd[k][t] goes to row m t + k
-    # rows of residue r mod m: dd[r] from tile t, and dd[r + m] (r < 2) from tile t - 1
+    # Rows of residue i mod m: dd[i] from tile t, dd[i + m] from tile t - 1, and so on.
+    shifts = (len(dd) - 1) // self.m
     residues = []
-    for r in range(self.m):
-      rows = _pad_axis(dd[r], axis, 0, 1)
-      if r + self.m < len(dd):
-        rows = rows + _pad_axis(dd[r + self.m], axis, 1, 0)
+    for i in range(self.m):
+      rows = None
+      for j, k in enumerate(range(i, len(dd), self.m)):
+        term = _pad_axis(dd[k], axis, j, shifts - j)
+        rows = term if rows is None else rows + term
       residues.append(rows)
     y = _interleave(residues, axis)
-    return jax.lax.slice_in_dim(y, 0, y.shape[axis] - (self.m - 2), 1, axis)
+    n = v[0].shape[axis]
+    return jax.lax.slice_in_dim(y, 0, self.m * n + self.r - 1, 1, axis)
 
   def _output_transform(self, m, axis):
     return _interleave([_combine(row, m) for row in self.at], axis)
@@ -447,13 +451,13 @@ class _Winograd3x3:
     return [_combine(column, rows) for column in self.at_t]
 
   def _kernel_transform(self, kernel):
-    """[3, 3, C, O] -> (m + 2) x (m + 2) list of [C, O]."""
+    """[r, r, C, O] -> (m + r - 1) x (m + r - 1) list of [C, O]."""
     g = lambda taps: [_combine(row, taps) for row in self.g]
     return [g(list(r)) for r in g(list(kernel))]
 
   def _kernel_transform_adjoint(self, du):
     g = lambda d: jnp.stack([_combine(column, d) for column in self.g_t])
-    return g([g(row) for row in du])  # [3 (H), 3 (W), C, O]
+    return g([g(row) for row in du])  # [r (H), r (W), C, O]
 
   def forward(self, x, kernel):
     u = self._kernel_transform(kernel)
@@ -475,23 +479,33 @@ class _Winograd3x3:
     return self._kernel_transform_adjoint(du)
 
 
-_F2X2_3X3 = _Winograd3x3(bt=[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+_F2X2_3X3 = _WinogradS1(bt=[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
                          g=[[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
                          at=[[1, 1, 1, 0], [0, 1, -1, -1]])
 # F(4x4, 3x3): 1.8x fewer products than F(2x2) for the same outputs, at the cost of 6 x 6
 # transforms with coefficients up to 8 and down to 1/24 (float32 errors ~10x F(2x2)'s, up to
 # ~1e-5 of the outputs' scale: tests/test_layers.py) and about twice the compile time a conv.
-_F4X4_3X3 = _Winograd3x3(
+_F4X4_3X3 = _WinogradS1(
     bt=[[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
         [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
     g=[[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
        [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
     at=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]])
 
+# F(2x2, 4x4), from Toom-Cook's construction at the points 0, 1, -1, 2 and infinity (B^T the
+# inverse Vandermonde matrix's transpose, G and A^T Vandermonde matrices), rows of B^T scaled
+# to integers and G's by the inverse: coefficients up to 3 and down to 1/6.
+_F2X2_4X4 = _WinogradS1(
+    bt=[[2, -1, -2, 1, 0], [0, 2, 1, -1, 0], [0, -2, 3, -1, 0], [0, -1, 0, 1, 0],
+        [0, 2, -1, -2, 1]],
+    g=[[1 / 2, 0, 0, 0], [1 / 2, 1 / 2, 1 / 2, 1 / 2], [1 / 6, -1 / 6, 1 / 6, -1 / 6],
+       [1 / 6, 1 / 3, 2 / 3, 4 / 3], [0, 0, 0, 1]],
+    at=[[1, 1, 1, 1, 0], [0, 1, -1, 2, 1]])
+
 
 def _winograd_conv(algorithm):
-  """x [B, m n + 2, m n' + 2, C], kernel [3, 3, C, O] -> [B, m n, m n', O] (VALID, stride 1) as
-  `algorithm` (a _Winograd3x3 of tile m), forward and both gradients."""
+  """x [B, m n + r - 1, m n' + r - 1, C], kernel [r, r, C, O] -> [B, m n, m n', O] (VALID,
+  stride 1) as `algorithm` (a _WinogradS1 of tile m), forward and both gradients."""
   @jax.custom_vjp
   def conv(x, kernel):
     return algorithm.forward(x, kernel)
@@ -506,6 +520,15 @@ def _winograd_conv(algorithm):
 
 conv3x3_winograd = _winograd_conv(_F2X2_3X3)    # F(2x2, 3x3): even sides
 conv3x3_winograd4 = _winograd_conv(_F4X4_3X3)   # F(4x4, 3x3): sides multiples of 4
+_conv4x4_winograd_even = _winograd_conv(_F2X2_4X4)
+
+
+def conv4x4_winograd(x, kernel):
+  """VALID stride-1 4x4 conv as F(2x2, 4x4); an odd output side (the PatchGAN's 4x4 convs
+  shrink a side by one) is computed one longer on a zero row or column, then cropped."""
+  h, w = x.shape[1] - 3, x.shape[2] - 3
+  x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+  return _conv4x4_winograd_even(x, kernel)[:, :h, :w]
 
 
 # Each F(2x2) conv compiles into ~120 small kernels (forward and both gradients) where XLA's
@@ -518,21 +541,23 @@ conv3x3_winograd4 = _winograd_conv(_F4X4_3X3)   # F(4x4, 3x3): sides multiples o
 # 9.4 at 32x32, 192 -> 64, batch 4 (ESRGAN's; benchmarks/sr_layers.py), and it took SNGAN's step
 # (128 and 256 channels) from 10.1-10.3 to 11.1-11.3 img/s. It is taken from 128 channels only:
 # ESRGAN's paper-size step (64-channel convs) ran out of 24 GB compiling with F(4x4) at 64.
-WINOGRAD3X3_MIN_CHANNELS = 64
+WINOGRAD_S1_MIN_CHANNELS = 64
 WINOGRAD4X4_MIN_CHANNELS = 128
 
 
 def conv_s1_form(x, kernel):
-  """"winograd4" (`conv3x3_winograd4`), "winograd" (`conv3x3_winograd`), "padded"
-  (`conv_valid_padded`), "im2col" or "col2im" for a stride-1 VALID conv of x [B, H, W, C] by
-  kernel [k, k, C, O] on XLA:CPU.
+  """"winograd4" (`conv3x3_winograd4`), "winograd" (`conv3x3_winograd`), "winograd_k4"
+  (`conv4x4_winograd`), "padded" (`conv_valid_padded`), "im2col" or "col2im" for a stride-1
+  VALID conv of x [B, H, W, C] by kernel [k, k, C, O] on XLA:CPU.
 
-  3x3 float32 convs with at least WINOGRAD3X3_MIN_CHANNELS on both sides and an even output take
+  3x3 float32 convs with at least WINOGRAD_S1_MIN_CHANNELS on both sides and an even output take
   Winograd F(2x2, 3x3), and from WINOGRAD4X4_MIN_CHANNELS with output sides that are multiples
   of 4 F(4x4, 3x3): value and both gradients, F(2x2) ran 2.1x faster than XLA's conv at 32x32,
   192 -> 64, batch 4 (8.8 against 18.7-19.6 ms; benchmarks/sr_layers.py); at 64x64, 256 -> 256,
   batch 1, F(4x4) took 24 ms, F(2x2) 47, im2col 104, the padded form 134 and XLA's conv 179
-  (benchmarks/translation_layers.py --resolution=256, 2026-12-05).
+  (benchmarks/translation_layers.py --resolution=256, 2026-12-05). 4x4 float32 convs from
+  WINOGRAD_S1_MIN_CHANNELS take F(2x2, 4x4) at any size: the PatchGAN's 256 -> 512 at 31x31,
+  batch 1, 43 ms against 79 padded and 89 im2col; at 15x15, batch 16, 151 against 305 im2col.
 
   For the other convs, measured (benchmarks/translation_layers.py, value and both gradients):
   at batch 1 "padded" beat im2col on the 3x3 ResNet blocks (1.9x, 64x64x256 at 256; Winograd
@@ -543,12 +568,14 @@ def conv_s1_form(x, kernel):
   7x7 to one channel (a gray image) is not: its 49 slices' gradients took 67 ms against 2.4 ms
   "padded" (batch 8 at 32x32 from 16 channels), 416 against 33 (batch 1 at 256 from 64)."""
   k, _, c, o = kernel.shape
-  if k == 3 and min(c, o) >= WINOGRAD3X3_MIN_CHANNELS and kernel.dtype == jnp.float32:
+  if k == 3 and min(c, o) >= WINOGRAD_S1_MIN_CHANNELS and kernel.dtype == jnp.float32:
     sides = (x.shape[1] - 2, x.shape[2] - 2)  # of the output
     if min(c, o) >= WINOGRAD4X4_MIN_CHANNELS and sides[0] % 4 == 0 and sides[1] % 4 == 0:
       return "winograd4"
     if sides[0] % 2 == 0 and sides[1] % 2 == 0:
       return "winograd"
+  if k == 4 and min(c, o) >= WINOGRAD_S1_MIN_CHANNELS and kernel.dtype == jnp.float32:
+    return "winograd_k4"
   if k == 1 or (o == 1 and k <= 4):
     return "im2col" if c <= o else "col2im"
   if c > o or x.shape[0] == 1:
@@ -561,5 +588,6 @@ def conv_s1(x, kernel, form=None):
   in `form` (default: `conv_s1_form`'s)."""
   forms = {"padded": lambda x, kernel: conv_valid_padded(x, kernel, 1),
            "winograd": conv3x3_winograd, "winograd4": conv3x3_winograd4,
+           "winograd_k4": conv4x4_winograd,
            "im2col": _conv_s1_im2col, "col2im": _conv_s1_col2im}
   return forms[form or conv_s1_form(x, kernel)](x, kernel)
