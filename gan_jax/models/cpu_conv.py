@@ -248,9 +248,10 @@ conv4x4s2.defvjp(_conv_fwd, _conv_bwd)
 # As the input gradient of a conv from O to C channels, the transposed conv uses its kernel
 # [4, 4, C, O] in [4, 4, O, C] order: a transpose of the two innermost axes, which XLA:CPU runs
 # at a few GB/s. The U-Net's inner 1024 -> 512 layers hold 8.4M-entry kernels over 1-64 pixels
-# at batch 1: transposing the kernel took 20 ms there, the products 2. This form leaves the
-# kernel in place: each of the 16 taps is a [C, O] matrix, multiplied as one product batched
-# over the taps (x broadcast to each, cheap when pixels are few); only activations move.
+# at batch 1: transposing the kernel took 20 ms there, the products 2 (each timed alone). This
+# form leaves the kernel in place: each of the 16 taps is a [C, O] matrix, multiplied as one
+# product batched over the taps (x broadcast to each, cheap when pixels are few); only
+# activations move.
 
 def _taps_to_patches(z, shape):
   """[16 taps (kernel order: dh, rh, dw, rw), B*h*w, O] -> [B, h, w, 16 O] in the im2col
@@ -302,10 +303,11 @@ def transpose_form(kernel, x_shape):
   C * O), else the form of the conv whose input gradient the transposed conv is.
 
   The U-Net's transposed convs at batch 1 at 256, value and both gradients, taps against the
-  best other form (benchmarks/translation_layers.py --resolution=256, 2026-12-05): 1x1x512 ->
-  512 1.3 against 14 ms, 2x2x1024 -> 512 18 against 42, 4x4x1024 -> 512 22 against 52, 8x8x1024
-  -> 512 38 against 58; past the line it loses: 16x16x1024 -> 256 65 against 45, 32x32x512 ->
-  128 123 against 31 (Winograd)."""
+  best other form (benchmarks/translation_layers.py --resolution=256, 2026-12-05,
+  benchmarks/results/cpu_unet_patchgan_layers256_b1.json): 1x1x512 -> 512 1.6 against 15 ms,
+  2x2x1024 -> 512 21 against 48, 4x4x1024 -> 512 17 against 46, 8x8x1024 -> 512 35 against 74;
+  past the line it loses: 16x16x1024 -> 256 65 against 43, 32x32x512 -> 128 132 against 29
+  (Winograd)."""
   c, o = kernel.shape[2:]
   b, h, w = x_shape[:3]
   # A dynamic batch (jax.export's symbolic "b") has no size to weigh: take the large-batch form.
@@ -480,8 +482,8 @@ class _WinogradS1:
 
 
 _F2X2_3X3 = _WinogradS1(bt=[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
-                         g=[[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
-                         at=[[1, 1, 1, 0], [0, 1, -1, -1]])
+                        g=[[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
+                        at=[[1, 1, 1, 0], [0, 1, -1, -1]])
 # F(4x4, 3x3): 1.8x fewer products than F(2x2) for the same outputs, at the cost of 6 x 6
 # transforms with coefficients up to 8 and down to 1/24 (float32 errors ~10x F(2x2)'s, up to
 # ~1e-5 of the outputs' scale: tests/test_layers.py) and about twice the compile time a conv.
@@ -557,7 +559,8 @@ def conv_s1_form(x, kernel):
   batch 1, F(4x4) took 24 ms, F(2x2) 47, im2col 104, the padded form 134 and XLA's conv 179
   (benchmarks/translation_layers.py --resolution=256, 2026-12-05). 4x4 float32 convs from
   WINOGRAD_S1_MIN_CHANNELS take F(2x2, 4x4) at any size: the PatchGAN's 256 -> 512 at 31x31,
-  batch 1, 43 ms against 79 padded and 89 im2col; at 15x15, batch 16, 151 against 305 im2col.
+  batch 1, 46 ms against 70 for XLA's conv, 75 padded and 87 im2col (the same command, its
+  evening run); at 15x15, batch 16, 151 against 305 im2col (the layer timed alone).
 
   For the other convs, measured (benchmarks/translation_layers.py, value and both gradients):
   at batch 1 "padded" beat im2col on the 3x3 ResNet blocks (1.9x, 64x64x256 at 256; Winograd
