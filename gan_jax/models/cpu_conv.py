@@ -560,7 +560,7 @@ def conv_s1_form(x, kernel):
   (benchmarks/translation_layers.py --resolution=256, 2026-12-05). 4x4 float32 convs from
   WINOGRAD_S1_MIN_CHANNELS take F(2x2, 4x4) at any size: the PatchGAN's 256 -> 512 at 31x31,
   batch 1, 46 ms against 70 for XLA's conv, 75 padded and 87 im2col (the same command, its
-  evening run); at 15x15, batch 16, 151 against 305 im2col (the layer timed alone).
+  evening run); at 15x15, batch 16, 151 against 311 im2col (--resolution=128 --batch_size=16).
 
   For the other convs, measured (benchmarks/translation_layers.py, value and both gradients):
   at batch 1 "padded" beat im2col on the 3x3 ResNet blocks (1.9x, 64x64x256 at 256; Winograd
