@@ -18,8 +18,8 @@ contiguous arrays:
   three maps give it, its input gradient and its weight gradient.
 
 Stride-1 convs (3x3, 4x4, 7x7) get their own forms at the end: Winograd F(2x2, 3x3) or
-F(4x4, 3x3) for wide 3x3 ones, XLA's conv steered onto its fast CPU path, or im2col / col2im
-matmuls, chosen per shape.
+F(4x4, 3x3) for wide 3x3 ones and F(2x2, 4x4) for wide 4x4 ones, XLA's conv steered onto its
+fast CPU path, or im2col / col2im matmuls, chosen per shape.
 """
 
 from functools import partial
@@ -215,8 +215,11 @@ def form(kernel, out_shape):
   return "winograd" if winograd else "im2col"
 
 
+_ENGINES = {"winograd": _Winograd, "im2col": _Im2col}
+
+
 def _engine(kernel, out_shape):
-  return {"winograd": _Winograd, "im2col": _Im2col}[form(kernel, out_shape)]
+  return _ENGINES[form(kernel, out_shape)]
 
 
 @jax.custom_vjp
@@ -317,15 +320,34 @@ def transpose_form(kernel, x_shape):
   return form(jnp.swapaxes(kernel, 2, 3), x_shape)
 
 
+class _AsTransposed:
+  """The transposed conv's three maps from a conv engine's: it is the input gradient of the
+  conv whose kernel has the two channel axes swapped."""
+
+  def __init__(self, engine):
+    self.engine = engine
+
+  def forward(self, x, kernel):
+    return self.engine.input_grad(x, jnp.swapaxes(kernel, 2, 3))
+
+  def input_grad(self, dout, kernel):
+    return self.engine.forward(dout, jnp.swapaxes(kernel, 2, 3))
+
+  def weight_grad(self, x, dout):
+    return jnp.swapaxes(self.engine.weight_grad(dout, x), 2, 3)
+
+
+def _transpose_engine(kernel, x_shape):
+  chosen = transpose_form(kernel, x_shape)
+  return _TransposeTaps if chosen == "taps" else _AsTransposed(_ENGINES[chosen])
+
+
 @jax.custom_vjp
 def conv_transpose4x4s2(x, kernel):
   """PyTorch's ConvTranspose2d(4, stride 2, padding 1): x [B, H, W, C], kernel [4, 4, C, O]
   (output row 2i - 1 + k gets input row i times tap k) -> [B, 2H, 2W, O]. It is the input
   gradient of the stride-2 conv from O to C channels."""
-  if transpose_form(kernel, x.shape) == "taps":
-    return _TransposeTaps.forward(x, kernel)
-  k = jnp.swapaxes(kernel, 2, 3)
-  return _engine(k, x.shape).input_grad(x, k)
+  return _transpose_engine(kernel, x.shape).forward(x, kernel)
 
 
 def _conv_transpose_fwd(x, kernel):
@@ -334,11 +356,8 @@ def _conv_transpose_fwd(x, kernel):
 
 def _conv_transpose_bwd(res, dout):
   x, kernel = res
-  if transpose_form(kernel, x.shape) == "taps":
-    return _TransposeTaps.input_grad(dout, kernel), _TransposeTaps.weight_grad(x, dout)
-  k = jnp.swapaxes(kernel, 2, 3)
-  engine = _engine(k, x.shape)
-  return engine.forward(dout, k), jnp.swapaxes(engine.weight_grad(dout, x), 2, 3)
+  engine = _transpose_engine(kernel, x.shape)
+  return engine.input_grad(dout, kernel), engine.weight_grad(x, dout)
 
 
 conv_transpose4x4s2.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
