@@ -38,31 +38,28 @@ SGD = {"optim.g.optimizer": "sgd", "optim.d.optimizer": "sgd", "optim.g.lr": 1e-
 CYCLE = {**SGD, "model.g_width": 16, "model.d_width": 16, "train.batch_size": 16}
 # unet_64 (6 downsamplings) drops out in its innermost decoder block: masks drawn for the
 # global batch and sliced per device.
-STEP_CASES = {  # name, overrides, steps, how close G's side comes to one device's (of its scale)
-    "pix2pix": ("pix2pix_digits", {}, 2, 2e-4),
+STEP_CASES = {  # name, overrides, steps
+    "pix2pix": ("pix2pix_digits", {}, 2),
     "pix2pix_dropout": ("pix2pix_digits", {"data.resolution": 64, "model.name": "unet_64", **SGD},
-                        2, 2e-4),
-    # Two Gs through two Ds: sums over 8 devices instead of one move G's gradients by up to
-    # ~0.6% of their scale on one host and 1.05% on another (an AMD EPYC, at the suite's compile
-    # flags); jit and pmap, both over 8 devices, agree to 1e-6.
-    "cyclegan": ("cyclegan_digits", CYCLE, 1, 2e-2),
+                        2),
+    # Two Gs through two Ds: sums over 8 devices instead of one move G's gradients by up to ~1%
+    # of their scale (0.6% on one host, 1.05% on an AMD EPYC); jit and pmap agree to 1e-6.
+    "cyclegan": ("cyclegan_digits", CYCLE, 1),
 }
 
 
 @pytest.mark.parametrize("case", sorted(STEP_CASES))
-def test_jit_and_pmap_match_single_device(case):
-  name, overrides, steps, g_rel = STEP_CASES[case]
+def test_pmap_matches_jit_over_the_mesh(case):
+  """jit over the mesh runs the game as one device does (`tests/test_step.py` holds that to one
+  device's results); pmap runs its own means, slices and gathers (`games.common.Devices`)."""
+  name, overrides, steps = STEP_CASES[case]
   config = load_config(name, **{"train.batch_size": 8, **overrides})
-  single, _ = run(config, "single", steps=steps)
   states = {}
   for strategy in ("jit", "pmap"):
     config.parallel.strategy = strategy
     got, metrics = states[strategy] = run(config, strategy, steps=steps)
     assert int(got.step) == steps and np.isfinite(metrics["g_loss"]).all()
-    assert_close_to_scale(got.g, single.g, g_rel)
-    assert_close_to_scale(got.d, single.d, 2e-4)
-    assert_close_to_scale(got.extras, single.extras, 2e-4)  # the pools' fakes
-  assert_close_to_scale(states["jit"][0], states["pmap"][0], 2e-4)
+  assert_close_to_scale(states["pmap"][0], states["jit"][0], 2e-4)  # pools' fakes included
 
 
 @pytest.mark.parametrize("name", GAMES)

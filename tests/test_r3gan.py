@@ -42,18 +42,20 @@ def test_optimizer_ramps_learning_rate_and_beta2():
   assert float(hyper["b1"]) == 0.0 and float(hyper["eps"]) == pytest.approx(1e-8)
 
 
-def test_jit_and_pmap_match_single_device():
+def test_pmap_matches_jit_over_the_mesh():
+  """jit over the mesh runs the game as one device does (`tests/test_step.py` holds that to one
+  device's results); pmap runs its own means over the devices (`games.common.Devices`)."""
   config = load_config("r3gan_stacked", **RAMPED)
-  single, metrics = run(config, "single", steps=2)
-  for key in ("d_loss", "g_loss", "r1_penalty", "r2_penalty", "gamma", "augment_p"):
-    assert np.isfinite(metrics[key]), key
-  assert float(metrics["r1_penalty"]) > 0 and float(metrics["r2_penalty"]) > 0
   states = {}
   for strategy in ("jit", "pmap"):
     config.parallel.strategy = strategy
-    states[strategy], _ = run(config, strategy, steps=2)
+    states[strategy], metrics = run(config, strategy, steps=2)
     assert int(states[strategy].step) == 2
-    assert_close_to_scale(states[strategy], single, 2e-4)
+    if strategy == "jit":
+      for key in ("d_loss", "g_loss", "r1_penalty", "r2_penalty", "gamma", "augment_p"):
+        assert np.isfinite(metrics[key]), key
+      assert float(metrics["r1_penalty"]) > 0 and float(metrics["r2_penalty"]) > 0
+  assert_close_to_scale(states["pmap"], states["jit"], 2e-4)
 
 
 def train(workdir, *flags, verb="train"):

@@ -214,21 +214,23 @@ def test_sentence_contrastive_is_the_cross_entropy_of_scaled_cosines():
     config_lib.validate(smoke(**{"loss.contrastive_weight": 1.0, "model.d_projection": False}))
 
 
-def test_jit_and_pmap_match_single_device(captioned):
+def test_pmap_matches_jit_over_the_mesh(captioned):
+  """jit over the mesh runs the game as one device does (`tests/test_step.py` holds that to one
+  device's results); pmap runs its own means and gathers (`games.common.Devices`)."""
   # With the contrastive term on: under pmap each device's images meet the gathered captions.
   # SGD, so the parameters show the gradients: Adam's first steps move each parameter by about
   # its lr whatever the gradient's size, so near-zero gradients summed in another order differ
   # by a step.
   config = smoke(**{"train.batch_size": 16, "loss.contrastive_weight": 1.0,
                     "optim.g.optimizer": "sgd", "optim.d.optimizer": "sgd"})
-  single, _ = run(config, "single")
+  states = {}
   for strategy in ("jit", "pmap"):
     config.parallel.strategy = strategy
-    got, metrics = run(config, strategy)
-    assert int(got.step) == 2 and np.isfinite(metrics["d_loss"]).all()
+    states[strategy], metrics = run(config, strategy)
+    assert int(states[strategy].step) == 2 and np.isfinite(metrics["d_loss"]).all()
     assert np.isfinite(metrics["d_contrastive"]).all() and np.isfinite(metrics["g_contrastive"]).all()
-    for side in ("g", "d", "g_ema"):
-      assert_close_to_scale(getattr(got, side), getattr(single, side), 2e-4)
+  for side in ("g", "d", "g_ema"):
+    assert_close_to_scale(getattr(states["pmap"], side), getattr(states["jit"], side), 2e-4)
 
 
 # --- the loop ----------------------------------------------------------------------------------
