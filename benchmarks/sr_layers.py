@@ -27,7 +27,7 @@ Since the 3x3 convs of 64 channels and more became Winograd F(2x2, 3x3), conv_sa
 xla_same), value and both gradients. F(4x4, 3x3), the same day and machine, one run
 (`--forms=auto,winograd,winograd4`): all five 9.6 / 21 ms against F(2x2)'s 10.9 / 30 and auto's
 12.9 / 47; the fifth conv 7.3 against 9.4 ms, value and both gradients. conv_same takes F(4x4)
-from 128 channels only (`cpu_conv.WINOGRAD4X4_MIN_CHANNELS` says why), so not here.
+from 128 channels only (`cpu_conv.WINOGRAD6_MIN_CHANNELS` says why), so not here.
 """
 import statistics
 

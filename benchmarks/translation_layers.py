@@ -10,7 +10,7 @@ transposed convs. Forms: `conv` is XLA's native convolution on a pre-padded inpu
 and TPUs run); `gemm` the CPU form (`cpu_conv`); for the stride-1 convs also `padded` (XLA's
 conv with built-in padding, cropped) and the matmul `im2col` or `col2im`, forced, and for the
 3x3 ones Winograd F(2x2, 3x3) and F(4x4, 3x3) (`winograd`, `winograd4`), for the widening 4x4
-ones F(2x2, 4x4) (`winograd_k4`); for the 4x4 stride-2
+ones F(2x2, 4x4) and F(3x3, 4x4) (`winograd_k4`, `winograd3_k4`); for the 4x4 stride-2
 layers `im2col` and `winograd`, forced, and for the transposed ones also `taps`
 (`cpu_conv.transpose_form`). `auto` names what the layer picks on this backend.
 Prints one JSON object (ms, median).
@@ -81,7 +81,8 @@ def time_layer(factory, x, cout, form, steps):
   impl = "conv" if form == "conv" else "gemm"
   real_form, real_transpose_form = cpu_conv.conv_s1_form, cpu_conv.transpose_form
   real_thresholds = cpu_conv.WINOGRAD_MIN_CHANNELS, cpu_conv.WINOGRAD_CACHE_ENTRIES
-  if form in ("padded", "im2col", "col2im", "winograd", "winograd4", "winograd_k4"):
+  if form in ("padded", "im2col", "col2im", "winograd", "winograd4", "winograd_k4",
+              "winograd3_k4"):
     cpu_conv.conv_s1_form = lambda x, k: form
   if form == "taps":
     cpu_conv.transpose_form = lambda kernel, x_shape: "taps"
@@ -116,7 +117,8 @@ def main(argv):
     forms = (["conv", "im2col", "winograd"] + (["taps"] if "up" in name else []) if unet else
              ["conv", "gemm"] + (["padded", matmul] if stride1 else [])
              + (["winograd", "winograd4"] if stride1 and name.endswith("_3x3") else [])
-             + (["winograd_k4"] if stride1 and "4x4s1" in name and cout > 1 else []))
+             + (["winograd_k4", "winograd3_k4"] if stride1 and "4x4s1" in name and cout > 1
+                else []))
     ms = {form: time_layer(factory, x, cout, form, FLAGS.steps) for form in forms}
     auto = "gemm" if _use_gemm("auto") else "conv"
     if auto == "gemm" and unet:

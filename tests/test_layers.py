@@ -156,13 +156,14 @@ def lax_valid(x, kernel):
 def winograd(algorithm):
   from gan_jax.models import cpu_conv
   return {"F(2x2, 3x3)": cpu_conv.conv3x3_winograd, "F(4x4, 3x3)": cpu_conv.conv3x3_winograd4,
-          "F(2x2, 4x4)": cpu_conv.conv4x4_winograd}[algorithm]
+          "F(2x2, 4x4)": cpu_conv.conv4x4_winograd,
+          "F(3x3, 4x4)": cpu_conv.conv4x4_winograd3}[algorithm]
 
 
 # Errors allowed, as a share of the largest output: F(4x4, 3x3)'s transforms multiply by up to 8
-# and 1/24, F(2x2, 4x4)'s by 3 and 1/6; their float32 errors are up to ~10x F(2x2, 3x3)'s (up to
-# ~1e-5 of that scale here, measured).
-TOLERANCE = {"F(2x2, 3x3)": 2e-6, "F(4x4, 3x3)": 2e-5, "F(2x2, 4x4)": 2e-5}
+# and 1/24, F(2x2, 4x4)'s by 3 and 1/6, F(3x3, 4x4)'s by 5 and 1/30; their float32 errors are up
+# to ~10x F(2x2, 3x3)'s (up to ~1e-5 of that scale here, measured).
+TOLERANCE = {"F(2x2, 3x3)": 2e-6, "F(4x4, 3x3)": 2e-5, "F(2x2, 4x4)": 2e-5, "F(3x3, 4x4)": 2e-5}
 
 
 def assert_matches_to_scale(ours, expected, algorithm):
@@ -170,11 +171,13 @@ def assert_matches_to_scale(ours, expected, algorithm):
                              atol=TOLERANCE[algorithm] * float(jnp.abs(expected).max()))
 
 
-# The 4x4 kernel's odd output sides (6 x 7, 5 x 5) take a padded row or column.
+# The 4x4 kernel's output sides that are no multiple of the tile (6 x 7, 5 x 5, 4 x 6, 4 x 5)
+# take padded rows or columns.
 @pytest.mark.parametrize("algorithm,shape", [
     ("F(2x2, 3x3)", (2, 6, 10, 3)), ("F(2x2, 3x3)", (1, 4, 4, 5)),
     ("F(4x4, 3x3)", (2, 10, 18, 3)), ("F(4x4, 3x3)", (1, 6, 6, 5)),
-    ("F(2x2, 4x4)", (2, 9, 10, 3)), ("F(2x2, 4x4)", (1, 8, 8, 5)), ("F(2x2, 4x4)", (1, 7, 9, 2))])
+    ("F(2x2, 4x4)", (2, 9, 10, 3)), ("F(2x2, 4x4)", (1, 8, 8, 5)), ("F(2x2, 4x4)", (1, 7, 9, 2)),
+    ("F(3x3, 4x4)", (2, 9, 12, 3)), ("F(3x3, 4x4)", (1, 7, 9, 5)), ("F(3x3, 4x4)", (1, 7, 8, 2))])
 def test_winograd_matches_lax(algorithm, shape):
   conv = winograd(algorithm)
   k = int(algorithm[-2])
@@ -201,7 +204,7 @@ def test_winograd3x3_is_chosen_for_wide_3x3_layers():
   assert cpu_conv.conv_s1_form(x, wide[..., :32]) != "winograd"  # narrow
   assert cpu_conv.conv_s1_form(x, wide.astype(jnp.bfloat16)) != "winograd"
   assert cpu_conv.conv_s1_form(x, jnp.zeros((5, 5, 64, 64))) != "winograd"
-  wider = cpu_conv.WINOGRAD4X4_MIN_CHANNELS
+  wider = cpu_conv.WINOGRAD6_MIN_CHANNELS
   x, kernel = jnp.zeros((2, 10, 10, wider)), jnp.zeros((3, 3, wider, wider))
   assert cpu_conv.conv_s1_form(x, kernel) == "winograd4"  # 8 x 8: 4 x 4 tiles
   assert cpu_conv.conv_s1_form(x[:, :8, :8], kernel) == "winograd"  # 6 x 6: 2 x 2 tiles only
@@ -220,3 +223,7 @@ def test_winograd_is_chosen_for_wide_4x4_layers():
   assert cpu_conv.conv_s1_form(x, wide[..., :32]) != "winograd_k4"  # narrow
   assert cpu_conv.conv_s1_form(x, wide[..., :1]) == "col2im"  # the PatchGAN's logits
   assert cpu_conv.conv_s1_form(x, wide.astype(jnp.bfloat16)) != "winograd_k4"
+  wider = cpu_conv.WINOGRAD6_MIN_CHANNELS  # 6 x 6 tiles: F(3x3, 4x4)
+  x, kernel = random((1, 8, 9, wider), 15), random((4, 4, wider, wider), 16)
+  assert cpu_conv.conv_s1_form(x, kernel) == "winograd3_k4"
+  assert_matches_to_scale(cpu_conv.conv_s1(x, kernel), lax_valid(x, kernel), "F(3x3, 4x4)")

@@ -524,6 +524,19 @@ _F2X2_4X4 = _WinogradS1(
     at=[[1, 1, 1, 1, 0], [0, 1, -1, 2, 1]])
 
 
+# F(3x3, 4x4): 36 products per 3x3 tile of outputs, 4 an output against F(2x2, 4x4)'s 6.25.
+# Toom-Cook at 0, 1, -1, 2, -1/2 and infinity (rows of B^T scaled to integers): float32 errors
+# 2-3x below those of 0, +-1, +-2 (the points of F(4x4, 3x3) above) and of 0, +-1, +-1/2, and
+# no larger than F(2x2, 4x4)'s, in value and both gradients (measured against float64 at the
+# PatchGAN's shapes).
+_F3X3_4X4 = _WinogradS1(
+    bt=[[2, 3, -4, -3, 2, 0], [0, 2, 5, 1, -2, 0], [0, 2, 1, -5, 2, 0], [0, -1, -2, 1, 2, 0],
+        [0, -2, 1, 2, -1, 0], [0, 2, 3, -4, -3, 2]],
+    g=[[1 / 2, 0, 0, 0], [1 / 6, 1 / 6, 1 / 6, 1 / 6], [1 / 6, -1 / 6, 1 / 6, -1 / 6],
+       [1 / 30, 1 / 15, 2 / 15, 4 / 15], [16 / 15, -8 / 15, 4 / 15, -2 / 15], [0, 0, 0, 1 / 2]],
+    at=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -1 / 2, 0], [0, 1, 1, 4, 1 / 4, 1]])
+
+
 def _winograd_conv(algorithm):
   """x [B, m n + r - 1, m n' + r - 1, C], kernel [r, r, C, O] -> [B, m n, m n', O] (VALID,
   stride 1) as `algorithm` (a _WinogradS1 of tile m), forward and both gradients."""
@@ -539,17 +552,23 @@ def _winograd_conv(algorithm):
   return conv
 
 
+def _any_size(algorithm):
+  """`_winograd_conv(algorithm)` at any output size: sides that are no multiple of its tile m
+  (the PatchGAN's 4x4 convs shrink a side by one: 31, 15) are computed longer on zero rows and
+  columns, then cropped."""
+  conv, m = _winograd_conv(algorithm), algorithm.m
+
+  def any_size(x, kernel):
+    h, w = x.shape[1] - algorithm.r + 1, x.shape[2] - algorithm.r + 1
+    x = jnp.pad(x, ((0, 0), (0, -h % m), (0, -w % m), (0, 0)))
+    return conv(x, kernel)[:, :h, :w]
+  return any_size
+
+
 conv3x3_winograd = _winograd_conv(_F2X2_3X3)    # F(2x2, 3x3): even sides
 conv3x3_winograd4 = _winograd_conv(_F4X4_3X3)   # F(4x4, 3x3): sides multiples of 4
-_conv4x4_winograd_even = _winograd_conv(_F2X2_4X4)
-
-
-def conv4x4_winograd(x, kernel):
-  """VALID stride-1 4x4 conv as F(2x2, 4x4); an odd output side (the PatchGAN's 4x4 convs
-  shrink a side by one) is computed one longer on a zero row or column, then cropped."""
-  h, w = x.shape[1] - 3, x.shape[2] - 3
-  x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
-  return _conv4x4_winograd_even(x, kernel)[:, :h, :w]
+conv4x4_winograd = _any_size(_F2X2_4X4)         # F(2x2, 4x4)
+conv4x4_winograd3 = _any_size(_F3X3_4X4)        # F(3x3, 4x4)
 
 
 # Each F(2x2) conv compiles into ~120 small kernels (forward and both gradients) where XLA's
@@ -560,10 +579,11 @@ def conv4x4_winograd(x, kernel):
 # shape timed (value and both gradients, 2026-12-05): 24 against 47 ms at 64x64, 256 -> 256,
 # batch 1 (CycleGAN's blocks; benchmarks/translation_layers.py --resolution=256), 7.3 against
 # 9.4 at 32x32, 192 -> 64, batch 4 (ESRGAN's; benchmarks/sr_layers.py), and it took SNGAN's step
-# (128 and 256 channels) from 10.1-10.3 to 11.1-11.3 img/s. It is taken from 128 channels only:
-# ESRGAN's paper-size step (64-channel convs) ran out of 24 GB compiling with F(4x4) at 64.
+# (128 and 256 channels) from 10.1-10.3 to 11.1-11.3 img/s. The algorithms on 6 x 6 tiles
+# (F(4x4, 3x3), F(3x3, 4x4)) are taken from 128 channels only: ESRGAN's paper-size step
+# (64-channel convs) ran out of 24 GB compiling with F(4x4, 3x3) at 64.
 WINOGRAD_S1_MIN_CHANNELS = 64
-WINOGRAD4X4_MIN_CHANNELS = 128
+WINOGRAD6_MIN_CHANNELS = 128
 
 
 def conv_s1_form(x, kernel):
@@ -592,12 +612,12 @@ def conv_s1_form(x, kernel):
   k, _, c, o = kernel.shape
   if k == 3 and min(c, o) >= WINOGRAD_S1_MIN_CHANNELS and kernel.dtype == jnp.float32:
     sides = (x.shape[1] - 2, x.shape[2] - 2)  # of the output
-    if min(c, o) >= WINOGRAD4X4_MIN_CHANNELS and sides[0] % 4 == 0 and sides[1] % 4 == 0:
+    if min(c, o) >= WINOGRAD6_MIN_CHANNELS and sides[0] % 4 == 0 and sides[1] % 4 == 0:
       return "winograd4"
     if sides[0] % 2 == 0 and sides[1] % 2 == 0:
       return "winograd"
   if k == 4 and min(c, o) >= WINOGRAD_S1_MIN_CHANNELS and kernel.dtype == jnp.float32:
-    return "winograd_k4"
+    return "winograd3_k4" if min(c, o) >= WINOGRAD6_MIN_CHANNELS else "winograd_k4"
   if k == 1 or (o == 1 and k <= 4):
     return "im2col" if c <= o else "col2im"
   if c > o or x.shape[0] == 1:
@@ -610,6 +630,6 @@ def conv_s1(x, kernel, form=None):
   in `form` (default: `conv_s1_form`'s)."""
   forms = {"padded": lambda x, kernel: conv_valid_padded(x, kernel, 1),
            "winograd": conv3x3_winograd, "winograd4": conv3x3_winograd4,
-           "winograd_k4": conv4x4_winograd,
+           "winograd_k4": conv4x4_winograd, "winograd3_k4": conv4x4_winograd3,
            "im2col": _conv_s1_im2col, "col2im": _conv_s1_col2im}
   return forms[form or conv_s1_form(x, kernel)](x, kernel)
