@@ -1,7 +1,7 @@
 """Each conv shape of the translation nets, forward plus both gradients, native vs matmul form.
 
   python benchmarks/translation_layers.py [--resolution=64] [--width=64] [--batch_size=1]
-      [--steps=5] [--json=PATH]
+      [--steps=5] [--layers=NAME,...] [--json=PATH]
 
 Times jit(value_and_grad(sum(layer(x, k)^2), (x, k))) at the shapes the nets give an image of
 side `resolution`: the ResNet generator's 7x7 and 3x3 reflect-padded convs, 3x3 stride-2 conv
@@ -32,6 +32,7 @@ flags.DEFINE_integer("resolution", 64, "image side")
 flags.DEFINE_integer("width", 64, "ngf = ndf")
 flags.DEFINE_integer("batch_size", 1, "batch")
 flags.DEFINE_integer("steps", 5, "timed calls per layer and form")
+flags.DEFINE_list("layers", [], "only these layers (names as in the output); default: all")
 flags.DEFINE_string("json", None, "also write the result here")
 FLAGS = flags.FLAGS
 
@@ -107,6 +108,8 @@ def main(argv):
   results = {}
   layers = translation_layers(FLAGS.resolution, FLAGS.width)
   layers += unet_layers(FLAGS.resolution, FLAGS.width)
+  if FLAGS.layers:
+    layers = [layer for layer in layers if layer[0] in FLAGS.layers]
   for name, factory, side, cin, cout in layers:
     x = jnp.asarray(rng.normal(size=(FLAGS.batch_size, side, side, cin)), jnp.float32)
     unet = name.startswith("unet")

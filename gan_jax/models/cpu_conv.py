@@ -18,7 +18,7 @@ contiguous arrays:
   three maps give it, its input gradient and its weight gradient.
 
 Stride-1 convs (3x3, 4x4, 7x7) get their own forms at the end: Winograd F(2x2, 3x3) or
-F(4x4, 3x3) for wide 3x3 ones and F(2x2, 4x4) for wide 4x4 ones, XLA's conv steered onto its
+F(4x4, 3x3) for wide 3x3 ones and F(2x2, 4x4) or F(3x3, 4x4) for wide 4x4 ones, XLA's conv steered onto its
 fast CPU path, or im2col / col2im matmuls, chosen per shape.
 """
 
@@ -417,13 +417,13 @@ def _conv_valid_padded_bwd(stride, res, dy):
 conv_valid_padded.defvjp(_conv_valid_padded_fwd, _conv_valid_padded_bwd)
 
 
-# --- Winograd F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 4x4): stride-1 3x3 and 4x4 convs -----------
+# --- Winograd F(2x2, 3x3), F(4x4, 3x3), F(2x2, 4x4), F(3x3, 4x4): stride-1 3x3 and 4x4 convs --
 # Along one axis, the m outputs of an r-tap correlation over a tile of m + r - 1 inputs d are
 # y = A^T [(G g) * (B^T d)] (Lavin & Gray 2016, whose 3-tap matrices these are); tiles overlap
 # by r - 1. In 2D an m x m tile of outputs takes (m + r - 1)^2 products over the channels
 # instead of r^2 m^2: F(2x2, 3x3) 16 instead of 36 (2.25x fewer), F(4x4, 3x3) 36 instead of 144
-# (4x), F(2x2, 4x4) 25 instead of 64 (2.56x), in the forward pass and in both gradients, which
-# apply the transposed matrices.
+# (4x), F(2x2, 4x4) 25 instead of 64 (2.56x), F(3x3, 4x4) 36 instead of 144 (4x), in the forward
+# pass and in both gradients, which apply the transposed matrices.
 
 def _combine(coefficients, arrays):
   """sum_k c_k a_k, skipping zeros and multiplying only where c_k is not +-1."""
@@ -587,9 +587,10 @@ WINOGRAD6_MIN_CHANNELS = 128
 
 
 def conv_s1_form(x, kernel):
-  """"winograd4" (`conv3x3_winograd4`), "winograd" (`conv3x3_winograd`), "winograd_k4"
-  (`conv4x4_winograd`), "padded" (`conv_valid_padded`), "im2col" or "col2im" for a stride-1
-  VALID conv of x [B, H, W, C] by kernel [k, k, C, O] on XLA:CPU.
+  """"winograd4" (`conv3x3_winograd4`), "winograd" (`conv3x3_winograd`), "winograd3_k4"
+  (`conv4x4_winograd3`), "winograd_k4" (`conv4x4_winograd`), "padded" (`conv_valid_padded`),
+  "im2col" or "col2im" for a stride-1 VALID conv of x [B, H, W, C] by kernel [k, k, C, O] on
+  XLA:CPU.
 
   3x3 float32 convs with at least WINOGRAD_S1_MIN_CHANNELS on both sides and an even output take
   Winograd F(2x2, 3x3), and from WINOGRAD4X4_MIN_CHANNELS with output sides that are multiples
@@ -597,9 +598,10 @@ def conv_s1_form(x, kernel):
   192 -> 64, batch 4 (8.8 against 18.7-19.6 ms; benchmarks/sr_layers.py); at 64x64, 256 -> 256,
   batch 1, F(4x4) took 24 ms, F(2x2) 47, im2col 104, the padded form 134 and XLA's conv 179
   (benchmarks/translation_layers.py --resolution=256, 2026-12-05). 4x4 float32 convs from
-  WINOGRAD_S1_MIN_CHANNELS take F(2x2, 4x4) at any size: the PatchGAN's 256 -> 512 at 31x31,
-  batch 1, 46 ms against 70 for XLA's conv, 75 padded and 87 im2col (the same command, its
-  evening run); at 15x15, batch 16, 151 against 311 im2col (--resolution=128 --batch_size=16).
+  WINOGRAD_S1_MIN_CHANNELS take F(2x2, 4x4) at any size, and from WINOGRAD6_MIN_CHANNELS
+  F(3x3, 4x4): the PatchGAN's 256 -> 512 at 31x31, batch 1, 34 ms as F(3x3), 44 as F(2x2), 70
+  for XLA's conv, 71 padded, 83 im2col; at 15x15, batch 16, 99-117 as F(3x3), 162 as F(2x2),
+  302 im2col (benchmarks/translation_layers.py --layers=patchgan_conv3_4x4s1, 2026-12-06).
 
   For the other convs, measured (benchmarks/translation_layers.py, value and both gradients):
   at batch 1 "padded" beat im2col on the 3x3 ResNet blocks (1.9x, 64x64x256 at 256; Winograd
