@@ -102,10 +102,12 @@ class _Im2col:
     return _s2d_kernel_adjoint(dk.reshape(2, 2, -1, dk.shape[-1]))
 
 
-# --- Winograd F(2x2, 2x2) -------------------------------------------------------------------
-# Along one axis, a 2-tap correlation y_t = d_t g_0 + d_{t+1} g_1 over the tile (d0, d1, d2) is
-#   y0 = m0 + m1, y1 = m1 + m2 with m = (d0 - d1) g0, d1 (g0 + g1), (d2 - d1) g1.
-# The 2D version applies each transform along H, then W: 3 x 3 products per tile.
+# --- Winograd: F(m x m, r x r) from its matrices --------------------------------------------
+# Along one axis, the m outputs of an r-tap correlation over a tile of m + r - 1 inputs d are
+# y = A^T [(G g) * (B^T d)] (Lavin & Gray 2016); tiles overlap by r - 1. In 2D each transform
+# runs along H, then W, and an m x m tile of outputs takes (m + r - 1)^2 products over the
+# channels instead of r^2 m^2, in the forward pass and in both gradients, which apply the
+# transposed matrices.
 
 def _strided(x, axis, start, n, step):
   """n entries along `axis`: start, start + step, ..."""
@@ -122,31 +124,6 @@ def _pad_axis(x, axis, lo, hi):
   return jnp.pad(x, [(lo, hi) if i == axis else (0, 0) for i in range(x.ndim)])
 
 
-def _input_transform(x, axis):
-  """2n + 1 rows -> 3 arrays of n tiles: d0 - d1, d1, d2 - d1 for tiles (2t, 2t+1, 2t+2)."""
-  n = (x.shape[axis] - 1) // 2
-  d0, d1, d2 = (_strided(x, axis, s, n, 2) for s in (0, 1, 2))
-  return [d0 - d1, d1, d2 - d1]
-
-
-def _input_transform_adjoint(v, axis):
-  v0, v1, v2 = v
-  even = _pad_axis(v0, axis, 0, 1) + _pad_axis(v2, axis, 1, 0)  # rows 2t: n + 1 of them
-  odd = _pad_axis(v1 - v0 - v2, axis, 0, 1)                      # rows 2t + 1, one spare
-  y = _interleave([even, odd], axis)
-  return jax.lax.slice_in_dim(y, 0, y.shape[axis] - 1, 1, axis)
-
-
-def _output_transform(m, axis):
-  return _interleave([m[0] + m[1], m[1] + m[2]], axis)
-
-
-def _output_transform_adjoint(y, axis):
-  n = y.shape[axis] // 2
-  y0, y1 = _strided(y, axis, 0, n, 2), _strided(y, axis, 1, n, 2)
-  return [y0, y0 + y1, y1]
-
-
 def _both_axes(transform, x):
   """A 1D transform along H, then along W: an n x n list (n arrays per axis)."""
   return [transform(r, 2) for r in transform(x, 1)]
@@ -156,42 +133,105 @@ def _both_axes_adjoint(adjoint, m):
   return adjoint([adjoint(row, 2) for row in m], 1)
 
 
-def _kernel_transform(kernel):
-  """[4, 4, C, O] -> 3 x 3 list of [4C, O]: (g0, g0 + g1, g1) along each axis."""
-  g = lambda a, b: [a, a + b, b]
-  k = _s2d_kernel(kernel)
-  return [g(r[0], r[1]) for r in g(k[0], k[1])]
+def _combine(coefficients, arrays):
+  """sum_k c_k a_k, skipping zeros and multiplying only where c_k is not +-1."""
+  out = None
+  for c, a in zip(coefficients, arrays):
+    if c:
+      term = a if c == 1 else -a if c == -1 else a * c
+      out = term if out is None else out + term
+  return out
 
 
-def _kernel_transform_adjoint(du):
-  g = lambda d: jnp.stack([d[0] + d[1], d[1] + d[2]])
-  rows = jnp.stack([g(r) for r in du])  # [3, 2, 4C, O]: adjoint along W done
-  return _s2d_kernel_adjoint(g(rows))
+class _WinogradS1:
+  """F(m x m, r x r) from its matrices: B^T [a, a], G [a, r], A^T [m, a], a = m + r - 1."""
 
+  def __init__(self, bt, g, at):
+    self.bt, self.g, self.at, self.m, self.r = bt, g, at, len(at), len(g[0])
+    self.bt_t, self.g_t, self.at_t = (list(zip(*a)) for a in (bt, g, at))
 
-class _Winograd:
+  def _input_transform(self, x, axis):
+    """m n + r - 1 rows -> m + r - 1 arrays of n tiles (rows m t .. m t + m + r - 2)."""
+    n = (x.shape[axis] - self.r + 1) // self.m
+    d = [_strided(x, axis, k, n, self.m) for k in range(len(self.bt))]
+    return [_combine(row, d) for row in self.bt]
 
-  @staticmethod
-  def forward(x, kernel):
-    u = _kernel_transform(kernel)
-    v = _both_axes(_input_transform, _padded_s2d(x))
-    m = [[v[i][j] @ u[i][j] for j in range(3)] for i in range(3)]
-    return _both_axes_adjoint(_output_transform, m)
+  def _input_transform_adjoint(self, v, axis):
+    dd = [_combine(column, v) for column in self.bt_t]  # dd[k][t] goes to row m t + k
+    # Rows of residue i mod m: dd[i] from tile t, dd[i + m] from tile t - 1, and so on.
+    shifts = (len(dd) - 1) // self.m
+    residues = []
+    for i in range(self.m):
+      rows = None
+      for j, k in enumerate(range(i, len(dd), self.m)):
+        term = _pad_axis(dd[k], axis, j, shifts - j)
+        rows = term if rows is None else rows + term
+      residues.append(rows)
+    y = _interleave(residues, axis)
+    n = v[0].shape[axis]
+    return jax.lax.slice_in_dim(y, 0, self.m * n + self.r - 1, 1, axis)
 
-  @staticmethod
-  def input_grad(dy, kernel):
-    u = _kernel_transform(kernel)
-    dm = _both_axes(_output_transform_adjoint, dy)
-    dv = [[dm[i][j] @ u[i][j].T for j in range(3)] for i in range(3)]
-    return _unpadded_d2s(_both_axes_adjoint(_input_transform_adjoint, dv))
+  def _output_transform(self, m, axis):
+    return _interleave([_combine(row, m) for row in self.at], axis)
 
-  @staticmethod
-  def weight_grad(x, dy):
-    v = _both_axes(_input_transform, _padded_s2d(x))
-    dm = _both_axes(_output_transform_adjoint, dy)
+  def _output_transform_adjoint(self, y, axis):
+    n = y.shape[axis] // self.m
+    rows = [_strided(y, axis, r, n, self.m) for r in range(self.m)]
+    return [_combine(column, rows) for column in self.at_t]
+
+  def _kernel_transform(self, kernel):
+    """[r, r, C, O] -> (m + r - 1) x (m + r - 1) list of [C, O]."""
+    g = lambda taps: [_combine(row, taps) for row in self.g]
+    return [g(list(r)) for r in g(list(kernel))]
+
+  def _kernel_transform_adjoint(self, du):
+    g = lambda d: jnp.stack([_combine(column, d) for column in self.g_t])
+    return g([g(row) for row in du])  # [r (H), r (W), C, O]
+
+  def forward(self, x, kernel):
+    u = self._kernel_transform(kernel)
+    v = _both_axes(self._input_transform, x)
+    m = [[vi @ ui for vi, ui in zip(v_row, u_row)] for v_row, u_row in zip(v, u)]
+    return _both_axes_adjoint(self._output_transform, m)
+
+  def input_grad(self, dy, kernel):
+    u = self._kernel_transform(kernel)
+    dm = _both_axes(self._output_transform_adjoint, dy)
+    dv = [[di @ ui.T for di, ui in zip(d_row, u_row)] for d_row, u_row in zip(dm, u)]
+    return _both_axes_adjoint(self._input_transform_adjoint, dv)
+
+  def weight_grad(self, x, dy):
+    v = _both_axes(self._input_transform, x)
+    dm = _both_axes(self._output_transform_adjoint, dy)
     flat = lambda a: a.reshape(-1, a.shape[-1])
-    du = [[flat(v[i][j]).T @ flat(dm[i][j]) for j in range(3)] for i in range(3)]
-    return _kernel_transform_adjoint(du)
+    du = [[flat(vi).T @ flat(di) for vi, di in zip(v_row, d_row)] for v_row, d_row in zip(v, dm)]
+    return self._kernel_transform_adjoint(du)
+
+
+# F(2x2, 2x2) for the 4x4 stride-2 conv's 2x2 conv over space-to-depth channels: 9 products per
+# 2x2 tile instead of 16, through transforms of +-1 only (rounding stays at float32's level).
+_F2X2_2X2 = _WinogradS1(bt=[[1, -1, 0], [0, 1, 0], [0, -1, 1]], g=[[1, 0], [1, 1], [0, 1]],
+                        at=[[1, 1, 0], [0, 1, 1]])
+
+
+class _OnSpaceToDepth:
+  """The 4x4 stride-2 conv's three maps from a 2x2 stride-1 algorithm's, on the space-to-depth
+  input and kernel."""
+
+  def __init__(self, algorithm):
+    self.algorithm = algorithm
+
+  def forward(self, x, kernel):
+    return self.algorithm.forward(_padded_s2d(x), _s2d_kernel(kernel))
+
+  def input_grad(self, dy, kernel):
+    return _unpadded_d2s(self.algorithm.input_grad(dy, _s2d_kernel(kernel)))
+
+  def weight_grad(self, x, dy):
+    return _s2d_kernel_adjoint(self.algorithm.weight_grad(_padded_s2d(x), dy))
+
+
+_Winograd = _OnSpaceToDepth(_F2X2_2X2)
 
 
 # Winograd's transformed kernel is 9/4 the size of im2col's. Once it outgrows the caches
@@ -417,88 +457,10 @@ def _conv_valid_padded_bwd(stride, res, dy):
 conv_valid_padded.defvjp(_conv_valid_padded_fwd, _conv_valid_padded_bwd)
 
 
-# --- Winograd F(2x2, 3x3), F(4x4, 3x3), F(2x2, 4x4), F(3x3, 4x4): stride-1 3x3 and 4x4 convs --
-# Along one axis, the m outputs of an r-tap correlation over a tile of m + r - 1 inputs d are
-# y = A^T [(G g) * (B^T d)] (Lavin & Gray 2016, whose 3-tap matrices these are); tiles overlap
-# by r - 1. In 2D an m x m tile of outputs takes (m + r - 1)^2 products over the channels
-# instead of r^2 m^2: F(2x2, 3x3) 16 instead of 36 (2.25x fewer), F(4x4, 3x3) 36 instead of 144
-# (4x), F(2x2, 4x4) 25 instead of 64 (2.56x), F(3x3, 4x4) 36 instead of 144 (4x), in the forward
-# pass and in both gradients, which apply the transposed matrices.
-
-def _combine(coefficients, arrays):
-  """sum_k c_k a_k, skipping zeros and multiplying only where c_k is not +-1."""
-  out = None
-  for c, a in zip(coefficients, arrays):
-    if c:
-      term = a if c == 1 else -a if c == -1 else a * c
-      out = term if out is None else out + term
-  return out
-
-
-class _WinogradS1:
-  """F(m x m, r x r) from its matrices: B^T [a, a], G [a, r], A^T [m, a], a = m + r - 1."""
-
-  def __init__(self, bt, g, at):
-    self.bt, self.g, self.at, self.m, self.r = bt, g, at, len(at), len(g[0])
-    self.bt_t, self.g_t, self.at_t = (list(zip(*a)) for a in (bt, g, at))
-
-  def _input_transform(self, x, axis):
-    """m n + r - 1 rows -> m + r - 1 arrays of n tiles (rows m t .. m t + m + r - 2)."""
-    n = (x.shape[axis] - self.r + 1) // self.m
-    d = [_strided(x, axis, k, n, self.m) for k in range(len(self.bt))]
-    return [_combine(row, d) for row in self.bt]
-
-  def _input_transform_adjoint(self, v, axis):
-    dd = [_combine(column, v) for column in self.bt_t]  # dd[k][t] goes to row m t + k
-    # Rows of residue i mod m: dd[i] from tile t, dd[i + m] from tile t - 1, and so on.
-    shifts = (len(dd) - 1) // self.m
-    residues = []
-    for i in range(self.m):
-      rows = None
-      for j, k in enumerate(range(i, len(dd), self.m)):
-        term = _pad_axis(dd[k], axis, j, shifts - j)
-        rows = term if rows is None else rows + term
-      residues.append(rows)
-    y = _interleave(residues, axis)
-    n = v[0].shape[axis]
-    return jax.lax.slice_in_dim(y, 0, self.m * n + self.r - 1, 1, axis)
-
-  def _output_transform(self, m, axis):
-    return _interleave([_combine(row, m) for row in self.at], axis)
-
-  def _output_transform_adjoint(self, y, axis):
-    n = y.shape[axis] // self.m
-    rows = [_strided(y, axis, r, n, self.m) for r in range(self.m)]
-    return [_combine(column, rows) for column in self.at_t]
-
-  def _kernel_transform(self, kernel):
-    """[r, r, C, O] -> (m + r - 1) x (m + r - 1) list of [C, O]."""
-    g = lambda taps: [_combine(row, taps) for row in self.g]
-    return [g(list(r)) for r in g(list(kernel))]
-
-  def _kernel_transform_adjoint(self, du):
-    g = lambda d: jnp.stack([_combine(column, d) for column in self.g_t])
-    return g([g(row) for row in du])  # [r (H), r (W), C, O]
-
-  def forward(self, x, kernel):
-    u = self._kernel_transform(kernel)
-    v = _both_axes(self._input_transform, x)
-    m = [[vi @ ui for vi, ui in zip(v_row, u_row)] for v_row, u_row in zip(v, u)]
-    return _both_axes_adjoint(self._output_transform, m)
-
-  def input_grad(self, dy, kernel):
-    u = self._kernel_transform(kernel)
-    dm = _both_axes(self._output_transform_adjoint, dy)
-    dv = [[di @ ui.T for di, ui in zip(d_row, u_row)] for d_row, u_row in zip(dm, u)]
-    return _both_axes_adjoint(self._input_transform_adjoint, dv)
-
-  def weight_grad(self, x, dy):
-    v = _both_axes(self._input_transform, x)
-    dm = _both_axes(self._output_transform_adjoint, dy)
-    flat = lambda a: a.reshape(-1, a.shape[-1])
-    du = [[flat(vi).T @ flat(di) for vi, di in zip(v_row, d_row)] for v_row, d_row in zip(v, dm)]
-    return self._kernel_transform_adjoint(du)
-
+# --- Winograd for the stride-1 3x3 and 4x4 convs --------------------------------------------
+# F(2x2, 3x3) 16 products instead of 36 (2.25x fewer), F(4x4, 3x3) 36 instead of 144 (4x), both
+# Lavin & Gray's matrices; F(2x2, 4x4) 25 instead of 64 (2.56x), F(3x3, 4x4) 36 instead of 144
+# (4x), both from Toom-Cook's construction.
 
 _F2X2_3X3 = _WinogradS1(bt=[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
                         g=[[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
