@@ -114,13 +114,14 @@ def _strided(x, axis, start, n, step):
   return jax.lax.slice_in_dim(x, start, start + step * (n - 1) + 1, step, axis)
 
 
-def _interleave(arrays, axis):
+def interleave(arrays, axis):
   """[a, b, ...] -> a0 b0 .. a1 b1 .. along `axis`."""
   y = jnp.stack(arrays, axis + 1)
   return y.reshape(y.shape[:axis] + (len(arrays) * arrays[0].shape[axis],) + y.shape[axis + 2:])
 
 
-def _pad_axis(x, axis, lo, hi):
+def pad_axis(x, axis, lo, hi):
+  """x padded by lo and hi zeros along `axis` only."""
   return jnp.pad(x, [(lo, hi) if i == axis else (0, 0) for i in range(x.ndim)])
 
 
@@ -164,15 +165,15 @@ class _WinogradS1:
     for i in range(self.m):
       rows = None
       for j, k in enumerate(range(i, len(dd), self.m)):
-        term = _pad_axis(dd[k], axis, j, shifts - j)
+        term = pad_axis(dd[k], axis, j, shifts - j)
         rows = term if rows is None else rows + term
       residues.append(rows)
-    y = _interleave(residues, axis)
+    y = interleave(residues, axis)
     n = v[0].shape[axis]
     return jax.lax.slice_in_dim(y, 0, self.m * n + self.r - 1, 1, axis)
 
   def _output_transform(self, m, axis):
-    return _interleave([_combine(row, m) for row in self.at], axis)
+    return interleave([_combine(row, m) for row in self.at], axis)
 
   def _output_transform_adjoint(self, y, axis):
     n = y.shape[axis] // self.m

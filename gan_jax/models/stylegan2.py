@@ -67,21 +67,12 @@ def bias_act(x, b=None, act="linear", gain=1.0, clamp=None):
 # shifted copies of the input, never a product with inserted zeros, and every slice is stride 1
 # (XLA:CPU runs strided slices' adjoints slowly).
 
-def _pad_axis(x, axis, lo, hi):
-  return jnp.pad(x, [(lo, hi) if i == axis else (0, 0) for i in range(x.ndim)])
-
-
 def _take(x, axis, start, length):
   """x[start : start + length] along `axis`, zeros where that runs outside x."""
   n = x.shape[axis]
   lo, hi = max(0, -start), max(0, start + length - n)
-  x = _pad_axis(x, axis, lo, hi)
+  x = cpu_conv.pad_axis(x, axis, lo, hi)
   return jax.lax.slice_in_dim(x, start + lo, start + lo + length, axis=axis)
-
-
-def _interleave(a, b, axis):
-  y = jnp.stack([a, b], axis + 1)
-  return y.reshape(y.shape[:axis] + (2 * a.shape[axis],) + y.shape[axis + 2:])
 
 
 def _upfirdn_axis(x, axis, taps, up, down, p0, p1):
@@ -99,9 +90,9 @@ def _upfirdn_axis(x, axis, taps, up, down, p0, p1):
     # Output 2s + r reads u[2s + r + t - p0], which holds x[s + (r + t - p0) / 2] when even.
     phases = [terms(x, [(g[t], (r + t - p0) // 2) for t in range(f) if (r + t - p0) % 2 == 0], s)
               for r in (0, 1)]
-    return jax.lax.slice_in_dim(_interleave(*phases, axis), 0, out_len, axis=axis)
+    return jax.lax.slice_in_dim(cpu_conv.interleave(phases, axis), 0, out_len, axis=axis)
   if up == 1 and down == 2:
-    x = _pad_axis(x, axis, 0, n % 2)
+    x = cpu_conv.pad_axis(x, axis, 0, n % 2)
     shape = x.shape[:axis] + (x.shape[axis] // 2, 2) + x.shape[axis + 1:]
     ph = [jnp.take(x.reshape(shape), r, axis=axis + 1) for r in (0, 1)]
     # Output q reads x[2q + t - p0]: phase (t - p0) % 2, index q + (t - p0) // 2.
