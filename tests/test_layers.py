@@ -201,7 +201,10 @@ def test_winograd3x3_is_chosen_for_wide_3x3_layers():
   x, wide = jnp.zeros((4, 10, 10, 64)), jnp.zeros((3, 3, 64, 64))
   assert cpu_conv.conv_s1_form(x, wide) == "winograd"
   assert cpu_conv.conv_s1_form(x[:, :9], wide) != "winograd"  # odd output: no 2 x 2 tiling
-  assert cpu_conv.conv_s1_form(x, wide[..., :32]) != "winograd"  # narrow
+  assert cpu_conv.conv_s1_form(x, wide[..., :32]) != "winograd"  # narrowing to 32
+  least = cpu_conv.WINOGRAD3X3_NON_NARROWING_MIN_CHANNELS  # 32 -> 32 (StyleGAN2's)
+  assert cpu_conv.conv_s1_form(x[..., :least], wide[:, :, :least, :least]) == "winograd"
+  assert cpu_conv.conv_s1_form(x[..., :least - 1], wide[:, :, :least - 1]) != "winograd"
   assert cpu_conv.conv_s1_form(x, wide.astype(jnp.bfloat16)) != "winograd"
   assert cpu_conv.conv_s1_form(x, jnp.zeros((5, 5, 64, 64))) != "winograd"
   wider = cpu_conv.WINOGRAD6_MIN_CHANNELS

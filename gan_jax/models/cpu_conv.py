@@ -547,6 +547,12 @@ conv4x4_winograd3 = _any_size(_F3X3_4X4)        # F(3x3, 4x4)
 # (64-channel convs) ran out of 24 GB compiling with F(4x4, 3x3) at 64.
 WINOGRAD_S1_MIN_CHANNELS = 64
 WINOGRAD6_MIN_CHANNELS = 128
+# 3x3 convs that do not narrow (C <= O) take F(2x2, 3x3) from 32 channels: StyleGAN2's 32 -> 32
+# convs at 32x32, batch 32, took 19 ms (value and both gradients) against 43 as im2col and 50
+# padded, and its `stylegan2_digits` step ran 107-113 img/s against 95-99 (3 alternating runs
+# each of benchmarks/throughput.py, 2026-12-06). ESRGAN's 32-channel growth convs narrow (64-160
+# -> 32): those are the ones that gained nothing in its step and tripled its compile (above).
+WINOGRAD3X3_NON_NARROWING_MIN_CHANNELS = 32
 
 
 def conv_s1_form(x, kernel):
@@ -555,8 +561,9 @@ def conv_s1_form(x, kernel):
   "im2col" or "col2im" for a stride-1 VALID conv of x [B, H, W, C] by kernel [k, k, C, O] on
   XLA:CPU.
 
-  3x3 float32 convs with at least WINOGRAD_S1_MIN_CHANNELS on both sides and an even output take
-  Winograd F(2x2, 3x3), and from WINOGRAD4X4_MIN_CHANNELS with output sides that are multiples
+  3x3 float32 convs with at least WINOGRAD_S1_MIN_CHANNELS on both sides (at least
+  WINOGRAD3X3_NON_NARROWING_MIN_CHANNELS where C <= O) and an even output take Winograd F(2x2, 3x3),
+  and from WINOGRAD4X4_MIN_CHANNELS with output sides that are multiples
   of 4 F(4x4, 3x3): value and both gradients, F(2x2) ran 2.1x faster than XLA's conv at 32x32,
   192 -> 64, batch 4 (8.8 against 18.7-19.6 ms; benchmarks/sr_layers.py); at 64x64, 256 -> 256,
   batch 1, F(4x4) took 24 ms, F(2x2) 47, im2col 104, the padded form 134 and XLA's conv 179
@@ -575,7 +582,8 @@ def conv_s1_form(x, kernel):
   7x7 to one channel (a gray image) is not: its 49 slices' gradients took 67 ms against 2.4 ms
   "padded" (batch 8 at 32x32 from 16 channels), 416 against 33 (batch 1 at 256 from 64)."""
   k, _, c, o = kernel.shape
-  if k == 3 and min(c, o) >= WINOGRAD_S1_MIN_CHANNELS and kernel.dtype == jnp.float32:
+  least = WINOGRAD3X3_NON_NARROWING_MIN_CHANNELS if c <= o else WINOGRAD_S1_MIN_CHANNELS
+  if k == 3 and min(c, o) >= least and kernel.dtype == jnp.float32:
     sides = (x.shape[1] - 2, x.shape[2] - 2)  # of the output
     if min(c, o) >= WINOGRAD6_MIN_CHANNELS and sides[0] % 4 == 0 and sides[1] % 4 == 0:
       return "winograd4"
