@@ -18,8 +18,8 @@ contiguous arrays:
   three maps give it, its input gradient and its weight gradient.
 
 Stride-1 convs (3x3, 4x4, 7x7) get their own forms at the end: Winograd F(2x2, 3x3) or
-F(4x4, 3x3) for wide 3x3 ones and F(2x2, 4x4) or F(3x3, 4x4) for wide 4x4 ones, XLA's conv steered onto its
-fast CPU path, or im2col / col2im matmuls, chosen per shape.
+F(4x4, 3x3) for wide 3x3 ones and F(2x2, 4x4) or F(3x3, 4x4) for wide 4x4 ones, XLA's conv
+steered onto its fast CPU path, or im2col / col2im matmuls, chosen per shape.
 """
 
 from functools import partial
@@ -562,9 +562,9 @@ def conv_s1_form(x, kernel):
   XLA:CPU.
 
   3x3 float32 convs with at least WINOGRAD_S1_MIN_CHANNELS on both sides (at least
-  WINOGRAD3X3_NON_NARROWING_MIN_CHANNELS where C <= O) and an even output take Winograd F(2x2, 3x3),
-  and from WINOGRAD4X4_MIN_CHANNELS with output sides that are multiples
-  of 4 F(4x4, 3x3): value and both gradients, F(2x2) ran 2.1x faster than XLA's conv at 32x32,
+  WINOGRAD3X3_NON_NARROWING_MIN_CHANNELS where C <= O) and an even output take Winograd
+  F(2x2, 3x3), and from WINOGRAD6_MIN_CHANNELS with output sides that are multiples of 4
+  F(4x4, 3x3): value and both gradients, F(2x2) ran 2.1x faster than XLA's conv at 32x32,
   192 -> 64, batch 4 (8.8 against 18.7-19.6 ms; benchmarks/sr_layers.py); at 64x64, 256 -> 256,
   batch 1, F(4x4) took 24 ms, F(2x2) 47, im2col 104, the padded form 134 and XLA's conv 179
   (benchmarks/translation_layers.py --resolution=256, 2026-12-05). 4x4 float32 convs from
