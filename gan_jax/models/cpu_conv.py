@@ -552,6 +552,8 @@ WINOGRAD6_MIN_CHANNELS = 128
 # padded, and its `stylegan2_digits` step ran 107-113 img/s against 95-99 (3 alternating runs
 # each of benchmarks/throughput.py, 2026-12-06). ESRGAN's 32-channel growth convs narrow (64-160
 # -> 32): those are the ones that gained nothing in its step and tripled its compile (above).
+# The narrow default ESRGAN's 32 -> 32 trunk and upsampling convs do take it, for no measured
+# change (23.1-24.9 img/s against 23.6-25.2, the same day) and ~6 s more compile.
 WINOGRAD3X3_NON_NARROWING_MIN_CHANNELS = 32
 
 
