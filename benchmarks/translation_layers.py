@@ -82,8 +82,7 @@ def time_layer(factory, x, cout, form, steps):
   impl = "conv" if form == "conv" else "gemm"
   real_form, real_transpose_form = cpu_conv.conv_s1_form, cpu_conv.transpose_form
   real_thresholds = cpu_conv.WINOGRAD_MIN_CHANNELS, cpu_conv.WINOGRAD_CACHE_ENTRIES
-  if form in ("padded", "im2col", "col2im", "winograd", "winograd4", "winograd_k4",
-              "winograd3_k4"):
+  if form in cpu_conv.S1_FORMS:
     cpu_conv.conv_s1_form = lambda x, k: form
   if form == "taps":
     cpu_conv.transpose_form = lambda kernel, x_shape: "taps"

@@ -211,8 +211,8 @@ def test_winograd3x3_is_chosen_for_wide_3x3_layers():
   x, kernel = jnp.zeros((2, 10, 10, wider)), jnp.zeros((3, 3, wider, wider))
   assert cpu_conv.conv_s1_form(x, kernel) == "winograd4"  # 8 x 8: 4 x 4 tiles
   assert cpu_conv.conv_s1_form(x[:, :8, :8], kernel) == "winograd"  # 6 x 6: 2 x 2 tiles only
-  for algorithm, form, x in ((("F(2x2, 3x3)", "winograd", random((2, 6, 10, 64), 11)),
-                              ("F(4x4, 3x3)", "winograd4", random((2, 6, 10, wider), 11)))):
+  for algorithm, form, x in (("F(2x2, 3x3)", "winograd", random((2, 6, 10, 64), 11)),
+                             ("F(4x4, 3x3)", "winograd4", random((2, 6, 10, wider), 11))):
     kernel = random((3, 3, x.shape[-1], x.shape[-1]), 12)
     assert cpu_conv.conv_s1_form(x, kernel) == form
     assert_matches_to_scale(cpu_conv.conv_s1(x, kernel), lax_valid(x, kernel), algorithm)

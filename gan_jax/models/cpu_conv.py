@@ -600,11 +600,13 @@ def conv_s1_form(x, kernel):
   return "im2col"
 
 
+S1_FORMS = {"padded": lambda x, kernel: conv_valid_padded(x, kernel, 1),
+            "winograd": conv3x3_winograd, "winograd4": conv3x3_winograd4,
+            "winograd_k4": conv4x4_winograd, "winograd3_k4": conv4x4_winograd3,
+            "im2col": _conv_s1_im2col, "col2im": _conv_s1_col2im}
+
+
 def conv_s1(x, kernel, form=None):
   """x [B, H, W, C], kernel [k, k, C, O] -> [B, H - k + 1, W - k + 1, O]: VALID, stride 1,
-  in `form` (default: `conv_s1_form`'s)."""
-  forms = {"padded": lambda x, kernel: conv_valid_padded(x, kernel, 1),
-           "winograd": conv3x3_winograd, "winograd4": conv3x3_winograd4,
-           "winograd_k4": conv4x4_winograd, "winograd3_k4": conv4x4_winograd3,
-           "im2col": _conv_s1_im2col, "col2im": _conv_s1_col2im}
-  return forms[form or conv_s1_form(x, kernel)](x, kernel)
+  in `form` (one of S1_FORMS; default: `conv_s1_form`'s)."""
+  return S1_FORMS[form or conv_s1_form(x, kernel)](x, kernel)
