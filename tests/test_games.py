@@ -14,7 +14,7 @@ from gan_jax.games.cycle import query_pool
 from runs import assert_resumed_as, stopped_copy
 from test_cli import assert_one_clear_error
 from test_evaluate import random_inception  # noqa: F401  (a fixture)
-from test_step import load_config, run
+from test_step import load_config, run, under_jit_and_pmap
 from test_train import train
 
 GAMES = ("pix2pix_digits", "cyclegan_digits")
@@ -54,10 +54,8 @@ def test_pmap_matches_jit_over_the_mesh(case):
   device's results); pmap runs its own means, slices and gathers (`games.common.Devices`)."""
   name, overrides, steps = STEP_CASES[case]
   config = load_config(name, **{"train.batch_size": 8, **overrides})
-  states = {}
-  for strategy in ("jit", "pmap"):
-    config.parallel.strategy = strategy
-    got, metrics = states[strategy] = run(config, strategy, steps=steps)
+  states = under_jit_and_pmap(config, steps)
+  for got, metrics in states.values():
     assert int(got.step) == steps and np.isfinite(metrics["g_loss"]).all()
   assert_close_to_scale(states["pmap"][0], states["jit"][0], 2e-4)  # pools' fakes included
 

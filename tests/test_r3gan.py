@@ -10,7 +10,7 @@ from conftest import config_path
 from runs import assert_resumed_as, final_state, stopped_copy
 from test_cli import assert_one_clear_error
 from test_games import assert_close_to_scale
-from test_step import load_config, run
+from test_step import load_config, run, under_jit_and_pmap
 from gan_jax import cli, config as config_lib, optim
 from gan_jax.games.seeds import Seeds
 
@@ -46,16 +46,13 @@ def test_pmap_matches_jit_over_the_mesh():
   """jit over the mesh runs the game as one device does (`tests/test_step.py` holds that to one
   device's results); pmap runs its own means over the devices (`games.common.Devices`)."""
   config = load_config("r3gan_stacked", **RAMPED)
-  states = {}
-  for strategy in ("jit", "pmap"):
-    config.parallel.strategy = strategy
-    states[strategy], metrics = run(config, strategy, steps=2)
-    assert int(states[strategy].step) == 2
-    if strategy == "jit":
-      for key in ("d_loss", "g_loss", "r1_penalty", "r2_penalty", "gamma", "augment_p"):
-        assert np.isfinite(metrics[key]), key
-      assert float(metrics["r1_penalty"]) > 0 and float(metrics["r2_penalty"]) > 0
-  assert_close_to_scale(states["pmap"], states["jit"], 2e-4)
+  states = under_jit_and_pmap(config)
+  (jit, metrics), (pmap, _) = states["jit"], states["pmap"]
+  assert int(jit.step) == int(pmap.step) == 2
+  for key in ("d_loss", "g_loss", "r1_penalty", "r2_penalty", "gamma", "augment_p"):
+    assert np.isfinite(metrics[key]), key
+  assert float(metrics["r1_penalty"]) > 0 and float(metrics["r2_penalty"]) > 0
+  assert_close_to_scale(pmap, jit, 2e-4)
 
 
 def train(workdir, *flags, verb="train"):

@@ -67,6 +67,15 @@ def run(config, strategy_name, steps=2, k=1):
   return jax.device_get(host(state)), metrics
 
 
+def under_jit_and_pmap(config, steps=2):
+  """{"jit": (state, metrics), "pmap": (state, metrics)}: `run` under each strategy in turn."""
+  results = {}
+  for strategy in ("jit", "pmap"):
+    config.parallel.strategy = strategy
+    results[strategy] = run(config, strategy, steps)
+  return results
+
+
 def assert_trees_close(a, b, rtol, atol):
   la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
   assert len(la) == len(lb)

@@ -16,7 +16,7 @@ from gan_jax.games import style
 from runs import assert_resumed_as, stopped_copy
 from test_cli import assert_one_clear_error
 from test_games import assert_close_to_scale
-from test_step import load_config, run
+from test_step import load_config, run, under_jit_and_pmap
 from test_train import assert_bitwise_equal, final_state, train
 
 # stacked_digits: 3 channels, ADA's colour transforms on real colour data; no download.
@@ -166,13 +166,11 @@ def test_pmap_matches_jit_over_the_mesh():
   # 4 images per device: the minibatch-stddev groups of 4 stay on one device. Without ADA (its
   # draws are held to pmap == jit in test_augment.py), which saves a third of the compile time.
   config = load_config("stylegan2", **SMOKE, **{"train.batch_size": 32, "augment.kind": "none"})
-  states = {}
-  for strategy in ("jit", "pmap"):
-    config.parallel.strategy = strategy
-    states[strategy], metrics = run(config, strategy, steps=2)
-    assert int(states[strategy].step) == 2 and np.isfinite(metrics["g_loss"]).all()
+  states = under_jit_and_pmap(config)
+  for state, metrics in states.values():
+    assert int(state.step) == 2 and np.isfinite(metrics["g_loss"]).all()
   for side in ("g", "d", "g_ema", "extras"):
-    assert_close_to_scale(getattr(states["pmap"], side), getattr(states["jit"], side), 2e-4)
+    assert_close_to_scale(getattr(states["pmap"][0], side), getattr(states["jit"][0], side), 2e-4)
 
 
 def test_r3gans_loss_on_stylegan2s_networks():

@@ -12,7 +12,7 @@ from gan_jax import cli, experiment
 from runs import assert_resumed_as, stopped_copy
 from test_cli import assert_one_clear_error
 from test_games import assert_close_to_scale
-from test_step import load_config, run
+from test_step import load_config, under_jit_and_pmap
 from test_train import final_state, train
 
 
@@ -52,16 +52,15 @@ def test_pmap_matches_jit_over_the_mesh(case, narrow_vgg):
   """jit over the mesh runs the game as one device does (`tests/test_step.py` holds that to one
   device's results); pmap runs its own means over the devices (`games.common.Devices`)."""
   config = load_config("esrgan", **SGD, **STEP_CASES[case])
-  states = {}
-  for strategy in ("jit", "pmap"):
-    config.parallel.strategy = strategy
-    states[strategy], metrics = run(config, strategy, steps=2)
-    assert int(states[strategy].step) == 2
+  states = under_jit_and_pmap(config)
+  for state, metrics in states.values():
+    assert int(state.step) == 2
     for key in ("l1", "perceptual", "g_adversarial", "d_loss", "d_real", "d_fake"):
       assert np.isfinite(metrics[key]).all(), key
-  assert_close_to_scale(states["pmap"], states["jit"], 2e-4)
+  (jit, _), (pmap, _) = states["jit"], states["pmap"]
+  assert_close_to_scale(pmap, jit, 2e-4)
   if case == "unet_d":  # spectral norm's vectors live in D's collections, compared above
-    assert "spectral" in states["jit"].d.collections
+    assert "spectral" in jit.d.collections
 
 
 @pytest.mark.parametrize("name,flags", [("rrdb_psnr", ()),

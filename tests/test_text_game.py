@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import REPO, config_path
 from runs import assert_resumed_as, stopped_copy
 from test_games import assert_close_to_scale
-from test_step import load_config, run
+from test_step import load_config, under_jit_and_pmap
 from gan_jax import cli, config as config_lib, reporting, train as train_lib
 from gan_jax.errors import UserError
 from gan_jax.data import sources
@@ -223,14 +223,12 @@ def test_pmap_matches_jit_over_the_mesh(captioned):
   # by a step.
   config = smoke(**{"train.batch_size": 16, "loss.contrastive_weight": 1.0,
                     "optim.g.optimizer": "sgd", "optim.d.optimizer": "sgd"})
-  states = {}
-  for strategy in ("jit", "pmap"):
-    config.parallel.strategy = strategy
-    states[strategy], metrics = run(config, strategy)
-    assert int(states[strategy].step) == 2 and np.isfinite(metrics["d_loss"]).all()
+  states = under_jit_and_pmap(config)
+  for state, metrics in states.values():
+    assert int(state.step) == 2 and np.isfinite(metrics["d_loss"]).all()
     assert np.isfinite(metrics["d_contrastive"]).all() and np.isfinite(metrics["g_contrastive"]).all()
   for side in ("g", "d", "g_ema"):
-    assert_close_to_scale(getattr(states["pmap"], side), getattr(states["jit"], side), 2e-4)
+    assert_close_to_scale(getattr(states["pmap"][0], side), getattr(states["jit"][0], side), 2e-4)
 
 
 # --- the loop ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from conftest import config_path
 from runs import assert_resumed_as, stopped_copy
 from test_cli import assert_one_clear_error
 from test_games import assert_close_to_scale
-from test_step import load_config, run
+from test_step import load_config, under_jit_and_pmap
 from gan_jax import cli
 from gan_jax.data import video
 from gan_jax.models import video as video_models
@@ -81,14 +81,12 @@ def test_pmap_matches_jit_over_the_mesh():
   """jit over the mesh runs the game as one device does (`tests/test_step.py` holds that to one
   device's results); pmap runs its own means over the devices (`games.common.Devices`)."""
   config = load_config("video_digits")
-  states = {}
-  for strategy in ("jit", "pmap"):
-    config.parallel.strategy = strategy
-    states[strategy], metrics = run(config, strategy, steps=2)
-    assert int(states[strategy].step) == 2
+  states = under_jit_and_pmap(config)
+  for state, metrics in states.values():
+    assert int(state.step) == 2
     for key in ("d_loss", "g_loss", "d_image", "d_video", "g_image", "g_video"):
       assert np.isfinite(metrics[key]).all(), key
-  assert_close_to_scale(states["pmap"], states["jit"], 2e-4)
+  assert_close_to_scale(states["pmap"][0], states["jit"][0], 2e-4)
 
 
 def train(workdir, *flags):
