@@ -576,9 +576,10 @@ def conv_s1_form(x, kernel):
   302 im2col (benchmarks/translation_layers.py --layers=patchgan_conv3_4x4s1, 2026-12-06).
 
   For the other convs, measured (benchmarks/translation_layers.py, value and both gradients):
-  at batch 1 "padded" beat im2col on the 3x3 ResNet blocks (1.9x, 64x64x256 at 256; Winograd
-  since) and ties on the 7x7 from RGB and the PatchGAN's 4x4; at batch 16 im2col wins (1.3x on
-  the blocks at 32x32, 1.7x on the 4x4). Narrowing convs (the 7x7 to RGB) stay
+  at batch 16 im2col beat "padded" (1.3x on the ResNet blocks at 32x32, Winograd since; 1.7x
+  on the PatchGAN's 4x4); at batch 1 they tie (the 7x7 from RGB at 256: 116 against 110 ms,
+  2026-12-06), so the choice does not depend on the batch: under pmap each device's share runs
+  the forms one device runs on the whole batch. Narrowing convs (the 7x7 to RGB) stay
   "padded": col2im sums k*k thin slices, 16x slower. A 1x1 conv, or a 4x4 one to a single
   channel (the PatchGAN's last), is a plain matmul or a few cheap slices: 1.5-2x faster so; a
   7x7 to one channel (a gray image) is not: its 49 slices' gradients took 67 ms against 2.4 ms
@@ -595,9 +596,7 @@ def conv_s1_form(x, kernel):
     return "winograd3_k4" if min(c, o) >= WINOGRAD6_MIN_CHANNELS else "winograd_k4"
   if k == 1 or (o == 1 and k <= 4):
     return "im2col" if c <= o else "col2im"
-  if c > o or x.shape[0] == 1:
-    return "padded"
-  return "im2col"
+  return "padded" if c > o else "im2col"
 
 
 S1_FORMS = {"padded": lambda x, kernel: conv_valid_padded(x, kernel, 1),
