@@ -28,6 +28,12 @@ xla_same), value and both gradients. F(4x4, 3x3), the same day and machine, one 
 (`--forms=auto,winograd,winograd4`): all five 9.6 / 21 ms against F(2x2)'s 10.9 / 30 and auto's
 12.9 / 47; the fifth conv 7.3 against 9.4 ms, value and both gradients. conv_same takes F(4x4)
 from 128 channels only (`cpu_conv.WINOGRAD6_MIN_CHANNELS` says why), so not here.
+
+"block_ms" times the whole block (biases, activations), conv by conv in each form and as
+`cpu_conv.dense_convs3x3`, the one F(4x4, 3x3) operation sr.DenseBlock runs on CPU, in turns.
+2026-12-06, `--forms=auto,winograd4 --steps=21`: 22.8 ms against 24.3 (F(4x4) conv by conv)
+and 41.7 (auto); with `--batch_size=16 --side=16 --features=32 --growth=16` (rrdb_psnr's
+default) 10.2 against 13.3 and 20.2 (benchmarks/results/cpu_sr_dense_block_*.json).
 """
 import statistics
 
@@ -77,6 +83,17 @@ def time_form(conv, x, kernel, steps):
   return ms
 
 
+def conv_by_conv(form):
+  """The dense block's five convs (with biases and activations), each in `form`."""
+  def block(x, params):
+    feats = [x]
+    for kernel, bias in params[:-1]:
+      feats.append(jax.nn.leaky_relu(FORMS[form](jnp.concatenate(feats, -1), kernel) + bias, 0.2))
+    kernel, bias = params[-1]
+    return FORMS[form](jnp.concatenate(feats, -1), kernel) + bias
+  return block
+
+
 def main(argv):
   del argv
   rng = np.random.default_rng(0)
@@ -94,7 +111,29 @@ def main(argv):
   totals = {form: {p: sum(v["ms"][form][p] for v in result.values())
                    for p in ("forward", "forward_and_grads")} for form in FLAGS.forms}
   timing.emit({"backend": jax.default_backend(), "batch_size": b, "side": s, "convs": result,
-               "total_ms": totals}, FLAGS.json)
+               "total_ms": totals, "block_ms": time_block(rng)}, FLAGS.json)
+
+
+def time_block(rng):
+  """The whole block, biases and activations included, value and both gradients: conv by conv
+  in each form and as the one Winograd operation sr.DenseBlock runs on CPU, timed in turns (one
+  call of each, `steps` times) so a slow spell of the machine falls on all of them."""
+  f, g, b, s = FLAGS.features, FLAGS.growth, FLAGS.batch_size, FLAGS.side
+  x = jnp.asarray(rng.normal(size=(b, s, s, f)), jnp.float32)
+  params = [(jnp.asarray(rng.normal(size=(3, 3, f + k * g, out)) * 0.02, jnp.float32),
+             jnp.zeros((out,), jnp.float32)) for k, out in enumerate([g] * 4 + [f])]
+  blocks = {form: conv_by_conv(form) for form in FLAGS.forms}
+  blocks["dense_convs3x3"] = lambda x, params: cpu_conv.dense_convs3x3(x, *zip(*params), 0.2)
+  fns = {name: jax.jit(jax.value_and_grad(lambda x, p, fn=fn: jnp.sum(jnp.square(fn(x, p))),
+                                          (0, 1))) for name, fn in blocks.items()}
+  times = {name: [] for name in fns}
+  for fn in fns.values():
+    jax.block_until_ready(fn(x, params))
+  for _ in range(FLAGS.steps):
+    for name, fn in fns.items():
+      _, (t,) = timing.time_calls(lambda fn=fn: fn(x, params), 1, 0, jax.block_until_ready)
+      times[name].append(1000 * t)
+  return {name: statistics.median(t) for name, t in times.items()}
 
 
 if __name__ == "__main__":

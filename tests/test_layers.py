@@ -218,6 +218,39 @@ def test_winograd3x3_is_chosen_for_wide_3x3_layers():
     assert_matches_to_scale(cpu_conv.conv_s1(x, kernel), lax_valid(x, kernel), algorithm)
 
 
+def lax_dense_convs(x, kernels, biases, slope):
+  """ESRGAN's dense stack conv by conv: each conv sees the input and all earlier outputs."""
+  pad = lambda h: jnp.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  feats = [x]
+  for kernel, bias in zip(kernels[:-1], biases[:-1]):
+    y = lax_valid(pad(jnp.concatenate(feats, -1)), kernel) + bias
+    feats.append(jax.nn.leaky_relu(y, slope))
+  return lax_valid(pad(jnp.concatenate(feats, -1)), kernels[-1]) + biases[-1]
+
+
+# Sides that are multiples of F(4x4, 3x3)'s tile, and others (computed longer, then cropped).
+@pytest.mark.parametrize("shape,growth", [((2, 8, 12, 6), 4), ((1, 5, 7, 4), 3)])
+def test_dense_convs_match_conv_by_conv(shape, growth):
+  from gan_jax.models import cpu_conv
+  c = shape[-1]
+  outs = [growth] * 4 + [c]
+  # Kaiming-like scales keep the outputs near 1, where sin's gradient does not magnify rounding.
+  kernels = [random((3, 3, c + growth * k, o), 20 + k) / np.sqrt(9 * (c + growth * k))
+             for k, o in enumerate(outs)]
+  biases = [random((o,), 30 + k) for k, o in enumerate(outs)]
+  x, weight = random(shape, 17), random(shape, 18)  # weight: each output its own gradient
+  loss = lambda f: lambda *args: jnp.sum(weight * jnp.sin(f(*args, 0.2)))
+  args = (x, kernels, biases)
+  assert_matches_to_scale(cpu_conv.dense_convs3x3(*args, 0.2), lax_dense_convs(*args, 0.2),
+                          "F(4x4, 3x3)")
+  ours = jax.grad(loss(cpu_conv.dense_convs3x3), (0, 1, 2))(*args)
+  stock = jax.grad(loss(lax_dense_convs), (0, 1, 2))(*args)
+  for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(stock)):
+    assert_matches_to_scale(a, b, "F(4x4, 3x3)")
+  with pytest.raises(ValueError, match="dense conv 1 reads"):
+    cpu_conv.dense_convs3x3(x, [kernels[0], kernels[0]], biases[:2], 0.2)
+
+
 def test_winograd_is_chosen_for_wide_4x4_layers():
   from gan_jax.models import cpu_conv
   x, wide = random((1, 9, 9, 64), 13), random((4, 4, 64, 64), 14)  # the PatchGAN's odd sides

@@ -147,7 +147,7 @@ def test_rrdb_convs_start_at_a_tenth_of_kaiming():
   for i in range(2):
     for j in range(1, 4):
       for k in range(1, 6):
-        kernel = np.asarray(params[f"body_{i}"][f"rdb{j}"][f"conv{k}"]["kernel"])
+        kernel = np.asarray(params["body"][f"rdb{j}"][f"conv{k}"]["kernel"][i])
         fan_in = 9 * kernel.shape[2]
         assert np.std(kernel) == pytest.approx(0.1 * np.sqrt(2 / fan_in), rel=0.15)
   # the trunk's own convs keep PyTorch's default, U(+-1 / sqrt(fan_in)): 10x wider at this size
@@ -200,9 +200,12 @@ def set_path(tree, path, value):
 
 
 @needs_torch
-@pytest.mark.parametrize("impl", ["gemm", "conv"])
+@pytest.mark.parametrize("impl", ["winograd", "gemm", "conv"])
 @pytest.mark.parametrize("scale", [2, 4])
-def test_rrdbnet_matches_the_torch_peer(scale, impl):
+def test_rrdbnet_matches_the_torch_peer(scale, impl, monkeypatch):
+  if impl == "winograd":  # the dense blocks as cpu_conv.dense_convs3x3, as from 32 features
+    monkeypatch.setattr("gan_jax.models.cpu_conv.WINOGRAD_MIN_CHANNELS", 1)
+    impl = "gemm"
   peer = load_peer()
   torch.manual_seed(0)
   theirs = peer.RRDBNet(nf=8, nb=2, gc=4, scale=scale)
@@ -218,6 +221,9 @@ def test_rrdbnet_matches_the_torch_peer(scale, impl):
   params = {}
   for name, m in zip(names, convs):
     set_path(params, name, conv_params(m))
+  # our RRDBs are one scanned block: their weights stacked on a leading axis
+  params["body"] = jax.tree.map(lambda *blocks: jnp.stack(blocks),
+                                *(params.pop(f"body_{i}") for i in range(2)))
   ours = sr.RRDBNet(features=8, blocks=2, growth=4, scale=scale, conv_impl=impl)
   x = random((2, 6, 4, 3))
   want = theirs(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).detach().numpy()

@@ -128,11 +128,12 @@ def check_layers(layers, net: Net = VGG19):
 
 
 # XLA's native conv by default, on every backend. conv_same's CPU forms run VGG19 faster since
-# its 3x3 convs of 64 channels and more became Winograd F(2x2, 3x3) (python
-# benchmarks/vgg_loss.py, batch 4 at 128x128 to conv5_4, 2026-12-05: 0.33 s forward + input
-# gradient against 0.48 s), but they are chosen per batch size, so under pmap (one picture per
-# device) the loss ran other forms than on one device, and ESRGAN's cancellation-heavy G
-# gradients then differed by up to 1.8% of their scale (tests/test_superres.py's jit == pmap).
+# its 3x3 convs of 64 channels and more became Winograd (python benchmarks/vgg_loss.py, batch 4
+# at 128x128 to conv5_4, 2026-12-05: 0.33 s forward + input gradient against 0.48 s), but where
+# the weights are the step's constants (ESRGAN's perceptual loss) XLA folds the Winograd kernel
+# transforms at compile time, slowly: the loss's value and gradient compiled in 167 s against
+# 30 s with the weights as arguments, which then ran 0.77 s against 0.46 s, every step
+# transforming the kernels again (2026-12-06); ESRGAN's step compiled for ~7 minutes.
 DEFAULT_IMPL = "conv"
 
 

@@ -19,13 +19,16 @@ contiguous arrays:
 
 Stride-1 convs (3x3, 4x4, 7x7) get their own forms at the end: Winograd F(2x2, 3x3) or
 F(4x4, 3x3) for wide 3x3 ones and F(2x2, 4x4) or F(3x3, 4x4) for wide 4x4 ones, XLA's conv
-steered onto its fast CPU path, or im2col / col2im matmuls, chosen per shape.
+steered onto its fast CPU path, or im2col / col2im matmuls, chosen per shape. A densely
+connected stack of 3x3 convs (ESRGAN's dense block) runs as one F(4x4, 3x3) operation that
+transforms each piece of its growing input once (`dense_convs3x3`).
 """
 
 from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Below this many channels on either side a layer is mostly data movement: im2col wins.
 WINOGRAD_MIN_CHANNELS = 32
@@ -534,6 +537,140 @@ conv4x4_winograd = _any_size(_F2X2_4X4)         # F(2x2, 4x4)
 conv4x4_winograd3 = _any_size(_F3X3_4X4)        # F(3x3, 4x4)
 
 
+# --- A densely connected stack of 3x3 convs (ESRGAN's dense block) ---------------------------
+# Conv k reads the stack's input and the activated outputs of convs 0 .. k-1, concatenated. Run
+# conv by conv, each conv transforms its whole concatenated input again (64 + 32 k channels in
+# ESRGAN) and its kernel gradient transforms it once more. Here every piece (the input, then each
+# activated output) is transformed once, F(4x4, 3x3), and the rows of all later kernels that
+# read it are one matrix: per tile position one product a piece, forward and in both gradients.
+# The sums over pieces stay in the Winograd domain until a conv's output is needed. ESRGAN's
+# block, value and both gradients (benchmarks/sr_layers.py, 2026-12-06): batch 4 at 32x32,
+# 64 -> 32 x 4 -> 64, 22.8 ms against 24.3 as five F(4x4) convs and 41.7 in the forms
+# `conv_s1_form` picks; the CPU-sized default's (batch 16 at 16x16, 32 -> 16 x 4 -> 32) 10.2
+# against 13.3 and 20.2.
+
+def _each(fn, *grids):
+  """fn applied at each position of a x a lists of arrays."""
+  return [[fn(*cells) for cells in zip(*rows)] for rows in zip(*grids)]
+
+
+def _split_grid(grid, sizes):
+  """An a x a list of [..., sum(sizes)] -> one a x a list per size (channels split)."""
+  cuts = list(np.cumsum(sizes)[:-1])
+  parts = _each(lambda t: jnp.split(t, cuts, -1), grid)
+  return [_each(lambda p, i=i: p[i], parts) for i in range(len(sizes))]
+
+
+class _DenseConvs:
+  """The stack's pieces and their transforms for an input of sides h, w; outputs are computed
+  over sides rounded up to the tile (zero rows and columns beyond), then cropped."""
+  alg = _F4X4_3X3
+
+  def __init__(self, x, kernels):
+    self.h, self.w = x.shape[1:3]
+    m = self.alg.m
+    self.sides = (self.h + -self.h % m, self.w + -self.w % m)
+    self.outs = [k.shape[-1] for k in kernels]
+    starts = np.cumsum([0, x.shape[-1]] + self.outs[:-1])
+    for k, kernel in enumerate(kernels):
+      if kernel.shape[:3] != (3, 3, starts[k + 1]):
+        raise ValueError(f"dense conv {k} reads {starts[k + 1]} channels, its kernel is "
+                         f"{kernel.shape}")
+    self.rows = list(zip(starts[:-1], starts[1:]))  # piece j's rows in each later kernel
+
+  def weights(self, kernels):
+    """Per piece j, the transformed rows of kernels j .. n-1 side by side: a x a [C_j, sum O]."""
+    return [self.alg._kernel_transform(jnp.concatenate([k[:, :, lo:hi] for k in kernels[j:]], -1))
+            for j, (lo, hi) in enumerate(self.rows)]
+
+  def weights_adjoint(self, dweights):
+    """The kernels' gradients from the pieces' transformed-weight gradients."""
+    per_piece = [jnp.split(self.alg._kernel_transform_adjoint(dw),
+                           list(np.cumsum(self.outs[j:])[:-1]), -1)
+                 for j, dw in enumerate(dweights)]
+    return tuple(jnp.concatenate([per_piece[j][k - j] for j in range(k + 1)], 2)
+                 for k in range(len(self.outs)))
+
+  def tiles(self, piece):
+    """Transformed tiles of the piece zero-padded by 1 (the "same" conv) and up to the tile."""
+    (sh, sw), (h, w) = self.sides, (self.h, self.w)
+    padded = jnp.pad(piece, ((0, 0), (1, 1 + sh - h), (1, 1 + sw - w), (0, 0)))
+    return _both_axes(self.alg._input_transform, padded)
+
+  def tiles_adjoint(self, dv):
+    y = _both_axes_adjoint(self.alg._input_transform_adjoint, dv)
+    return y[:, 1:1 + self.h, 1:1 + self.w]
+
+  def untile(self, mm):
+    return _both_axes_adjoint(self.alg._output_transform, mm)[:, :self.h, :self.w]
+
+  def untile_adjoint(self, dy):
+    (sh, sw), (h, w) = self.sides, (self.h, self.w)
+    dy = jnp.pad(dy, ((0, 0), (0, sh - h), (0, sw - w), (0, 0)))
+    return _both_axes(self.alg._output_transform_adjoint, dy)
+
+
+def _leaky_relu_grad(pre, d, slope):
+  return jnp.where(pre >= 0, d, slope * d)
+
+
+def _dense_convs_forward(slope, x, kernels, biases):
+  stack = _DenseConvs(x, kernels)
+  n, outs = len(kernels), stack.outs
+  sums, tiles, pre = [None] * n, [], []
+  piece = x
+  for j, weights in enumerate(stack.weights(kernels)):
+    tiles.append(stack.tiles(piece))
+    for k, part in zip(range(j, n), _split_grid(_each(jnp.matmul, tiles[j], weights), outs[j:])):
+      sums[k] = part if sums[k] is None else _each(jnp.add, sums[k], part)
+    y = stack.untile(sums[j]) + biases[j]
+    if j < n - 1:
+      pre.append(y)
+      piece = jax.nn.leaky_relu(y, slope)
+  return y, (tiles, pre)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _dense_convs(slope, x, kernels, biases):
+  return _dense_convs_forward(slope, x, kernels, biases)[0]
+
+
+def _dense_convs_fwd(slope, x, kernels, biases):
+  y, (tiles, pre) = _dense_convs_forward(slope, x, kernels, biases)
+  return y, (x, kernels, tiles, pre)
+
+
+def _dense_convs_bwd(slope, res, dy):
+  x, kernels, tiles, pre = res
+  stack, n = _DenseConvs(x, kernels), len(kernels)
+  weights = stack.weights(kernels)
+  dsums, dbiases, dweights = [None] * n, [None] * n, [None] * n
+  dsums[-1], dbiases[-1] = stack.untile_adjoint(dy), jnp.sum(dy, (0, 1, 2))
+  flat = lambda a: a.reshape(-1, a.shape[-1])
+  for j in reversed(range(n)):
+    # Piece j fed convs j .. n-1: their output gradients side by side, in the Winograd domain.
+    d = _each(lambda *parts: jnp.concatenate(parts, -1), *dsums[j:])
+    dweights[j] = _each(lambda v, dj: flat(v).T @ flat(dj), tiles[j], d)
+    dpiece = stack.tiles_adjoint(_each(lambda dj, wj: dj @ wj.T, d, weights[j]))
+    if j == 0:
+      dx = dpiece
+    else:
+      dyj = _leaky_relu_grad(pre[j - 1], dpiece, slope)
+      dsums[j - 1], dbiases[j - 1] = stack.untile_adjoint(dyj), jnp.sum(dyj, (0, 1, 2))
+  return dx, stack.weights_adjoint(dweights), tuple(dbiases)
+
+
+_dense_convs.defvjp(_dense_convs_fwd, _dense_convs_bwd)
+
+
+def dense_convs3x3(x, kernels, biases, slope):
+  """A densely connected stack of "same" 3x3 convs, as ESRGAN's dense block (without its
+  residual): y_k = conv(concat(x, a(y_0), ..., a(y_{k-1})), kernels[k]) + biases[k] with
+  a = leaky ReLU(slope); returns the last y_k (not activated). x [B, H, W, C] float32, any sides;
+  kernels[k] [3, 3, C + O_0 + ... + O_{k-1}, O_k]. One custom VJP for the whole stack."""
+  return _dense_convs(slope, x, tuple(kernels), tuple(biases))
+
+
 # Each F(2x2) conv compiles into ~120 small kernels (forward and both gradients) where XLA's
 # conv is a few: ~0.3 s more compile a layer; F(4x4) ~270, about 1 s more. Narrower layers
 # (ESRGAN's 32-channel growth convs) ran 1.3-2x faster alone as F(2x2) (benchmarks/sr_layers.py)
@@ -544,7 +681,8 @@ conv4x4_winograd3 = _any_size(_F3X3_4X4)        # F(3x3, 4x4)
 # 9.4 at 32x32, 192 -> 64, batch 4 (ESRGAN's; benchmarks/sr_layers.py), and it took SNGAN's step
 # (128 and 256 channels) from 10.1-10.3 to 11.1-11.3 img/s. The algorithms on 6 x 6 tiles
 # (F(4x4, 3x3), F(3x3, 4x4)) are taken from 128 channels only: ESRGAN's paper-size step
-# (64-channel convs) ran out of 24 GB compiling with F(4x4, 3x3) at 64.
+# (64-channel convs) ran out of 24 GB compiling with F(4x4, 3x3) at 64, its 23 RRDBs then
+# unrolled (they are one scanned block since, their dense blocks `dense_convs3x3`).
 WINOGRAD_S1_MIN_CHANNELS = 64
 WINOGRAD6_MIN_CHANNELS = 128
 # 3x3 convs that do not narrow (C <= O) take F(2x2, 3x3) from 32 channels: StyleGAN2's 32 -> 32

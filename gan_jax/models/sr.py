@@ -17,7 +17,9 @@ Layouts (`features` F; every conv 3x3 "same" unless named otherwise):
   block input and the k - 1 previous outputs concatenated, `growth` channels each, LReLU 0.2;
   the fifth back to F channels, no activation, scaled 0.2 onto the block input) scaled 0.2 onto
   the RRDB input; conv_body, plus conv_first's output (trunk skip); the upsampling stages
-  (+ LReLU 0.2); conv_hr + LReLU 0.2; conv_last.
+  (+ LReLU 0.2); conv_hr + LReLU 0.2; conv_last. The RRDBs run as one `nn.scan`: their weights
+  are stacked on a leading axis (params["body"]["rdb1"]["conv1"]["kernel"] is
+  [blocks, 3, 3, C, O]; BasicSR's body.i is index i).
 - VGGStyleDiscriminator: conv0_0 (bias) + LReLU 0.2; conv0_1 4x4 stride 2 + BN + LReLU; then
   stages of widths 2w, 4w, 8w, 8w, each a 3x3 + BN + LReLU and a 4x4 stride 2 + BN + LReLU (no
   biases before BN); more 8w stages while the side is above 4 and even (BasicSR's 256 layout);
@@ -35,8 +37,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import (Conv4x4s2, SNConv, conv4x4s2, norm_layer, pixel_shuffle,
-                                   spectral_normalize, torch_init)
+from gan_jax.models import cpu_conv
+from gan_jax.models.layers import (Conv4x4s2, SNConv, _use_gemm, conv4x4s2, conv_same, norm_layer,
+                                   pixel_shuffle, spectral_normalize, torch_init)
 
 # BasicSR keeps PyTorch's default init (`torch_init`) for the layers it does not re-initialise.
 
@@ -124,21 +127,44 @@ class SRResNet(nn.Module):
     return out + bilinear(lr, self.scale)
 
 
+class _ConvWeights(nn.Module):
+  """A 3x3 conv's kernel and bias (as `layers.SNConv`'s) for a layer that runs several convs
+  as one operation."""
+  features: int
+
+  @nn.compact
+  def __call__(self, in_features):
+    return (self.param("kernel", scaled_kaiming, (3, 3, in_features, self.features), jnp.float32),
+            self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32))
+
+
 class DenseBlock(nn.Module):
-  """ESRGAN's residual dense block: five convs, each seeing all earlier outputs; x + 0.2 * out."""
+  """ESRGAN's residual dense block: five convs, each seeing all earlier outputs; x + 0.2 * out.
+  On XLA:CPU in float32 from 32 features the five convs run as one Winograd operation
+  (`cpu_conv.dense_convs3x3`), elsewhere conv by conv."""
   growth: int = 32
   dtype: Any = jnp.float32
   conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x, train=False):
-    conv = lambda f, name: _conv(f, name, scaled_kaiming, self.dtype, self.conv_impl)
-    feats = [x]
-    for i in range(4):
-      y = conv(self.growth, f"conv{i + 1}")(jnp.concatenate(feats, -1), train)
-      feats.append(nn.leaky_relu(y, 0.2))
+    c, g = x.shape[-1], self.growth
+    weights = [_ConvWeights(f, name=f"conv{k + 1}")(c + g * k)
+               for k, f in enumerate([g] * 4 + [c])]
+    # Narrower blocks (the tests' sizes) compile several times longer as Winograd than they run.
+    if (_use_gemm(self.conv_impl) and self.dtype == jnp.float32
+        and c >= cpu_conv.WINOGRAD_MIN_CHANNELS):
+      out = cpu_conv.dense_convs3x3(x, *zip(*weights), 0.2)
+    else:
+      # Inside RRDBNet's scan XLA:CPU's native conv is a slow path (../DESIGN.md): im2col there.
+      conv = lambda h, kernel, bias: conv_same(h, kernel.astype(self.dtype), self.conv_impl,
+                                               "im2col") + bias.astype(self.dtype)
+      feats = [x.astype(self.dtype)]
+      for kernel, bias in weights[:4]:
+        feats.append(nn.leaky_relu(conv(jnp.concatenate(feats, -1), kernel, bias), 0.2))
+      out = conv(jnp.concatenate(feats, -1), *weights[4])
     # Residual scaling (Wang et al. 2018, sec. 3.3): keeps the deep trunk's updates small.
-    return x + 0.2 * conv(x.shape[-1], "conv5")(jnp.concatenate(feats, -1), train)
+    return x + 0.2 * out
 
 
 class RRDB(nn.Module):
@@ -174,9 +200,11 @@ class RRDBNet(nn.Module):
                        f"{self.out_channels}-channel output")
     conv = lambda f, name: _conv(f, name, torch_init, self.dtype, self.conv_impl)
     feat = conv(self.features, "conv_first")(x.astype(self.dtype), train)
-    h = feat
-    for i in range(self.blocks):
-      h = RRDB(self.growth, self.dtype, self.conv_impl, name=f"body_{i}")(h, train)
+    # The RRDBs as one scanned block, weights stacked on a leading axis: compiled once, not
+    # `blocks` times (23 unrolled Winograd RRDBs did not compile in 24 GB).
+    body = nn.scan(lambda block, h, _: (block(h, train), None), variable_axes={"params": 0},
+                   split_rngs={"params": True}, length=self.blocks)
+    h, _ = body(RRDB(self.growth, self.dtype, self.conv_impl, name="body"), feat, None)
     feat = feat + conv(self.features, "conv_body")(h, train)
     h = _upsample(feat, self.scale, self.upsample, 0.2, torch_init, self.dtype, self.conv_impl,
                   train)
