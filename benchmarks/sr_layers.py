@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from gan_jax.models import cpu_conv, layers
+from gan_jax.models import cpu_conv, layers, sr
 
 import timing
 
@@ -83,17 +83,6 @@ def time_form(conv, x, kernel, steps):
   return ms
 
 
-def conv_by_conv(form):
-  """The dense block's five convs (with biases and activations), each in `form`."""
-  def block(x, params):
-    feats = [x]
-    for kernel, bias in params[:-1]:
-      feats.append(jax.nn.leaky_relu(FORMS[form](jnp.concatenate(feats, -1), kernel) + bias, 0.2))
-    kernel, bias = params[-1]
-    return FORMS[form](jnp.concatenate(feats, -1), kernel) + bias
-  return block
-
-
 def main(argv):
   del argv
   rng = np.random.default_rng(0)
@@ -122,7 +111,8 @@ def time_block(rng):
   x = jnp.asarray(rng.normal(size=(b, s, s, f)), jnp.float32)
   params = [(jnp.asarray(rng.normal(size=(3, 3, f + k * g, out)) * 0.02, jnp.float32),
              jnp.zeros((out,), jnp.float32)) for k, out in enumerate([g] * 4 + [f])]
-  blocks = {form: conv_by_conv(form) for form in FLAGS.forms}
+  blocks = {form: lambda x, params, conv=FORMS[form]: sr.dense_convs(x, params, conv)
+            for form in FLAGS.forms}
   blocks["dense_convs3x3"] = lambda x, params: cpu_conv.dense_convs3x3(x, *zip(*params), 0.2)
   fns = {name: jax.jit(jax.value_and_grad(lambda x, p, fn=fn: jnp.sum(jnp.square(fn(x, p))),
                                           (0, 1))) for name, fn in blocks.items()}

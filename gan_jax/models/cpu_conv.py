@@ -137,6 +137,11 @@ def _both_axes_adjoint(adjoint, m):
   return adjoint([adjoint(row, 2) for row in m], 1)
 
 
+def _each(fn, *grids):
+  """fn applied at each position of a x a lists of arrays."""
+  return [[fn(*cells) for cells in zip(*rows)] for rows in zip(*grids)]
+
+
 def _combine(coefficients, arrays):
   """sum_k c_k a_k, skipping zeros and multiplying only where c_k is not +-1."""
   out = None
@@ -195,20 +200,20 @@ class _WinogradS1:
   def forward(self, x, kernel):
     u = self._kernel_transform(kernel)
     v = _both_axes(self._input_transform, x)
-    m = [[vi @ ui for vi, ui in zip(v_row, u_row)] for v_row, u_row in zip(v, u)]
+    m = _each(jnp.matmul, v, u)
     return _both_axes_adjoint(self._output_transform, m)
 
   def input_grad(self, dy, kernel):
     u = self._kernel_transform(kernel)
     dm = _both_axes(self._output_transform_adjoint, dy)
-    dv = [[di @ ui.T for di, ui in zip(d_row, u_row)] for d_row, u_row in zip(dm, u)]
+    dv = _each(lambda di, ui: di @ ui.T, dm, u)
     return _both_axes_adjoint(self._input_transform_adjoint, dv)
 
   def weight_grad(self, x, dy):
     v = _both_axes(self._input_transform, x)
     dm = _both_axes(self._output_transform_adjoint, dy)
     flat = lambda a: a.reshape(-1, a.shape[-1])
-    du = [[flat(vi).T @ flat(di) for vi, di in zip(v_row, d_row)] for v_row, d_row in zip(v, dm)]
+    du = _each(lambda vi, di: flat(vi).T @ flat(di), v, dm)
     return self._kernel_transform_adjoint(du)
 
 
@@ -549,11 +554,6 @@ conv4x4_winograd3 = _any_size(_F3X3_4X4)        # F(3x3, 4x4)
 # `conv_s1_form` picks; the CPU-sized default's (batch 16 at 16x16, 32 -> 16 x 4 -> 32) 10.2
 # against 13.3 and 20.2.
 
-def _each(fn, *grids):
-  """fn applied at each position of a x a lists of arrays."""
-  return [[fn(*cells) for cells in zip(*rows)] for rows in zip(*grids)]
-
-
 def _split_grid(grid, sizes):
   """An a x a list of [..., sum(sizes)] -> one a x a list per size (channels split)."""
   cuts = list(np.cumsum(sizes)[:-1])
@@ -610,10 +610,6 @@ class _DenseConvs:
     return _both_axes(self.alg._output_transform_adjoint, dy)
 
 
-def _leaky_relu_grad(pre, d, slope):
-  return jnp.where(pre >= 0, d, slope * d)
-
-
 def _dense_convs_forward(slope, x, kernels, biases):
   stack = _DenseConvs(x, kernels)
   n, outs = len(kernels), stack.outs
@@ -655,7 +651,7 @@ def _dense_convs_bwd(slope, res, dy):
     if j == 0:
       dx = dpiece
     else:
-      dyj = _leaky_relu_grad(pre[j - 1], dpiece, slope)
+      dyj = jnp.where(pre[j - 1] >= 0, dpiece, slope * dpiece)  # leaky ReLU's gradient
       dsums[j - 1], dbiases[j - 1] = stack.untile_adjoint(dyj), jnp.sum(dyj, (0, 1, 2))
   return dx, stack.weights_adjoint(dweights), tuple(dbiases)
 

@@ -138,6 +138,17 @@ class _ConvWeights(nn.Module):
             self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32))
 
 
+def dense_convs(x, weights, conv):
+  """The dense block's convs one by one: conv k, conv(h, kernel) + bias, reads x and the
+  earlier convs' outputs after LReLU 0.2, concatenated; returns the last conv's output."""
+  feats = [x]
+  for kernel, bias in weights[:-1]:
+    feats.append(nn.leaky_relu(conv(jnp.concatenate(feats, -1), kernel) + bias.astype(x.dtype),
+                               0.2))
+  kernel, bias = weights[-1]
+  return conv(jnp.concatenate(feats, -1), kernel) + bias.astype(x.dtype)
+
+
 class DenseBlock(nn.Module):
   """ESRGAN's residual dense block: five convs, each seeing all earlier outputs; x + 0.2 * out.
   On XLA:CPU in float32 from 32 features the five convs run as one Winograd operation
@@ -157,12 +168,8 @@ class DenseBlock(nn.Module):
       out = cpu_conv.dense_convs3x3(x, *zip(*weights), 0.2)
     else:
       # Inside RRDBNet's scan XLA:CPU's native conv is a slow path (../DESIGN.md): im2col there.
-      conv = lambda h, kernel, bias: conv_same(h, kernel.astype(self.dtype), self.conv_impl,
-                                               "im2col") + bias.astype(self.dtype)
-      feats = [x.astype(self.dtype)]
-      for kernel, bias in weights[:4]:
-        feats.append(nn.leaky_relu(conv(jnp.concatenate(feats, -1), kernel, bias), 0.2))
-      out = conv(jnp.concatenate(feats, -1), *weights[4])
+      out = dense_convs(x.astype(self.dtype), weights, lambda h, kernel: conv_same(
+          h, kernel.astype(self.dtype), self.conv_impl, "im2col"))
     # Residual scaling (Wang et al. 2018, sec. 3.3): keeps the deep trunk's updates small.
     return x + 0.2 * out
 
