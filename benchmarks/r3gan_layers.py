@@ -22,7 +22,8 @@ Forms: "conv", XLA's grouped convolution differentiated by JAX (what GPUs and TP
 pixel times all taps in one batched product, the taps' products added in at their shifted
 places (`models.r3gan.conv_col2im`); "shifted", one product per tap on shifted views; these
 three differentiated by JAX. "auto": `models.r3gan.grouped_conv` on this backend (on CPU its
-custom VJPs: dense up to `DENSE_MAX_GROUPS` groups, else col2im). A measurement that took
+custom VJPs: dense up to `DENSE_MAX_GROUPS` groups, else Winograd F(4x4, 3x3) on float32 3x3
+convs whose sides are multiples of 4, col2im otherwise). A measurement that took
 over --budget_s at one side is not repeated at the larger ones (null). Prints one JSON object.
 """
 import statistics

@@ -154,15 +154,19 @@ def test_runs_vmapped_with_their_own_kernels_run_one_conv_each():
   np.testing.assert_allclose(conv(x, k), expected, rtol=1e-5, atol=1e-5)
 
 
-# block-diagonal (native; one conv per run in a sweep of runs) and grouped (col2im products)
-@pytest.mark.parametrize("channels,groups,in_sweep", [(16, 4, False), (16, 4, True),
-                                                      (24, 24, False)])
-def test_cpu_grouped_conv_derivatives_match_xla(channels, groups, in_sweep):
+# block-diagonal (native; one conv per run in a sweep of runs), and many groups as col2im products
+# or, on sides that are multiples of 4, Winograd F(4x4, 3x3)
+@pytest.mark.parametrize("channels,groups,in_sweep,sides,form", [
+    (16, 4, False, (5, 6), "dense"), (16, 4, True, (5, 6), "dense"),
+    (24, 24, False, (5, 6), "col2im"), (40, 20, False, (4, 8), "winograd"),
+    (40, 20, True, (4, 8), "winograd")])
+def test_cpu_grouped_conv_derivatives_match_xla(channels, groups, in_sweep, sides, form):
   rng = np.random.default_rng(0)
   rand = lambda *s: jnp.asarray(rng.normal(size=s), jnp.float32)
   runs = 2 if in_sweep else 1  # a sweep: runs with their own inputs and kernels, vmapped
-  xs, w = rand(runs, 2, 5, 6, channels), rand(2, 5, 6, channels)
+  xs, w = rand(runs, 2, *sides, channels), rand(2, *sides, channels)
   ks = rand(runs, 3, 3, channels // groups, channels) * 0.3
+  assert r3gan._form(xs[0], ks[0], groups) == form
 
   def penalty(x, k, impl):  # R1's shape: the input gradient's squared norm, plus a nonlinearity
     gx = jax.grad(lambda v: jnp.sum(r3gan.grouped_conv(v, k, groups, impl) * w))(x)

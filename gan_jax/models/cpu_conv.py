@@ -21,7 +21,8 @@ Stride-1 convs (3x3, 4x4, 7x7) get their own forms at the end: Winograd F(2x2, 3
 F(4x4, 3x3) for wide 3x3 ones and F(2x2, 4x4) or F(3x3, 4x4) for wide 4x4 ones, XLA's conv
 steered onto its fast CPU path, or im2col / col2im matmuls, chosen per shape. A densely
 connected stack of 3x3 convs (ESRGAN's dense block) runs as one F(4x4, 3x3) operation that
-transforms each piece of its growing input once (`dense_convs3x3`).
+transforms each piece of its growing input once (`dense_convs3x3`), and a grouped 3x3 conv
+(R3GAN's blocks) as F(4x4, 3x3) with one product a group (`grouped_conv3x3_winograd4`).
 """
 
 from functools import partial
@@ -540,6 +541,52 @@ conv3x3_winograd = _winograd_conv(_F2X2_3X3)    # F(2x2, 3x3): even sides
 conv3x3_winograd4 = _winograd_conv(_F4X4_3X3)   # F(4x4, 3x3): sides multiples of 4
 conv4x4_winograd = _any_size(_F2X2_4X4)         # F(2x2, 4x4)
 conv4x4_winograd3 = _any_size(_F3X3_4X4)        # F(3x3, 4x4)
+
+
+
+# --- Grouped 3x3 convs (R3GAN's blocks: many groups of few channels) ----------------------------
+# Per tile position one product a group, [tiles, C / G] x [C / G, O / G]: a quarter of the
+# direct conv's products, through transforms 2.25x the size of x rather than col2im's nine tap
+# maps as large as the output. Kernels [3, 3, C / G, O]; output channel g O / G + o reads group g.
+# The products take the groups as a leading batch axis, transposed explicitly: left to an einsum
+# over [pixels, G, C / G], XLA:CPU laid the transforms out around it and the forward at 32x32,
+# batch 16, 1536 channels in 96 groups took 3.1 s instead of 0.44 (the weight gradient 2.6 s
+# instead of 0.57).
+
+def _grouped(u, groups):
+  """[C / G, O] -> [G, C / G, O / G]: each group's kernel."""
+  return u.reshape(u.shape[0], groups, u.shape[1] // groups).transpose(1, 0, 2)
+
+
+def grouped_conv3x3_winograd4(x, kernel, groups):
+  """x [B, 4n + 2, 4n' + 2, C], a grouped kernel [3, 3, C / G, O] -> [B, 4n, 4n', O] (VALID,
+  stride 1) as F(4x4, 3x3). Differentiable by autodiff; models/r3gan.py gives it custom VJPs."""
+  alg = _F4X4_3X3
+  u = _each(lambda t: _grouped(t, groups), alg._kernel_transform(kernel))
+  v = _both_axes(alg._input_transform, x)
+
+  def product(vi, ui):
+    lead = vi.shape[:-1]
+    m = jax.lax.dot_general(vi.reshape(-1, groups, ui.shape[1]), ui,
+                            (((2,), (1,)), ((1,), (0,))))  # [G, pixels, O / G]
+    return m.transpose(1, 0, 2).reshape(lead + (-1,))
+  return _both_axes_adjoint(alg._output_transform, _each(product, v, u))
+
+
+def grouped_conv3x3_winograd4_weight_grad(x, dy, groups):
+  """The kernel gradient [3, 3, C / G, O] of `grouped_conv3x3_winograd4(x, kernel, groups)`
+  for the output gradient dy."""
+  alg = _F4X4_3X3
+  v = _both_axes(alg._input_transform, x)
+  dm = _both_axes(alg._output_transform_adjoint, dy)
+
+  def product(vi, di):
+    cg, og = vi.shape[-1] // groups, di.shape[-1] // groups
+    by_group = lambda a, n: a.reshape(-1, groups, n).transpose(1, 0, 2)  # [G, pixels, n]
+    du = jax.lax.dot_general(by_group(vi, cg), by_group(di, og),
+                             (((1,), (1,)), ((0,), (0,))))  # [G, C / G, O / G]
+    return du.transpose(1, 0, 2).reshape(cg, groups * og)
+  return alg._kernel_transform_adjoint(_each(product, v, dm))
 
 
 # --- A densely connected stack of 3x3 convs (ESRGAN's dense block) ---------------------------
