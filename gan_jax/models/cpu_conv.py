@@ -543,7 +543,6 @@ conv4x4_winograd = _any_size(_F2X2_4X4)         # F(2x2, 4x4)
 conv4x4_winograd3 = _any_size(_F3X3_4X4)        # F(3x3, 4x4)
 
 
-
 # --- Grouped 3x3 convs (R3GAN's blocks: many groups of few channels) ----------------------------
 # Per tile position one product a group, [tiles, C / G] x [C / G, O / G]: a quarter of the
 # direct conv's products, through transforms 2.25x the size of x rather than col2im's nine tap

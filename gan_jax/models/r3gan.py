@@ -75,20 +75,19 @@ def stage_dtypes(n, bf16_stages, dtype):
 # --- Grouped k x k convolution ("same" padding, stride 1) ----------------------------------------
 # Kernels are HWIO [k, k, C / groups, O]; output channel g * O / groups + o reads input group g
 # (lax's feature_group_count layout). Measured on XLA:CPU (benchmarks/r3gan_layers.py: batch 64,
-# 16 channels per group as in every preset, 2 shared Zen4 cores): XLA's grouped conv takes
-# 0.19 s forward at 1536 channels in 96 groups, 8x8, and 29 s for its weight gradient (the
-# `_col2im` form 0.09 s, `_weight_grad` 0.13 s); at 128 channels in 8 groups, 32x32, 0.23 s
-# forward and 4 s, where the block-diagonal dense conv takes 0.07 s forward although it does 8
-# times the products. The dense conv wins up to 16 groups (0.14 against 0.23 s for `_col2im`
-# at 12 groups, 192 channels, 32x32) and ties at 24. Above that, float32 3x3 convs on sides
-# that are multiples of 4 run as Winograd F(4x4, 3x3) (`cpu_conv.grouped_conv3x3_winograd4`):
-# a block of 1536 channels in 96 groups with its R1 pass (batch 16, 2026-12-06) took 58, 241,
-# 1090 and 4708 ms at 4, 8, 16 and 32 px against col2im's 118, 404, 1546 and 7725, and the
-# CIFAR-10 preset's step 40.6 s against 61 s (compiling in 94 s against 25). In a sweep of runs
-# (vmapped) each run's
-# conv and weight gradient run one after another (`layers.per_run`): 4 copies of the 8x8
-# r3gan_stacked ran at 0.93x the copies' separate steps/s, against 0.71x with the dense kernel
-# as batched im2col products and 0.46x as col2im (benchmarks/seeds.py).
+# 16 channels per group as in every preset, 2 shared Zen4 cores): XLA's grouped conv takes 0.19 s
+# forward at 1536 channels in 96 groups, 8x8, and 29 s for its weight gradient (the `_col2im` form
+# 0.09 s, `_weight_grad` 0.13 s); at 128 channels in 8 groups, 32x32, 0.23 s forward and 4 s,
+# where the block-diagonal dense conv takes 0.07 s forward although it does 8 times the products.
+# The dense conv wins up to 16 groups (0.14 against 0.23 s for `_col2im` at 12 groups, 192
+# channels, 32x32) and ties at 24. Above that, float32 3x3 convs on sides that are multiples of 4
+# run as Winograd F(4x4, 3x3) (`cpu_conv.grouped_conv3x3_winograd4`): a block of 1536 channels in
+# 96 groups with its R1 pass (batch 16, 2026-12-06) took 58, 241, 1090 and 4708 ms at 4, 8, 16 and
+# 32 px against col2im's 118, 404, 1546 and 7725, and the CIFAR-10 preset's step 40.6 s against
+# 61 s (compiling in 94 s against 25). In a sweep of runs (vmapped) each run's conv and weight
+# gradient run one after another (`layers.per_run`): 4 copies of the 8x8 r3gan_stacked ran at
+# 0.93x the copies' separate steps/s, against 0.71x with the dense kernel as batched im2col
+# products and 0.46x as col2im (benchmarks/seeds.py).
 
 DENSE_MAX_GROUPS = 16
 
@@ -145,7 +144,7 @@ def _pad_same(x, size):
 
 def _conv_form(x, kernel, groups, form):
   if form == "winograd":
-    return cpu_conv.grouped_conv3x3_winograd4(_pad_same(x, 3), kernel, groups)
+    return cpu_conv.grouped_conv3x3_winograd4(_pad_same(x, kernel.shape[0]), kernel, groups)
   if form == "col2im":
     return conv_col2im(x, kernel, groups)
   return _dense_conv(x, block_diagonal(kernel, groups) if groups > 1 else kernel)
