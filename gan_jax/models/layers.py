@@ -344,6 +344,13 @@ def spectral_normalize(module, w, train, eps=1e-12):
   return (w / sigma).astype(w.dtype)
 
 
+def pad_same(x, k):
+  """NHWC x zero-padded by k // 2 on both sides of H and W: a k x k VALID conv's input for a
+  "same" output."""
+  p = k // 2
+  return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+
+
 def conv_same(x, kernel, impl="auto", form=None):
   """Stride-1 k x k conv, zero padding k // 2. A 1x1 conv is a matrix product; larger kernels
   pad first and run as `ConvS1` does (`cpu_conv.conv_s1` on CPU, in `form` if given, else the
@@ -351,8 +358,7 @@ def conv_same(x, kernel, impl="auto", form=None):
   k = kernel.shape[0]
   if k == 1:
     return x @ kernel[0, 0]
-  p = k // 2
-  x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+  x = pad_same(x, k)
   return cpu_conv.conv_s1(x, kernel, form) if _use_gemm(impl) else _conv_valid(x, kernel, 1)
 
 

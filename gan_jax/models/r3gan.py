@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.models import cpu_conv
-from gan_jax.models.layers import _use_gemm, class_vector, per_run
+from gan_jax.models.layers import _use_gemm, class_vector, pad_same, per_run
 from gan_jax.models.stylegan2 import downsample2d, upsample2d
 
 LRELU_SLOPE = 0.2
@@ -137,14 +137,9 @@ def _dense_conv(x, dense):
   return _conv_native(x, dense, 1)
 
 
-def _pad_same(x, size):
-  p = size // 2
-  return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-
-
 def _conv_form(x, kernel, groups, form):
   if form == "winograd":
-    return cpu_conv.grouped_conv3x3_winograd4(_pad_same(x, kernel.shape[0]), kernel, groups)
+    return cpu_conv.grouped_conv3x3_winograd4(pad_same(x, kernel.shape[0]), kernel, groups)
   if form == "col2im":
     return conv_col2im(x, kernel, groups)
   return _dense_conv(x, block_diagonal(kernel, groups) if groups > 1 else kernel)
@@ -176,7 +171,7 @@ def _weight_grad_form(x, dy, size, groups, form):
   batch and pixels)."""
   def grad(x, dy):
     if form == "winograd":
-      return cpu_conv.grouped_conv3x3_winograd4_weight_grad(_pad_same(x, size), dy, groups)
+      return cpu_conv.grouped_conv3x3_winograd4_weight_grad(pad_same(x, size), dy, groups)
     shape = jax.ShapeDtypeStruct((size, size, x.shape[-1] // groups, dy.shape[-1]), dy.dtype)
     return jax.linear_transpose(lambda k: conv_col2im(x, k, groups), shape)(dy)[0]
   return per_run(grad)(x, dy)

@@ -158,7 +158,7 @@ class DenseBlock(nn.Module):
   conv_impl: str = "auto"
 
   @nn.compact
-  def __call__(self, x, train=False):
+  def __call__(self, x):
     c, g = x.shape[-1], self.growth
     weights = [_ConvWeights(f, name=f"conv{k + 1}")(c + g * k)
                for k, f in enumerate([g] * 4 + [c])]
@@ -181,10 +181,10 @@ class RRDB(nn.Module):
   conv_impl: str = "auto"
 
   @nn.compact
-  def __call__(self, x, train=False):
+  def __call__(self, x):
     h = x
     for i in range(3):
-      h = DenseBlock(self.growth, self.dtype, self.conv_impl, name=f"rdb{i + 1}")(h, train)
+      h = DenseBlock(self.growth, self.dtype, self.conv_impl, name=f"rdb{i + 1}")(h)
     return x + 0.2 * h
 
 
@@ -209,7 +209,7 @@ class RRDBNet(nn.Module):
     feat = conv(self.features, "conv_first")(x.astype(self.dtype), train)
     # The RRDBs as one scanned block, weights stacked on a leading axis: compiled once, not
     # `blocks` times (23 unrolled Winograd RRDBs did not compile in 24 GB).
-    body = nn.scan(lambda block, h, _: (block(h, train), None), variable_axes={"params": 0},
+    body = nn.scan(lambda block, h, _: (block(h), None), variable_axes={"params": 0},
                    split_rngs={"params": True}, length=self.blocks)
     h, _ = body(RRDB(self.growth, self.dtype, self.conv_impl, name="body"), feat, None)
     feat = feat + conv(self.features, "conv_body")(h, train)
