@@ -82,6 +82,23 @@ def test_cgan_digits_draws_the_asked_digit(dtype, tmp_path, classifier):
   assert min(m["per_class_accuracy"]) >= 0.90, m["per_class_accuracy"]
 
 
+# SNGAN's networks narrowed for a CPU (G 64, D 32 channels) and one D step per G step: the paper's
+# widths and 5 D steps would take ~17 s a step here (README, Results).
+SNGAN_ON_A_CPU = ("--config.model.g_width=64", "--config.model.d_width=32",
+                  "--config.train.n_critic=1", "--config.train.steps=3000")
+
+
+@pytest.mark.slow
+def test_sngan_draws_the_asked_digit(tmp_path, classifier):
+  # The ResNet issue's bar: >= 97% of samples recognized as their label (~29 minutes on 2 cores;
+  # fails today: a digit learned by 2500 steps drifts away again by 3000, README, Results).
+  exp, state = train_and_load("sngan_cifar32", tmp_path, *SNGAN_ON_A_CPU)
+  labels = np.arange(2000) % 10
+  samples, _ = exp.game.generate(state, 2000, seed=100, labels=labels)
+  m = digits.digits_metrics(samples, labels=labels, classifier=classifier)
+  assert m["label_accuracy"] >= 0.97, m["per_class_accuracy"]
+
+
 def evaluate_run(workdir):
   from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
   return evaluate.evaluate(str(workdir))
