@@ -197,6 +197,7 @@ _weight_grad.defvjp(_weight_grad_fwd, _weight_grad_bwd)
 
 
 def _form(x, kernel, groups):
+  """The CPU form of a grouped conv, by the measurements in the comment above."""
   if groups <= DENSE_MAX_GROUPS:
     return "dense"
   winograd = (kernel.shape[0] == 3 and x.shape[1] % 4 == 0 and x.shape[2] % 4 == 0
