@@ -4,7 +4,7 @@ Metrics, by name:
   fid, is, kid, pr, prdc  InceptionV3 (pytorch-fid's FID network) features and logits: FID, IS over
                           10 splits, KID, precision/recall (k=3), density/coverage (k=5); images.
   modes                   mode coverage: PacGAN's metrics on ring2d/grid2d, the 1000 modes of
-                          stacked_digits.
+                          stacked_digits (and label accuracy for conditional models).
   digits                  the offline digits classifier: digits FID, IS, class histogram (and label
                           accuracy for conditional models); the digits data only. For translators
                           of digit_edges / digit_styles: how often the output reads as its input's
@@ -234,7 +234,7 @@ class Evaluator:
       samples = np.concatenate(kept)
       labels = None if kept_labels[0] is None else np.concatenate(kept_labels)
       if "modes" in self.metrics:
-        out.update(self._modes(samples))
+        out.update(self._modes(samples, labels))
       if "digits" in self.metrics:
         from gan_jax.metrics import digits  # pylint: disable=g-import-not-at-top
         out.update(digits.digits_metrics(samples, labels=labels))
@@ -430,10 +430,10 @@ class Evaluator:
       out.update(scores.density_coverage(ref["features"], pool, k=5))
     return out
 
-  def _modes(self, samples):
+  def _modes(self, samples, labels):
     if self.source_name == "stacked_digits":
       from gan_jax.metrics import digits  # pylint: disable=g-import-not-at-top
-      return digits.stacked_digit_modes(samples)
+      return digits.stacked_digit_modes(samples, labels)
     from gan_jax.metrics import modes2d  # pylint: disable=g-import-not-at-top
     modes, std = ((embedded.ring_modes(), embedded.RING_STD) if self.source_name == "ring2d"
                   else (embedded.grid_modes(), embedded.GRID_STD))

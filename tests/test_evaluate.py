@@ -69,6 +69,7 @@ def test_stacked_digits_count_their_1000_modes(tmp_path, capsys):
   code, result = evaluate(capsys, run, "--num_samples=50")
   assert code == 0 and result["metrics"] == ["modes"]
   assert result["num_modes"] == 1000 and 1 <= result["modes_captured"] <= 50
+  assert "label_accuracy" not in result  # unconditional: no number was asked for
 
 
 @pytest.fixture(scope="module")

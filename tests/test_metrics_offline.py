@@ -181,6 +181,13 @@ def test_stacked_digit_modes(clf):
   assert abs(m["modes_captured"] - int((true_counts > 0).sum())) <= 10
   q = true_counts[true_counts > 0] / len(true_ids)
   assert m["reverse_kl"] == pytest.approx(float(np.sum(q * np.log(q * 1000))), abs=0.05)
+  assert "label_accuracy" not in m
+
+  # Asked for their own numbers, the real stacks are drawn as asked (the classifier's accuracy
+  # cubed); asked for the next number, almost never.
+  m = digits.stacked_digit_modes(stacked, labels=true_ids, classifier=clf)
+  assert m["label_accuracy"] == pytest.approx(np.mean(ids == true_ids)) and m["label_accuracy"] >= 0.95
+  assert digits.stacked_digit_modes(stacked, (true_ids + 1) % 1000, clf)["label_accuracy"] < 0.05
 
   # Full collapse onto one stacked digit: one mode, KL = log 1000.
   one = np.repeat(stacked[:1], 50, axis=0)

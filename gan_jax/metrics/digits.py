@@ -335,16 +335,20 @@ def digits_metrics(images, labels=None, classifier: DigitsClassifier | None = No
   return out
 
 
-def stacked_digit_modes(images, classifier: DigitsClassifier | None = None) -> dict:
-  """Mode coverage for stacked digits: each of 3 channels is a digit, mode = 100 d0 + 10 d1 + d2."""
+def stacked_digit_modes(images, labels=None, classifier: DigitsClassifier | None = None) -> dict:
+  """Mode coverage for stacked digits: each of 3 channels is a digit, mode = 100 d0 + 10 d1 + d2.
+  With `labels` (the numbers a conditional G was asked for) also the fraction drawn as asked."""
   modes = stacked_digit_ids(images, classifier)
   counts = np.bincount(modes, minlength=1000)
   q = counts[counts > 0] / max(len(modes), 1)
-  return {
+  out = {
       "modes_captured": int((counts > 0).sum()),
       "num_modes": 1000,
       "reverse_kl": float(np.sum(q * np.log(q * 1000))) if len(modes) else float("inf"),
   }
+  if labels is not None:
+    out["label_accuracy"] = float(np.mean(modes == np.asarray(labels).reshape(-1)))
+  return out
 
 
 def stacked_digit_ids(images, classifier: DigitsClassifier | None = None) -> np.ndarray:
