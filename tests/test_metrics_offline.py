@@ -186,7 +186,8 @@ def test_stacked_digit_modes(clf):
   # Asked for their own numbers, the real stacks are drawn as asked (the classifier's accuracy
   # cubed); asked for the next number, almost never.
   m = digits.stacked_digit_modes(stacked, labels=true_ids, classifier=clf)
-  assert m["label_accuracy"] == pytest.approx(np.mean(ids == true_ids)) and m["label_accuracy"] >= 0.95
+  assert m["label_accuracy"] == pytest.approx(np.mean(ids == true_ids))
+  assert m["label_accuracy"] >= 0.95
   assert digits.stacked_digit_modes(stacked, (true_ids + 1) % 1000, clf)["label_accuracy"] < 0.05
 
   # Full collapse onto one stacked digit: one mode, KL = log 1000.
