@@ -171,6 +171,12 @@ class Model:
     fn(params, content, motion[, times][, labels]) -> clips float32 [N, T, H, W, C], the inputs
     `noise` draws: MoCoGAN's motion noise has T frames; where G renders any time (video_sparse),
     the times [N, T] say which and the motion noise lies on a grid that covers them."""
+    if direction is not None and self.kind != "translate":
+      raise UserError(f"--direction picks a translator's G, and {self.workdir} holds a "
+                      f"{self.config.get('game', 'noise')} run, which has one: drop it.")
+    if space != "z" and not self.spaces:
+      raise UserError(f"--space picks the latent codes G reads, and {self.workdir} holds a "
+                      f"{self.config.get('game', 'noise')} run, whose G reads none: drop it.")
     if self.frames:
       return self.game.generator(self.state, self.ema)
     if self.kind == "translate":

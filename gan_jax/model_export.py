@@ -246,9 +246,6 @@ def export_model(workdir, out, batch="dynamic", platforms=DEFAULT_PLATFORMS, ema
   batch, platforms = parse_batch(batch), parse_platforms(platforms)
   check_out(out, overwrite)
   model = api.load(workdir, step=step, ema=ema, seed_index=seed_index)
-  if direction is not None and model.kind != "translate":
-    raise UserError(f"--direction picks a translator's G, and {workdir} holds a "
-                    f"{model.config.get('game', 'noise')} run, which has one: drop it.")
   exported, specs = lower(model, batch, platforms, direction)
   blob = bytes(exported.serialize())
   record = card(model, exported, specs, blob, out, direction)

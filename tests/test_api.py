@@ -172,6 +172,11 @@ def test_every_bad_request_is_one_sentence(cgan, pix2pix, psnr, tmp_path, tmp_pa
       "unreadable file": (lambda: translator.translate(str(tmp_path / "not_an_image.png")),
                           "could not be read"),
       "bad tile": (lambda: upscaler.upscale(np.zeros((8, 8, 3)), tile=0), "--tile=0"),
+      "direction of a noise run": (lambda: noise.generator(direction="AtoB"),
+                                   "--direction", "drop it"),
+      "space of a translator": (lambda: translator.generator(space="w"), "--space",
+                                "reads none"),
+      "no such space": (lambda: noise.generator(space="w"), "--space=w", "use z"),
   }
   for name, (call, *expected) in cases.items():
     with pytest.raises(gan_jax.UserError) as e:
