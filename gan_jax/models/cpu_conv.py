@@ -367,7 +367,7 @@ def transpose_form(kernel, x_shape):
   if (isinstance(b, int) and 16 * c * o >= WINOGRAD_CACHE_ENTRIES
       and b * h * w * (c + o) <= c * o):
     return "taps"
-  return form(jnp.swapaxes(kernel, 2, 3), x_shape)
+  return form(kernel, x_shape)  # the same for the swapped kernel: `form` weighs C and O alike
 
 
 class _AsTransposed:
