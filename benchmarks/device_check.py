@@ -339,12 +339,12 @@ class Check:
     """`seeds.py`: SEEDS' config trained as N seeds in one program against the N runs one after
     another (the ResNet issue's GPU goal: >= 0.8 x N x one seed's steps/s)."""
     path, n, calls = SEEDS
-    if self.args.dry_run:
-      n, calls = 2, 2
+    sizes = [f"--num_seeds={n}", f"--steps={calls}", "--rounds=2"]
+    if self.args.dry_run:  # the machinery only: 2 runs of 2 calls of 2 steps, one round
+      sizes = ["--num_seeds=2", "--steps=2", "--rounds=1", "--config.train.steps_per_call=2"]
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
-      code, out, err = run([os.path.join(HERE, "seeds.py"), f"--config={path}",
-                            f"--num_seeds={n}", f"--steps={calls}", "--warmup=1", "--rounds=2",
-                            f"--json={f.name}"], self.budget)
+      code, out, err = run([os.path.join(HERE, "seeds.py"), f"--config={path}", *sizes,
+                            "--warmup=1", f"--json={f.name}"], self.budget)
       result = last_json(open(f.name).read()) if code == 0 else None
     return ({"kind": "seeds", "config": config_name(path), **result} if result is not None
             else {"kind": "seeds", "config": config_name(path), "error": _failure(code, err)})

@@ -271,7 +271,7 @@ def test_project_fits_by_lpips_from_the_file_given(dcgan, weights_file, tmp_path
   image = save_picture(dcgan, tmp_path / "a.png")
   out = tmp_path / "out"
   assert cli.main(["project", f"--workdir={dcgan}", f"--image={image}", f"--out={out}",
-                   "--steps=8", f"--lpips={weights_file}", "--noprogress"]) == 0
+                   "--steps=2", f"--lpips={weights_file}", "--noprogress"]) == 0
   line = capsys.readouterr().out.strip()
   assert f"wrote 1 projections to {out}" in line, line
   assert f"distance: LPIPS (VGG16, v0.1 lin weights, from {weights_file}) x 1" in line, line
