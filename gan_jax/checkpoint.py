@@ -19,6 +19,25 @@ from gan_jax.errors import CheckpointWriteFailed, UserError, brief
 DAMAGED = "_damaged"  # suffix of the folder beside checkpoints/ where train moves damaged ones
 
 
+def _write_small_arrays_whole():
+  """orbax writes an array replicated over N devices as N slices, one per replica, each cut by a
+  small device program of its own (replica-parallel writes, which pay for large arrays). A GAN's
+  state is hundreds of small arrays: on 8 devices a 4-step smoke run's two checkpoints spent 2.7 s
+  of its 26 cutting 1900 slices. Arrays whose slices would be under 1 MiB are written whole by one
+  replica (and no per-array metadata files: they serve typed PRNG keys, which no state holds)."""
+  absl = logging.getLogger("absl")
+  level = absl.level
+  absl.setLevel(logging.ERROR)  # orbax warns that its own handler is replaced, which is the point
+  try:
+    ocp.type_handlers.register_type_handler(jax.Array, ocp.type_handlers.ArrayHandler(
+        min_slice_bytes_for_replica_parallel=1 << 20, array_metadata_store=None), override=True)
+  finally:
+    absl.setLevel(level)
+
+
+_write_small_arrays_whole()
+
+
 class Checkpointer:
 
   def __init__(self, directory, keep=2):

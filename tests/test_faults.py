@@ -173,6 +173,32 @@ def test_damaged_latest_checkpoint_falls_back_to_the_one_before(how, ring_run, t
   assert_bitwise_equal(state, at_4)  # resume is exact: what step 2 held is what was restored
 
 
+def test_small_replicated_arrays_leave_the_devices_once(tmp_path, monkeypatch):
+  """orbax's replica-parallel writes would copy each of 8 slices of every replicated array to the
+  host (gan_jax/checkpoint.py); a small one is copied once, a large one still in 8 slices."""
+  from gan_jax.checkpoint import Checkpointer  # pylint: disable=import-outside-toplevel
+  replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ("d",)),
+                                          jax.sharding.PartitionSpec())
+  state = {f"small_{i}": np.full((64, 8), i, np.float32) for i in range(5)}
+  state["large"] = np.arange(2048 * 1024, dtype=np.float32).reshape(2048, 1024)  # 1 MiB slices
+  state = jax.device_put(state, replicated)
+  copies = {}
+  array_type = type(state["large"])
+  original = array_type.copy_to_host_async
+
+  def counted(self):
+    copies[self.shape] = copies.get(self.shape, 0) + 1
+    return original(self)
+  monkeypatch.setattr(array_type, "copy_to_host_async", counted)
+  ckpt = Checkpointer(tmp_path / "checkpoints")
+  ckpt.save(1, state, {"position": 0})
+  ckpt.close()
+  assert len(jax.devices()) == 8 and copies == {(64, 8): 5, (256, 1024): 8}
+  restored, _ = ckpt.restore(jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), state))
+  assert_bitwise_equal(restored, state)
+
+
 def snapshot(path):
   return sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
                 for p in path.rglob("*") if p.is_file())
