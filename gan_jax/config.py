@@ -81,6 +81,7 @@ def base_config():
       nan_policy="stop",     # stop | rollback (restore the last checkpoint, new RNG)
       health="warn",         # warn | stop | off: alarms for D winning, mode collapse, loss spikes
                              # (gan_jax/health.py): log them, also end the run, or not watch
+      health_samples=256,    # samples (and real examples) the collapse check compares
       init_from="",          # a run's workdir: start from its networks (fine-tuning)
       dtype="float32",
       num_seeds=1,           # N runs of seeds seed, seed + 1, ... vmapped in one program
@@ -402,6 +403,7 @@ def apply_arg(c, arg):
   c.train.log_every = 2
   c.train.sample_every = 4
   c.train.checkpoint_every = 2
+  c.train.health_samples = 16  # drawing 256 took up to 8 s of a 25 s smoke run
   c.sample.num = 16
   if c.model.name == "dcgan":
     c.data.resolution = 16
@@ -651,8 +653,9 @@ def validate_data(config):
 # the data or what one step computes.
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.sample_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.steps_per_call",
-                     "train.nan_policy", "train.health", "parallel.strategy", "sample.num",
-                     "data.data_dir", "data.workers", "data.prefetch",
+                     "train.nan_policy", "train.health", "train.health_samples",
+                     "parallel.strategy", "sample.num", "data.data_dir", "data.workers",
+                     "data.prefetch",
                      *(f"eval.{k}" for k in base_config().eval))
 
 

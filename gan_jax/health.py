@@ -73,7 +73,6 @@ SPIKE_FLOOR = 0.05
 # from step 200 on.
 MIN_CLASS_SHARE = 0.25
 CLASSES_COVERED = 0.8
-DIVERSITY_SAMPLES = 256  # generated (and real) samples the diversity is measured on
 DIVERSITY_SEED = 7919    # of their fixed latents: other than the sample grid's, any fixed one does
 POOL_SIDE = 32           # images are averaged down to at most this side first: cheap, and a
                          # collapse shows at any scale
@@ -151,10 +150,9 @@ def diversity(samples):
   return mean_pairwise_distance(pooled(samples))
 
 
-def real_diversity(source, seed):
-  """`diversity` of DIVERSITY_SAMPLES real examples of `source`, a fixed random choice."""
-  pick = np.random.default_rng(seed).choice(len(source), min(DIVERSITY_SAMPLES, len(source)),
-                                            replace=False)
+def real_diversity(source, seed, num):
+  """`diversity` of `num` real examples of `source`, a fixed random choice."""
+  pick = np.random.default_rng(seed).choice(len(source), min(num, len(source)), replace=False)
   return diversity(to_model_input(source.get(np.sort(pick))["x"]))
 
 
@@ -194,11 +192,12 @@ class Monitor:
     self.mode = t.get("health", "warn")
     self.exp, self.reporter = exp, reporter
     self.sample_every, self.steps = t.sample_every, t.steps
+    self.num_samples = t.health_samples
     self.history = []        # (step, metrics) of the logged steps, oldest first
     self.measured_at = start_step
     self.active = set()      # alarms on at their last check: a line is written when one starts
     self.stopping = None     # (step, what was seen) once train.health=stop has to end the run
-    self.real = (real_diversity(source, exp.config.seed)
+    self.real = (real_diversity(source, exp.config.seed, self.num_samples)
                  if self.mode != "off" and exp.game.can_generate else None)
     self.classifier = (DigitsClassifier.load_or_train() if self.real is not None
                        and exp.config.data.source == "digits" else None)
@@ -286,7 +285,7 @@ class Monitor:
     ratio = _per_seed([diversity(x) for x in samples]) / self.real
     fired, series = collapsed(ratio), {"health/diversity": ratio}
     seen = (f"sample diversity dropped to {_first(ratio, fired):.0%} of the real data's (mean "
-            f"pairwise distance of {DIVERSITY_SAMPLES} samples from fixed latents)")
+            f"pairwise distance of {self.num_samples} samples from fixed latents)")
     if self.classifier is not None:
       covered = _per_seed([classes_covered(self.classifier.predict(x), NUM_DIGITS)
                            for x in samples])
@@ -304,7 +303,7 @@ class Monitor:
 
   def _samples(self, state):
     """G's samples (the trained weights, not their EMA) from the fixed latents, one set a seed."""
-    return [self.exp.game.generate(self.exp.seed_state(state, i), DIVERSITY_SAMPLES,
+    return [self.exp.game.generate(self.exp.seed_state(state, i), self.num_samples,
                                    seed=DIVERSITY_SEED, ema=False)[0]
             for i in range(self.exp.num_seeds)]
 

@@ -208,6 +208,7 @@ def test_diversity_is_measured_past_each_sample_every_and_again_after_a_rollback
     return (np.zeros((num, 2)) if state == "collapsed" else points[-num:]), None
   config = config_lib.base_config()
   config.train.sample_every, config.train.steps = 100, 1000
+  config.train.health_samples = 100
   config.data.source = "ring2d"
   exp = types.SimpleNamespace(config=config, num_seeds=1, seed_state=lambda state, i: state,
                               game=types.SimpleNamespace(can_generate=True, generate=generate))
@@ -218,6 +219,7 @@ def test_diversity_is_measured_past_each_sample_every_and_again_after_a_rollback
   assert 0.8 < checked[100]["health/diversity"] < 1.2 and not checked[100]["health/alarm_collapse"]
   assert checked[250]["health/diversity"] == 0 and checked[250]["health/alarm_collapse"]
   assert "likely mode collapse" in mon.reporter.lines[0]
+  assert "pairwise distance of 100 samples" in mon.reporter.lines[0]
   # Rolled back to step 150: the next logged step passes step 200 again.
   assert "health/diversity" in mon.check(250, winning(0), lambda: "fine")
 
