@@ -22,7 +22,7 @@ def upsampled(pictures):
 def trained():
   real = embedded.photo_crops("train", 32, 400, seed=1)
   fake = upsampled(embedded.photo_crops("train", 32, 400, seed=3))
-  return detector.train(real, fake, steps=150)
+  return detector.train(real, fake, steps=100)
 
 
 def test_both_scores_tell_upsampled_pictures_from_real_ones(trained):
@@ -41,7 +41,7 @@ def test_both_scores_tell_upsampled_pictures_from_real_ones(trained):
 def test_weights_file_round_trip(trained, tmp_path):
   pictures = embedded.photo_crops("test", 32, 8, seed=5)
   loaded = detector.Detector.load(trained.save(str(tmp_path / "d.npz")))
-  assert loaded.steps == 150
+  assert loaded.steps == 100
   for score, values in trained.scores(pictures).items():
     np.testing.assert_allclose(loaded.scores(pictures)[score], values, rtol=1e-6)
   (tmp_path / "bad.npz").write_bytes(b"not an npz")
