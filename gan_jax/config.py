@@ -554,6 +554,7 @@ RANGES = {
     "train.ema_start": NON_NEGATIVE, "train.ema_kimg": NON_NEGATIVE,
     "train.ema_rampup": Range(0, note="0 = off"), "train.history_pool": Range(0, note="0 = off"),
     "train.freeze_d": NON_NEGATIVE,
+    "train.health_samples": Range(2, note="a spread needs two samples"),
     "augment.p": PROBABILITY, "augment.target": Range(0, 1, note="0 = a fixed p"),
     "augment.ada_kimg": POSITIVE, "augment.interval": COUNT,
     "sample.num": COUNT,

@@ -58,6 +58,8 @@ BAD_VALUES = [
     (SMOKE, "--config.train.n_critic=0", "train.n_critic must be a positive integer"),
     (SMOKE, "--config.train.checkpoint_every=-2", "train.checkpoint_every must be a positive"),
     (SMOKE, "--config.train.keep_checkpoints=0", "train.keep_checkpoints must be a positive"),
+    (SMOKE, "--config.train.health_samples=1",
+     "train.health_samples must be >= 2 (a spread needs two samples), got 1"),
     (SMOKE, "--config.model.g_width=0", "model.g_width must be a positive integer, got 0"),
     (SMOKE, "--config.model.latent_dim=-1", "model.latent_dim must be a positive integer"),
     (SMOKE, "--config.model.d_norm=group", "model.d_norm='group' is not supported"),
