@@ -50,7 +50,7 @@ def get_config(arg=None):
     c.model.g_width = c.model.d_width = 4
     c.train.steps, c.train.steps_per_call, c.train.batch_size = 4, 1, 8
     c.train.log_every, c.train.sample_every, c.train.checkpoint_every = 2, 4, 2
-    c.train.health_samples = 16
     c.sample.num = 16
+    c.train.health_samples = c.sample.num  # as apply_arg's smoke: the grid's compiled program
     return c
   return common.apply_arg(c, arg)  # no arg: unchanged; any other: apply_arg's UserError
