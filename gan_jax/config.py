@@ -510,6 +510,9 @@ class Range:
 
 
 COUNT, NON_NEGATIVE, POSITIVE = Range(1), Range(0), Range(0, low_open=True)
+# base_config's regularizers (of D, and G's orthogonal one); a game's `base_regularizers` names
+# those it reads, and `validate` refuses the others rather than let them do nothing.
+BASE_REGULARIZERS = ("gp_weight", "r1_weight", "weight_clip", "ortho_weight")
 FRACTION, PROBABILITY = Range(0, 1, high_open=True), Range(0, 1, note="a probability")
 _optim = lambda side: {
     f"optim.{side}.lr": POSITIVE, f"optim.{side}.warmup_steps": NON_NEGATIVE,
@@ -531,10 +534,9 @@ RANGES = {
     "model.shared_dim": Range(0, note="0 = off"),
     "model.mbstd_group": Range(0, note="0 = the whole batch"),
     "model.conv_clamp": Range(0, note="0 = off"), "model.dropout": FRACTION,
-    **{f"loss.{k}": NON_NEGATIVE for k in (
-        "gp_weight", "r1_weight", "weight_clip", "ortho_weight", "adversarial_weight",
-        "l1_weight", "cycle_weight", "identity_weight", "perceptual_weight", "r1_gamma",
-        "pl_weight", "magp_weight")},
+    **{f"loss.{k}": NON_NEGATIVE for k in BASE_REGULARIZERS + (
+        "adversarial_weight", "l1_weight", "cycle_weight", "identity_weight", "perceptual_weight",
+        "r1_gamma", "pl_weight", "magp_weight")},
     "loss.magp_power": Range(2, note="below 2 it has no gradient where D's is zero"),
     "loss.r1_interval": COUNT, "loss.pl_interval": COUNT, "loss.pl_batch_shrink": COUNT,
     "loss.pl_decay": Range(0, 1), "loss.style_mixing": PROBABILITY,
@@ -607,6 +609,11 @@ def validate(config, num_devices=1):
     raise UserError(f"--config.data.scale={config.data.scale} makes low-resolution inputs for "
                     f"super-resolution, which the {config.game} game does not learn: set it 0, "
                     "or train configs/rrdb_psnr.py.")
+  for key in BASE_REGULARIZERS:
+    value = lookup(config, f"loss.{key}", 0)
+    if value and key not in getattr(game, "base_regularizers", ()):
+      raise UserError(f"--config.loss.{key}={value} is not read by the {config.game} game: set "
+                      "it 0.")
   game.validate(config)
 
 

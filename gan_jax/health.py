@@ -265,8 +265,8 @@ class Monitor:
         f"{_first(gap, fired):.3g}; G's gradient norm at {_first(share, fired):.0%} of its peak): "
         "G is not catching up"), (
             "lower D's learning rate or raise G's (--config.optim.d.lr, --config.optim.g.lr), add "
-            "an R1 penalty (--config.loss.r1_weight), use the non_saturating loss if G's gradients "
-            "fade, or, on small data, augmentation (--config.augment.kind=diffaugment)")), {}
+            f"{self.exp.game.d_penalty_hint}, use the non_saturating loss if G's gradients fade, "
+            "or, on small data, augmentation (--config.augment.kind=diffaugment)")), {}
 
   def _g_vanished(self, metrics):
     if "g_grad_norm" not in metrics:
@@ -277,8 +277,8 @@ class Monitor:
         f"G's gradient norm has stayed at or below {G_VANISHED_SHARE:.1%} of its peak for {WINDOW} "
         f"logged steps (now {_first(metrics['g_grad_norm'], fired):.3g}): G has stopped "
         "learning"), (
-            "lower the learning rates (D's first), add an R1 penalty (--config.loss.r1_weight) or "
-            "use the non_saturating loss")), {"health/g_grad_share": share_of_peak(norms)[-1]}
+            f"lower the learning rates (D's first), add {self.exp.game.d_penalty_hint} or use the "
+            "non_saturating loss")), {"health/g_grad_share": share_of_peak(norms)[-1]}
 
   def _collapse(self, step, state):
     samples = self._samples(state)
@@ -297,9 +297,8 @@ class Monitor:
                f"{NUM_DIGITS} digits among them")
     fired = fired & (step >= max(COLLAPSE_FROM * self.steps, COLLAPSE_MIN_STEPS))
     return "collapse", Alarm(fired, seen + ": likely mode collapse", (
-        "lower the learning rates (G's first), add an R1 or gradient penalty "
-        "(--config.loss.r1_weight, --config.loss.gp_weight), more D steps per G step "
-        "(--config.train.n_critic) or a larger batch")), series
+        f"lower the learning rates (G's first), add {self.exp.game.d_penalty_hint}, more D steps "
+        "per G step (--config.train.n_critic) or a larger batch")), series
 
   def _samples(self, state):
     """G's samples (the trained weights, not their EMA) from the fixed latents, one set a seed."""

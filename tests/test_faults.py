@@ -79,6 +79,12 @@ BAD_VALUES = [
     (config_path("esrgan"), "--config.loss.perceptual_layers.conv5_4=-1",
      "perceptual_layers.conv5_4 must be >= 0"),
     (config_path("esrgan"), "--config.loss.perceptual_criterion=l3", "perceptual_criterion"),
+    # base_config's regularizers where the game has its own or none: refused, not ignored
+    (config_path("pix2pix_digits"), "--config.loss.r1_weight=1",
+     "loss.r1_weight=1.0 is not read by the paired game: set it 0."),
+    (config_path("stylegan2_digits"), "--config.loss.gp_weight=10", "not read by the stylegan2"),
+    (config_path("t2i_digits"), "--config.loss.weight_clip=0.01", "not read by the text game"),
+    (config_path("video_digits"), "--config.loss.ortho_weight=1e-4", "not read by the video game"),
 ]
 
 

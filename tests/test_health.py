@@ -122,12 +122,15 @@ class Messages:
     self.lines.append(text)
 
 
+PENALTY = "a penalty (--config.loss.p)"  # the fake games' advice: a game names its own
+
+
 def monitor(mode="warn"):
   """A Monitor of a game that cannot draw from noise (no diversity), writing to `Messages`."""
   config = config_lib.base_config()
   config.train.health = mode
-  exp = types.SimpleNamespace(config=config, game=types.SimpleNamespace(can_generate=False),
-                              num_seeds=1)
+  exp = types.SimpleNamespace(config=config, num_seeds=1, game=types.SimpleNamespace(
+      can_generate=False, d_penalty_hint=PENALTY))
   return health.Monitor(exp, None, Messages(), 0)
 
 
@@ -157,6 +160,7 @@ def test_an_alarm_is_logged_at_every_step_it_holds_and_written_once():
   [line] = mon.reporter.lines
   assert line.startswith(f"Health alarm at step {fired[0]}: D is winning") and "\n" not in line
   assert "G's gradient norm at 1% of its peak" in line and "Usually tried: " in line
+  assert f"add {PENALTY}, use the non_saturating loss" in line
   mon.raise_if_stopping(last_checkpoint=50)  # warn: never stops
 
 
@@ -211,7 +215,8 @@ def test_diversity_is_measured_past_each_sample_every_and_again_after_a_rollback
   config.train.health_samples = 100
   config.data.source = "ring2d"
   exp = types.SimpleNamespace(config=config, num_seeds=1, seed_state=lambda state, i: state,
-                              game=types.SimpleNamespace(can_generate=True, generate=generate))
+                              game=types.SimpleNamespace(can_generate=True, generate=generate,
+                                                         d_penalty_hint=PENALTY))
   mon = health.Monitor(exp, Points(points), Messages(), 0)
   checked = {s: mon.check(s, winning(0), lambda s=s: "collapsed" if s > 200 else "fine")
              for s in (50, 100, 150, 250, 300)}
@@ -237,7 +242,8 @@ def test_on_the_digits_missing_digits_twice_in_a_row_are_a_collapse(monkeypatch)
   config.train.sample_every, config.train.steps = 100, 1000
   exp = types.SimpleNamespace(
       config=config, num_seeds=1, seed_state=lambda state, i: state, game=types.SimpleNamespace(
-          can_generate=True, generate=lambda state, num, seed, ema: (digits[-num:], None)))
+          can_generate=True, generate=lambda state, num, seed, ema: (digits[-num:], None),
+          d_penalty_hint=PENALTY))
   mon = health.Monitor(exp, Points(digits), Messages(), 0)
   checked = {}
   for step, few in ((100, True), (200, False), (300, True), (400, True)):

@@ -3,6 +3,7 @@ resume, clips written by `sample` as GIF, MP4 and npz, evaluation, and bad input
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,7 +12,7 @@ from conftest import config_path
 from runs import assert_resumed_as, stopped_copy
 from test_cli import assert_one_clear_error
 from test_games import assert_close_to_scale
-from test_step import load_config, under_jit_and_pmap
+from test_step import load_config, run, under_jit_and_pmap
 from gan_jax import cli
 from gan_jax.data import video
 from gan_jax.models import video as video_models
@@ -79,14 +80,27 @@ def test_video_discriminator_is_a_3d_convolution():
 
 def test_pmap_matches_jit_over_the_mesh():
   """jit over the mesh runs the game as one device does (`tests/test_step.py` holds that to one
-  device's results); pmap runs its own means over the devices (`games.common.Devices`)."""
-  config = load_config("video_digits")
+  device's results); pmap runs its own means over the devices (`games.common.Devices`); both
+  with R1 on the two critics."""
+  config = load_config("video_digits", **{"loss.r1_weight": 1.0})
   states = under_jit_and_pmap(config)
   for state, metrics in states.values():
     assert int(state.step) == 2
     for key in ("d_loss", "g_loss", "d_image", "d_video", "g_image", "g_video"):
       assert np.isfinite(metrics[key]).all(), key
+    assert (metrics["r1_penalty"] > 0).all()
   assert_close_to_scale(states["pmap"][0], states["jit"][0], 2e-4)
+  assert_r1_reaches_d(config, states["jit"][0])
+
+
+def assert_r1_reaches_d(config, with_r1):
+  """The same steps without R1 leave D elsewhere: the penalty is part of D's loss."""
+  config.loss.r1_weight, config.parallel.strategy = 0.0, "jit"
+  without, metrics = run(config, "jit", steps=2)
+  assert "r1_penalty" not in metrics
+  moved = [np.abs(a - b).max() for a, b in zip(jax.tree.leaves(with_r1.d.params),
+                                                jax.tree.leaves(without.d.params))]
+  assert max(moved) > 1e-4, moved
 
 
 def train(workdir, *flags):

@@ -9,6 +9,7 @@ from conftest import config_path
 from runs import assert_resumed_as, stopped_copy
 from test_cli import assert_one_clear_error
 from test_games import assert_close_to_scale
+from test_video import assert_r1_reaches_d
 from test_step import load_config, run
 from gan_jax import api, cli
 from gan_jax.errors import UserError
@@ -44,16 +45,18 @@ def test_motion_codes_are_continuous_and_start_segments_at_their_aligners():
   np.testing.assert_allclose(model.apply(params, longer, t), codes, atol=1e-6)
 
 
-def test_jit_and_pmap_agree():
-  config = load_config("video_digits_sparse")
+def test_jit_and_pmap_agree_with_r1():
+  config = load_config("video_digits_sparse", **{"loss.r1_weight": 1.0})
   config.parallel.strategy = "jit"
   jitted, metrics = run(config, "jit", steps=2)
   for key in ("d_loss", "g_loss", "d_real", "d_fake"):
     assert np.isfinite(metrics[key]), key
+  assert metrics["r1_penalty"] > 0
   config.parallel.strategy = "pmap"
   mapped, _ = run(config, "pmap", steps=2)
   assert int(jitted.step) == int(mapped.step) == 2
   assert_close_to_scale(mapped, jitted, 2e-4)
+  assert_r1_reaches_d(config, jitted)
 
 
 def train(workdir, *flags):

@@ -22,6 +22,7 @@ import optax
 
 from gan_jax import augment as augment_lib
 from gan_jax import models, optim, reporting
+from gan_jax.config import BASE_REGULARIZERS
 from gan_jax.data import sources
 from gan_jax.errors import UserError
 from gan_jax.games.common import (Devices, apply, apply_inference, copy_params, d_accuracy, ema,
@@ -93,6 +94,8 @@ class NoiseGame:
   can_truncate = True   # `gan-jax sample --truncation=T`: z from a normal truncated at +-T
   directions = ()       # nothing to translate
   spaces = ("z",)       # the latent spaces G reads (`gan_jax.latents`)
+  base_regularizers = BASE_REGULARIZERS  # base_config's loss terms it reads (all)
+  d_penalty_hint = "an R1 or gradient penalty (--config.loss.r1_weight, --config.loss.gp_weight)"
 
   def __init__(self, config, spec, axis_name=None):
     self.config, self.spec = config, spec

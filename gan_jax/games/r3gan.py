@@ -38,6 +38,8 @@ def ramp_steps(config):
 
 
 class R3Game(NoiseGame):
+  base_regularizers = ()  # its own R1 and R2 (loss.gamma)
+  d_penalty_hint = "a larger gamma (--config.loss.gamma)"
 
   def __init__(self, config, spec, axis_name=None):
     super().__init__(config, spec, axis_name)

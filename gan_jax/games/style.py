@@ -76,6 +76,8 @@ def ema_beta(step, batch_size, ema_kimg, rampup):
 class StyleGame(NoiseGame):
   can_truncate = True  # `gan-jax sample --truncation=PSI`: w pulled toward its tracked average
   spaces = ("z", "w", "w+")
+  base_regularizers = ()  # its own lazy R1 (loss.r1_gamma) and path length
+  d_penalty_hint = "a stronger R1 penalty (--config.loss.r1_gamma)"
 
   def __init__(self, config, spec, axis_name=None):
     self.config, self.spec = config, spec

@@ -43,6 +43,8 @@ TEXT_STREAM = 1  # random embeddings (labels=None) draw apart from z
 
 class TextGame(NoiseGame):
   can_truncate = True  # z from a truncated normal, as the noise game
+  base_regularizers = ()  # its own MA-GP (loss.magp_weight)
+  d_penalty_hint = "a stronger MA-GP (--config.loss.magp_weight)"
 
   def __init__(self, config, spec, axis_name=None):
     self.config, self.spec = config, spec
@@ -81,10 +83,6 @@ class TextGame(NoiseGame):
     if config.loss.get("contrastive_weight", 0) and not config.model.get("d_projection"):
       raise UserError("--config.loss.contrastive_weight compares D's features with its sentence "
                       "projection: set --config.model.d_projection=True, or the weight 0.")
-    for key in ("gp_weight", "r1_weight", "weight_clip", "ortho_weight"):
-      if config.loss.get(key, 0):
-        raise UserError(f"--config.loss.{key}={config.loss[key]} is a noise-game setting; the "
-                        "text game regularizes D with MA-GP (loss.magp_weight): set it 0.")
 
   def no_labels(self, num):
     """Zero embeddings: G's and D's text input where none is given (initialisation)."""

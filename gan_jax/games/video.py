@@ -5,7 +5,8 @@
   1. D phase: the image D scores `model.image_frames` frames drawn at random from each real and
      each fake clip, the video D the whole clips (both seeing them through instance noise of
      `loss.instance_noise` sigma); D's loss is the sum of the two critics' losses (each weighted
-     by `loss.image_weight`, `loss.video_weight`);
+     by `loss.image_weight`, `loss.video_weight`) and, with `loss.r1_weight`, of their R1
+     penalties at the reals;
   2. G phase: fool both critics through their updated weights;
   3. EMA of G's params.
 G's forward is computed once (`jax.vjp`), as in the noise game. The frames the image D sees are
@@ -27,7 +28,7 @@ from gan_jax.errors import UserError
 from gan_jax.games.common import (Devices, apply, apply_inference, copy_params, d_accuracy, ema,
                                   g_params, in_chunks, infer, init_net, init_side,
                                   split_variables, to_model_input)
-from gan_jax.losses import adversarial
+from gan_jax.losses import adversarial, regularizers
 from gan_jax.models import video as video_models
 from gan_jax.state import GANState, as_key, make_key
 
@@ -76,6 +77,8 @@ class VideoGame:
   spaces = ()            # no latent space the image tools (walks, directions) can work in
   renders_any_time = False  # G draws frame after frame: no `sample --fps`
   inputs = ("content", "motion")  # of G (`generator`), `noise` draws them
+  base_regularizers = ("r1_weight",)  # of base_config's loss terms, the one it reads
+  d_penalty_hint = "an R1 penalty (--config.loss.r1_weight)"  # the health monitor's advice
 
   def __init__(self, config, spec, axis_name=None):
     self.config, self.spec = config, spec
@@ -162,10 +165,20 @@ class VideoGame:
       image_loss, _ = d_loss_fn(real_image, fake_image)
       video_loss, _ = d_loss_fn(real_video, fake_video)
       loss = reg.image_weight * image_loss + reg.video_weight * video_loss
-      return loss, (cols, image_loss, video_loss, real_image, fake_image, real_video, fake_video)
+      aux = {}
+      if reg.r1_weight > 0:  # each critic's, at the reals as it saw them (the same noise)
+        seen = instance_noise(real, jax.random.fold_in(k_noise, 0), reg.instance_noise, dev)
+        image_d = lambda x: apply(self.image_d, params["image"], cols["image"], x,
+                                  frame_labels)[0]
+        video_d = lambda x: apply(self.video_d, params["video"], cols["video"], x, labels)[0]
+        aux["r1_penalty"] = (regularizers.r1_penalty(image_d, pick_frames(seen, real_index))
+                             + regularizers.r1_penalty(video_d, seen))
+        loss = loss + reg.r1_weight * aux["r1_penalty"]
+      return loss, (cols, image_loss, video_loss, real_image, fake_image, real_video, fake_video,
+                    aux)
 
-    (d_value, (d_cols, image_loss, video_loss, real_image, fake_image, real_video, fake_video)), \
-        d_grads = jax.value_and_grad(d_loss, has_aux=True)(state.d.params)
+    (d_value, (d_cols, image_loss, video_loss, real_image, fake_image, real_video, fake_video,
+               d_aux)), d_grads = jax.value_and_grad(d_loss, has_aux=True)(state.d.params)
     d, d_grads = dev.update(state.d, d_grads, self.d_tx, d_cols)
 
     def g_loss(fake):
@@ -183,7 +196,8 @@ class VideoGame:
                "g_image": g_image, "g_video": g_video,
                "d_real": jnp.mean(real_video), "d_fake": jnp.mean(fake_video),
                "d_real_image": jnp.mean(real_image), "d_fake_image": jnp.mean(fake_image),
-               "d_grad_norm": optax.tree.norm(d_grads), "g_grad_norm": optax.tree.norm(g_grads)}
+               "d_grad_norm": optax.tree.norm(d_grads), "g_grad_norm": optax.tree.norm(g_grads),
+               **d_aux}
     if threshold is not None:
       metrics.update(d_accuracy(real_video, fake_video, threshold))
     new_state = state.replace(step=state.step + 1, g=g, d=d,

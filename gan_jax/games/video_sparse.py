@@ -13,7 +13,8 @@ each clip and renders clips of any length and frame rate.
      fractional offsets within videos of up to 1024 frames; a clip of moving digits is as
      likely to start at any time, so a shifted clip is as real);
   3. D phase: D scores the K frames of each real and each fake clip (through instance noise of
-     `loss.instance_noise` sigma), then G phase: fool the updated D; EMA of G's params.
+     `loss.instance_noise` sigma; R1 at the reals with `loss.r1_weight`), then G phase: fool
+     the updated D; EMA of G's params.
 G's forward is computed once (`jax.vjp`), as in the video game. Every draw (times, shifts, codes,
 noise) is made for the global batch from the step's key, so pmap reproduces jit and resume is
 exact.
@@ -33,7 +34,7 @@ from gan_jax.errors import UserError
 from gan_jax.games.common import (apply, copy_params, d_accuracy, ema, g_params, in_chunks, infer,
                                   init_net, to_model_input)
 from gan_jax.games.video import VideoGame, check_clip_settings, instance_noise, pick_frames
-from gan_jax.losses import adversarial
+from gan_jax.losses import adversarial, regularizers
 from gan_jax.models import video_sparse as models
 from gan_jax.state import GANState, as_key, make_key
 
@@ -149,9 +150,14 @@ class SparseVideoGame(VideoGame):
       fake_logits, cols = critic(params, cols, jax.lax.stop_gradient(fake),
                                  jax.random.fold_in(k_noise, 1))
       loss, _ = d_loss_fn(real_logits, fake_logits)
-      return loss, (cols, real_logits, fake_logits)
+      aux = {}
+      if reg.r1_weight > 0:  # at the reals as D saw them (the same noise)
+        aux["r1_penalty"] = regularizers.r1_penalty(
+            lambda x: critic(params, cols, x, jax.random.fold_in(k_noise, 0))[0], real)
+        loss = loss + reg.r1_weight * aux["r1_penalty"]
+      return loss, (cols, real_logits, fake_logits, aux)
 
-    (d_value, (d_cols, real_logits, fake_logits)), d_grads = jax.value_and_grad(
+    (d_value, (d_cols, real_logits, fake_logits, d_aux)), d_grads = jax.value_and_grad(
         d_loss, has_aux=True)(state.d.params)
     d, d_grads = dev.update(state.d, d_grads, self.d_tx, d_cols)
 
@@ -165,7 +171,8 @@ class SparseVideoGame(VideoGame):
 
     metrics = {"d_loss": d_value, "g_loss": g_value,
                "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
-               "d_grad_norm": optax.tree.norm(d_grads), "g_grad_norm": optax.tree.norm(g_grads)}
+               "d_grad_norm": optax.tree.norm(d_grads), "g_grad_norm": optax.tree.norm(g_grads),
+               **d_aux}
     if threshold is not None:
       metrics.update(d_accuracy(real_logits, fake_logits, threshold))
     new_state = state.replace(step=state.step + 1, g=g, d=d,
