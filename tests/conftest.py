@@ -17,7 +17,8 @@ os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS)
 
 
 def config_path(name, arg="smoke"):
@@ -40,12 +41,47 @@ def pytest_configure(config):
         [flags] + [f for f in FAST_COMPILE if f.split("=")[0] not in flags])
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
   if jax.default_backend() != "gpu":
     skip = pytest.mark.skip(reason="needs a GPU (jax.default_backend() is not 'gpu')")
     for item in items:
       if "gpu" in item.keywords:
         item.add_marker(skip)
+  group_by_shared_fixtures(items)
+
+
+def group_by_shared_fixtures(items):
+  """Tests that share a module- or session-scoped fixture of this suite (most train a smoke run),
+  directly or through other tests, go to one pytest-xdist worker (`--dist loadgroup`, pyproject's
+  addopts): spread over both workers, each worker would build the fixture again."""
+  group = {}  # fixture -> a fixture it shares tests with (itself at the root)
+
+  def root(name):
+    while group.setdefault(name, name) != name:
+      name = group[name]
+    return name
+
+  uses = {item: shared_fixtures(item) for item in items}
+  for names in uses.values():
+    for name in names[1:]:
+      group[root(name)] = root(names[0])
+  for item, names in uses.items():
+    if names:
+      item.add_marker(pytest.mark.xdist_group(root(names[0])))
+
+
+def shared_fixtures(item):
+  """"file.fixture" of each fixture defined in tests/, not function-scoped, that `item` uses."""
+  infos = getattr(item, "_fixtureinfo", None)  # doctest items have none
+  found = []
+  for name in infos.names_closure if infos else ():
+    if infos.name2fixturedefs.get(name):
+      fixture = infos.name2fixturedefs[name][-1]
+      path = os.path.abspath(fixture.func.__code__.co_filename)
+      if fixture.scope != "function" and os.path.dirname(path) == TESTS:
+        found.append(f"{os.path.basename(path)[:-3]}.{name}")
+  return found
 
 
 _crashed = set()
