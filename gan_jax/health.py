@@ -202,6 +202,8 @@ class Monitor:
     self.classifier = (DigitsClassifier.load_or_train() if self.real is not None
                        and exp.config.data.source == "digits" else None)
     self.covered = 1.0  # the share of digits found at the last collapse check
+    penalty = getattr(exp.game, "d_penalty_hint", None)  # its own key; translators have none
+    self.add_penalty = f"add {penalty}, " if penalty else ""
 
   def check(self, step, metrics, host_state):
     """The `health/...` keys of logged step `step` with `metrics` (host values); `host_state()`
@@ -264,9 +266,9 @@ class Monitor:
         f"{_first(metrics['d_acc_fake'], fired):.0%} of fakes; D(real) - D(fake) = "
         f"{_first(gap, fired):.3g}; G's gradient norm at {_first(share, fired):.0%} of its peak): "
         "G is not catching up"), (
-            "lower D's learning rate or raise G's (--config.optim.d.lr, --config.optim.g.lr), add "
-            f"{self.exp.game.d_penalty_hint}, use the non_saturating loss if G's gradients fade, "
-            "or, on small data, augmentation (--config.augment.kind=diffaugment)")), {}
+            "lower D's learning rate or raise G's (--config.optim.d.lr, --config.optim.g.lr), "
+            f"{self.add_penalty}use the non_saturating loss if G's gradients fade, or, on small "
+            "data, augmentation (--config.augment.kind=diffaugment)")), {}
 
   def _g_vanished(self, metrics):
     if "g_grad_norm" not in metrics:
@@ -277,8 +279,8 @@ class Monitor:
         f"G's gradient norm has stayed at or below {G_VANISHED_SHARE:.1%} of its peak for {WINDOW} "
         f"logged steps (now {_first(metrics['g_grad_norm'], fired):.3g}): G has stopped "
         "learning"), (
-            f"lower the learning rates (D's first), add {self.exp.game.d_penalty_hint} or use the "
-            "non_saturating loss")), {"health/g_grad_share": share_of_peak(norms)[-1]}
+            f"lower the learning rates (D's first), {self.add_penalty}or use the non_saturating "
+            "loss")), {"health/g_grad_share": share_of_peak(norms)[-1]}
 
   def _collapse(self, step, state):
     samples = self._samples(state)
@@ -297,8 +299,8 @@ class Monitor:
                f"{NUM_DIGITS} digits among them")
     fired = fired & (step >= max(COLLAPSE_FROM * self.steps, COLLAPSE_MIN_STEPS))
     return "collapse", Alarm(fired, seen + ": likely mode collapse", (
-        f"lower the learning rates (G's first), add {self.exp.game.d_penalty_hint}, more D steps "
-        "per G step (--config.train.n_critic) or a larger batch")), series
+        f"lower the learning rates (G's first), {self.add_penalty}more D steps per G step "
+        "(--config.train.n_critic) or a larger batch")), series
 
   def _samples(self, state):
     """G's samples (the trained weights, not their EMA) from the fixed latents, one set a seed."""

@@ -125,12 +125,14 @@ class Messages:
 PENALTY = "a penalty (--config.loss.p)"  # the fake games' advice: a game names its own
 
 
-def monitor(mode="warn"):
+def monitor(mode="warn", penalty=PENALTY):
   """A Monitor of a game that cannot draw from noise (no diversity), writing to `Messages`."""
   config = config_lib.base_config()
   config.train.health = mode
-  exp = types.SimpleNamespace(config=config, num_seeds=1, game=types.SimpleNamespace(
-      can_generate=False, d_penalty_hint=PENALTY))
+  game = types.SimpleNamespace(can_generate=False)
+  if penalty:
+    game.d_penalty_hint = penalty
+  exp = types.SimpleNamespace(config=config, num_seeds=1, game=game)
   return health.Monitor(exp, None, Messages(), 0)
 
 
@@ -160,8 +162,11 @@ def test_an_alarm_is_logged_at_every_step_it_holds_and_written_once():
   [line] = mon.reporter.lines
   assert line.startswith(f"Health alarm at step {fired[0]}: D is winning") and "\n" not in line
   assert "G's gradient norm at 1% of its peak" in line and "Usually tried: " in line
-  assert f"add {PENALTY}, use the non_saturating loss" in line
+  assert f"--config.optim.g.lr), add {PENALTY}, use the non_saturating loss" in line
   mon.raise_if_stopping(last_checkpoint=50)  # warn: never stops
+  mon = monitor(penalty=None)  # a game without a penalty of its own (the translators)
+  run(mon, winning, end)
+  assert "--config.optim.g.lr), use the non_saturating loss" in mon.reporter.lines[0]
 
 
 def test_stop_raises_one_sentence_naming_the_step_and_the_checkpoint():
