@@ -218,6 +218,25 @@ def test_winograd3x3_is_chosen_for_wide_3x3_layers():
     assert_matches_to_scale(cpu_conv.conv_s1(x, kernel), lax_valid(x, kernel), algorithm)
 
 
+# Frozen kernels (VGG's in ESRGAN's perceptual loss): each form conv_s1 picks for them, with the
+# transform made on the host; the input's gradient only.
+@pytest.mark.parametrize("algorithm,form,channels", [
+    ("F(2x2, 3x3)", "winograd", 64), ("F(4x4, 3x3)", "winograd4", 128),
+    ("F(2x2, 3x3)", "im2col", 3)])  # F(2x2)'s tolerance for im2col: both round as float32 sums
+def test_frozen_kernel_matches_lax(algorithm, form, channels):
+  from gan_jax.models import cpu_conv
+  x = random((2, 6, 10, channels), 13)
+  kernel = np.asarray(random((3, 3, channels, 64 if channels < 64 else channels), 14))
+  frozen = cpu_conv.FrozenKernel(kernel)
+  assert cpu_conv.conv_s1_form(x, frozen.array) == form
+  assert_matches_to_scale(frozen(x), lax_valid(x, kernel), algorithm)
+  dy = random((2, 4, 8, kernel.shape[-1]), 15)  # linear: sin() of wide sums would amplify rounding
+  ours = jax.grad(lambda x: jnp.sum(frozen(x) * dy))(x)
+  assert_matches_to_scale(ours, jax.grad(lambda x: jnp.sum(lax_valid(x, kernel) * dy))(x),
+                          algorithm)
+  assert len(frozen._convs) == 1 and frozen(x).shape == (2, 4, 8, kernel.shape[-1])  # built once
+
+
 def lax_dense_convs(x, kernels, biases, slope):
   """ESRGAN's dense stack conv by conv: each conv sees the input and all earlier outputs."""
   pad = lambda h: jnp.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0)))

@@ -137,11 +137,14 @@ def test_gray_input_is_repeated_to_rgb(torch_weights):
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.parametrize("criterion", ["l1", "l2"])
-def test_perceptual_loss_and_its_gradient_match_torch(torch_weights, criterion):
+# ESRGAN's game runs the loss on frozen weights (`cpu_conv.FrozenKernel`) in the CPU forms.
+@pytest.mark.parametrize("criterion,frozen", [("l1", False), ("l2", False), ("l1", True)])
+def test_perceptual_loss_and_its_gradient_match_torch(torch_weights, criterion, frozen):
   torch = import_torch()
   net, _, _, npz = torch_weights
   weights = vgg.load_weights(npz)
+  impl = "auto" if frozen else vgg.DEFAULT_IMPL
+  weights = vgg.frozen(weights) if frozen else weights
   rng = np.random.default_rng(4)
   x = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
   y = np.clip(x + rng.normal(0, 0.3, x.shape), -1, 1).astype(np.float32)
@@ -158,7 +161,8 @@ def test_perceptual_loss_and_its_gradient_match_torch(torch_weights, criterion):
   std = np.asarray(vgg.IMAGENET_STD, np.float32)
   ref_grad = tx.grad.numpy().transpose(0, 2, 3, 1) * 0.5 / std
 
-  loss_fn = jax.jit(lambda x, y: vgg.perceptual_loss(weights, x, y, layer_weights, criterion))
+  loss_fn = jax.jit(lambda x, y: vgg.perceptual_loss(weights, x, y, layer_weights, criterion,
+                                                     impl))
   loss, (gx, gy) = jax.value_and_grad(loss_fn, argnums=(0, 1))(x, y)
   assert loss.shape == () and float(loss) > 0.1
   np.testing.assert_allclose(float(loss), ref.item(), rtol=1e-4)

@@ -52,7 +52,7 @@ def perceptual_network(config):
       _said_off.add(path)
       log.warning("The perceptual loss is off: %s", e)
     return None
-  return weights, dict(reg.perceptual_layers)
+  return vgg.frozen(weights), dict(reg.perceptual_layers)
 
 
 class SuperResGame:
@@ -134,7 +134,7 @@ class SuperResGame:
         from gan_jax.metrics import vgg  # pylint: disable=g-import-not-at-top
         weights, layers = self.perceptual
         terms["perceptual"] = vgg.perceptual_loss(weights, fake, y, layers,
-                                                  reg.perceptual_criterion)
+                                                  reg.perceptual_criterion, impl="auto")
         total += reg.perceptual_weight * terms["perceptual"]
       if adversarial_on:
         real_logits, cols = apply(self.d_model, d.params, d.collections, y)

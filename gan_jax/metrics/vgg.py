@@ -32,7 +32,7 @@ import numpy as np
 from gan_jax.cache import cache_dir
 from gan_jax.errors import UserError
 from gan_jax.metrics.cache import load_npz, read_torch_weights, save_npz
-from gan_jax.models import layers as model_layers
+from gan_jax.models import cpu_conv, layers as model_layers
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -117,6 +117,13 @@ def max_pool2x(x):
   return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
+def frozen(weights: dict) -> dict:
+  """`weights` with each kernel a `cpu_conv.FrozenKernel`: for losses that train no VGG weight,
+  run with impl "auto" (see DEFAULT_IMPL)."""
+  return {key: cpu_conv.FrozenKernel(value) if key.endswith("/kernel") else value
+          for key, value in weights.items()}
+
+
 def check_layers(layers, net: Net = VGG19):
   layers = (layers,) if isinstance(layers, str) else tuple(layers)
   unknown = [name for name in layers if name not in net.layer_names]
@@ -130,10 +137,12 @@ def check_layers(layers, net: Net = VGG19):
 # XLA's native conv by default, on every backend. conv_same's CPU forms run VGG19 faster since
 # its 3x3 convs of 64 channels and more became Winograd (python benchmarks/vgg_loss.py, batch 4
 # at 128x128 to conv5_4, 2026-12-05: 0.33 s forward + input gradient against 0.48 s), but where
-# the weights are the step's constants (ESRGAN's perceptual loss) XLA folds the Winograd kernel
-# transforms at compile time, slowly: the loss's value and gradient compiled in 167 s against
-# 30 s with the weights as arguments, which then ran 0.77 s against 0.46 s, every step
-# transforming the kernels again (2026-12-06); ESRGAN's step compiled for ~7 minutes.
+# the weights are the step's constants XLA folds the Winograd kernel transforms at compile time,
+# slowly: the perceptual loss's value and gradient compiled in 167 s against 30 s with the
+# weights as arguments, which then ran 0.77 s against 0.46 s, every step transforming the
+# kernels again (2026-12-06); ESRGAN's step compiled for ~7 minutes. `frozen` weights, whose
+# kernels are transformed once on the host, take the CPU forms with impl "auto" (ESRGAN's
+# perceptual loss: `cpu_conv.FrozenKernel`).
 DEFAULT_IMPL = "conv"
 
 
@@ -143,7 +152,8 @@ def features(weights: dict, x, layers=("conv5_4",), impl: str = DEFAULT_IMPL,
 
   `convX_Y` is a conv's output before its ReLU, `reluX_Y` after it, `poolX` after the block's
   max pool. Layers past the deepest requested one are not computed. `weights`: `load_weights`'s
-  dict (numpy or jax arrays). `impl` is `layers.conv_same`'s ("auto": matrix products on CPU).
+  dict (numpy or jax arrays) or `frozen`'s. `impl` is `layers.conv_same`'s ("auto": matrix
+  products on CPU).
   """
   layers = check_layers(layers, net)
   last = max(net.layer_names.index(name) for name in layers)
@@ -152,7 +162,10 @@ def features(weights: dict, x, layers=("conv5_4",), impl: str = DEFAULT_IMPL,
   h = normalize_input(x)
   for name, kind, *_ in net.layout[:last + 1]:
     if kind == "conv":
-      h = model_layers.conv_same(h, jnp.asarray(weights[f"{name}/kernel"], jnp.float32), impl)
+      kernel = weights[f"{name}/kernel"]
+      if not isinstance(kernel, cpu_conv.FrozenKernel):
+        kernel = jnp.asarray(kernel, jnp.float32)
+      h = model_layers.conv_same(h, kernel, impl)
       h = h + jnp.asarray(weights[f"{name}/bias"], jnp.float32)
     elif kind == "relu":
       h = jax.nn.relu(h)

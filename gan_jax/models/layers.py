@@ -354,11 +354,15 @@ def pad_same(x, k):
 def conv_same(x, kernel, impl="auto", form=None):
   """Stride-1 k x k conv, zero padding k // 2. A 1x1 conv is a matrix product; larger kernels
   pad first and run as `ConvS1` does (`cpu_conv.conv_s1` on CPU, in `form` if given, else the
-  one it picks; XLA's VALID conv elsewhere)."""
+  one it picks; XLA's VALID conv elsewhere). A `cpu_conv.FrozenKernel` runs its own forms on
+  CPU."""
+  frozen = isinstance(kernel, cpu_conv.FrozenKernel)
   k = kernel.shape[0]
   if k == 1:
-    return x @ kernel[0, 0]
+    return x @ (kernel.array if frozen else kernel)[0, 0]
   x = pad_same(x, k)
+  if frozen:
+    return kernel(x) if _use_gemm(impl) else _conv_valid(x, kernel.array, 1)
   return cpu_conv.conv_s1(x, kernel, form) if _use_gemm(impl) else _conv_valid(x, kernel, 1)
 
 
