@@ -5,7 +5,9 @@ with respect to the input (what a generator step needs; the weights are frozen),
 
 Random weights with the real shapes (no download). Forms interleave call by call, so load from
 other processes hits them alike. `auto` is `layers.conv_same`'s pick (matrix products on CPU),
-`conv` XLA's native convolution. Prints seconds per call, median and min.
+`conv` XLA's native convolution, both with the weights as the program's arguments; `constant
+conv` closes over them, and `frozen auto` over `vgg.frozen`'s (as ESRGAN's step does). Prints
+seconds per call, median and min, and each program's compile time.
 """
 import statistics
 import time
@@ -24,16 +26,26 @@ FLAGS = flags.FLAGS
 
 
 def main(_):
-  weights = {k: jnp.asarray(v) for k, v in vgg.random_weights(0).items()}
+  host = vgg.random_weights(0)
+  weights = {k: jnp.asarray(v) for k, v in host.items()}
   x = jnp.asarray(np.random.default_rng(0).uniform(
       -1, 1, (FLAGS.batch_size, FLAGS.resolution, FLAGS.resolution, 3)).astype(np.float32))
-  fns = {}
-  for impl in ("auto", "conv"):
-    conv5_4 = lambda x, w, impl=impl: vgg.features(w, x, ("conv5_4",), impl)["conv5_4"]
-    fns[f"{impl} forward"] = jax.jit(conv5_4)
-    fns[f"{impl} forward+grad_x"] = jax.jit(jax.grad(lambda x, w, f=conv5_4: jnp.mean(f(x, w))))
-  for f in fns.values():
-    jax.block_until_ready(f(x, weights))
+  # The weights as arguments, or closed over as constants of the program as a training step
+  # holds them: XLA's conv of the constant kernels, or `vgg.frozen`'s on the CPU forms (ESRGAN's
+  # perceptual loss).
+  variants = {"auto": (None, "auto"), "conv": (None, "conv"),
+              "constant conv": (host, "conv"), "frozen auto": (vgg.frozen(host), "auto")}
+  fns, compile_s = {}, {}
+  for variant, (closed, impl) in variants.items():
+    def conv5_4(x, w, closed=closed, impl=impl):
+      return vgg.features(w if closed is None else closed, x, ("conv5_4",), impl)["conv5_4"]
+    # a loss whose gradient depends on x, as a training loss's does: the gradient of a mean is
+    # a constant, and XLA folds its first transposed conv with constant kernels at compile time
+    grad_x = jax.grad(lambda x, w, f=conv5_4: jnp.mean(jnp.square(f(x, w))))
+    for name, f in ((f"{variant} forward", conv5_4), (f"{variant} forward+grad_x", grad_x)):
+      t = time.perf_counter()
+      fns[name] = jax.jit(f).lower(x, weights).compile()
+      compile_s[name] = time.perf_counter() - t
   times = {k: [] for k in fns}
   for _ in range(FLAGS.steps):
     for name, f in fns.items():
@@ -43,7 +55,8 @@ def main(_):
   print(f"VGG19 to conv5_4, batch {FLAGS.batch_size} at {FLAGS.resolution}x{FLAGS.resolution}, "
         f"{jax.default_backend()}:")
   for name, ts in times.items():
-    print(f"  {name:20s} median {statistics.median(ts):.3f} s  min {min(ts):.3f} s")
+    print(f"  {name:30s} median {statistics.median(ts):.3f} s  min {min(ts):.3f} s  "
+          f"compile {compile_s[name]:.1f} s")
 
 
 if __name__ == "__main__":
