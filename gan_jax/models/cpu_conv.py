@@ -793,19 +793,21 @@ def conv_s1(x, kernel, form=None):
 
 
 class FrozenKernel:
-  """A kernel [k, k, C, O] no step trains (VGG's in the perceptual loss), as a host array: a
-  stride-1 VALID conv by it, `conv_s1`'s form, computes only the input's gradient, and in a
-  Winograd form takes the kernel's transform made once here, in float64, rather than have XLA
-  fold the transform of a constant kernel while compiling. VGG19 to conv5_4, value and input
-  gradient, batch 4 at 128x128: 0.50 s against 1.05 s for XLA's conv of the constant kernels,
-  compiled in 36 s against 4.5 s (2026-12-07; folding the transforms took 167 s on 12-06). The
-  transformed kernels are the program's constants, (m + r - 1)^2 / r^2 times the kernel's size:
-  4x for F(4x4, 3x3)."""
+  """A kernel [k, k, C, O] no step trains (VGG's in the perceptual loss), as a host array. A
+  stride-1 VALID conv by it (called on x, in the form `conv_s1_form` picks) computes only the
+  input's gradient, and in a Winograd form takes the kernel's transform made once here, in
+  float64, rather than have XLA fold the transform of a constant kernel while compiling. VGG19
+  to conv5_4, forward and input gradient, batch 4 at 128x128: 0.34 s against 0.67 s for XLA's
+  conv of the constant kernels, compiled in 27 s against 3.4 s (benchmarks/vgg_loss.py,
+  2026-12-07; folding the transforms took 167 s on 12-06). The transformed kernels are the
+  program's constants, (m + r - 1)^2 / r^2 times the kernel's size: 4x for F(4x4, 3x3), which
+  compiling copies several times (ESRGAN's step peaked at 9.2 GB with compilation against
+  5.5 GB on XLA's conv)."""
 
   def __init__(self, kernel):
     self.array = np.asarray(kernel, np.float32)
-    self.shape, self.dtype = self.array.shape, self.array.dtype
-    self._convs = {}  # form -> its conv, built once for every program that traces it
+    self.shape = self.array.shape
+    self._convs = {}  # form -> its conv, built once and shared by every program that traces it
 
   def __call__(self, x):
     form = conv_s1_form(x, self.array)
