@@ -76,11 +76,12 @@ def shared_fixtures(item):
   infos = getattr(item, "_fixtureinfo", None)  # doctest items have none
   found = []
   for name in infos.names_closure if infos else ():
-    if infos.name2fixturedefs.get(name):
-      fixture = infos.name2fixturedefs[name][-1]
-      path = os.path.abspath(fixture.func.__code__.co_filename)
-      if fixture.scope != "function" and os.path.dirname(path) == TESTS:
-        found.append(f"{os.path.basename(path)[:-3]}.{name}")
+    defs = infos.name2fixturedefs.get(name)  # none for a parametrize argument
+    if not defs or defs[-1].scope == "function":
+      continue
+    path = os.path.abspath(defs[-1].func.__code__.co_filename)
+    if os.path.dirname(path) == TESTS:
+      found.append(f"{os.path.basename(path)[:-3]}.{name}")
   return found
 
 

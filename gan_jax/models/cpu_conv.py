@@ -199,13 +199,18 @@ class _WinogradS1:
     return g([g(row) for row in du])  # [r (H), r (W), C, O]
 
   def forward(self, x, kernel):
-    u = self._kernel_transform(kernel)
+    return self.forward_transformed(x, self._kernel_transform(kernel))
+
+  def forward_transformed(self, x, u):
+    """The conv by the kernel whose transform is u (`_kernel_transform`'s grid of [C, O])."""
     v = _both_axes(self._input_transform, x)
     m = _each(jnp.matmul, v, u)
     return _both_axes_adjoint(self._output_transform, m)
 
   def input_grad(self, dy, kernel):
-    u = self._kernel_transform(kernel)
+    return self.input_grad_transformed(dy, self._kernel_transform(kernel))
+
+  def input_grad_transformed(self, dy, u):
     dm = _both_axes(self._output_transform_adjoint, dy)
     dv = _each(lambda di, ui: di @ ui.T, dm, u)
     return _both_axes_adjoint(self._input_transform_adjoint, dv)
@@ -823,23 +828,14 @@ _WINOGRAD_3X3 = {"winograd": _F2X2_3X3, "winograd4": _F4X4_3X3}
 
 def _frozen_winograd(algorithm, kernel):
   """x -> algorithm's conv of x by the host `kernel`, with the input's gradient only."""
-  g = np.asarray(algorithm.g, np.float64)
-  # host arrays: each program that traces the conv takes them as its constants
-  u = np.einsum("ai,bj,ijco->abco", g, g, kernel.astype(np.float64)).astype(np.float32)
-  u = [list(row) for row in u]
-
-  def forward(x):
-    v = _both_axes(algorithm._input_transform, x)
-    return _both_axes_adjoint(algorithm._output_transform, _each(jnp.matmul, v, u))
+  # in numpy, float64: host arrays each program that traces the conv takes as its constants
+  u = [[cell.astype(np.float32) for cell in row]
+       for row in algorithm._kernel_transform(kernel.astype(np.float64))]
 
   @jax.custom_vjp
   def conv(x):
-    return forward(x)
+    return algorithm.forward_transformed(x, u)
 
-  def backward(_, dy):
-    dm = _both_axes(algorithm._output_transform_adjoint, dy)
-    dv = _each(lambda di, ui: di @ ui.T, dm, u)
-    return (_both_axes_adjoint(algorithm._input_transform_adjoint, dv),)
-
-  conv.defvjp(lambda x: (forward(x), None), backward)
+  conv.defvjp(lambda x: (conv(x), None),
+              lambda _, dy: (algorithm.input_grad_transformed(dy, u),))
   return conv
