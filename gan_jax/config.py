@@ -609,6 +609,9 @@ def validate(config, num_devices=1):
     raise UserError(f"--config.data.scale={config.data.scale} makes low-resolution inputs for "
                     f"super-resolution, which the {config.game} game does not learn: set it 0, "
                     "or train configs/rrdb_psnr.py.")
+  if t.n_critic != 1 and not getattr(game, "multi_critic", False):
+    raise UserError(f"--config.train.n_critic={t.n_critic}: the {config.game} game updates D "
+                    "once per G update; set it to 1.")
   for key in BASE_REGULARIZERS:
     value = lookup(config, f"loss.{key}", 0)
     if value and key not in getattr(game, "base_regularizers", ()):

@@ -204,6 +204,8 @@ class Monitor:
     self.covered = 1.0  # the share of digits found at the last collapse check
     penalty = getattr(exp.game, "d_penalty_hint", None)  # its own key; translators have none
     self.add_penalty = f"add {penalty}, " if penalty else ""
+    self.add_critic_steps = ("more D steps per G step (--config.train.n_critic), "
+                             if getattr(exp.game, "multi_critic", False) else "")
 
   def check(self, step, metrics, host_state):
     """The `health/...` keys of logged step `step` with `metrics` (host values); `host_state()`
@@ -299,8 +301,8 @@ class Monitor:
                f"{NUM_DIGITS} digits among them")
     fired = fired & (step >= max(COLLAPSE_FROM * self.steps, COLLAPSE_MIN_STEPS))
     return "collapse", Alarm(fired, seen + ": likely mode collapse", (
-        f"lower the learning rates (G's first), {self.add_penalty}more D steps per G step "
-        "(--config.train.n_critic) or a larger batch")), series
+        f"lower the learning rates (G's first), {self.add_penalty}{self.add_critic_steps}or a "
+        "larger batch")), series
 
   def _samples(self, state):
     """G's samples (the trained weights, not their EMA) from the fixed latents, one set a seed."""

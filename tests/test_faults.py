@@ -85,6 +85,9 @@ BAD_VALUES = [
     (config_path("stylegan2_digits"), "--config.loss.gp_weight=10", "not read by the stylegan2"),
     (config_path("t2i_digits"), "--config.loss.weight_clip=0.01", "not read by the text game"),
     (config_path("video_digits"), "--config.loss.ortho_weight=1e-4", "not read by the video game"),
+    # n_critic: only the noise game updates D several times a G update
+    (config_path("watermark"), "--config.train.n_critic=2",
+     "train.n_critic=2: the watermark game updates D once per G update; set it to 1."),
 ]
 
 

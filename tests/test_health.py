@@ -221,7 +221,7 @@ def test_diversity_is_measured_past_each_sample_every_and_again_after_a_rollback
   config.data.source = "ring2d"
   exp = types.SimpleNamespace(config=config, num_seeds=1, seed_state=lambda state, i: state,
                               game=types.SimpleNamespace(can_generate=True, generate=generate,
-                                                         d_penalty_hint=PENALTY))
+                                                         d_penalty_hint=PENALTY, multi_critic=True))
   mon = health.Monitor(exp, Points(points), Messages(), 0)
   checked = {s: mon.check(s, winning(0), lambda s=s: "collapsed" if s > 200 else "fine")
              for s in (50, 100, 150, 250, 300)}
@@ -230,6 +230,8 @@ def test_diversity_is_measured_past_each_sample_every_and_again_after_a_rollback
   assert checked[250]["health/diversity"] == 0 and checked[250]["health/alarm_collapse"]
   assert "likely mode collapse" in mon.reporter.lines[0]
   assert "pairwise distance of 100 samples" in mon.reporter.lines[0]
+  assert f"add {PENALTY}, more D steps per G step (--config.train.n_critic), or a larger batch" in (
+      mon.reporter.lines[0])
   # Rolled back to step 150: the next logged step passes step 200 again.
   assert "health/diversity" in mon.check(250, winning(0), lambda: "fine")
 
@@ -258,6 +260,8 @@ def test_on_the_digits_missing_digits_twice_in_a_row_are_a_collapse(monkeypatch)
   assert [bool(checked[s]["health/alarm_collapse"]) for s in (100, 200, 300, 400)] == [
       False, False, False, True]  # once is early training's unevenness, twice a collapse
   assert "finds 3 of 10 digits" in mon.reporter.lines[0]
+  # A game with one D update per G update is not told to raise train.n_critic.
+  assert f"add {PENALTY}, or a larger batch" in mon.reporter.lines[0]
 
 
 def test_a_nonfinite_gradient_norm_alarms_at_once():

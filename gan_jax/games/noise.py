@@ -95,6 +95,7 @@ class NoiseGame:
   directions = ()       # nothing to translate
   spaces = ("z",)       # the latent spaces G reads (`gan_jax.latents`)
   base_regularizers = BASE_REGULARIZERS  # base_config's loss terms it reads (all)
+  multi_critic = True   # reads train.n_critic (D updates per G update); other games refuse it
   d_penalty_hint = "an R1 or gradient penalty (--config.loss.r1_weight, --config.loss.gp_weight)"
 
   def __init__(self, config, spec, axis_name=None):

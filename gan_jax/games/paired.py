@@ -27,13 +27,10 @@ PREVIEW_ROWS = 8  # fixed examples (per domain) in a sample grid
 
 def validate_image_to_image(config, game_name, losses):
   """What every image-to-image game (pix2pix, CycleGAN, super-resolution) asks of the settings:
-  one of its `losses`, one D update per G update, nothing augmented. One UserError."""
+  one of its `losses`, nothing augmented. One UserError."""
   if config.loss.adversarial not in losses:
     raise UserError(f"--config.loss.adversarial={config.loss.adversarial!r} is not a loss of the "
                     f"{game_name} game: choose one of {', '.join(losses)}.")
-  if config.train.n_critic != 1:
-    raise UserError(f"--config.train.n_critic={config.train.n_critic}: the {game_name} game "
-                    "updates D once per G update; set it to 1.")
   if config.augment.kind != "none":
     raise UserError(f"--config.augment.kind={config.augment.kind}: the {game_name} game does not "
                     "augment what D sees; set it to none.")

@@ -38,6 +38,7 @@ def ramp_steps(config):
 
 
 class R3Game(NoiseGame):
+  multi_critic = False
   base_regularizers = ()  # its own R1 and R2 (loss.gamma)
   d_penalty_hint = "a larger gamma (--config.loss.gamma)"
 
@@ -67,9 +68,6 @@ class R3Game(NoiseGame):
         raise UserError(f"--config.model.cardinality={groups} does not split a stage's "
                         f"{width * m.expansion} expanded channels (width {width} x expansion "
                         f"{m.expansion}) into equal groups: use a divisor of it.")
-    if config.train.n_critic != 1:
-      raise UserError(f"--config.train.n_critic={config.train.n_critic}: R3GAN updates D once "
-                      "per G update; set it to 1.")
     if config.loss.adversarial != "relativistic_pairing":
       raise UserError(f"--config.loss.adversarial={config.loss.adversarial!r}: the r3gan game "
                       "plays RpGAN; set it to relativistic_pairing.")

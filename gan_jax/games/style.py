@@ -76,6 +76,7 @@ def ema_beta(step, batch_size, ema_kimg, rampup):
 class StyleGame(NoiseGame):
   can_truncate = True  # `gan-jax sample --truncation=PSI`: w pulled toward its tracked average
   spaces = ("z", "w", "w+")
+  multi_critic = False
   base_regularizers = ()  # its own lazy R1 (loss.r1_gamma) and path length
   d_penalty_hint = "a stronger R1 penalty (--config.loss.r1_gamma)"
 
@@ -98,9 +99,6 @@ class StyleGame(NoiseGame):
       raise UserError(f"--config.data.resolution={r} is not supported by StyleGAN2: use a power "
                       "of two >= 8.")
     t, reg = config.train, config.loss
-    if t.n_critic != 1:
-      raise UserError(f"--config.train.n_critic={t.n_critic}: StyleGAN2 updates D once per G "
-                      "update; set it to 1.")
     if reg.adversarial not in ("non_saturating", "relativistic_pairing"):
       raise UserError(f"--config.loss.adversarial={reg.adversarial!r}: the stylegan2 game "
                       "plays StyleGAN2's logistic loss or R3GAN's pairing; set it to "

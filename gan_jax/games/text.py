@@ -43,6 +43,7 @@ TEXT_STREAM = 1  # random embeddings (labels=None) draw apart from z
 
 class TextGame(NoiseGame):
   can_truncate = True  # z from a truncated normal, as the noise game
+  multi_critic = False
   base_regularizers = ()  # its own MA-GP (loss.magp_weight)
   d_penalty_hint = "a stronger MA-GP (--config.loss.magp_weight)"
 
@@ -74,9 +75,6 @@ class TextGame(NoiseGame):
     if r < 8 or 2 ** int(round(math.log2(r))) != r:
       raise UserError(f"--config.data.resolution={r} is not supported by the DF-GAN: use a power "
                       "of two >= 8.")
-    if config.train.n_critic != 1:
-      raise UserError(f"--config.train.n_critic={config.train.n_critic}: the text game updates D "
-                      "once per G update; set it to 1.")
     if config.augment.kind != "none":
       raise UserError(f"--config.augment.kind={config.augment.kind}: the text game shows D "
                       "unaugmented pairs; set it to none.")

@@ -62,9 +62,6 @@ def check_clip_settings(config, game, networks):
   if config.loss.adversarial not in adversarial.LOSSES:
     raise UserError(f"--config.loss.adversarial={config.loss.adversarial!r} is not a loss of "
                     f"the {game} game: choose one of {', '.join(adversarial.LOSSES)}.")
-  if config.train.n_critic != 1:
-    raise UserError(f"--config.train.n_critic={config.train.n_critic}: the {game} game updates "
-                    "D once per G update; set it to 1.")
   if config.augment.kind != "none":
     raise UserError(f"--config.augment.kind={config.augment.kind}: the {game} game does not "
                     "augment clips yet; set it to none.")
