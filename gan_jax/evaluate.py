@@ -255,13 +255,17 @@ class Evaluator:
     """FVD of the generated clips' I3D features (`stats`) against `num_reference` real clips',
     with its protocol spelt out: published FVDs differ by protocol."""
     from gan_jax.metrics import reference, scores  # pylint: disable=g-import-not-at-top
-    ref = reference.reference_stats(self.config, sources.build(self.config), self.i3d,
-                                    self.num_reference)
+    held_out = sources.build(self.config, split="test")
+    config = self.config.copy_and_resolve_references()
+    config.data.split = "train" if held_out is None else "test"  # the cache is keyed by split
+    real_clips = sources.build(self.config) if held_out is None else held_out
+    ref = reference.reference_stats(config, real_clips, self.i3d, self.num_reference)
     real = len(ref["features"])
+    which = "the training data" if held_out is None else "held-out data (clips not trained on)"
     return {"fvd": scores.frechet_distance(*stats.result(), ref["mean"], ref["cov"]),
             "fvd_protocol": (f"fvd{self.num_samples}_{frames}f: Frechet distance of I3D "
                              f"(Kinetics-400) logits, {self.num_samples} generated clips against "
-                             f"{real} real clips of the training data, {frames} frames each, every "
+                             f"{real} real clips of {which}, {frames} frames each, every "
                              "frame resized bilinearly to 224x224, pixels in [-1, 1]")}
 
   def _clip_score(self, exp, state, ema, truncate):

@@ -14,7 +14,7 @@ from test_cli import assert_one_clear_error
 from test_games import assert_close_to_scale
 from test_step import load_config, run, under_jit_and_pmap
 from gan_jax import cli
-from gan_jax.data import video
+from gan_jax.data import sources, video
 from gan_jax.models import video as video_models
 
 
@@ -26,6 +26,18 @@ def test_moving_digits_are_a_pure_function_of_the_index():
   np.testing.assert_array_equal(again["label"], first["label"][[5, 0, 7]])
   assert first["x"].shape == (8, 16, 64, 64, 1) and first["x"].dtype == np.uint8
   assert not np.array_equal(first["x"], video.MovingDigits(seed=1).get(np.arange(8))["x"])
+
+
+def test_held_out_clips_show_other_digits_on_other_paths():
+  """FVD's reference: clips of the 360 held-out digits, from a table of their own seed."""
+  config = load_config("video_digits", arg=None)
+  train_clips, held_out = sources.build(config), sources.build(config, split="test")
+  assert (len(train_clips.digits), len(held_out.digits)) == (1437, 360)
+  seen = {d.tobytes() for d in train_clips.digits}
+  assert not any(d.tobytes() in seen for d in held_out.digits)
+  assert not np.allclose(held_out.starts[:100], train_clips.starts[:100])
+  labels = held_out.get(np.arange(500))["label"]
+  assert set(labels) == set(range(10))
 
 
 def test_moving_digits_move_at_their_speed_and_bounce_off_the_walls():
@@ -273,3 +285,4 @@ def test_evaluate_reports_fvd_with_its_protocol(tmp_path):
   result = json.loads((workdir / "eval.jsonl").read_text().splitlines()[-1])
   assert result["fvd"] > 0
   assert result["fvd_protocol"].startswith("fvd6_9f: Frechet distance of I3D (Kinetics-400)")
+  assert "6 real clips of held-out data (clips not trained on)" in result["fvd_protocol"]

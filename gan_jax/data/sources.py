@@ -211,7 +211,7 @@ def for_seed(source, config):
 def build(config, split="train"):
   """The source named by `config.data.source`; split="test" gives the held-out pairs of an
   embedded translation task (digit_edges, digit_styles), the held-out photos whole for `photos`
-  (a `PhotoSet`) and None for any other source."""
+  (a `PhotoSet`), held-out clips for `moving_digits` and None for any other source."""
   if split not in SPLITS:
     raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
   d = config.data
@@ -220,6 +220,8 @@ def build(config, split="train"):
     if name == "photos":
       _check_photo_channels(d)
       return PhotoSet(d.channels)
+    if name == "moving_digits":
+      return _moving_digits(d, split="test", seed=video.HELD_OUT_SEED)
     return _digit_translation(d, split) if kind(name) in TRANSLATION else None
   source = _build_train(config)
   return Subset(source, d.subset) if d.get("subset") else source
@@ -249,14 +251,18 @@ def _build_train(config):
       raise UserError("t2i_digits draws digits in colours: set --config.data.channels=3.")
     return captions.DigitCaptions(d.resolution)
   if name == "moving_digits":
-    if d.channels != 1:
-      raise UserError("moving_digits draws white digits on black: set --config.data.channels=1.")
-    return video.MovingDigits(d.resolution, d.frames, d.num_digits)
+    return _moving_digits(d)
   if name in ("ring2d", "grid2d"):
     modes, std = ((embedded.ring_modes(), embedded.RING_STD) if name == "ring2d"
                   else (embedded.grid_modes(), embedded.GRID_STD))
     points, ids = embedded.mixture(modes, std, seed=config.seed)
     return ArraySource(points, ids, len(modes))
+
+
+def _moving_digits(d, **split):
+  if d.channels != 1:
+    raise UserError("moving_digits draws white digits on black: set --config.data.channels=1.")
+  return video.MovingDigits(d.resolution, d.frames, d.num_digits, **split)
 
 
 def _check_photo_channels(d):

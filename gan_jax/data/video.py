@@ -8,6 +8,10 @@ places it fits), its direction (uniform angle) and its speed (uniform in `speed_
 straight line at that speed and reflects off the walls (the exact bounce of a point in a box,
 `bounce`), rounded to whole pixels for each frame; several digits are drawn with max(), as
 Moving MNIST does. Its label is the digit (0-9), or 10 x first + second for two digits.
+
+The training clips draw on the 1437 train digits of `metrics.digits.digits_split()`; the held-out
+split (`split="test"`, FVD's reference) on the other 360, with a table of its own seed, so no
+held-out clip shows a digit or a path of the training clips' table.
 """
 import numpy as np
 
@@ -17,6 +21,7 @@ from gan_jax.data.spec import DataSpec
 CANVAS = 64  # the default canvas side, which the sizes below are given for
 DIGIT = 28   # a digit's side on it (Moving MNIST's)
 SPEED = (2.0, 4.0)  # pixels per frame on it
+HELD_OUT_SEED = 1   # of the held-out clips' table (the training table's is 0)
 
 
 def digit_side(resolution):
@@ -40,10 +45,14 @@ def bounce(x, room):
 class MovingDigits:
   """Clips [frames, R, R, 1] of `num_digits` real digits moving on an R x R black canvas."""
 
-  def __init__(self, resolution=CANVAS, frames=16, num_digits=1, size=1 << 16, seed=0):
+  def __init__(self, resolution=CANVAS, frames=16, num_digits=1, size=1 << 16, seed=0,
+               split="train"):
+    from gan_jax.metrics.digits import digits_split  # the classifier's split, kept apart from it
     self.resolution, self.frames, self.num_digits = resolution, frames, num_digits
     self.side = digit_side(resolution)
-    self.digits, self.digit_labels = embedded.digits(self.side)
+    images, labels = embedded.digits(self.side)
+    kept = digits_split()[("train", "test").index(split)]
+    self.digits, self.digit_labels = images[kept], labels[kept]
     rng = np.random.default_rng(seed)
     shape = (size, num_digits)
     self.picks = rng.integers(0, len(self.digits), shape)
