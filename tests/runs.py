@@ -55,10 +55,14 @@ def assert_bitwise_equal(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def spawn(args, devices=8, env=None, log=None):
-  """`python -m gan_jax ARGS` with `devices` fake CPU devices; output to the file `log`."""
-  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-         **(env or {})}
+def spawn(args, devices=8, env=None, log=None, fast_compile=True):
+  """`python -m gan_jax ARGS` with `devices` fake CPU devices; output to the file `log`. It
+  compiles as this process does (the default selection's fast-compile flags: a few steps'
+  runs are mostly compiling), or at XLA's defaults (`fast_compile=False`)."""
+  flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+           if fast_compile and not f.startswith("--xla_force_host_platform_device_count")]
+  flags.append(f"--xla_force_host_platform_device_count={devices}")
+  env = {**os.environ, "XLA_FLAGS": " ".join(flags), **(env or {})}
   out = open(log, "w") if log else subprocess.PIPE
   return subprocess.Popen([sys.executable, "-m", "gan_jax", *args], cwd=REPO, env=env,
                           stdout=out, stderr=subprocess.STDOUT if log else subprocess.PIPE,
@@ -70,7 +74,7 @@ def train_apart(name, workdir, *flags, timeout=None):
   (not the suite's 8 fake devices and fast-compile flags, where hundreds of small steps run
   ~3-4x slower); returns what it printed."""
   proc = spawn(["train", f"--config={config_path(name, None)}", f"--workdir={workdir}",
-                "--noprogress", *flags], devices=1)
+                "--noprogress", *flags], devices=1, fast_compile=False)
   out, err = proc.communicate(timeout=timeout)
   assert proc.returncode == 0, err[-2000:]
   return out
