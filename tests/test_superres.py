@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from gan_jax import cli, experiment
+from gan_jax.errors import UserError
 from runs import assert_resumed_as, stopped_copy
 from test_cli import assert_one_clear_error
 from test_games import assert_close_to_scale
@@ -95,9 +96,17 @@ def test_esrgan_starts_from_the_psnr_model(runs):
   # Fine-tuned for 4 steps at lr 1e-4 from the PSNR model's G: each weight within 4 Adam steps.
   for x, y in zip(jax.tree.leaves(psnr.g.params), jax.tree.leaves(gan.g.params)):
     assert np.abs(np.asarray(x) - np.asarray(y)).max() <= 4.01e-4
-  # D starts fresh, as ESRGAN's (the PSNR stage trained none): another width would do.
-  assert train("esrgan", runs / "esrgan_d16", f"--config.train.init_from={runs / 'psnr'}",
-               "--config.model.d_width=16", "--config.train.steps=2") == 0
+  # D starts fresh, as ESRGAN's (the PSNR stage trained none): an ESRGAN of another D width
+  # takes the PSNR model's G as training's first step takes it; carrying D over would not fit.
+  exp, ckpt = experiment.load(str(runs / "esrgan"))
+  ckpt.close()
+  config = exp.config.copy_and_resolve_references()
+  config.model.d_width = 16
+  like = jax.eval_shape(experiment.Experiment.build(config, exp.spec).game.init)
+  nets = experiment.load_networks(str(runs / "psnr"), like, sides=exp.game.fine_tune_sides)
+  assert set(nets) == {"g", "g_ema"}
+  with pytest.raises(UserError, match="networks of other sizes"):
+    experiment.load_networks(str(runs / "esrgan"), like, sides=("g", "d"))
   metrics = [json.loads(l) for l in (runs / "esrgan" / "metrics.jsonl").read_text().splitlines()]
   assert "g_adversarial" in metrics[-1] and "d_real" in metrics[-1]
   # No converted VGG19 here: the run said the perceptual term is off, and trained without it.
