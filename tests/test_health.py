@@ -219,9 +219,10 @@ def test_diversity_is_measured_past_each_sample_every_and_again_after_a_rollback
   config.train.sample_every, config.train.steps = 100, 1000
   config.train.health_samples = 100
   config.data.source = "ring2d"
+  game = types.SimpleNamespace(can_generate=True, generate=generate, d_penalty_hint=PENALTY,
+                               multi_critic=True)  # the noise game's D steps per G step
   exp = types.SimpleNamespace(config=config, num_seeds=1, seed_state=lambda state, i: state,
-                              game=types.SimpleNamespace(can_generate=True, generate=generate,
-                                                         d_penalty_hint=PENALTY, multi_critic=True))
+                              game=game)
   mon = health.Monitor(exp, Points(points), Messages(), 0)
   checked = {s: mon.check(s, winning(0), lambda s=s: "collapsed" if s > 200 else "fine")
              for s in (50, 100, 150, 250, 300)}
