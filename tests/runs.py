@@ -59,8 +59,8 @@ def spawn(args, devices=8, env=None, log=None, fast_compile=True):
   """`python -m gan_jax ARGS` with `devices` fake CPU devices; output to the file `log`. It
   compiles as this process does (the default selection's fast-compile flags: a few steps'
   runs are mostly compiling), or at XLA's defaults (`fast_compile=False`)."""
-  flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
-           if fast_compile and not f.startswith("--xla_force_host_platform_device_count")]
+  ours = os.environ.get("XLA_FLAGS", "").split() if fast_compile else []
+  flags = [f for f in ours if not f.startswith("--xla_force_host_platform_device_count")]
   flags.append(f"--xla_force_host_platform_device_count={devices}")
   env = {**os.environ, "XLA_FLAGS": " ".join(flags), **(env or {})}
   out = open(log, "w") if log else subprocess.PIPE
