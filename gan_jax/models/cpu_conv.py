@@ -819,7 +819,7 @@ class FrozenKernel:
     if form not in self._convs:
       self._convs[form] = (_frozen_winograd(_WINOGRAD_3X3[form], self.array)
                            if form in _WINOGRAD_3X3 else
-                           lambda x: conv_s1(x, jax.lax.stop_gradient(self.array), form))
+                           lambda x: conv_s1(x, self.array, form))
     return self._convs[form](x)
 
 
