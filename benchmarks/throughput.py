@@ -5,10 +5,12 @@
 
 Times `steps` calls of the jitted step (state donated, blocked until ready; input pipeline
 excluded) after `warmup` calls and prints one JSON object: img/s (median over calls), step time,
-compile time (the first call's time less a median call's), parameter counts, XLA's flop count per step, MFU where the device's peak is known,
-the train state's bytes on one device (`state_bytes_per_device`: what `parallel.strategy=fsdp`
-shrinks) and peak device memory where the backend reports it (on CPU: the process's peak resident
-memory, compilation included). A call runs the config's
+compile time (the first call's time less a median call's), parameter counts, XLA's flop count per
+step (with `train.micro_batches`, the same step's in one batch), MFU where the device's peak is
+known, the train state's bytes on one device (`state_bytes_per_device`: what
+`parallel.strategy=fsdp` shrinks), XLA's temporary memory of a call (`step_temp_bytes`: what
+`train.micro_batches` shrinks) and peak device memory where the backend reports it (on CPU: the
+process's peak resident memory, compilation included). A call runs the config's
 `train.steps_per_call` steps; figures are per step.
 """
 import resource
@@ -118,6 +120,15 @@ def prepare(config):
       synthetic_batch(config, spec, np.random.default_rng(0)))
 
 
+def step_temp_bytes(fn, state, batch):
+  """XLA's temporary memory for one call of the compiled step (activations and other scratch,
+  beyond the state and the batch), or None where the backend does not say."""
+  try:
+    return int(fn.lower(state, batch).compile().memory_analysis().temp_size_in_bytes)
+  except (AttributeError, NotImplementedError):
+    return None
+
+
 def state_bytes_per_device(state):
   """Bytes of the placed train state held by device 0 (its shard of each leaf)."""
   return int(sum(x.addressable_shards[0].data.nbytes for x in jax.tree.leaves(state)))
@@ -133,9 +144,16 @@ def measure(config, steps, warmup):
 
   # The first call traces, compiles and runs once: what a user waits for before training starts.
   first_call_s, times = timing.time_calls(call, steps, warmup, jax.block_until_ready)
-  # the program's own count, else the host's count of the same step (a second trace)
-  flops = (lowered_flops(fn, state, batch, steps_axis=1 if strategy.axis_name else 0)
-           or step_flops(config))
+  # the program's own count, else the host's count of the same step (a second trace); with
+  # micro-batches (a scan, counted once) the count of the same step in one batch, which leaves
+  # out the G forward their G phase repeats
+  if config.train.get("micro_batches", 1) > 1:
+    whole = config.copy_and_resolve_references()
+    whole.train.micro_batches = 1
+    flops = step_flops(whole)
+  else:
+    flops = (lowered_flops(fn, state, batch, steps_axis=1 if strategy.axis_name else 0)
+             or step_flops(config))
   k = config.train.steps_per_call
   step_s = statistics.median(times) / k
   device = jax.devices()[0]
@@ -153,6 +171,9 @@ def measure(config, steps, warmup):
   peak = timing.peak_flops(device.device_kind, config.train.dtype)
   if peak and flops:
     result["mfu"] = flops / step_s / (peak * jax.device_count())
+  temp = step_temp_bytes(fn, state, batch)
+  if temp is not None:
+    result["step_temp_bytes"] = temp
   stats = device.memory_stats() if hasattr(device, "memory_stats") else None
   if stats and "peak_bytes_in_use" in stats:
     result["peak_memory_bytes"] = int(stats["peak_bytes_in_use"])

@@ -388,6 +388,7 @@ def video(c):
   c.loss.video_weight = 1.0
   c.loss.instance_noise = 0.1  # sigma of the Gaussian noise on clips the critics see (MoCoGAN's)
   c.train.batch_size = 16  # clips
+  c.train.micro_batches = 1  # M: each step's batch in M slices, one after another (memory / ~M)
   return c
 
 
@@ -553,7 +554,7 @@ RANGES = {
     **_optim("g"), **_optim("d"),
     **{f"train.{k}": COUNT for k in (
         "steps", "batch_size", "n_critic", "steps_per_call", "num_seeds", "log_every",
-        "checkpoint_every", "sample_every", "keep_checkpoints")},
+        "checkpoint_every", "sample_every", "keep_checkpoints", "micro_batches")},
     "train.ema_decay": Range(0, 1, high_open=True, note="0 = off"),
     "train.ema_start": NON_NEGATIVE, "train.ema_kimg": NON_NEGATIVE,
     "train.ema_rampup": Range(0, note="0 = off"), "train.history_pool": Range(0, note="0 = off"),
@@ -609,6 +610,11 @@ def validate(config, num_devices=1):
     raise UserError(f"--config.data.scale={config.data.scale} makes low-resolution inputs for "
                     f"super-resolution, which the {config.game} game does not learn: set it 0, "
                     "or train configs/rrdb_psnr.py.")
+  micro, per_device = lookup(config, "train.micro_batches", 1), t.batch_size // num_devices
+  if per_device % micro:
+    raise UserError(f"--config.train.micro_batches={micro} does not divide the {per_device} "
+                    f"examples each of {num_devices} devices takes a step: use a divisor of "
+                    f"{per_device}.")
   if t.n_critic != 1 and not getattr(game, "multi_critic", False):
     raise UserError(f"--config.train.n_critic={t.n_critic}: the {config.game} game updates D "
                     "once per G update; set it to 1.")

@@ -24,7 +24,7 @@ def test_throughput_reports_a_consistent_measurement():
   # MLP 2 -> 16 -> 16 -> 16 -> 2 (G, latent 2) and 2 -> ... -> 1 (D): 642 and 593 parameters
   assert (r["g_params"], r["d_params"]) == (2 * 16 + 16 + 2 * (16 * 16 + 16) + 16 * 2 + 2,
                                             2 * 16 + 16 + 2 * (16 * 16 + 16) + 16 + 1)
-  assert r["flops_per_step"] > 0 and r["compile_s"] > 0
+  assert r["flops_per_step"] > 0 and r["compile_s"] > 0 and r["step_temp_bytes"] > 0
 
 
 def test_state_bytes_per_device_under_each_strategy(monkeypatch):

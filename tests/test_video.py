@@ -11,9 +11,10 @@ from PIL import Image
 from conftest import config_path
 from runs import assert_resumed_as, stopped_copy
 from test_cli import assert_one_clear_error
-from test_games import assert_close_to_scale
-from test_step import load_config, run, under_jit_and_pmap
+from test_games import SGD, assert_close_to_scale
+from test_step import load_config, prepared, run, under_jit_and_pmap
 from gan_jax import cli
+from gan_jax import step as step_lib
 from gan_jax.data import sources, video
 from gan_jax.models import video as video_models
 
@@ -93,8 +94,10 @@ def test_video_discriminator_is_a_3d_convolution():
 def test_pmap_matches_jit_over_the_mesh():
   """jit over the mesh runs the game as one device does (`tests/test_step.py` holds that to one
   device's results); pmap runs its own means over the devices (`games.common.Devices`); both
-  with R1 on the two critics."""
-  config = load_config("video_digits", **{"loss.r1_weight": 1.0})
+  with R1 on the two critics, and in two micro-batches (each device's own slices under pmap,
+  jit's slices of the whole batch: the same clips, batch norm's statistics included)."""
+  config = load_config("video_digits", **{"loss.r1_weight": 1.0, "train.micro_batches": 2,
+                                          "train.batch_size": 16})
   states = under_jit_and_pmap(config)
   for state, metrics in states.values():
     assert int(state.step) == 2
@@ -103,6 +106,29 @@ def test_pmap_matches_jit_over_the_mesh():
     assert (metrics["r1_penalty"] > 0).all()
   assert_close_to_scale(states["pmap"][0], states["jit"][0], 2e-4)
   assert_r1_reaches_d(config, states["jit"][0])
+
+
+@pytest.mark.parametrize("name", ["video_digits", "video_digits_sparse"])
+def test_micro_batches_take_the_whole_batch_step_in_less_memory(name):
+  """`train.micro_batches=2`: without batch norm (whose statistics are each slice's own), two
+  slices of half the clips take the step the whole batch takes (R1 and the critics' noise
+  included), in less temporary memory. SGD: Adam would turn rounding noise into +-lr steps."""
+  flat = {"model.g_norm": "none", "model.d_norm": "none", "loss.r1_weight": 1.0, **SGD}
+  whole = load_config(name, **flat)
+  halves = load_config(name, **flat, **{"train.micro_batches": 2})
+  (state, metrics), (split, split_metrics) = run(whole, "single"), run(halves, "single")
+  assert_close_to_scale(split, state, 1e-5)
+  for key in ("d_loss", "g_loss", "d_real", "d_fake", "r1_penalty"):
+    np.testing.assert_allclose(split_metrics[key], metrics[key], rtol=1e-5, atol=1e-6)
+  assert step_memory(halves) < 0.75 * step_memory(whole)
+
+
+def step_memory(config):
+  """Bytes of temporary memory the compiled step of `config` needs."""
+  exp, data, initial = prepared(config, 1)
+  multi = jax.jit(step_lib.make_multi_step(exp.game.train_step))
+  batch = jax.tree.map(lambda x: x[None], data[0])
+  return multi.lower(initial, batch).compile().memory_analysis().temp_size_in_bytes
 
 
 def assert_r1_reaches_d(config, with_r1):
@@ -240,6 +266,7 @@ def test_clip_options_on_an_image_run_are_one_sentence(tmp_path, capsys):
     (("--config.data.resolution=24",), "is not supported by MoCoGAN"),
     (("--config.data.channels=3",), "moving_digits draws white digits"),
     (("--config.train.n_critic=2",), "set it to 1"),
+    (("--config.train.micro_batches=3",), "micro_batches=3 does not divide the"),
     (("--config.model.name=dcgan",), "is not a model of the video game"),
 ])
 def test_bad_settings_are_one_sentence(tmp_path, capsys, flags, expected):

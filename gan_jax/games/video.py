@@ -11,6 +11,8 @@
   3. EMA of G's params.
 G's forward is computed once (`jax.vjp`), as in the noise game. The frames the image D sees are
 drawn for the global batch from the step's key, so pmap reproduces jit and resume is exact.
+`train.micro_batches` = M runs both phases over M slices of the batch in turn (`step_sides`,
+which the sparse game shares): a step's activations shrink to a slice's.
 
 Inference draws clips from a seed's codes; the motion noise has one draw per frame, so a clip can
 be rendered with any number of frames (`gan-jax sample --frames`).
@@ -39,13 +41,93 @@ def pick_frames(clips, index):
   return picked.reshape((-1,) + clips.shape[2:])
 
 
-def instance_noise(x, key, sigma, dev):
-  """x plus Gaussian noise of `sigma`, drawn for the global batch (this device's rows under
-  pmap): what a video game's critics see (MoCoGAN's critics add noise too, before every layer)."""
+def instance_noise(key, shape, sigma, dev):
+  """Gaussian noise of `sigma` and `shape` [B, ...], drawn for the global batch (this device's rows
+  under pmap), or None for sigma 0: what a video game's critics see added to their input
+  (MoCoGAN's critics add noise too, before every layer). Drawn for the whole batch at once, so
+  micro-batches see the same noise as one batch."""
   if not sigma:
-    return x
-  noise = jax.random.normal(key, (dev.global_size(x.shape[0]),) + x.shape[1:], x.dtype)
-  return x + sigma * dev.local(noise)
+    return None
+  noise = jax.random.normal(key, (dev.global_size(shape[0]),) + tuple(shape[1:]), jnp.float32)
+  return sigma * dev.local(noise)
+
+
+def with_noise(x, noise):
+  return x if noise is None else x + noise
+
+
+def split_parts(xs, parts):
+  """Every array of `xs` [B, ...] -> [parts, B / parts, ...], slice i = rows i, i + parts, ...:
+  with the batch split over devices in blocks, every slice spans the devices, and pmap's
+  slices (of each device's block) are jit's."""
+  return jax.tree.map(lambda a: jnp.swapaxes(
+      a.reshape((a.shape[0] // parts, parts) + a.shape[1:]), 0, 1), xs)
+
+
+def merge_parts(x):
+  """split_parts' inverse for one array [parts, B / parts, ...] -> [B, ...]."""
+  return jnp.swapaxes(x, 0, 1).reshape((-1,) + x.shape[2:])
+
+
+def in_parts(fn, parts, carry, xs):
+  """fn(carry, x) -> (carry, out) over `parts` equal slices of the batch `xs` (arrays [B, ...]),
+  one after another (a scan: one slice's activations live at a time); returns the last carry and
+  `out` averaged over the slices. One part: fn(carry, xs)."""
+  if parts == 1:
+    return fn(carry, xs)
+  carry, outs = jax.lax.scan(fn, carry, split_parts(xs, parts))
+  return carry, jax.tree.map(lambda o: jnp.mean(o, axis=0), outs)
+
+
+def step_sides(game, state, xs, generate, d_loss, g_loss):
+  """One D update, then one G update through the updated D (the video games' step); returns
+  (G's NetState, D's, metrics).
+
+  xs: the step's per-example arrays [B, ...] (real clips or frames, codes, the critics' noise);
+  generate(params, collections, x) -> (fakes, G's collections);
+  d_loss(params, collections, x, fakes) and g_loss(D's params, D's collections, x, fakes) ->
+  (loss, (D's collections, metrics)), the metrics batch means.
+  One part (`train.micro_batches` 1): G's forward runs once for both phases (`jax.vjp`). M parts:
+  each phase runs over M slices of the batch in turn and averages their gradients, so one
+  slice's activations live at a time; G's forward runs twice (the G phase draws each slice's
+  fakes again, the same fakes), and batch statistics are each slice's own."""
+  dev, parts = game.devices, game.config.train.get("micro_batches", 1)
+  g, d = state.g, state.d
+  if parts == 1:
+    fakes, g_vjp, g_cols = jax.vjp(lambda p: generate(p, g.collections, xs), g.params,
+                                   has_aux=True)
+  else:
+    fakes = merge_parts(jax.lax.map(lambda x: generate(g.params, g.collections, x)[0],
+                                    split_parts(xs, parts)))
+
+  def d_part(cols, x):
+    (value, (cols, metrics)), grads = jax.value_and_grad(
+        lambda p: d_loss(p, cols, x, x["fakes"]), has_aux=True)(d.params)
+    return cols, (grads, dict(metrics, d_loss=value))
+  d_cols, (d_grads, d_metrics) = in_parts(d_part, parts, d.collections,
+                                          dict(xs, fakes=jax.lax.stop_gradient(fakes)))
+  d, d_grads = dev.update(d, d_grads, game.d_tx, d_cols)
+
+  def g_part(cols, x, fakes):
+    """G's loss through the updated D and its gradient at the fakes."""
+    (value, (cols, metrics)), d_fakes = jax.value_and_grad(
+        lambda f: g_loss(d.params, cols, x, f), has_aux=True)(fakes)
+    return cols, d_fakes, dict(metrics, g_loss=value)
+  if parts == 1:
+    d_cols, d_fakes, g_metrics = g_part(d.collections, xs, fakes)
+    g_grads = g_vjp(d_fakes)[0]
+  else:
+    def g_slice(carry, x):
+      g_cols, d_cols = carry
+      fakes, vjp, g_cols = jax.vjp(lambda p: generate(p, g_cols, x), g.params, has_aux=True)
+      d_cols, d_fakes, metrics = g_part(d_cols, x, fakes)
+      return (g_cols, d_cols), (vjp(d_fakes)[0], metrics)
+    (g_cols, d_cols), (g_grads, g_metrics) = in_parts(g_slice, parts,
+                                                       (g.collections, d.collections), xs)
+  d = d.replace(collections=d_cols)  # D's batch statistics also see this pass
+  g, g_grads = dev.update(g, g_grads, game.g_tx, g_cols)
+  return g, d, {**d_metrics, **g_metrics, "d_grad_norm": optax.tree.norm(d_grads),
+                "g_grad_norm": optax.tree.norm(g_grads)}
 
 
 def check_clip_settings(config, game, networks):
@@ -133,70 +215,65 @@ class VideoGame:
     config, dev, reg = self.config, self.devices, self.config.loss
     d_loss_fn, g_loss_fn = adversarial.get(reg.adversarial)
     threshold = adversarial.decision_threshold(reg.adversarial)
-    real, labels = to_model_input(batch["x"][0]), batch["label"][0]
+    real = to_model_input(batch["x"][0])
     b, t = real.shape[:2]
     k_codes, k_real_frames, k_fake_frames, k_noise = jax.random.split(
         jax.random.fold_in(as_key(state.rng), state.step), 4)
     content, noise = (dev.local(x) for x in self.draw(k_codes, dev.global_size(b)))
     frame_index = lambda key: dev.local(jax.random.randint(
         key, (dev.global_size(b), config.model.image_frames), 0, t))
-    real_index, fake_index = frame_index(k_real_frames), frame_index(k_fake_frames)
-    frame_labels = jnp.repeat(labels, config.model.image_frames)
+    seen = lambda i: instance_noise(jax.random.fold_in(k_noise, i), real.shape,
+                                    reg.instance_noise, dev)
+    xs = dict(real=real, labels=batch["label"][0], content=content, noise=noise,
+              real_index=frame_index(k_real_frames), fake_index=frame_index(k_fake_frames),
+              real_noise=seen(0), fake_noise=seen(1), g_noise=seen(2))
 
-    g_fwd = lambda params: apply(self.g_model, params, state.g.collections, content, noise, labels)
-    fake, g_vjp, g_cols = jax.vjp(g_fwd, state.g.params, has_aux=True)
+    def generate(params, collections, x):
+      return apply(self.g_model, params, collections, x["content"], x["noise"], x["labels"])
 
-    def critics(params, collections, clips, index, key):
+    def critics(params, collections, clips, x, index, noise):
       """(image D's logits, video D's logits, updated collections) of `clips`."""
-      clips, cols = instance_noise(clips, key, reg.instance_noise, dev), dict(collections)
+      clips, cols = with_noise(clips, noise), dict(collections)
+      frame_labels = jnp.repeat(x["labels"], config.model.image_frames)
       image, cols["image"] = apply(self.image_d, params["image"], cols["image"],
                                    pick_frames(clips, index), frame_labels)
-      video, cols["video"] = apply(self.video_d, params["video"], cols["video"], clips, labels)
+      video, cols["video"] = apply(self.video_d, params["video"], cols["video"], clips,
+                                   x["labels"])
       return image, video, cols
 
-    def d_loss(params):
-      real_image, real_video, cols = critics(params, state.d.collections, real, real_index,
-                                             jax.random.fold_in(k_noise, 0))
-      fake_image, fake_video, cols = critics(params, cols, jax.lax.stop_gradient(fake),
-                                             fake_index, jax.random.fold_in(k_noise, 1))
+    def d_loss(params, collections, x, fakes):
+      real_image, real_video, cols = critics(params, collections, x["real"], x,
+                                             x["real_index"], x["real_noise"])
+      fake_image, fake_video, cols = critics(params, cols, fakes, x, x["fake_index"],
+                                             x["fake_noise"])
       image_loss, _ = d_loss_fn(real_image, fake_image)
       video_loss, _ = d_loss_fn(real_video, fake_video)
       loss = reg.image_weight * image_loss + reg.video_weight * video_loss
-      aux = {}
+      metrics = {"d_image": image_loss, "d_video": video_loss,
+                 "d_real": jnp.mean(real_video), "d_fake": jnp.mean(fake_video),
+                 "d_real_image": jnp.mean(real_image), "d_fake_image": jnp.mean(fake_image)}
+      if threshold is not None:
+        metrics.update(d_accuracy(real_video, fake_video, threshold))
       if reg.r1_weight > 0:  # each critic's, at the reals as it saw them (the same noise)
-        seen = instance_noise(real, jax.random.fold_in(k_noise, 0), reg.instance_noise, dev)
-        image_d = lambda x: apply(self.image_d, params["image"], cols["image"], x,
+        seen = with_noise(x["real"], x["real_noise"])
+        frame_labels = jnp.repeat(x["labels"], config.model.image_frames)
+        image_d = lambda v: apply(self.image_d, params["image"], cols["image"], v,
                                   frame_labels)[0]
-        video_d = lambda x: apply(self.video_d, params["video"], cols["video"], x, labels)[0]
-        aux["r1_penalty"] = (regularizers.r1_penalty(image_d, pick_frames(seen, real_index))
-                             + regularizers.r1_penalty(video_d, seen))
-        loss = loss + reg.r1_weight * aux["r1_penalty"]
-      return loss, (cols, image_loss, video_loss, real_image, fake_image, real_video, fake_video,
-                    aux)
+        video_d = lambda v: apply(self.video_d, params["video"], cols["video"], v,
+                                  x["labels"])[0]
+        metrics["r1_penalty"] = (
+            regularizers.r1_penalty(image_d, pick_frames(seen, x["real_index"]))
+            + regularizers.r1_penalty(video_d, seen))
+        loss = loss + reg.r1_weight * metrics["r1_penalty"]
+      return loss, (cols, metrics)
 
-    (d_value, (d_cols, image_loss, video_loss, real_image, fake_image, real_video, fake_video,
-               d_aux)), d_grads = jax.value_and_grad(d_loss, has_aux=True)(state.d.params)
-    d, d_grads = dev.update(state.d, d_grads, self.d_tx, d_cols)
-
-    def g_loss(fake):
-      image, video, cols = critics(d.params, d.collections, fake, fake_index,
-                                   jax.random.fold_in(k_noise, 2))
+    def g_loss(params, collections, x, fakes):
+      image, video, cols = critics(params, collections, fakes, x, x["fake_index"], x["g_noise"])
       image_loss, video_loss = g_loss_fn(image)[0], g_loss_fn(video)[0]
       return (reg.image_weight * image_loss + reg.video_weight * video_loss,
-              (cols, image_loss, video_loss))
+              (cols, {"g_image": image_loss, "g_video": video_loss}))
 
-    (g_value, (d_cols, g_image, g_video)), d_fake = jax.value_and_grad(g_loss, has_aux=True)(fake)
-    d = d.replace(collections=d_cols)  # the critics' batch statistics also see this pass
-    g, g_grads = dev.update(state.g, g_vjp(d_fake)[0], self.g_tx, g_cols)
-
-    metrics = {"d_loss": d_value, "g_loss": g_value, "d_image": image_loss, "d_video": video_loss,
-               "g_image": g_image, "g_video": g_video,
-               "d_real": jnp.mean(real_video), "d_fake": jnp.mean(fake_video),
-               "d_real_image": jnp.mean(real_image), "d_fake_image": jnp.mean(fake_image),
-               "d_grad_norm": optax.tree.norm(d_grads), "g_grad_norm": optax.tree.norm(g_grads),
-               **d_aux}
-    if threshold is not None:
-      metrics.update(d_accuracy(real_video, fake_video, threshold))
+    g, d, metrics = step_sides(self, state, xs, generate, d_loss, g_loss)
     new_state = state.replace(step=state.step + 1, g=g, d=d,
                               g_ema=ema(state.g_ema, g.params, state.step, config.train.ema_decay,
                                         config.train.ema_start))

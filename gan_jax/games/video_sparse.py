@@ -15,7 +15,8 @@ each clip and renders clips of any length and frame rate.
   3. D phase: D scores the K frames of each real and each fake clip (through instance noise of
      `loss.instance_noise` sigma; R1 at the reals with `loss.r1_weight`), then G phase: fool
      the updated D; EMA of G's params.
-G's forward is computed once (`jax.vjp`), as in the video game. Every draw (times, shifts, codes,
+G's forward is computed once (`jax.vjp`) and `train.micro_batches` slices the batch, as in the
+video game (`video.step_sides`). Every draw (times, shifts, codes,
 noise) is made for the global batch from the step's key, so pmap reproduces jit and resume is
 exact.
 
@@ -28,12 +29,12 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from gan_jax.errors import UserError
 from gan_jax.games.common import (apply, copy_params, d_accuracy, ema, g_params, in_chunks, infer,
                                   init_net, to_model_input)
-from gan_jax.games.video import VideoGame, check_clip_settings, instance_noise, pick_frames
+from gan_jax.games.video import (VideoGame, check_clip_settings, instance_noise, pick_frames,
+                                 step_sides, with_noise)
 from gan_jax.losses import adversarial, regularizers
 from gan_jax.models import video_sparse as models
 from gan_jax.state import GANState, as_key, make_key
@@ -123,7 +124,7 @@ class SparseVideoGame(VideoGame):
     config, dev, reg, m = self.config, self.devices, self.config.loss, self.config.model
     d_loss_fn, g_loss_fn = adversarial.get(reg.adversarial)
     threshold = adversarial.decision_threshold(reg.adversarial)
-    clips, labels = batch["x"][0], batch["label"][0]
+    clips = batch["x"][0]
     b, k = clips.shape[0], m.frames_per_clip
     n = dev.global_size(b)
     k_codes, k_times, k_shift, k_noise = jax.random.split(
@@ -134,47 +135,38 @@ class SparseVideoGame(VideoGame):
     content, noise, times, fake_times = (dev.local(x) for x in (content, noise, times, fake_times))
     # the picked frames only reach float: K of T frames
     real = to_model_input(pick_frames(clips, times)).reshape((b, k) + clips.shape[2:])
+    seen = lambda i: instance_noise(jax.random.fold_in(k_noise, i), real.shape,
+                                    reg.instance_noise, dev)
+    xs = dict(real=real, labels=batch["label"][0], content=content, noise=noise, times=times,
+              fake_times=fake_times, real_noise=seen(0), fake_noise=seen(1), g_noise=seen(2))
 
-    g_fwd = lambda params: apply(self.g_model, params, state.g.collections, content, noise,
-                                 fake_times, labels)
-    fake, g_vjp, g_cols = jax.vjp(g_fwd, state.g.params, has_aux=True)
+    def generate(params, collections, x):
+      return apply(self.g_model, params, collections, x["content"], x["noise"], x["fake_times"],
+                   x["labels"])
 
-    def critic(params, collections, frames, key):
-      """D's logits of the frames (through instance noise of `loss.instance_noise` sigma, drawn
-      for the global batch) and its updated collections."""
-      frames = instance_noise(frames, key, reg.instance_noise, dev)
-      return apply(self.d_model, params, collections, frames, times, labels)
+    def critic(params, collections, frames, x, noise):
+      """D's logits of the frames (at the reals' times) and its updated collections."""
+      return apply(self.d_model, params, collections, with_noise(frames, noise), x["times"],
+                   x["labels"])
 
-    def d_loss(params):
-      real_logits, cols = critic(params, state.d.collections, real, jax.random.fold_in(k_noise, 0))
-      fake_logits, cols = critic(params, cols, jax.lax.stop_gradient(fake),
-                                 jax.random.fold_in(k_noise, 1))
+    def d_loss(params, collections, x, fakes):
+      real_logits, cols = critic(params, collections, x["real"], x, x["real_noise"])
+      fake_logits, cols = critic(params, cols, fakes, x, x["fake_noise"])
       loss, _ = d_loss_fn(real_logits, fake_logits)
-      aux = {}
+      metrics = {"d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
+      if threshold is not None:
+        metrics.update(d_accuracy(real_logits, fake_logits, threshold))
       if reg.r1_weight > 0:  # at the reals as D saw them (the same noise)
-        aux["r1_penalty"] = regularizers.r1_penalty(
-            lambda x: critic(params, cols, x, jax.random.fold_in(k_noise, 0))[0], real)
-        loss = loss + reg.r1_weight * aux["r1_penalty"]
-      return loss, (cols, real_logits, fake_logits, aux)
+        metrics["r1_penalty"] = regularizers.r1_penalty(
+            lambda v: critic(params, cols, v, x, x["real_noise"])[0], x["real"])
+        loss = loss + reg.r1_weight * metrics["r1_penalty"]
+      return loss, (cols, metrics)
 
-    (d_value, (d_cols, real_logits, fake_logits, d_aux)), d_grads = jax.value_and_grad(
-        d_loss, has_aux=True)(state.d.params)
-    d, d_grads = dev.update(state.d, d_grads, self.d_tx, d_cols)
+    def g_loss(params, collections, x, fakes):
+      logits, cols = critic(params, collections, fakes, x, x["g_noise"])
+      return g_loss_fn(logits)[0], (cols, {})
 
-    def g_loss(fake):
-      logits, cols = critic(d.params, d.collections, fake, jax.random.fold_in(k_noise, 2))
-      return g_loss_fn(logits)[0], cols
-
-    (g_value, d_cols), d_fake = jax.value_and_grad(g_loss, has_aux=True)(fake)
-    d = d.replace(collections=d_cols)  # D's batch statistics also see this pass
-    g, g_grads = dev.update(state.g, g_vjp(d_fake)[0], self.g_tx, g_cols)
-
-    metrics = {"d_loss": d_value, "g_loss": g_value,
-               "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits),
-               "d_grad_norm": optax.tree.norm(d_grads), "g_grad_norm": optax.tree.norm(g_grads),
-               **d_aux}
-    if threshold is not None:
-      metrics.update(d_accuracy(real_logits, fake_logits, threshold))
+    g, d, metrics = step_sides(self, state, xs, generate, d_loss, g_loss)
     new_state = state.replace(step=state.step + 1, g=g, d=d,
                               g_ema=ema(state.g_ema, g.params, state.step, config.train.ema_decay,
                                         config.train.ema_start))
