@@ -33,6 +33,7 @@ def get_config(arg=None):
       d_width=16,           # D's first layer
       g_norm="batch",
       d_norm="batch",
+      g_content="input",    # or modulation: the motion code makes G's input, the content its gains
       conditional=False,
   ))
   del c.loss["image_weight"], c.loss["video_weight"]  # MoCoGAN's two critics: one D here

@@ -382,6 +382,7 @@ def video(c):
       image_frames=2,     # frames of each clip the image D sees
       g_norm="batch",
       d_norm="batch",
+      g_content="input",  # input: [content, motion] is G's input | modulation: StyleGAN-V's split
       conditional=False,
   ))
   c.loss.image_weight = 1.0
@@ -475,6 +476,7 @@ CHOICES = {
                          "relativistic_average", "relativistic_pairing"),
     "loss.perceptual_criterion": ("l1", "l2"),
     "model.g_norm": ("batch", "layer", "instance", "none"),
+    "model.g_content": ("input", "modulation"),
     "model.d_norm": ("batch", "layer", "instance", "none"),
     "optim.g.optimizer": ("adam", "rmsprop", "sgd"),
     "optim.d.optimizer": ("adam", "rmsprop", "sgd"),

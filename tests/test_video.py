@@ -91,6 +91,21 @@ def test_video_discriminator_is_a_3d_convolution():
   assert video_models.clip_length_after(16, 64, 4) == 4
 
 
+def test_modulated_mocogan_g_draws_its_shape_from_content_through_its_norms():
+  """MoCoGAN's G with `model.g_content=modulation` (`video.modulated_frames`, tested in full
+  with the sparse G): clips of the right shape whose content, at the zero-initialised gains,
+  does not yet matter, while the motion noise does."""
+  g = video_models.Generator(16, 1, motion_dim=3, width=4, content="modulation")
+  content = jax.random.normal(jax.random.key(0), (2, 2, 5))
+  noise = jax.random.normal(jax.random.key(1), (2, 2, 4, 3))
+  variables = g.init(jax.random.key(2), content[0], noise[0])
+  draw = lambda c, n: np.asarray(g.apply(variables, c, n, mutable=["batch_stats"])[0])
+  clips = draw(content[0], noise[0])
+  assert clips.shape == (2, 4, 16, 16, 1) and np.isfinite(clips).all()
+  np.testing.assert_array_equal(draw(content[1], noise[0]), clips)
+  assert np.abs(draw(content[0], noise[1]) - clips).max() > 1e-3
+
+
 def test_pmap_matches_jit_over_the_mesh():
   """jit over the mesh runs the game as one device does (`tests/test_step.py` holds that to one
   device's results); pmap runs its own means over the devices (`games.common.Devices`); both
@@ -268,6 +283,7 @@ def test_clip_options_on_an_image_run_are_one_sentence(tmp_path, capsys):
     (("--config.train.n_critic=2",), "set it to 1"),
     (("--config.train.micro_batches=3",), "micro_batches=3 does not divide the"),
     (("--config.model.name=dcgan",), "is not a model of the video game"),
+    (("--config.model.g_content=modulation", "--config.model.g_norm=layer"), "use batch or none"),
 ])
 def test_bad_settings_are_one_sentence(tmp_path, capsys, flags, expected):
   assert train(tmp_path / "run", *flags) == 2

@@ -45,6 +45,30 @@ def test_motion_codes_are_continuous_and_start_segments_at_their_aligners():
   np.testing.assert_allclose(model.apply(params, longer, t), codes, atol=1e-6)
 
 
+@pytest.mark.parametrize("classes", [0, 10])
+def test_modulated_g_takes_its_layout_from_motion_and_its_shape_from_content(classes):
+  """`model.g_content=modulation`: the content code (and the class) reach G only through the
+  gains and biases of its norms, which start at zero, so at first every content draws the same
+  frames; motion feeds G's input, so other motion draws other frames. Once the gains move,
+  content changes the frames."""
+  g = models.Generator(16, 1, spacing=4, waves=4, max_period=32.0, width=4,
+                       num_classes=classes, content="modulation")
+  content = jax.random.normal(jax.random.key(0), (2, 2, 6))  # two draws of 2 clips' codes
+  motion = jax.random.normal(jax.random.key(1), (2, 2, 8, 5))
+  t, labels = np.array([[0.0, 3.5]] * 2, np.float32), np.array([1, 7])
+  variables = g.init(jax.random.key(2), content[0], motion[0], t, labels)
+  draw = lambda v, c, m: np.asarray(g.apply(v, c, m, t, labels, mutable=["batch_stats"])[0])
+  frames = draw(variables, content[0], motion[0])
+  assert frames.shape == (2, 2, 16, 16, 1) and np.isfinite(frames).all()
+  np.testing.assert_array_equal(draw(variables, content[1], motion[0]), frames)
+  assert np.abs(draw(variables, content[0], motion[1]) - frames).max() > 1e-3
+  params = jax.tree.map(  # the gains' and biases' kernels, the only all-zero matrices
+      lambda x: jax.random.normal(jax.random.key(3), x.shape) * 0.1
+      if x.ndim == 2 and not np.any(x) else x, variables["params"])
+  moved = {**variables, "params": params}
+  assert np.abs(draw(moved, content[1], motion[0]) - draw(moved, content[0], motion[0])).max() > 1e-3
+
+
 def test_jit_and_pmap_agree_with_r1():
   config = load_config("video_digits_sparse", **{"loss.r1_weight": 1.0})
   config.parallel.strategy = "jit"

@@ -147,6 +147,10 @@ def check_clip_settings(config, game, networks):
   if config.augment.kind != "none":
     raise UserError(f"--config.augment.kind={config.augment.kind}: the {game} game does not "
                     "augment clips yet; set it to none.")
+  m = config.model
+  if m.get("g_content") == "modulation" and m.g_norm not in ("batch", "none"):
+    raise UserError(f"--config.model.g_norm={m.g_norm}: with model.g_content=modulation G's "
+                    "norms are batch norms the content code modulates; use batch or none.")
 
 
 class VideoGame:

@@ -16,9 +16,8 @@ each clip and renders clips of any length and frame rate.
      `loss.instance_noise` sigma; R1 at the reals with `loss.r1_weight`), then G phase: fool
      the updated D; EMA of G's params.
 G's forward is computed once (`jax.vjp`) and `train.micro_batches` slices the batch, as in the
-video game (`video.step_sides`). Every draw (times, shifts, codes,
-noise) is made for the global batch from the step's key, so pmap reproduces jit and resume is
-exact.
+video game (`video.step_sides`). Every draw (times, shifts, codes, noise) is made for the global
+batch from the step's key, so pmap reproduces jit and resume is exact.
 
 Inference renders `frames` frames at times 0, 1/fps, 2/fps, ... (fps: a multiple of the training
 data's frame rate); the motion noise has one draw per grid point, so longer clips continue shorter

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from gan_jax.models import dcgan
-from gan_jax.models.layers import Conv4x4s2, norm_layer
+from gan_jax.models.layers import Conv4x4s2, ConvTranspose4x4s2, class_vector, norm_layer
 
 
 def stack_time(x, k):
@@ -49,6 +49,43 @@ def render_frames(g, content, motion, labels, train):
   return frames.reshape((b, f) + frames.shape[1:])
 
 
+def modulated_frames(g, content, motion, labels, train):
+  """The frames [B, F, R, R, C] as StyleGAN-V splits the codes (`model.g_content=modulation`):
+  the motion code alone makes each frame's 4x4 input (a dense layer), and the content code
+  (beside the class's one-hot when conditional), through a 2-layer mapping MLP, sets the gain and
+  bias after every batch norm of G for all frames of its clip (BigGAN's conditional batch norm,
+  conditioned on the code), zero at the start as SNGAN's class gains: the frames' layout is the
+  motion's, their shape the content's. Otherwise `render_frames`' DCGAN generator."""
+  b, f = motion.shape[:2]
+  style = content if not g.num_classes else jnp.concatenate(
+      [content, class_vector(labels, g.num_classes, content.dtype)], -1)
+  for _ in range(2):
+    style = nn.leaky_relu(nn.Dense(style.shape[-1], dtype=g.dtype)(style), 0.2)
+  n_up = int(math.log2(g.resolution)) - 2
+  ch = g.width * 2 ** (n_up - 1)
+  x = nn.Dense(4 * 4 * ch, use_bias=False, dtype=g.dtype)(motion.reshape(b * f, -1))
+  x = x.reshape(b * f, 4, 4, ch)
+  for i in range(n_up):
+    if i:
+      x = ConvTranspose4x4s2(ch, dtype=g.dtype)(x)
+    if g.norm == "batch":
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, use_scale=False,
+                       use_bias=False, axis_name=g.axis_name, dtype=g.dtype)(x)
+    gain = 1 + nn.Dense(ch, kernel_init=nn.initializers.zeros, dtype=g.dtype)(style)
+    bias = nn.Dense(ch, kernel_init=nn.initializers.zeros, dtype=g.dtype)(style)
+    x = x.reshape((b, f) + x.shape[1:]) * gain[:, None, None, None] + bias[:, None, None, None]
+    x = nn.relu(x.reshape((b * f,) + x.shape[2:]))
+    ch //= 2
+  x = ConvTranspose4x4s2(g.channels, dtype=g.dtype)(x)
+  return jnp.tanh(x.astype(jnp.float32)).reshape((b, f) + x.shape[1:])
+
+
+def frames_of(g, content, motion, labels, train):
+  """The frames of a clip G `g` draws, by its `content` field: "input" or "modulation"."""
+  draw = modulated_frames if g.content == "modulation" else render_frames
+  return draw(g, content, motion, labels, train)
+
+
 class Generator(nn.Module):
   resolution: int
   channels: int
@@ -58,13 +95,14 @@ class Generator(nn.Module):
   num_classes: int = 0
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  content: str = "input"  # where the content code enters: G's input, or its norms' modulation
 
   @nn.compact
   def __call__(self, content, noise, labels=None, train=True):
     """content [B, content_dim], noise [B, T, motion_dim] (one draw a frame), labels [B] ->
     clips [B, T, R, R, channels] in [-1, 1]."""
     motion = nn.RNN(nn.GRUCell(self.motion_dim, param_dtype=jnp.float32))(noise)
-    return render_frames(self, content, motion, labels, train)
+    return frames_of(self, content, motion, labels, train)
 
 
 class VideoDiscriminator(nn.Module):
@@ -100,7 +138,8 @@ def build(config, spec, axis_name=None):
   dtype = jnp.bfloat16 if config.train.dtype == "bfloat16" else jnp.float32
   num_classes = spec.num_classes if m.conditional else 0
   r, channels = spec.shape[1], spec.shape[-1]
-  g = Generator(r, channels, m.motion_dim, m.g_width, m.g_norm, num_classes, axis_name, dtype)
+  g = Generator(r, channels, m.motion_dim, m.g_width, m.g_norm, num_classes, axis_name, dtype,
+                m.get("g_content", "input"))
   image_d = dcgan.Discriminator(r, channels, m.d_width, m.d_norm, num_classes, axis_name, dtype)
   video_d = VideoDiscriminator(r, m.v_width, m.time_kernel, m.d_norm, num_classes, axis_name,
                                dtype)

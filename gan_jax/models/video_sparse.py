@@ -14,9 +14,10 @@ G renders the frame of a clip at any real time t (in frames of the training data
     it is continuous, and with wave parameters new every segment it does not cycle (the
     paper's acyclic positional encoding);
   - the frame: a DCGAN generator (`dcgan.Generator`) of [content code, motion code at t].
-Simplified from the paper: no mapping network for the content code and no StyleGAN2 synthesis
-(the code is G's input, where the paper concatenates the motion code to the constant input and
-modulates with w); no phase dropout in training.
+Simplified from the paper: no StyleGAN2 synthesis; by default no mapping network either, the
+codes side by side at G's input, where the paper concatenates the motion code to the constant
+input and modulates with w (`model.g_content=modulation` is that split on the DCGAN generator:
+`video.modulated_frames`); no phase dropout in training.
 
 D (`SparseDiscriminator`) judges K frames of a clip at increasing integer times t_1 < ... < t_K:
 a DCGAN D trunk encodes each frame down to `concat_resolution`, the frames' features are
@@ -33,7 +34,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.models.video import render_frames
+from gan_jax.models.video import frames_of
 from gan_jax.models.layers import Conv4x4s2, class_vector, norm_layer
 
 
@@ -104,6 +105,7 @@ class Generator(nn.Module):
   num_classes: int = 0
   axis_name: Optional[str] = None
   dtype: Any = jnp.float32
+  content: str = "input"  # where the content code enters (`video.frames_of`)
 
   @nn.compact
   def __call__(self, content, noise, t, labels=None, train=True):
@@ -111,7 +113,7 @@ class Generator(nn.Module):
     (float frames), labels [B] -> the frames at those times [B, F, R, R, channels] in [-1, 1]."""
     motion = MotionCode(self.spacing, self.waves, self.max_period, self.kernel,
                         name="motion")(noise, t)
-    return render_frames(self, content, motion, labels, train)
+    return frames_of(self, content, motion, labels, train)
 
 
 class SparseDiscriminator(nn.Module):
@@ -175,7 +177,8 @@ def build(config, spec, axis_name=None):
   num_classes = spec.num_classes if m.conditional else 0
   r, channels = spec.shape[1], spec.shape[-1]
   g = Generator(r, channels, m.motion_spacing, m.time_features, float(m.max_period),
-                m.motion_kernel, m.g_width, m.g_norm, num_classes, axis_name, dtype)
+                m.motion_kernel, m.g_width, m.g_norm, num_classes, axis_name, dtype,
+                m.get("g_content", "input"))
   d = SparseDiscriminator(r, m.max_distance, m.concat_resolution, m.d_width,
                           2 * m.time_features, m.d_norm, num_classes, axis_name, dtype)
   return g, d
