@@ -11,6 +11,7 @@ from PIL import Image
 from conftest import config_path
 from runs import assert_resumed_as, stopped_copy
 from test_cli import assert_one_clear_error
+from test_benchmarks import throughput
 from test_games import SGD, assert_close_to_scale
 from test_step import load_config, prepared, run, under_jit_and_pmap
 from gan_jax import cli
@@ -139,11 +140,10 @@ def test_micro_batches_take_the_whole_batch_step_in_less_memory(name):
 
 
 def step_memory(config):
-  """Bytes of temporary memory the compiled step of `config` needs."""
+  """XLA's temporary memory (bytes) of the compiled step of `config` (`run`'s program)."""
   exp, data, initial = prepared(config, 1)
   multi = jax.jit(step_lib.make_multi_step(exp.game.train_step))
-  batch = jax.tree.map(lambda x: x[None], data[0])
-  return multi.lower(initial, batch).compile().memory_analysis().temp_size_in_bytes
+  return throughput.step_temp_bytes(multi, initial, jax.tree.map(lambda x: x[None], data[0]))
 
 
 def assert_r1_reaches_d(config, with_r1):
