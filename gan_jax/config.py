@@ -615,8 +615,7 @@ def validate(config, num_devices=1):
   micro, per_device = lookup(config, "train.micro_batches", 1), t.batch_size // num_devices
   if per_device % micro:
     raise UserError(f"--config.train.micro_batches={micro} does not divide the {per_device} "
-                    f"examples each of {num_devices} devices takes a step: use a divisor of "
-                    f"{per_device}.")
+                    f"examples each device takes a step: use a divisor of {per_device}.")
   if t.n_critic != 1 and not getattr(game, "multi_critic", False):
     raise UserError(f"--config.train.n_critic={t.n_critic}: the {config.game} game updates D "
                     "once per G update; set it to 1.")
