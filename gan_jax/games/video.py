@@ -64,11 +64,6 @@ def split_parts(xs, parts):
       a.reshape((a.shape[0] // parts, parts) + a.shape[1:]), 0, 1), xs)
 
 
-def merge_parts(x):
-  """split_parts' inverse for one array [parts, B / parts, ...] -> [B, ...]."""
-  return jnp.swapaxes(x, 0, 1).reshape((-1,) + x.shape[2:])
-
-
 def in_parts(fn, parts, carry, xs):
   """fn(carry, x) -> (carry, out) over `parts` equal slices of the batch `xs` (arrays [B, ...]),
   one after another (a scan: one slice's activations live at a time); returns the last carry and
@@ -96,16 +91,16 @@ def step_sides(game, state, xs, generate, d_loss, g_loss):
   if parts == 1:
     fakes, g_vjp, g_cols = jax.vjp(lambda p: generate(p, g.collections, xs), g.params,
                                    has_aux=True)
+    fakes_of = lambda x: fakes  # x is the whole batch
   else:
-    fakes = merge_parts(jax.lax.map(lambda x: generate(g.params, g.collections, x)[0],
-                                    split_parts(xs, parts)))
+    fakes_of = lambda x: generate(g.params, g.collections, x)[0]
 
   def d_part(cols, x):
+    seen = jax.lax.stop_gradient(fakes_of(x))
     (value, (cols, metrics)), grads = jax.value_and_grad(
-        lambda p: d_loss(p, cols, x, x["fakes"]), has_aux=True)(d.params)
+        lambda p: d_loss(p, cols, x, seen), has_aux=True)(d.params)
     return cols, (grads, dict(metrics, d_loss=value))
-  d_cols, (d_grads, d_metrics) = in_parts(d_part, parts, d.collections,
-                                          dict(xs, fakes=jax.lax.stop_gradient(fakes)))
+  d_cols, (d_grads, d_metrics) = in_parts(d_part, parts, d.collections, xs)
   d, d_grads = dev.update(d, d_grads, game.d_tx, d_cols)
 
   def g_part(cols, x, fakes):
