@@ -19,6 +19,7 @@
                    [--num_reference=N] [--seed=S] [--test_dir=DIR] [--clip_weights=DIR]
                    [--i3d_weights=PATH]
                    [--truncation=T] [--truncation_cutoff=N] [--seed_index=I] [--hr_dir=DIR]
+                   [--noprogress]
   gan-jax translate --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--direction=AtoB|BtoA]
                    [--ema|--no-ema] [--noprogress] [--seed_index=I]
   gan-jax upscale  --workdir=DIR --input=IMAGE_OR_FOLDER --out=FOLDER [--tile=512]
@@ -324,6 +325,7 @@ def _parse_evaluate(argv):
   flags.DEFINE_string("i3d_weights", None, "fvd: the I3D .npz `gan-jax convert-i3d` wrote",
                       flag_values=fv)
   flags.DEFINE_integer("seed", None, "latent seed of the scored samples", flag_values=fv)
+  flags.DEFINE_bool("progress", True, "show progress bars", flag_values=fv)
   _ema_flag(fv, "score")
   _truncation_flags(fv)
   _seed_index_flag(fv, None)
@@ -681,7 +683,7 @@ def main(argv):
                                  truncation_cutoff=fv.truncation_cutoff,
                                  seed_index=fv.seed_index, hr_dir=fv.hr_dir,
                                  test_dir=fv.test_dir, clip_weights=fv.clip_weights,
-                                 i3d_weights=fv.i3d_weights)
+                                 i3d_weights=fv.i3d_weights, progress=fv.progress)
       print(evaluate.to_json(result))
     elif verb in ("translate", "upscale"):
       from gan_jax.translating import translate

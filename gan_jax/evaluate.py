@@ -32,6 +32,7 @@ import math
 import os
 
 import numpy as np
+import tqdm
 
 from gan_jax import api, config as config_lib, experiment
 from gan_jax.data import embedded, sources
@@ -125,11 +126,12 @@ class Evaluator:
 
   def __init__(self, config, spec, metrics="", num_samples=10000, num_reference=10000,
                inception_weights="", seed=0, hr_dir="", test_dir="", class_labels=None,
-               clip_weights="", i3d_weights=""):
+               clip_weights="", i3d_weights="", progress=False):
     """`class_labels`: the run's class name -> label (its labels.json), which names `test_dir`'s
     subfolders; None: those of the training data, else the labels' own numbers ("0", "1", ...).
-    `clip_weights`: the CLIPModel folder the `clip` metric scores with."""
-    self.config, self.spec, self.hr_dir = config, spec, hr_dir
+    `clip_weights`: the CLIPModel folder the `clip` metric scores with. `progress`: progress bars
+    on stderr (`gan-jax evaluate`; the train loop's evaluations keep its own bar alone)."""
+    self.config, self.spec, self.hr_dir, self.progress = config, spec, hr_dir, progress
     self.source_name = config.data.source
     from gan_jax import games  # pylint: disable=g-import-not-at-top  (games import models)
     game = games.get(config.get("game", "noise"))
@@ -189,8 +191,13 @@ class Evaluator:
     if self.reference is None:
       from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
       self.reference = reference.reference_stats(self.config, sources.build(self.config),
-                                                 self.extractor, self.num_reference)
+                                                 self.extractor, self.num_reference,
+                                                 self.progress)
     return self.reference
+
+  def _bar(self, total, desc, unit):
+    """A progress bar over `total` units of one long loop, shown when `progress` is on."""
+    return tqdm.tqdm(total=total, desc=desc, unit=unit, disable=not self.progress)
 
   def _samples(self, exp, state, ema, truncate):
     """Yields (samples, labels) chunks: latents of chunk i come from seed (seed, i)."""
@@ -214,7 +221,10 @@ class Evaluator:
     kept, kept_labels, pools, logits, stats = [], [], [], [], FeatureStats()
     videos = FeatureStats()
     draws = keep_samples or self.extractor is not None or self.i3d is not None
+    bar = self._bar(self.num_samples if draws else 0, "generating and scoring",
+                    "clip" if len(self.spec.shape) == 4 else "image")
     for samples, labels in self._samples(exp, state, ema, truncate or {}) if draws else ():
+      bar.update(len(samples))
       if keep_samples:
         kept.append(samples)
         kept_labels.append(labels)
@@ -225,6 +235,7 @@ class Evaluator:
         stats.update(pool)
         pools.append(pool)
         logits.append(logit)
+    bar.close()
     out = {"step": int(np.asarray(state.step)),
            "ema": bool(ema and state.g_ema is not None),
            "num_samples": self.num_samples, "metrics": list(self.metrics), **(truncate or {})}
@@ -259,7 +270,8 @@ class Evaluator:
     config = self.config.copy_and_resolve_references()
     config.data.split = "train" if held_out is None else "test"  # the cache is keyed by split
     real_clips = sources.build(self.config) if held_out is None else held_out
-    ref = reference.reference_stats(config, real_clips, self.i3d, self.num_reference)
+    ref = reference.reference_stats(config, real_clips, self.i3d, self.num_reference,
+                                    self.progress)
     real = len(ref["features"])
     which = "the training data" if held_out is None else "held-out data (clips not trained on)"
     return {"fvd": scores.frechet_distance(*stats.result(), ref["mean"], ref["cov"]),
@@ -280,11 +292,13 @@ class Evaluator:
     used = np.unique(picks)  # each caption CLIP-encoded once
     by_clip = self.clip.text.encode([texts[i] for i in used])
     image_embeddings = []
-    for i, start in enumerate(range(0, self.num_samples, _CHUNK)):
-      chunk = picks[start:start + _CHUNK]
-      samples, _ = exp.game.generate(state, len(chunk), seed=self.seed * 100003 + i,
-                                     labels=embeddings[chunk], ema=ema, **truncate)
-      image_embeddings.append(self.clip.vision.encode(samples))
+    with self._bar(self.num_samples, "CLIP score", "image") as bar:
+      for i, start in enumerate(range(0, self.num_samples, _CHUNK)):
+        chunk = picks[start:start + _CHUNK]
+        samples, _ = exp.game.generate(state, len(chunk), seed=self.seed * 100003 + i,
+                                       labels=embeddings[chunk], ema=ema, **truncate)
+        image_embeddings.append(self.clip.vision.encode(samples))
+        bar.update(len(chunk))
     return clip_score.clip_score(np.concatenate(image_embeddings),
                                  by_clip[np.searchsorted(used, picks)])
 
@@ -358,8 +372,10 @@ class Evaluator:
         from gan_jax.metrics import digits  # pylint: disable=g-import-not-at-top
         classifier = digits.DigitsClassifier.load_or_train(style=DIGIT_DOMAINS[name][dst])
       per_image, hits, cycle, stats, pools, logits = {}, [], [], stats_lib.FeatureStats(), [], []
+      bar = self._bar(num, f"translating {direction}", "image")
       for start in range(0, num, _CHUNK):
         idx = np.arange(start, min(start + _CHUNK, num))
+        bar.update(len(idx))
         batch = views[src].get(idx)
         x, labels = _to_float(batch["x"]), batch["label"]
         outputs = game.translate(state, x, direction, ema=ema)
@@ -377,6 +393,7 @@ class Evaluator:
           stats.update(pool)
           pools.append(pool)
           logits.append(logit)
+      bar.close()
       scores = {m: float(np.concatenate(v).mean()) for m, v in per_image.items()
                 if m in self.metrics}
       if hits:
@@ -387,7 +404,8 @@ class Evaluator:
         from gan_jax.metrics import reference  # pylint: disable=g-import-not-at-top
         domain = self.config.copy_and_resolve_references()
         domain.data.split = f"{split}_{'AB'[dst]}"  # the reference cache is keyed by domain too
-        ref = reference.reference_stats(domain, views[dst], self.extractor, self.num_reference)
+        ref = reference.reference_stats(domain, views[dst], self.extractor, self.num_reference,
+                                        self.progress)
         scores.update(self._inception_scores(stats, np.concatenate(pools), np.concatenate(logits),
                                              ref))
       out.update({prefix + k: v for k, v in scores.items()})
@@ -403,7 +421,8 @@ class Evaluator:
     scale = game.scale
     fn = lambda x: game.upscale(state, x, ema=ema)
     hr, outputs, bicubic = [], [], []
-    for picture in pictures:
+    for picture in tqdm.tqdm(pictures, desc="upscaling held-out pictures", unit="picture",
+                             disable=not self.progress):
       h, w = (n - n % scale for n in picture.shape[:2])  # whole LR pixels, as the protocol
       picture = picture[:h, :w]
       lr = degrade.imresize(picture, 1 / scale)
@@ -642,14 +661,15 @@ def to_json(result):
 
 def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weights=None,
              num_reference=None, seed=None, truncation=None, truncation_cutoff=None,
-             seed_index=None, hr_dir=None, test_dir=None, clip_weights=None, i3d_weights=None):
+             seed_index=None, hr_dir=None, test_dir=None, clip_weights=None, i3d_weights=None,
+             progress=False):
   """Scores the latest checkpoint of `workdir`; appends the result to DIR/eval.jsonl; returns it.
 
   Unset arguments come from the run's `eval` config block (`hr_dir`: super-resolution's HR
   pictures; `test_dir`: cas's real labelled images, subfolders named as in the run's
   labels.json; `clip_weights`: the CLIPModel folder of `clip`; `i3d_weights`: the converted I3D
   .npz of `fvd`); `truncation` and `truncation_cutoff`
-  as `gan-jax sample` takes them. A run of train.num_seeds > 1 is scored
+  as `gan-jax sample` takes them; `progress`: progress bars on stderr. A run of train.num_seeds > 1 is scored
   run by run with their mean and spread (`across_seeds`), or only run `seed_index`.
   """
   exp, ckpt = experiment.load(workdir)
@@ -661,7 +681,7 @@ def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weight
         exp.config, exp.spec, metrics=metrics, num_samples=num_samples,
         inception_weights=inception_weights, num_reference=num_reference, seed=seed,
         hr_dir=hr_dir, test_dir=test_dir, clip_weights=clip_weights, i3d_weights=i3d_weights,
-        class_labels=sources.read_labels(workdir))
+        class_labels=sources.read_labels(workdir), progress=progress)
     state = experiment.restore_latest(exp, ckpt)
   finally:
     ckpt.close()

@@ -83,13 +83,22 @@ def test_inception_metrics_end_to_end(cgan_run, random_inception, capsys, tmp_pa
   # 8 samples and 8 real images: one batch shape, the one test_metrics_inception compiles.
   flags = ["--metrics=fid,kid,pr,prdc", "--num_samples=8", "--num_reference=8",
            f"--config.eval.inception_weights={random_inception}"]
-  code, result = evaluate(capsys, cgan_run, *flags)
-  assert code == 0, capsys.readouterr().err
+  code = cli.main(["evaluate", f"--workdir={cgan_run}", *flags])
+  out, err = capsys.readouterr()
+  assert code == 0, err
+  result = json.loads(out.strip().splitlines()[-1])
   for key in ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage"):
     assert np.isfinite(result[key]), key
   assert result["fid"] > 0
   cached = os.listdir(tmp_path / "reference")  # reading it back: test_reference_stats_cache_key
   assert len(cached) == 1 and cached[0].startswith("digits_train_16px_inception_v3_fid_")
+  # progress bars on stderr: the samples, and the real images while their statistics are made
+  bars = [line for line in err.replace("\r", "\n").splitlines() if "8/8" in line]
+  assert any(line.startswith("generating and scoring: 100%") for line in bars), err
+  assert any(line.startswith("real examples' inception_v3_fid statistics") for line in bars), err
+  assert cli.main(["evaluate", f"--workdir={cgan_run}", *flags, "--noprogress"]) == 0
+  out, err = capsys.readouterr()
+  assert json.loads(out.strip().splitlines()[-1]) == result and "generating" not in err
 
 
 def test_inception_score_uses_the_generated_samples_logits(cgan_run, monkeypatch, capsys):

@@ -13,6 +13,7 @@ import json
 import os
 
 import numpy as np
+import tqdm
 
 from gan_jax.cache import cache_dir
 from gan_jax.metrics.cache import save_npz
@@ -58,10 +59,11 @@ def real_images(source, num: int):
     yield source.get(np.sort(order[start:start + _CHUNK]))["x"]
 
 
-def reference_stats(config, source, extractor, num: int) -> dict:
+def reference_stats(config, source, extractor, num: int, progress=False) -> dict:
   """{"mean", "cov", "features"} of up to `num` real examples under `extractor`, cached.
 
-  `extractor(images) -> (features, logits)`, with `name` and `weights_hash` attributes.
+  `extractor(images) -> (features, logits)`, with `name` and `weights_hash` attributes;
+  `progress`: a progress bar while they are computed (not when read from the cache).
   """
   num = min(num, len(source))
   key = cache_key(config, extractor, num)
@@ -70,10 +72,13 @@ def reference_stats(config, source, extractor, num: int) -> dict:
   if cached is not None:
     return cached
   stats, features = FeatureStats(), []
-  for images in real_images(source, num):
-    feats, _ = extractor(images)
-    stats.update(feats)
-    features.append(np.asarray(feats, np.float32))
+  with tqdm.tqdm(total=num, desc=f"real examples' {extractor.name} statistics (cached after)",
+                 unit="example", disable=not progress) as bar:
+    for images in real_images(source, num):
+      feats, _ = extractor(images)
+      stats.update(feats)
+      features.append(np.asarray(feats, np.float32))
+      bar.update(len(images))
   mean, cov = stats.result()
   out = {"mean": mean, "cov": cov, "features": np.concatenate(features)}
   save_npz(path, {**out, "key": np.array(json.dumps(key, sort_keys=True))})
