@@ -12,6 +12,7 @@ from gan_jax import parallel
 from test_step import load_config
 
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import profile_step  # noqa: E402
 import throughput  # noqa: E402
 
 
@@ -25,6 +26,23 @@ def test_throughput_reports_a_consistent_measurement():
   assert (r["g_params"], r["d_params"]) == (2 * 16 + 16 + 2 * (16 * 16 + 16) + 16 * 2 + 2,
                                             2 * 16 + 16 + 2 * (16 * 16 + 16) + 16 + 1)
   assert r["flops_per_step"] > 0 and r["compile_s"] > 0 and r["step_temp_bytes"] > 0
+
+
+def test_profile_attributes_the_steps_operations_to_its_layers():
+  config = load_config("dcgan_digits", **{"train.steps_per_call": 1})
+  r = profile_step.profile(config, calls=1)
+  layers = {row["layer"]: row for row in r["layers"]}
+  # G's and D's convolutions, each run forward and differentiated
+  for name in ("Generator/ConvTranspose4x4s2_0", "Discriminator/Conv4x4s2_0"):
+    assert layers[name]["forward_ms"] > 0 and layers[name]["backward_ms"] > 0, name
+  assert sum(row["share"] for row in r["layers"]) == pytest.approx(1)
+  shares = [row["share"] for row in r["layers"]]
+  assert shares == sorted(shares, reverse=True)
+  assert r["operations_ms"] > 0 and r["traced_step_ms"] > 0
+  assert profile_step.layer_of("jit(multi_step)/transpose(jvp(Generator))/Dense_0/dot_general") == (
+      "Generator/Dense_0", "backward")
+  assert profile_step.layer_of("jit(multi_step)/jit(_normal)/jit(_uniform)/rng_bit_generator") == (
+      "(rng_bit_generator)", "forward")
 
 
 def test_state_bytes_per_device_under_each_strategy(monkeypatch):
