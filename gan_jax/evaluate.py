@@ -197,7 +197,7 @@ class Evaluator:
 
   def _bar(self, total, desc, unit):
     """A progress bar over `total` units of one long loop, shown when `progress` is on."""
-    return tqdm.tqdm(total=total, desc=desc, unit=unit, disable=not self.progress)
+    return tqdm.tqdm(total=total, desc=desc, unit=unit, disable=not (self.progress and total))
 
   def _samples(self, exp, state, ema, truncate):
     """Yields (samples, labels) chunks: latents of chunk i come from seed (seed, i)."""
@@ -224,7 +224,6 @@ class Evaluator:
     bar = self._bar(self.num_samples if draws else 0, "generating and scoring",
                     "clip" if len(self.spec.shape) == 4 else "image")
     for samples, labels in self._samples(exp, state, ema, truncate or {}) if draws else ():
-      bar.update(len(samples))
       if keep_samples:
         kept.append(samples)
         kept_labels.append(labels)
@@ -235,6 +234,7 @@ class Evaluator:
         stats.update(pool)
         pools.append(pool)
         logits.append(logit)
+      bar.update(len(samples))
     bar.close()
     out = {"step": int(np.asarray(state.step)),
            "ema": bool(ema and state.g_ema is not None),
@@ -375,7 +375,6 @@ class Evaluator:
       bar = self._bar(num, f"translating {direction}", "image")
       for start in range(0, num, _CHUNK):
         idx = np.arange(start, min(start + _CHUNK, num))
-        bar.update(len(idx))
         batch = views[src].get(idx)
         x, labels = _to_float(batch["x"]), batch["label"]
         outputs = game.translate(state, x, direction, ema=ema)
@@ -393,6 +392,7 @@ class Evaluator:
           stats.update(pool)
           pools.append(pool)
           logits.append(logit)
+        bar.update(len(idx))
       bar.close()
       scores = {m: float(np.concatenate(v).mean()) for m, v in per_image.items()
                 if m in self.metrics}
@@ -668,9 +668,9 @@ def evaluate(workdir, metrics=None, num_samples=None, ema=True, inception_weight
   Unset arguments come from the run's `eval` config block (`hr_dir`: super-resolution's HR
   pictures; `test_dir`: cas's real labelled images, subfolders named as in the run's
   labels.json; `clip_weights`: the CLIPModel folder of `clip`; `i3d_weights`: the converted I3D
-  .npz of `fvd`); `truncation` and `truncation_cutoff`
-  as `gan-jax sample` takes them; `progress`: progress bars on stderr. A run of train.num_seeds > 1 is scored
-  run by run with their mean and spread (`across_seeds`), or only run `seed_index`.
+  .npz of `fvd`); `truncation` and `truncation_cutoff` as `gan-jax sample` takes them;
+  `progress`: progress bars on stderr. A run of train.num_seeds > 1 is scored run by run with
+  their mean and spread (`across_seeds`), or only run `seed_index`.
   """
   exp, ckpt = experiment.load(workdir)
   try:
