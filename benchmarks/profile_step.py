@@ -10,8 +10,9 @@ time of its operations per step (on a multi-threaded CPU backend, operations run
 so the sum can pass the step's time) and `layers`, the largest first: {"layer", "forward_ms",
 "backward_ms", "share"} per step, "backward" being what differentiation added (the instructions
 XLA names from a transposed JVP). Instructions of no module (the noise draws, the optimizer)
-are grouped by their first operation's name. The step is `throughput.py`'s (synthetic data,
-input pipeline excluded).
+are grouped by their operation's name, in parentheses; `unattributed_ms` is the time of
+instructions with no source at all (XLA's own copies and loops). The step is `throughput.py`'s
+(synthetic data, input pipeline excluded).
 """
 import collections
 import glob
