@@ -44,13 +44,12 @@ MODULE = re.compile(r"^[A-Z]\w*$")
 
 def layer_of(op_name):
   """(layer, "forward" | "backward") of an instruction's op_name metadata."""
-  backward = "transpose(" in op_name
+  side = "backward" if "transpose(" in op_name else "forward"
   parts = [re.sub(r"^(?:\w+\()+|\)+$", "", p) for p in op_name.split("/")[1:]]
   modules = [p for p in parts if MODULE.match(p)]
   if modules:
-    return "/".join(modules), "backward" if backward else "forward"
-  rest = [p for p in parts if p] or ["unnamed"]
-  return f"({rest[-1]})", "backward" if backward else "forward"
+    return "/".join(modules), side
+  return f"({([p for p in parts if p] or ['unnamed'])[-1]})", side
 
 
 def op_names(hlo_text):
@@ -91,7 +90,7 @@ def _close(span, times):
 
 
 def profile(config, calls):
-  strategy, fn, state, batch = throughput.prepare(config)
+  _, fn, state, batch = throughput.prepare(config)
   compiled = fn.lower(state, batch).compile()
   names = op_names(compiled.as_text())
   state, metrics = compiled(state, batch)  # warm-up
@@ -112,7 +111,7 @@ def profile(config, calls):
     if name in names:
       layer, side = layer_of(names[name])
       layers[layer][side] += us / 1e3 / steps
-    else:  # the runtime's loops and calls around the instructions
+    else:  # instructions with no source: XLA's own copies and loops
       unattributed += us / 1e3 / steps
   total = sum(v["forward"] + v["backward"] for v in layers.values())
   rows = sorted(({"layer": k, "forward_ms": v["forward"], "backward_ms": v["backward"],
