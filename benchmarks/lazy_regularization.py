@@ -17,7 +17,7 @@ import jax
 from absl import app, flags
 
 import timing
-from throughput import FLAGS, prepare
+from throughput import FLAGS, flag_config, prepare
 
 flags.DEFINE_integer("cycles", 2, "timed cycles of the slower regularizer's interval")
 
@@ -54,9 +54,7 @@ def time_steps(config, calls):
 
 def main(argv):
   del argv
-  config = FLAGS.config
-  if FLAGS.batch_size:
-    config.train.batch_size = FLAGS.batch_size
+  config = flag_config()
   cycle = max(config.loss.r1_interval, config.loss.pl_interval)
   calls = FLAGS.cycles * cycle
   compile_s, step_ms, mean_ms = time_steps(config.copy_and_resolve_references(), calls)

@@ -125,10 +125,7 @@ def profile(config, calls):
 
 def main(argv):
   del argv
-  config = FLAGS.config
-  if FLAGS.batch_size:
-    config.train.batch_size = FLAGS.batch_size
-  result = profile(config, FLAGS.calls)
+  result = profile(throughput.flag_config(), FLAGS.calls)
   result["layers"] = result["layers"][:FLAGS.top]
   timing.emit(result, FLAGS.json)
 

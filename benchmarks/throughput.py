@@ -182,11 +182,17 @@ def measure(config, steps, warmup):
   return result
 
 
-def main(argv):
-  del argv
+def flag_config():
+  """--config with --batch_size applied: the config a step script measures."""
   config = FLAGS.config
   if FLAGS.batch_size:
     config.train.batch_size = FLAGS.batch_size
+  return config
+
+
+def main(argv):
+  del argv
+  config = flag_config()
   if FLAGS.compilation_cache:
     jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
