@@ -421,14 +421,16 @@ class Evaluator:
     scale = game.scale
     fn = lambda x: game.upscale(state, x, ema=ema)
     hr, outputs, bicubic = [], [], []
-    for picture in tqdm.tqdm(pictures, desc="upscaling held-out pictures", unit="picture",
-                             disable=not self.progress):
+    bar = self._bar(len(pictures), "upscaling held-out pictures", "picture")
+    for picture in pictures:
       h, w = (n - n % scale for n in picture.shape[:2])  # whole LR pixels, as the protocol
       picture = picture[:h, :w]
       lr = degrade.imresize(picture, 1 / scale)
       hr.append(picture)
       outputs.append(upscaling.upscale_array(lr, fn, scale))
       bicubic.append(degrade.imresize(lr, scale))
+      bar.update(1)
+    bar.close()
     out = {"step": int(np.asarray(state.step)), "ema": bool(ema and state.g_ema is not None),
            "split": split, "num_samples": len(pictures), "metrics": list(self.metrics)}
     for prefix, images in (("", outputs), ("bicubic_", bicubic)):
