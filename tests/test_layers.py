@@ -260,10 +260,12 @@ def test_dense_convs_match_conv_by_conv(shape, growth):
   x, weight = random(shape, 17), random(shape, 18)  # weight: each output its own gradient
   loss = lambda f: lambda *args: jnp.sum(weight * jnp.sin(f(*args, 0.2)))
   args = (x, kernels, biases)
-  assert_matches_to_scale(cpu_conv.dense_convs3x3(*args, 0.2), lax_dense_convs(*args, 0.2),
-                          "F(4x4, 3x3)")
-  ours = jax.grad(loss(cpu_conv.dense_convs3x3), (0, 1, 2))(*args)
-  stock = jax.grad(loss(lax_dense_convs), (0, 1, 2))(*args)
+  # jitted: op by op, each of the stacks' hundreds of ops would compile on its own
+  forward = lambda f: jax.jit(lambda *args: f(*args, 0.2))
+  assert_matches_to_scale(forward(cpu_conv.dense_convs3x3)(*args),
+                          forward(lax_dense_convs)(*args), "F(4x4, 3x3)")
+  ours = jax.jit(jax.grad(loss(cpu_conv.dense_convs3x3), (0, 1, 2)))(*args)
+  stock = jax.jit(jax.grad(loss(lax_dense_convs), (0, 1, 2)))(*args)
   for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(stock)):
     assert_matches_to_scale(a, b, "F(4x4, 3x3)")
   with pytest.raises(ValueError, match="dense conv 1 reads"):

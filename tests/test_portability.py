@@ -6,6 +6,7 @@ exported as the `jit` strategy compiles it (sharded over the 8 test devices); th
 the translators as `sample`, `translate` and the previews call them. Layers with a CPU-only form
 (`models/cpu_conv.py`) are traced as each backend runs them (`layers.lowering_for`), and the
 tests check which form each backend gets. `pmap` has no export; it runs the same step function.
+The default selection exports one config of each (game, model), `-m slow` every config.
 """
 import glob
 import os
@@ -28,6 +29,18 @@ import throughput  # noqa: E402
 
 ACCELERATORS = ("cuda", "tpu")
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "configs", "*.py")))
+
+
+def _by_model(names):
+  """`names` as pytest params: the first config of each (game, model) in the default selection,
+  the others (the same layers at other settings) under `slow`."""
+  seen, params = set(), []
+  for name in names:
+    config = load_config(name)
+    kind = (config.game, config.model.name)
+    params.append(pytest.param(name, marks=pytest.mark.slow) if kind in seen else name)
+    seen.add(kind)
+  return params
 CONV_MODELS = ("dcgan", "unet_", "resnet_")
 
 
@@ -53,7 +66,7 @@ def convolutions(exported):
   return exported.mlir_module().count("stablehlo.convolution")
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", _by_model(CONFIGS))
 def test_train_step_lowers_for_gpu_and_tpu(name):
   config = load_config(name)
   exported = export_step(config, "cuda")
@@ -93,7 +106,7 @@ def exported_inference(monkeypatch):
 
 
 # The watermark game's inference is gan_jax.watermark's marking and reading (the next test).
-@pytest.mark.parametrize("name", [c for c in CONFIGS if c != "watermark"])
+@pytest.mark.parametrize("name", _by_model(c for c in CONFIGS if c != "watermark"))
 def test_inference_lowers_for_gpu_and_tpu(name, exported_inference):
   config = load_config(name)
   exp = Experiment.build(config, throughput.data_spec(config))

@@ -35,7 +35,8 @@ def narrow_vgg(monkeypatch):
 
 # ESRGAN's whole step: L1 + perceptual + relativistic GAN through the VGG-style D (batch norm:
 # statistics of the global batch under pmap); Real-ESRGAN's U-Net D (spectral norm) with the
-# plain GAN loss; SGD, as Adam turns gradients' rounding noise into +-lr steps.
+# plain GAN loss; SGD, as Adam turns gradients' rounding noise into +-lr steps. The perceptual
+# term taps VGG's first block: deeper taps run more of the same layers, and compile longer.
 SGD = {"optim.g.optimizer": "sgd", "optim.d.optimizer": "sgd", "optim.g.lr": 1e-2,
        "optim.d.lr": 1e-2, "train.batch_size": 8}
 # SRResNet's last biases sum their gradient over every HR pixel of the batch with cancellations
@@ -52,7 +53,8 @@ STEP_CASES = {
 def test_pmap_matches_jit_over_the_mesh(case, narrow_vgg):
   """jit over the mesh runs the game as one device does (`tests/test_step.py` holds that to one
   device's results); pmap runs its own means over the devices (`games.common.Devices`)."""
-  config = load_config("esrgan", **SGD, **STEP_CASES[case])
+  config = load_config("esrgan", **SGD, **{"loss.perceptual_layers": {"conv1_2": 1.0}},
+                       **STEP_CASES[case])
   states = under_jit_and_pmap(config)
   for state, metrics in states.values():
     assert int(state.step) == 2
