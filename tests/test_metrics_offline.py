@@ -2,6 +2,8 @@
 
 import math
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -212,6 +214,26 @@ def test_cache_round_trip(clf, cache, monkeypatch):
   again = digits.DigitsClassifier.load_or_train()
   x, _ = digits.real_digits(8)
   np.testing.assert_array_equal(again.logits(x), clf.logits(x))
+
+
+def test_a_classifier_two_processes_need_at_once_is_trained_once(tmp_path, monkeypatch):
+  """The second to ask waits for the first's file (file locks: each thread's own open file, as
+  each process's), rather than training its own."""
+  monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
+  trained = []
+
+  def slow_training(*args, **kwargs):
+    trained.append(1)
+    time.sleep(0.5)  # the other caller arrives meanwhile
+    return {"w": np.zeros(1, np.float32)}
+
+  monkeypatch.setattr(digits, "_train", slow_training)
+  callers = [threading.Thread(target=digits.DigitsClassifier.load_or_train) for _ in range(2)]
+  for caller in callers:
+    caller.start()
+  for caller in callers:
+    caller.join()
+  assert trained == [1] and os.path.exists(digits.cache_path())
 
 
 # A classifier of domain B of the digit_styles translation task

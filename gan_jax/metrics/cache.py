@@ -1,10 +1,28 @@
 """Writing what metrics compute once (the digits classifier, reference statistics, converted
 weights) into the cache."""
 
+import contextlib
 import os
 import tempfile
 
 import numpy as np
+
+
+@contextlib.contextmanager
+def computing(path: str):
+  """Hold this while `path` is looked up and, where it is missing, computed and saved: another
+  process that needs the same file meanwhile waits for it rather than computing it too (two runs
+  started at once on a fresh machine each needing the digits classifier). Without POSIX file
+  locks (Windows) nothing waits."""
+  try:
+    import fcntl  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    yield
+    return
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path + ".lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    yield
 
 
 def save_npz(path: str, arrays: dict) -> None:

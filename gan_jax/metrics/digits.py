@@ -28,7 +28,7 @@ from flax import traverse_util
 
 from gan_jax.cache import cache_dir
 from gan_jax.data import embedded
-from gan_jax.metrics.cache import save_npz
+from gan_jax.metrics.cache import computing, save_npz
 from gan_jax.metrics.scores import frechet_distance, inception_score
 from gan_jax.metrics.stats import feature_stats
 
@@ -262,10 +262,11 @@ class DigitsClassifier:
   @classmethod
   def load_or_train(cls, style: str | None = None) -> "DigitsClassifier":
     path = cache_path(style)
-    if os.path.exists(path):
-      return cls(_load(path), style)
-    params = _train() if style is None else _train(style=style, epochs=STYLE_EPOCHS)
-    _save(params, path)
+    with computing(path):
+      if os.path.exists(path):
+        return cls(_load(path), style)
+      params = _train() if style is None else _train(style=style, epochs=STYLE_EPOCHS)
+      _save(params, path)
     return cls(params, style)
 
   def _apply(self, images) -> tuple[np.ndarray, np.ndarray]:

@@ -35,7 +35,7 @@ from flax import traverse_util
 from gan_jax.cache import cache_dir
 from gan_jax.data import captions, embedded
 from gan_jax.metrics import digits as digits_lib
-from gan_jax.metrics.cache import save_npz
+from gan_jax.metrics.cache import computing, save_npz
 
 INK_THRESHOLD = 0.5  # of full intensity: a pixel counts as ink (digit_edges thresholds alike)
 NUM_MISMATCHED = 99
@@ -241,14 +241,15 @@ class DualEncoder:
     """From the cache; trained (about half a minute on 2 CPU cores) and cached when it is absent
     or was trained over other words."""
     vocab, path = vocabulary(), dual_cache_path()
-    if os.path.exists(path):
-      with np.load(path, allow_pickle=False) as z:
-        flat = {tuple(k.split("/")): z[k] for k in z.files if k != "vocab"}
-        if tuple(str(z["vocab"]).split("\n")) == vocab:
-          return cls(traverse_util.unflatten_dict(flat), vocab)
-    params = _train_dual(vocab)
-    save_npz(path, {"vocab": np.array("\n".join(vocab)),
-                    **{"/".join(k): v for k, v in traverse_util.flatten_dict(params).items()}})
+    with computing(path):
+      if os.path.exists(path):
+        with np.load(path, allow_pickle=False) as z:
+          flat = {tuple(k.split("/")): z[k] for k in z.files if k != "vocab"}
+          if tuple(str(z["vocab"]).split("\n")) == vocab:
+            return cls(traverse_util.unflatten_dict(flat), vocab)
+      params = _train_dual(vocab)
+      save_npz(path, {"vocab": np.array("\n".join(vocab)),
+                      **{"/".join(k): v for k, v in traverse_util.flatten_dict(params).items()}})
     return cls(params, vocab)
 
   def encode_images(self, images) -> np.ndarray:
