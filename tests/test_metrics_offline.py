@@ -236,6 +236,21 @@ def test_a_classifier_two_processes_need_at_once_is_trained_once(tmp_path, monke
   assert trained == [1] and os.path.exists(digits.cache_path())
 
 
+def test_a_cache_that_takes_no_lock_file_is_still_read(clf, cache, monkeypatch):
+  """A cache this process may only read (no lock file can be made there) serves as before."""
+  monkeypatch.setenv("GAN_JAX_CACHE", cache)
+  real_open = open
+
+  def read_only(path, *args, **kwargs):
+    if str(path).endswith(".lock"):
+      raise PermissionError(13, "Permission denied", path)
+    return real_open(path, *args, **kwargs)
+
+  monkeypatch.setattr("builtins.open", read_only)
+  x, _ = digits.real_digits(8)
+  np.testing.assert_array_equal(digits.DigitsClassifier.load_or_train().logits(x), clf.logits(x))
+
+
 # A classifier of domain B of the digit_styles translation task
 
 @pytest.fixture(scope="module")

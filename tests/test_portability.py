@@ -29,6 +29,7 @@ import throughput  # noqa: E402
 
 ACCELERATORS = ("cuda", "tpu")
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "configs", "*.py")))
+CONV_MODELS = ("dcgan", "unet_", "resnet_")
 
 
 def _by_model(names):
@@ -41,7 +42,6 @@ def _by_model(names):
     params.append(pytest.param(name, marks=pytest.mark.slow) if kind in seen else name)
     seen.add(kind)
   return params
-CONV_MODELS = ("dcgan", "unet_", "resnet_")
 
 
 def abstract(tree, sharding=None):

@@ -13,14 +13,17 @@ def computing(path: str):
   """Hold this while `path` is looked up and, where it is missing, computed and saved: another
   process that needs the same file meanwhile waits for it rather than computing it too (two runs
   started at once on a fresh machine each needing the digits classifier). Without POSIX file
-  locks (Windows) nothing waits."""
+  locks (Windows), or in a cache this process may only read, nothing waits."""
   try:
     import fcntl  # pylint: disable=import-outside-toplevel
-  except ImportError:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    lock = open(path + ".lock", "w")  # pylint: disable=consider-using-with
+  except (ImportError, OSError):
+    lock = None
+  if lock is None:
     yield
     return
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path + ".lock", "w") as lock:
+  with lock:
     fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
     yield
 
