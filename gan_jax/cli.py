@@ -796,9 +796,12 @@ def main(argv):
       sys.modules["gan_jax.watermark"].use(sys.modules["gan_jax.watermark"].DEFAULT_KEY)
 
 
+# Tracing allocates objects by the million and most live on: Python's default thresholds
+# (700, 10, 10) collect so often that these take 20-30% off tracing and lowering a train step.
+# For the command's own process (`run`), not for `main`, which notebooks call; the tests set them.
+GC_THRESHOLDS = (10_000, 10, 100)
+
+
 def run():
-  # The command's own process: tracing allocates objects by the million and most live on, and
-  # Python's default thresholds (700, 10, 10) collect so often that raising them takes 20-30% off
-  # tracing and lowering a step (the CycleGAN, StyleGAN2 and BigGAN smoke steps).
-  gc.set_threshold(10_000, 10, 100)
+  gc.set_threshold(*GC_THRESHOLDS)
   sys.exit(main(sys.argv[1:]))

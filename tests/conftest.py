@@ -11,10 +11,9 @@ os.environ.setdefault("GAN_JAX_CACHE", os.path.join(tempfile.gettempdir(), "gan_
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-# Tracing allocates objects by the million and most live on: Python's default thresholds
-# (700, 10, 10) collect so often that raising them takes 20-30% off tracing and lowering (as
-# gan_jax/cli.py does for the command's process).
-gc.set_threshold(10_000, 10, 100)
+from gan_jax.cli import GC_THRESHOLDS  # noqa: E402
+
+gc.set_threshold(*GC_THRESHOLDS)  # as `gan-jax` runs: tracing is much of the suite's time
 
 # Identical programs compiled by different tests (each CLI run builds its own step), and by the
 # subprocesses they start, hit this cache.
